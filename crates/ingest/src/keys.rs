@@ -1,0 +1,47 @@
+//! A short-lived cache of client keys, so that authorizing a request rarely reads the store,
+//! while a key revoked from another process (`sentry key revoke`) is refused within a second.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use store::{ClientKey, SqliteStore};
+
+pub struct KeyCache {
+    store: Arc<SqliteStore>,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Option<ClientKey>, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(store: Arc<SqliteStore>, ttl: Duration) -> KeyCache {
+        KeyCache { store, ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The key, fresh to within the cache's time to live. Unknown keys are cached too, so a
+    /// flood of bad keys does not reach the store, but the cache stays bounded.
+    pub fn get(&self, key: &str) -> Result<Option<ClientKey>, store::StoreError> {
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((found, at)) = entries.get(key) {
+                if at.elapsed() < self.ttl {
+                    return Ok(found.clone());
+                }
+            }
+        }
+        let found = self.store.key(key)?;
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.clear();
+            }
+            entries.insert(key.to_string(), (found.clone(), Instant::now()));
+        }
+        Ok(found)
+    }
+
+    /// Forgets a key at once (after revoking it in this process).
+    pub fn forget(&self, key: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+}

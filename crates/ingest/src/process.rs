@@ -1,0 +1,133 @@
+//! From request body to storable events: normalise each event (lenient), group it (pure), and
+//! derive a Query event from every db span of a transaction. Envelope items that are not events
+//! (sessions, client reports, attachments, check-ins, logs, unknown types) are counted per type
+//! and dropped: never an error, so no SDK retries them forever.
+
+use grouping::GroupingConfig;
+use protocol::event::{normalize_slice, span_queries};
+use protocol::{Envelope, Event, EventId, ItemType, Limits, NormalizeError};
+use store::NewEvent;
+
+/// Why a body could not be turned into events.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{what} is not a valid event: {source}")]
+    Event { what: String, source: NormalizeError },
+    #[error("the event is {size} bytes after decompression; the limit is {limit} bytes")]
+    EventTooLarge { size: usize, limit: usize },
+}
+
+impl ProcessError {
+    /// Whether this refusal is about size (413) rather than content (400).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, ProcessError::EventTooLarge { .. })
+    }
+}
+
+/// The result of processing one request.
+#[derive(Debug, Default)]
+pub struct Processed {
+    pub event_id: Option<EventId>,
+    pub events: Vec<NewEvent>,
+    /// (project, item type, count) of accepted non-event items.
+    pub counts: Vec<(i64, String, u64)>,
+}
+
+/// Processes every item of an envelope.
+pub fn envelope(
+    project_id: i64,
+    env: &Envelope,
+    limits: &Limits,
+    grouping: &GroupingConfig,
+    received: f64,
+) -> Result<Processed, ProcessError> {
+    let mut out = Processed { event_id: env.event_id(), ..Processed::default() };
+    for (index, item) in env.items.iter().enumerate() {
+        match item.ty {
+            ItemType::Event | ItemType::Transaction => {
+                let event = normalize_slice(&item.payload, limits, received, out.event_id).map_err(|source| {
+                    ProcessError::Event { what: format!("envelope item {index} ({})", item.ty.as_str()), source }
+                })?;
+                if out.event_id.is_none() {
+                    out.event_id = Some(event.event_id);
+                }
+                push_event(&mut out.events, project_id, event, &item.payload, grouping, received);
+            }
+            _ => count(&mut out.counts, project_id, item.ty.as_str()),
+        }
+    }
+    Ok(out)
+}
+
+/// Processes a legacy store body: one event as JSON (already decoded and decompressed).
+pub fn store_body(
+    project_id: i64,
+    body: &[u8],
+    limits: &Limits,
+    grouping: &GroupingConfig,
+    received: f64,
+) -> Result<Processed, ProcessError> {
+    if body.len() > limits.max_event_bytes {
+        return Err(ProcessError::EventTooLarge { size: body.len(), limit: limits.max_event_bytes });
+    }
+    let event = normalize_slice(body, limits, received, None)
+        .map_err(|source| ProcessError::Event { what: "the request body".into(), source })?;
+    let mut out = Processed { event_id: Some(event.event_id), ..Processed::default() };
+    push_event(&mut out.events, project_id, event, body, grouping, received);
+    Ok(out)
+}
+
+fn count(counts: &mut Vec<(i64, String, u64)>, project_id: i64, ty: &str) {
+    match counts.iter_mut().find(|(_, t, _)| t == ty) {
+        Some(c) => c.2 += 1,
+        None => counts.push((project_id, ty.to_string(), 1)),
+    }
+}
+
+/// Groups one event and appends it, with the Query events of its db spans.
+fn push_event(out: &mut Vec<NewEvent>, project_id: i64, event: Event, payload: &[u8], cfg: &GroupingConfig, received: f64) {
+    for query in span_queries(&event) {
+        let payload = span_query_payload(&event, &query);
+        out.push(new_event(project_id, &query, payload, cfg, received));
+    }
+    out.push(new_event(project_id, &event, payload.to_vec(), cfg, received));
+}
+
+/// Builds the storable form of a normalised event.
+pub fn new_event(project_id: i64, event: &Event, payload: Vec<u8>, cfg: &GroupingConfig, received: f64) -> NewEvent {
+    let g = grouping::group(event, cfg);
+    NewEvent {
+        project_id,
+        event_id: event.event_id,
+        kind: event.kind.as_str().to_string(),
+        timestamp: event.timestamp,
+        received,
+        level: event.level.as_str().to_string(),
+        logger: event.logger.clone(),
+        title: g.title,
+        culprit: g.culprit,
+        hash: g.hash,
+        components: serde_json::to_string(&g.components).unwrap_or_else(|_| "[]".into()),
+        tags: event.tags.clone(),
+        time_spent: event.time_spent,
+        payload,
+    }
+}
+
+/// A Query event derived from a span has no JSON of its own: this is what we keep for it.
+fn span_query_payload(tx: &Event, query: &Event) -> Vec<u8> {
+    let q = query.query.as_ref();
+    serde_json::json!({
+        "event_id": query.event_id.to_string(),
+        "type": "query",
+        "timestamp": query.timestamp,
+        "level": query.level.as_str(),
+        "query": { "query": q.map(|q| q.query.as_str()), "engine": q.and_then(|q| q.engine.as_deref()) },
+        "time_spent": query.time_spent,
+        "transaction": tx.transaction,
+        "parent_event_id": tx.event_id.to_string(),
+        "tags": query.tags,
+    })
+    .to_string()
+    .into_bytes()
+}

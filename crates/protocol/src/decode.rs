@@ -1,0 +1,161 @@
+//! Request body decoding: `Content-Encoding` (gzip, deflate, br, zstd) with a streaming size cap,
+//! and the legacy store body forms (plain JSON, base64, base64 of zlib).
+//!
+//! Every decoder reads through `Read::take(limit + 1)`, so a decompression bomb stops at the cap
+//! after producing `limit + 1` bytes, without ever allocating more.
+
+use std::io::Read;
+
+use base64::Engine as _;
+use thiserror::Error;
+
+/// A `Content-Encoding` we can undo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContentEncoding {
+    Identity,
+    Gzip,
+    /// A zlib stream (RFC 1950), as raven sends; raw deflate (RFC 1951) is accepted too.
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+/// Why a body could not be decoded. `TooLarge` answers 413, the rest 400.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    #[error("unsupported Content-Encoding `{0}` (supported: gzip, deflate, br, zstd, identity)")]
+    UnsupportedEncoding(String),
+    #[error("body is larger than {limit} bytes once decoded")]
+    TooLarge { limit: usize },
+    #[error("body is not valid {encoding}: {reason}")]
+    Corrupt { encoding: &'static str, reason: String },
+}
+
+impl DecodeError {
+    /// Whether this is a size refusal (413) rather than a malformed body (400).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, DecodeError::TooLarge { .. })
+    }
+}
+
+impl ContentEncoding {
+    /// Reads a `Content-Encoding` header value; a missing or empty header is `Identity`.
+    /// Case-insensitive; `x-gzip` is gzip.
+    pub fn parse(header: Option<&str>) -> Result<ContentEncoding, DecodeError> {
+        let name = header.unwrap_or("").trim();
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "" | "identity" => ContentEncoding::Identity,
+            "gzip" | "x-gzip" => ContentEncoding::Gzip,
+            "deflate" => ContentEncoding::Deflate,
+            "br" => ContentEncoding::Brotli,
+            "zstd" => ContentEncoding::Zstd,
+            _ => return Err(DecodeError::UnsupportedEncoding(name.chars().take(64).collect())),
+        })
+    }
+
+    /// The header token for this encoding.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ContentEncoding::Identity => "identity",
+            ContentEncoding::Gzip => "gzip",
+            ContentEncoding::Deflate => "deflate",
+            ContentEncoding::Brotli => "br",
+            ContentEncoding::Zstd => "zstd",
+        }
+    }
+}
+
+/// Undoes `enc`, refusing output larger than `limit` bytes.
+pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    match enc {
+        ContentEncoding::Identity => {
+            if body.len() > limit {
+                return Err(DecodeError::TooLarge { limit });
+            }
+            Ok(body.to_vec())
+        }
+        ContentEncoding::Gzip => read_capped(flate2::read::MultiGzDecoder::new(body), "gzip", limit),
+        ContentEncoding::Deflate => inflate(body, limit),
+        ContentEncoding::Brotli => read_capped(brotli::Decompressor::new(body, 4096), "br", limit),
+        ContentEncoding::Zstd => {
+            let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| corrupt("zstd", e))?;
+            read_capped(decoder, "zstd", limit)
+        }
+    }
+}
+
+/// Decodes a legacy `/store/` body, after `Content-Encoding` has been undone: JSON as is;
+/// otherwise base64 (whitespace tolerated), then zlib when the decoded bytes are not JSON.
+/// Raw zlib that was sent without a `Content-Encoding` header is accepted too.
+pub fn decode_store_body(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if looks_like_json(body) {
+        return decode(body, ContentEncoding::Identity, limit);
+    }
+    let compact: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let decoded = match base64_decode(&compact) {
+        Ok(decoded) => decoded,
+        Err(_) if is_zlib_header(body) => return inflate(body, limit),
+        Err(reason) => {
+            return Err(DecodeError::Corrupt {
+                encoding: "store body",
+                reason: format!("neither JSON nor base64 ({reason})"),
+            });
+        }
+    };
+    if looks_like_json(&decoded) {
+        return decode(&decoded, ContentEncoding::Identity, limit);
+    }
+    inflate(&decoded, limit)
+}
+
+/// Inflates a zlib stream, or raw deflate when the first two bytes are not a zlib header.
+fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    if is_zlib_header(body) {
+        read_capped(flate2::read::ZlibDecoder::new(body), "deflate", limit)
+    } else {
+        read_capped(flate2::read::DeflateDecoder::new(body), "deflate", limit)
+    }
+}
+
+/// RFC 1950: compression method 8 (deflate), window ≤ 32 KiB, and a header checksum that makes
+/// the first two bytes a multiple of 31.
+fn is_zlib_header(body: &[u8]) -> bool {
+    match (body.first(), body.get(1)) {
+        (Some(&cmf), Some(&flg)) => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(cmf) * 256 + u16::from(flg)) % 31 == 0
+        }
+        _ => false,
+    }
+}
+
+fn looks_like_json(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+fn base64_decode(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, config);
+    standard.decode(text).or_else(|e| {
+        // Some clients use the URL-safe alphabet; report the standard alphabet's error.
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(text).map_err(|_| e)
+    })
+}
+
+/// Reads `reader` to the end, but never more than `limit + 1` bytes.
+fn read_capped(reader: impl Read, encoding: &'static str, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::new();
+    reader.take(cap).read_to_end(&mut out).map_err(|e| corrupt(encoding, e))?;
+    if out.len() > limit {
+        return Err(DecodeError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+fn corrupt(encoding: &'static str, e: std::io::Error) -> DecodeError {
+    DecodeError::Corrupt { encoding, reason: e.to_string() }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! Tests for body decoding: round trips, bombs and corrupt input for every encoding.
+
+use std::io::Write;
+use std::time::Instant;
+
+use super::*;
+
+const ALL: [ContentEncoding; 5] = [
+    ContentEncoding::Identity,
+    ContentEncoding::Gzip,
+    ContentEncoding::Deflate,
+    ContentEncoding::Brotli,
+    ContentEncoding::Zstd,
+];
+
+/// Compresses whatever `feed` writes, with a fast level (bombs need speed, not ratio).
+fn encode(enc: ContentEncoding, feed: impl FnOnce(&mut dyn Write)) -> Vec<u8> {
+    match enc {
+        ContentEncoding::Identity => {
+            let mut out = Vec::new();
+            feed(&mut out);
+            out
+        }
+        ContentEncoding::Gzip => {
+            let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            feed(&mut w);
+            w.finish().unwrap()
+        }
+        ContentEncoding::Deflate => {
+            let mut w = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            feed(&mut w);
+            w.finish().unwrap()
+        }
+        ContentEncoding::Brotli => {
+            let mut w = brotli::CompressorWriter::new(Vec::new(), 4096, 1, 22);
+            feed(&mut w);
+            w.flush().unwrap();
+            w.into_inner()
+        }
+        ContentEncoding::Zstd => {
+            let mut w = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+            feed(&mut w);
+            w.finish().unwrap()
+        }
+    }
+}
+
+fn compress(enc: ContentEncoding, data: &[u8]) -> Vec<u8> {
+    encode(enc, |w| w.write_all(data).unwrap())
+}
+
+#[test]
+fn parse_header_values() {
+    let cases = [
+        (None, ContentEncoding::Identity),
+        (Some(""), ContentEncoding::Identity),
+        (Some(" identity "), ContentEncoding::Identity),
+        (Some("gzip"), ContentEncoding::Gzip),
+        (Some("X-GZIP"), ContentEncoding::Gzip),
+        (Some("Deflate"), ContentEncoding::Deflate),
+        (Some("br"), ContentEncoding::Brotli),
+        (Some("zstd"), ContentEncoding::Zstd),
+    ];
+    for (header, want) in cases {
+        assert_eq!(ContentEncoding::parse(header), Ok(want), "{header:?}");
+    }
+    let err = ContentEncoding::parse(Some("compress")).unwrap_err();
+    assert_eq!(err, DecodeError::UnsupportedEncoding("compress".into()));
+    assert_eq!(
+        err.to_string(),
+        "unsupported Content-Encoding `compress` (supported: gzip, deflate, br, zstd, identity)"
+    );
+    assert!(ContentEncoding::parse(Some("gzip, br")).is_err());
+}
+
+#[test]
+fn round_trip_every_encoding() {
+    let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    for enc in ALL {
+        let body = compress(enc, &data);
+        assert_eq!(decode(&body, enc, data.len()).unwrap(), data, "{enc:?}");
+        // One byte under the decoded size is refused.
+        assert_eq!(decode(&body, enc, data.len() - 1), Err(DecodeError::TooLarge { limit: data.len() - 1 }));
+    }
+}
+
+#[test]
+fn deflate_accepts_raw_deflate_too() {
+    let data = b"{\"message\":\"raw deflate, no zlib header\"}".repeat(10);
+    let mut w = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    w.write_all(&data).unwrap();
+    let raw = w.finish().unwrap();
+    assert!(!is_zlib_header(&raw));
+    assert_eq!(decode(&raw, ContentEncoding::Deflate, 1 << 20).unwrap(), data);
+}
+
+#[test]
+fn bombs_stop_at_the_cap() {
+    const LIMIT: usize = 1 << 20;
+    const BOMB: usize = 200 * 1024 * 1024;
+    let zeros = vec![0u8; 1 << 20];
+    for enc in ALL.into_iter().skip(1) {
+        let bomb = encode(enc, |w| {
+            for _ in 0..BOMB / zeros.len() {
+                w.write_all(&zeros).unwrap();
+            }
+        });
+        assert!(bomb.len() < BOMB / 100, "{enc:?}: {} bytes", bomb.len());
+        let start = Instant::now();
+        assert_eq!(decode(&bomb, enc, LIMIT), Err(DecodeError::TooLarge { limit: LIMIT }), "{enc:?}");
+        assert!(start.elapsed().as_secs() < 5, "{enc:?} took {:?}", start.elapsed());
+    }
+    assert!(decode(&zeros, ContentEncoding::Identity, LIMIT - 1).unwrap_err().is_too_large());
+}
+
+#[test]
+fn corrupt_input_for_every_encoding() {
+    let garbage = b"this is not compressed at all, just text".to_vec();
+    for enc in ALL.into_iter().skip(1) {
+        let err = decode(&garbage, enc, 1 << 20).unwrap_err();
+        assert!(matches!(err, DecodeError::Corrupt { .. }), "{enc:?}: {err:?}");
+        assert!(!err.is_too_large());
+        // A valid stream cut in half.
+        let body = compress(enc, &b"{\"a\": 1}".repeat(2000));
+        let cut = body.get(..body.len() / 2).unwrap();
+        let err = decode(cut, enc, 1 << 20).unwrap_err();
+        assert!(matches!(err, DecodeError::Corrupt { .. }), "{enc:?} truncated: {err:?}");
+    }
+    let err = decode(&garbage, ContentEncoding::Gzip, 10).unwrap_err();
+    assert!(err.to_string().starts_with("body is not valid gzip: "), "{err}");
+}
+
+#[test]
+fn store_bodies() {
+    let json = b"  {\"message\": \"hi\"}".to_vec();
+    assert_eq!(decode_store_body(&json, 100).unwrap(), json);
+    assert!(decode_store_body(&json, 5).unwrap_err().is_too_large());
+
+    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d).into_bytes();
+    // base64(json), wrapped over lines like old clients did.
+    let mut wrapped = b64(&json);
+    wrapped.insert(8, b'\n');
+    wrapped.push(b'\n');
+    assert_eq!(decode_store_body(&wrapped, 100).unwrap(), json);
+    // base64(zlib(json)), with and without padding.
+    let zipped = compress(ContentEncoding::Deflate, &json);
+    assert_eq!(decode_store_body(&b64(&zipped), 100).unwrap(), json);
+    let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(&zipped);
+    assert_eq!(decode_store_body(unpadded.as_bytes(), 100).unwrap(), json);
+    // Raw zlib sent without a Content-Encoding header.
+    assert_eq!(decode_store_body(&zipped, 100).unwrap(), json);
+    // A zlib bomb behind base64 is capped too.
+    let bomb = compress(ContentEncoding::Deflate, &vec![b' '; 10 << 20]);
+    assert!(decode_store_body(&b64(&bomb), 1 << 20).unwrap_err().is_too_large());
+
+    let err = decode_store_body(b"%%% not base64 %%%", 100).unwrap_err();
+    assert!(err.to_string().starts_with("body is not valid store body: neither JSON nor base64"), "{err}");
+    let err = decode_store_body(&b64(b"not zlib either"), 100).unwrap_err();
+    assert!(matches!(err, DecodeError::Corrupt { encoding: "deflate", .. }), "{err:?}");
+}

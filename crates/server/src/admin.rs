@@ -1,0 +1,260 @@
+//! The operator commands: init, upgrade, projects, keys, and the read-side views of groups
+//! and events.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use store::{GroupQuery, GroupStatus, Sort, SqliteStore, StatusFilter};
+
+use crate::cli::{EventsArgs, GroupsArgs, KeyCommand, ProjectCommand};
+use crate::config::{self, Config};
+use crate::{open_store, process_env};
+
+/// The DSN clients use to send to a project with a key.
+pub fn dsn(config: &Config, public_key: &str, project_id: i64) -> String {
+    let url = config.public_url();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url.as_str()));
+    format!("{scheme}://{public_key}@{rest}/{project_id}")
+}
+
+/// `sentry init`: writes the config, creates the data directory, the store and a first project.
+/// Returns the config written.
+pub fn init(path: &Path) -> Result<Config> {
+    if path.exists() {
+        bail!(
+            "{} already exists; sentry init does not overwrite it. Edit it, or remove it first to start over.",
+            path.display()
+        );
+    }
+    let config = Config::defaults_with_env(&process_env())?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, config::reference_toml(&config.bind.to_string(), &config.data_dir))
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = open_store(&config)?;
+    println!("Wrote the config file {}", path.display());
+    println!("Data will be kept in {}", config.data_dir.display());
+    ensure_default_project(&config, &store)?;
+    Ok(config)
+}
+
+/// Creates the project `default` when there is no project yet, and prints its DSN.
+pub fn ensure_default_project(config: &Config, store: &SqliteStore) -> Result<()> {
+    if store.projects()?.is_empty() {
+        let (project, key) = store.create_project("default")?;
+        println!("Created the project \"{}\". Send events to it with this DSN:", project.slug);
+        println!("  {}", dsn(config, &key.public_key, project.id));
+    }
+    Ok(())
+}
+
+pub fn upgrade(config: &Config) -> Result<()> {
+    let store = open_store(config)?;
+    let (now, latest) = store.schema_version()?;
+    println!("The data store {} is at schema version {now} (latest {latest}).", config.sqlite_path().display());
+    Ok(())
+}
+
+fn project_json(config: &Config, store: &SqliteStore, p: &store::Project) -> Result<Value> {
+    let key = store.keys(p.id)?.into_iter().find(|k| k.is_active());
+    Ok(json!({
+        "id": p.id,
+        "slug": p.slug,
+        "name": p.name,
+        "dsn": key.map(|k| dsn(config, &k.public_key, p.id)),
+    }))
+}
+
+pub fn project(config: &Config, cmd: ProjectCommand) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        ProjectCommand::Create { name, json } => {
+            let (p, key) = store.create_project(&name)?;
+            let dsn = dsn(config, &key.public_key, p.id);
+            if json {
+                println!("{}", json!({"id": p.id, "slug": p.slug, "dsn": dsn}));
+            } else {
+                println!("Created the project \"{}\" (id {}). Its DSN:\n  {dsn}", p.slug, p.id);
+            }
+        }
+        ProjectCommand::List { json } => {
+            let rows = store
+                .projects()?
+                .iter()
+                .map(|p| project_json(config, &store, p))
+                .collect::<Result<Vec<_>>>()?;
+            if json {
+                println!("{}", Value::Array(rows));
+            } else if rows.is_empty() {
+                println!("No projects yet. Create one with: sentry project create NAME");
+            } else {
+                for r in rows {
+                    println!("{:>4}  {:<24} {}", r["id"], r["slug"].as_str().unwrap_or(""), r["dsn"].as_str().unwrap_or("(no active key)"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn project_by_slug(store: &SqliteStore, slug: &str) -> Result<store::Project> {
+    match store.project_by_slug(slug)? {
+        Some(p) => Ok(p),
+        None => {
+            let names: Vec<String> = store.projects()?.into_iter().map(|p| p.slug).collect();
+            bail!("there is no project \"{slug}\"; the projects are: {}", names.join(", "))
+        }
+    }
+}
+
+pub fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        KeyCommand::Create { project, label, rate_limit, json } => {
+            let p = project_by_slug(&store, &project)?;
+            let key = store.create_key(p.id, label.as_deref(), rate_limit)?;
+            let dsn = dsn(config, &key.public_key, p.id);
+            if json {
+                println!("{}", json!({"key": key.public_key, "dsn": dsn, "project": p.slug, "rate_limit_per_minute": rate_limit}));
+            } else {
+                println!("Created a key for \"{}\". Its DSN:\n  {dsn}", p.slug);
+            }
+        }
+        KeyCommand::List { project, json } => {
+            let p = project_by_slug(&store, &project)?;
+            let keys = store.keys(p.id)?;
+            if json {
+                let rows: Vec<Value> = keys
+                    .iter()
+                    .map(|k| {
+                        json!({
+                            "key": k.public_key, "label": k.label, "dsn": dsn(config, &k.public_key, p.id),
+                            "rate_limit_per_minute": k.rate_limit_per_minute, "revoked": !k.is_active(),
+                        })
+                    })
+                    .collect();
+                println!("{}", Value::Array(rows));
+            } else {
+                for k in keys {
+                    let state = if k.is_active() { "active " } else { "revoked" };
+                    println!("{state}  {}  {}", dsn(config, &k.public_key, p.id), k.label.unwrap_or_default());
+                }
+            }
+        }
+        KeyCommand::Revoke { key } => {
+            if !store.revoke_key(&key)? {
+                bail!("there is no key {key}; `sentry key list --project SLUG` shows a project's keys");
+            }
+            println!("Revoked the key {key}. Events sent with it are refused from now on.");
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339 text of unix seconds, in UTC, to the millisecond.
+pub fn rfc3339(ts: f64) -> String {
+    let nanos = (ts * 1e9) as i128;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).ok())
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub fn group_json(store: &SqliteStore, g: &store::GroupRow) -> Result<Value> {
+    let tags: serde_json::Map<String, Value> = store
+        .group_tags(g.id, 10)?
+        .into_iter()
+        .map(|(k, vals)| (k, serde_json::to_value(vals).unwrap_or(Value::Null)))
+        .collect();
+    Ok(json!({
+        "id": g.id,
+        "project_id": g.project_id,
+        "kind": g.kind,
+        "title": g.title,
+        "culprit": g.culprit,
+        "count": g.count,
+        "first_seen": rfc3339(g.first_seen),
+        "last_seen": rfc3339(g.last_seen),
+        "status": g.status.as_str(),
+        "level": g.level,
+        "logger": g.logger,
+        "hash": g.hash,
+        "last_event_id": g.last_event_id,
+        "time_spent": g.time_spent.as_ref().map(|t| json!({
+            "count": t.count, "avg_ms": t.avg_ms, "p95_ms": t.p95_ms, "max_ms": t.max_ms, "min_ms": t.min_ms,
+        })),
+        "tags": tags,
+        "components": serde_json::from_str::<Value>(&g.components).unwrap_or(Value::Null),
+    }))
+}
+
+pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
+    let store = open_store(config)?;
+    let p = project_by_slug(&store, &args.project)?;
+    let mut q = GroupQuery::new(p.id);
+    q.sort = Sort::parse(&args.sort)
+        .with_context(|| format!("unknown sort \"{}\"; use one of: {}", args.sort, Sort::NAMES.join(", ")))?;
+    q.status = match args.status.as_str() {
+        "all" => StatusFilter::All,
+        s => StatusFilter::Only(
+            GroupStatus::parse(s)
+                .with_context(|| format!("unknown status \"{s}\"; use unresolved, resolved, ignored or all"))?,
+        ),
+    };
+    q.limit = args.limit;
+    let rows = store.groups(&q)?;
+    if args.json {
+        let out = rows.iter().map(|g| group_json(&store, g)).collect::<Result<Vec<_>>>()?;
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No {} groups in \"{}\".", args.status, p.slug);
+    }
+    for g in rows {
+        let dur = g.time_spent.map(|t| format!("  avg {:.1} ms", t.avg_ms)).unwrap_or_default();
+        println!("{:>6}  {:>6}x  {:<11} {:<8} {}{dur}", g.id, g.count, g.kind, g.level, g.title);
+        if !g.culprit.is_empty() {
+            println!("{:>35}{}", "", g.culprit);
+        }
+    }
+    Ok(())
+}
+
+pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
+    let store = open_store(config)?;
+    if store.group(args.group)?.is_none() {
+        bail!("there is no group {}; `sentry groups --project SLUG` lists them", args.group);
+    }
+    let rows = store.events(args.group, args.limit)?;
+    if args.json {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|e| {
+                json!({
+                    "event_id": e.event_id,
+                    "group_id": e.group_id,
+                    "project_id": e.project_id,
+                    "kind": e.kind,
+                    "timestamp": rfc3339(e.timestamp),
+                    "received": rfc3339(e.received),
+                    "level": e.level,
+                    "title": e.title,
+                    "tags": e.tags,
+                    "time_spent": e.time_spent,
+                    "payload": serde_json::from_slice::<Value>(&e.payload).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    for e in rows {
+        println!("{}  {}  {:<8} {}", e.event_id, rfc3339(e.timestamp), e.level, e.title);
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! The command line: every command and flag, with the help a newcomer reads.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Sentry: a self-hosted error tracker. Applications send it errors, log messages and slow
+/// queries; it groups them into issues and shows them on a dashboard.
+#[derive(Parser, Debug)]
+#[command(name = "sentry", version, propagate_version = true)]
+pub struct Cli {
+    /// The config file to use (default: ~/.sentry/sentry.toml).
+    #[arg(long, global = true, env = "SENTRY_CONF", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a commented config file, create the data directory and a first project, and print
+    /// its DSN.
+    Init,
+    /// Start the server (creating a config first if there is none).
+    Start(StartArgs),
+    /// Stop a server started in the background.
+    Stop,
+    /// Bring the data store up to date with this version (start does this too).
+    Upgrade,
+    /// Check the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create and list projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Create, list and revoke client keys (the key part of a DSN).
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// List the groups (issues) of a project.
+    Groups(GroupsArgs),
+    /// List the events of a group, newest first.
+    Events(EventsArgs),
+    /// Send one event to a running server, like an application would.
+    Capture(CaptureArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Stay in the foreground and log to the terminal instead of detaching.
+    #[arg(long)]
+    pub no_daemon: bool,
+    /// Log in detail (debug level).
+    #[arg(long)]
+    pub debug: bool,
+    /// Address and port to listen on, for example 0.0.0.0:9000 (overrides the config file).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate the config file; exits with an error that names the file and line if it is wrong.
+    Check,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    /// Create a project and print its DSN.
+    Create {
+        /// The project's name; its slug is derived from it.
+        name: String,
+        /// Print JSON: {"id", "slug", "dsn"}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects with their DSNs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create another client key for a project and print its DSN.
+    Create {
+        #[arg(long, value_name = "SLUG")]
+        project: String,
+        /// A name to remember the key by.
+        #[arg(long)]
+        label: Option<String>,
+        /// Events per minute this key may send (default: the config's rate_limits.per_key_per_minute).
+        #[arg(long, value_name = "N")]
+        rate_limit: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's keys, revoked ones included.
+    List {
+        #[arg(long, value_name = "SLUG")]
+        project: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: events sent with it are refused from then on.
+    Revoke {
+        /// The public key (the part before @ in the DSN).
+        key: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct GroupsArgs {
+    #[arg(long, value_name = "SLUG")]
+    pub project: String,
+    /// Order: last_seen, first_seen, frequency, time_spent, total_time_spent or priority.
+    #[arg(long, default_value = "last_seen")]
+    pub sort: String,
+    /// Which groups: unresolved, resolved, ignored or all.
+    #[arg(long, default_value = "unresolved")]
+    pub status: String,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// The group id (from `sentry groups`).
+    #[arg(long)]
+    pub group: i64,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// The kind of event: Exception, Message, Query, or any name of your own (Deploy, Job, …).
+    pub kind: String,
+    /// Where to send it: a project's DSN (or set SENTRY_DSN).
+    #[arg(long, env = "SENTRY_DSN")]
+    pub dsn: String,
+    /// A field of the event, KEY=VALUE. Query: query=…, engine=…; Exception: type=…, value=….
+    #[arg(long = "field", value_name = "KEY=VALUE")]
+    pub fields: Vec<String>,
+    /// A tag, KEY=VALUE (server, logger, url, …).
+    #[arg(long = "tag", value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// How long it took, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub time_spent: Option<f64>,
+    /// debug, info, warning, error or fatal.
+    #[arg(long)]
+    pub level: Option<String>,
+    /// The message text.
+    #[arg(long)]
+    pub message: Option<String>,
+}

@@ -1,0 +1,294 @@
+//! The config file `sentry.toml`: declared once, validated strictly, overridden by `SENTRY_*`.
+//!
+//! Layers, lowest first: defaults < the file < `SENTRY_*` environment variables (< command-line
+//! flags, which the CLI applies to the returned [`Config`]). Every key is declared once, in
+//! [`declare::KEYS`]; that table drives parsing, the environment variable names, the "valid keys"
+//! lists in errors and the commented reference file that `sentry init` writes
+//! ([`reference_toml`]). Nothing reads the config from a global: [`Config`] is passed explicitly.
+
+mod declare;
+mod errors;
+mod load;
+mod reference;
+#[cfg(test)]
+mod tests;
+mod value;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use errors::ConfigError;
+pub use reference::reference_toml;
+
+/// The whole configuration, validated. Every field has a default ([`Config::default`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Config {
+    /// Address and port the HTTP server listens on.
+    pub bind: SocketAddr,
+    /// Public base URL used in DSNs and links; `None` means `http://{bind}`. See [`Config::public_url`].
+    pub url: Option<String>,
+    /// Directory for the database, the log file and the pid file.
+    pub data_dir: PathBuf,
+    /// How much the server logs.
+    pub log_level: LogLevel,
+    /// `[store]`: where events are kept.
+    pub store: StoreConfig,
+    /// `[limits]`: size limits for what clients send.
+    pub limits: LimitsConfig,
+    /// `[ingest]`: the queue between the HTTP edge and the disk writer.
+    pub ingest: IngestConfig,
+    /// `[rate_limits]`: default rate limits.
+    pub rate_limits: RateLimitConfig,
+    /// `[retention]`: how long events are kept.
+    pub retention: RetentionConfig,
+}
+
+/// `[store]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoreConfig {
+    /// Which database holds the data.
+    pub backend: Backend,
+    /// SQLite database file; `None` means `data_dir/sentry.db`. See [`Config::sqlite_path`].
+    pub sqlite_path: Option<PathBuf>,
+    /// Connection URL for PostgreSQL (not available yet).
+    pub postgres_url: Option<String>,
+}
+
+/// `[limits]`; turned into [`protocol::Limits`] by [`Config::protocol_limits`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LimitsConfig {
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub max_event_bytes: usize,
+    pub max_attachment_bytes: usize,
+    pub max_json_depth: usize,
+}
+
+/// `[ingest]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IngestConfig {
+    /// Events waiting for the disk writer before ingest answers 503.
+    pub queue_capacity: usize,
+    /// Most events written in one database transaction.
+    pub batch_max: usize,
+    /// What happens to attachment items.
+    pub attachments: Attachments,
+}
+
+/// `[rate_limits]`; 0 means unlimited.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateLimitConfig {
+    pub per_key_per_minute: u64,
+    pub per_project_per_minute: u64,
+}
+
+/// `[retention]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RetentionConfig {
+    /// Days events are kept; 0 keeps them forever.
+    pub days: u32,
+}
+
+/// Declares a closed enum written as a lowercase string, with its names in declaration order.
+macro_rules! choice_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            /// Every value, in the same order as [`Self::NAMES`].
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// How each value is written in the config file.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
+
+            /// How this value is written in the config file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+    };
+}
+
+choice_enum! {
+    /// How much the server logs.
+    LogLevel {
+        Error = "error",
+        Warn = "warn",
+        Info = "info",
+        Debug = "debug",
+        Trace = "trace",
+    }
+}
+
+choice_enum! {
+    /// Which database holds the data.
+    Backend {
+        Sqlite = "sqlite",
+        /// Parsed, but refused by validation until the PostgreSQL store exists.
+        Postgres = "postgres",
+    }
+}
+
+choice_enum! {
+    /// What ingest does with attachment items (`"store"` will come later).
+    Attachments {
+        Drop = "drop",
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::defaults(&home_dir(&[]))
+    }
+}
+
+impl Config {
+    /// Reads the config file at `path`, then applies `SENTRY_*` variables from the process
+    /// environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing { path });
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        Config::load_from(&path, &text, &process_env())
+    }
+
+    /// Parses `text` (the contents of the file at `path`, which is only used in messages and to
+    /// resolve relative paths), then applies the `SENTRY_*` variables in `env`.
+    pub fn load_from(
+        path: &Path,
+        text: &str,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::defaults(&home_dir(env));
+        let mut origins = load::Origins::default();
+        load::apply_file(&mut config, &mut origins, path, text, env)?;
+        load::apply_env(&mut config, &mut origins, env)?;
+        load::check(&config, &origins)?;
+        Ok(config)
+    }
+
+    /// The defaults with the `SENTRY_*` variables in `env` applied, for running without a file.
+    pub fn defaults_with_env(env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut config = Config::defaults(&home_dir(env));
+        let mut origins = load::Origins::default();
+        load::apply_env(&mut config, &mut origins, env)?;
+        load::check(&config, &origins)?;
+        Ok(config)
+    }
+
+    /// The base URL clients and links use: `url` if set, else `http://{bind}`; no trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    /// The SQLite database file: `store.sqlite_path`, else `data_dir/sentry.db`.
+    pub fn sqlite_path(&self) -> PathBuf {
+        match &self.store.sqlite_path {
+            Some(path) => path.clone(),
+            None => self.data_dir.join("sentry.db"),
+        }
+    }
+
+    /// The `[limits]` section as the protocol crate wants it.
+    pub fn protocol_limits(&self) -> protocol::Limits {
+        let l = &self.limits;
+        protocol::Limits {
+            max_body_bytes: l.max_body_bytes,
+            max_decompressed_bytes: l.max_decompressed_bytes,
+            max_event_bytes: l.max_event_bytes,
+            max_attachment_bytes: l.max_attachment_bytes,
+            max_json_depth: l.max_json_depth,
+        }
+    }
+
+    /// Where the daemon writes its log: `data_dir/sentry.log`.
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir.join("sentry.log")
+    }
+
+    /// Where the daemon writes its process id: `data_dir/sentry.pid`.
+    pub fn pid_file(&self) -> PathBuf {
+        self.data_dir.join("sentry.pid")
+    }
+
+    /// The defaults, with `~` in the default data directory meaning `home`.
+    fn defaults(home: &Path) -> Config {
+        let limits = protocol::Limits::default();
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            url: None,
+            data_dir: home.join(".sentry").join("data"),
+            log_level: LogLevel::Info,
+            store: StoreConfig {
+                backend: Backend::Sqlite,
+                sqlite_path: None,
+                postgres_url: None,
+            },
+            limits: LimitsConfig {
+                max_body_bytes: limits.max_body_bytes,
+                max_decompressed_bytes: limits.max_decompressed_bytes,
+                max_event_bytes: limits.max_event_bytes,
+                max_attachment_bytes: limits.max_attachment_bytes,
+                max_json_depth: limits.max_json_depth,
+            },
+            ingest: IngestConfig {
+                queue_capacity: 10_000,
+                batch_max: 2_000,
+                attachments: Attachments::Drop,
+            },
+            rate_limits: RateLimitConfig {
+                per_key_per_minute: 0,
+                per_project_per_minute: 0,
+            },
+            retention: RetentionConfig { days: 90 },
+        }
+    }
+}
+
+/// Where `sentry` looks for its config file unless told otherwise: `~/.sentry/sentry.toml`.
+pub fn default_config_path() -> PathBuf {
+    home_dir(&[]).join(".sentry").join("sentry.toml")
+}
+
+/// `$HOME` from `env` if it is there, else from the process; the current directory without one.
+fn home_dir(env: &[(String, String)]) -> PathBuf {
+    let from_env = env.iter().rev().find(|(k, _)| k == "HOME").map(|(_, v)| v.clone());
+    match from_env.or_else(|| std::env::var("HOME").ok()) {
+        Some(home) if !home.is_empty() => PathBuf::from(home),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Expands a leading `~` to `home`.
+fn expand_home(path: &str, home: &Path) -> PathBuf {
+    if path == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = path.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(path)
+    }
+}
+
+/// The process environment's `SENTRY_*` variables and `HOME`, as `load_from` takes them.
+fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("SENTRY_") || k == "HOME")
+        .collect()
+}

@@ -1,0 +1,59 @@
+//! The `sentry` server's library half: config file, command line and wiring, so the
+//! integration tests and the binary share them. Only this crate knows the config file, the
+//! command line and signals.
+
+mod admin;
+mod capture;
+pub mod cli;
+pub mod config;
+mod serve;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use cli::{Cli, Command, ConfigCommand};
+use config::{Config, ConfigError};
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<()> {
+    let explicit = cli.config.is_some();
+    let path = cli.config.clone().unwrap_or_else(config::default_config_path);
+    match cli.command {
+        Command::Init => admin::init(&path).map(|_| ()),
+        Command::Start(args) => serve::start(&path, args),
+        Command::Stop => serve::stop(&load(&path, explicit)?),
+        Command::Upgrade => admin::upgrade(&load(&path, explicit)?),
+        Command::Config(ConfigCommand::Check) => {
+            let config = Config::load(&path)?;
+            println!("{} is valid.", path.display());
+            println!("  listens on {}, data in {}", config.bind, config.data_dir.display());
+            Ok(())
+        }
+        Command::Project(cmd) => admin::project(&load(&path, explicit)?, cmd),
+        Command::Key(cmd) => admin::key(&load(&path, explicit)?, cmd),
+        Command::Groups(args) => admin::groups(&load(&path, explicit)?, args),
+        Command::Events(args) => admin::events(&load(&path, explicit)?, args),
+        Command::Capture(args) => capture::capture(args),
+    }
+}
+
+/// The config for commands that need one: the file if it exists; without a file (and without
+/// `--config`), the defaults and `SENTRY_*` variables.
+fn load(path: &Path, explicit: bool) -> Result<Config> {
+    match Config::load(path) {
+        Ok(c) => Ok(c),
+        Err(ConfigError::Missing { .. }) if !explicit => Ok(Config::defaults_with_env(&process_env())?),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn process_env() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+/// Opens the store of a config, applying migrations.
+pub(crate) fn open_store(config: &Config) -> Result<store::SqliteStore> {
+    let path: PathBuf = config.sqlite_path();
+    store::SqliteStore::open(&path).with_context(|| format!("opening the data store {}", path.display()))
+}

@@ -1,0 +1,385 @@
+//! The single writer: a thread that takes batches of events from a queue, folds each batch into
+//! one transaction (events inserted, group counters, tag counts, minute buckets and duration
+//! histograms updated by summed deltas), commits with one fsync, and only then answers every
+//! waiting request. Group commit: while one batch commits, the next one queues up.
+//!
+//! Architecture invariant: a `WriteOutcome::Stored` is only ever sent after the commit returned,
+//! and an event id already stored for its project is a `Duplicate` that changes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{compress, histogram, now};
+use crate::{GroupStatus, ItemCounts, NewEvent, Result, StoreError, WriteOutcome};
+
+type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
+
+enum Msg {
+    Write { events: Vec<NewEvent>, counts: ItemCounts, reply: Reply },
+    Shutdown,
+}
+
+/// A handle to the writer thread. Cloning shares the same thread.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: Sender<Msg>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+pub(super) fn start(conn: Connection, batch_max: usize) -> WriterHandle {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || run(conn, rx, batch_max))
+        .expect("spawning the store writer thread");
+    WriterHandle { tx, thread: Arc::new(Mutex::new(Some(thread))) }
+}
+
+impl WriterHandle {
+    /// Writes events (and item counts) durably. Resolves once the batch holding them has been
+    /// committed, with one outcome per event, in order.
+    pub async fn write(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<Vec<WriteOutcome>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Write { events, counts, reply }).map_err(|_| StoreError::ShuttingDown)?;
+        rx.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// The same as [`write`](Self::write), for threads outside an async runtime.
+    pub fn write_blocking(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<Vec<WriteOutcome>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Write { events, counts, reply }).map_err(|_| StoreError::ShuttingDown)?;
+        rx.blocking_recv().map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Writes everything queued so far, then stops the thread and waits for it.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut conn: Connection, rx: Receiver<Msg>, batch_max: usize) {
+    loop {
+        let Ok(first) = rx.recv() else { return };
+        let mut batch = Vec::new();
+        let mut size = 0;
+        let mut stop = false;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Shutdown => stop = true,
+                Msg::Write { events, counts, reply } => {
+                    size += events.len().max(1);
+                    batch.push((events, counts, reply));
+                }
+            }
+            if stop || size >= batch_max {
+                break;
+            }
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+            };
+        }
+        if !batch.is_empty() {
+            let jobs: Vec<(&[NewEvent], &ItemCounts)> =
+                batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect();
+            match apply(&mut conn, &jobs) {
+                Ok(outcomes) => {
+                    for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
+                        let _ = reply.send(Ok(out));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = size, "could not write a batch of events; the senders get an error and may retry");
+                    for (_, _, reply) in batch {
+                        let _ = reply.send(Err(StoreError::Invalid(format!("could not store the event: {e}"))));
+                    }
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+/// The state of one group while a batch is folded into it.
+struct GroupState {
+    id: i64,
+    status: GroupStatus,
+    times_seen: i64,
+    first_seen: f64,
+    last_seen: f64,
+    ts_count: i64,
+    ts_sum: f64,
+    ts_min: Option<f64>,
+    ts_max: Option<f64>,
+    last_event_id: String,
+    title: String,
+    culprit: String,
+    level: String,
+    logger: Option<String>,
+    components: String,
+    reopened: bool,
+}
+
+#[derive(Default)]
+struct Deltas {
+    tags: HashMap<(i64, String, String), (i64, f64, f64)>,
+    buckets: HashMap<(i64, i64), i64>,
+    durations: HashMap<(i64, i64), i64>,
+    activity: Vec<(i64, &'static str, f64)>,
+}
+
+fn apply(conn: &mut Connection, jobs: &[(&[NewEvent], &ItemCounts)]) -> Result<Vec<Vec<WriteOutcome>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let received_now = now();
+    let mut groups: HashMap<(i64, String), GroupState> = HashMap::new();
+    let mut seen: HashSet<(i64, [u8; 16])> = HashSet::new();
+    let mut d = Deltas::default();
+    let mut all = Vec::with_capacity(jobs.len());
+
+    for (events, _) in jobs {
+        let mut outcomes = Vec::with_capacity(events.len());
+        for ev in events.iter() {
+            if !seen.insert((ev.project_id, ev.event_id.0)) || event_exists(&tx, ev)? {
+                outcomes.push(WriteOutcome::Duplicate);
+                continue;
+            }
+            // A timestamp from the future (clock skew) counts as now; old ones are kept.
+            let ts = if ev.timestamp.is_finite() { ev.timestamp.min(ev.received + 60.0) } else { ev.received };
+            let key = (ev.project_id, ev.hash.clone());
+            let mut new_group = false;
+            if !groups.contains_key(&key) {
+                let (state, created) = load_or_create_group(&tx, ev, ts)?;
+                new_group = created;
+                if created {
+                    d.activity.push((state.id, "created", received_now));
+                }
+                groups.insert(key.clone(), state);
+            }
+            let g = groups.get_mut(&key).expect("inserted above");
+            let mut regression = false;
+            if g.status == GroupStatus::Resolved {
+                g.status = GroupStatus::Unresolved;
+                g.reopened = true;
+                regression = true;
+                d.activity.push((g.id, "regression", received_now));
+            }
+            fold_event(g, ev, ts, &mut d);
+            insert_event(&tx, ev, g.id, ts)?;
+            outcomes.push(WriteOutcome::Stored { group_id: g.id, new_group, regression });
+        }
+        all.push(outcomes);
+    }
+
+    flush_groups(&tx, groups.values())?;
+    flush_deltas(&tx, &d)?;
+    flush_counts(&tx, jobs, received_now)?;
+    tx.commit()?;
+    Ok(all)
+}
+
+fn event_exists(tx: &Connection, ev: &NewEvent) -> Result<bool> {
+    let mut st = tx.prepare_cached("SELECT 1 FROM events WHERE project_id = ?1 AND event_id = ?2")?;
+    Ok(st.exists(params![ev.project_id, &ev.event_id.0[..]])?)
+}
+
+fn load_or_create_group(tx: &Connection, ev: &NewEvent, ts: f64) -> Result<(GroupState, bool)> {
+    let mut st = tx.prepare_cached(
+        "SELECT id, status, times_seen, first_seen, last_seen, ts_count, ts_sum, ts_min, ts_max,
+                last_event_id, title, culprit, level, logger, components
+         FROM groups WHERE project_id = ?1 AND hash = ?2",
+    )?;
+    let found = st
+        .query_row(params![ev.project_id, ev.hash], |r| {
+            Ok(GroupState {
+                id: r.get(0)?,
+                status: GroupStatus::from_i64(r.get(1)?),
+                times_seen: r.get(2)?,
+                first_seen: r.get(3)?,
+                last_seen: r.get(4)?,
+                ts_count: r.get(5)?,
+                ts_sum: r.get(6)?,
+                ts_min: r.get(7)?,
+                ts_max: r.get(8)?,
+                last_event_id: r.get(9)?,
+                title: r.get(10)?,
+                culprit: r.get(11)?,
+                level: r.get(12)?,
+                logger: r.get(13)?,
+                components: r.get(14)?,
+                reopened: false,
+            })
+        })
+        .optional()?;
+    if let Some(g) = found {
+        return Ok((g, false));
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO groups (project_id, hash, kind, title, culprit, level, logger, status,
+                             first_seen, last_seen, times_seen, components)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, 0, ?9)",
+    )?;
+    ins.execute(params![
+        ev.project_id, ev.hash, ev.kind, ev.title, ev.culprit, ev.level, ev.logger, ts, ev.components
+    ])?;
+    let id = tx.last_insert_rowid();
+    Ok((
+        GroupState {
+            id,
+            status: GroupStatus::Unresolved,
+            times_seen: 0,
+            first_seen: ts,
+            last_seen: ts,
+            ts_count: 0,
+            ts_sum: 0.0,
+            ts_min: None,
+            ts_max: None,
+            last_event_id: String::new(),
+            title: ev.title.clone(),
+            culprit: ev.culprit.clone(),
+            level: ev.level.clone(),
+            logger: ev.logger.clone(),
+            components: ev.components.clone(),
+            reopened: false,
+        },
+        true,
+    ))
+}
+
+fn fold_event(g: &mut GroupState, ev: &NewEvent, ts: f64, d: &mut Deltas) {
+    g.times_seen += 1;
+    g.first_seen = g.first_seen.min(ts);
+    if ts >= g.last_seen || g.last_event_id.is_empty() {
+        g.last_seen = g.last_seen.max(ts);
+        g.last_event_id = ev.event_id.to_string();
+        g.title.clone_from(&ev.title);
+        g.culprit.clone_from(&ev.culprit);
+        g.level.clone_from(&ev.level);
+        g.logger.clone_from(&ev.logger);
+        g.components.clone_from(&ev.components);
+    }
+    if let Some(ms) = ev.time_spent.filter(|m| m.is_finite() && *m >= 0.0) {
+        g.ts_count += 1;
+        g.ts_sum += ms;
+        g.ts_min = Some(g.ts_min.map_or(ms, |m| m.min(ms)));
+        g.ts_max = Some(g.ts_max.map_or(ms, |m| m.max(ms)));
+        *d.durations.entry((g.id, histogram::bucket(ms))).or_default() += 1;
+    }
+    for (k, v) in &ev.tags {
+        let e = d.tags.entry((g.id, k.clone(), v.clone())).or_insert((0, ts, ts));
+        e.0 += 1;
+        e.1 = e.1.min(ts);
+        e.2 = e.2.max(ts);
+    }
+    *d.buckets.entry((g.id, (ts / 60.0).floor() as i64)).or_default() += 1;
+}
+
+fn insert_event(tx: &Connection, ev: &NewEvent, group_id: i64, ts: f64) -> Result<()> {
+    let tags = serde_json::to_string(&ev.tags).unwrap_or_else(|_| "[]".into());
+    let mut st = tx.prepare_cached(
+        "INSERT INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title,
+                             time_spent, tags, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    st.execute(params![
+        ev.project_id,
+        &ev.event_id.0[..],
+        group_id,
+        ev.kind,
+        ts,
+        ev.received,
+        ev.level,
+        ev.title,
+        ev.time_spent,
+        tags,
+        compress(&ev.payload),
+    ])?;
+    Ok(())
+}
+
+fn flush_groups<'a>(tx: &Connection, groups: impl Iterator<Item = &'a GroupState>) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "UPDATE groups SET status = ?2, times_seen = ?3, first_seen = ?4, last_seen = ?5, priority = ?6,
+                ts_count = ?7, ts_sum = ?8, ts_min = ?9, ts_max = ?10, last_event_id = ?11,
+                title = ?12, culprit = ?13, level = ?14, logger = ?15, components = ?16,
+                resolved_at = CASE WHEN ?17 THEN NULL ELSE resolved_at END
+         WHERE id = ?1",
+    )?;
+    for g in groups {
+        let priority = g.last_seen + 600.0 * (g.times_seen.max(1) as f64).ln();
+        st.execute(params![
+            g.id,
+            g.status.as_i64(),
+            g.times_seen,
+            g.first_seen,
+            g.last_seen,
+            priority,
+            g.ts_count,
+            g.ts_sum,
+            g.ts_min,
+            g.ts_max,
+            g.last_event_id,
+            g.title,
+            g.culprit,
+            g.level,
+            g.logger,
+            g.components,
+            g.reopened,
+        ])?;
+    }
+    Ok(())
+}
+
+fn flush_deltas(tx: &Connection, d: &Deltas) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO group_tags (group_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (group_id, key, value) DO UPDATE SET count = count + excluded.count,
+            first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)",
+    )?;
+    for ((g, k, v), (n, first, last)) in &d.tags {
+        st.execute(params![g, k, v, n, first, last])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO group_buckets (group_id, minute, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (group_id, minute) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((g, m), n) in &d.buckets {
+        st.execute(params![g, m, n])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO group_durations (group_id, bucket, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (group_id, bucket) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((g, b), n) in &d.durations {
+        st.execute(params![g, b, n])?;
+    }
+    let mut st = tx.prepare_cached("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)")?;
+    for (g, kind, at) in &d.activity {
+        st.execute(params![g, kind, at])?;
+    }
+    Ok(())
+}
+
+fn flush_counts(tx: &Connection, jobs: &[(&[NewEvent], &ItemCounts)], now: f64) -> Result<()> {
+    let day = (now / 86400.0).floor() as i64;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO item_counts (project_id, item_type, day, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (project_id, item_type, day) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for (_, counts) in jobs {
+        for (project, ty, n) in &counts.0 {
+            st.execute(params![project, ty, day, *n as i64])?;
+        }
+    }
+    Ok(())
+}

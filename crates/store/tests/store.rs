@@ -1,0 +1,149 @@
+//! The behaviour every Store backend must have, run against SQLite: writes are idempotent by
+//! event id, groups fold their events' counts, tags, buckets and durations, resolved groups
+//! reopen as regressions, and keys can be revoked.
+
+use protocol::EventId;
+use store::{GroupQuery, GroupStatus, ItemCounts, NewEvent, Sort, SqliteStore, StatusFilter, WriteOutcome};
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("sentry.db")).unwrap();
+    (dir, store)
+}
+
+fn event(project: i64, n: u8, hash: &str, ts: f64) -> NewEvent {
+    NewEvent {
+        project_id: project,
+        event_id: EventId([n; 16]),
+        kind: "query".into(),
+        timestamp: ts,
+        received: ts,
+        level: "error".into(),
+        logger: Some("db".into()),
+        title: format!("title {hash}"),
+        culprit: "culprit".into(),
+        hash: hash.into(),
+        components: "[]".into(),
+        tags: vec![("server".into(), format!("web-{}", n % 2)), ("level".into(), "error".into())],
+        time_spent: Some(n as f64 * 10.0),
+        payload: format!("{{\"n\":{n}}}").into_bytes(),
+    }
+}
+
+#[test]
+fn writes_fold_into_groups_and_are_idempotent() {
+    let (_dir, store) = open();
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let out = w
+        .write_blocking(vec![event(p.id, 1, "a", 1000.0), event(p.id, 2, "a", 1060.0), event(p.id, 3, "b", 1030.0)], ItemCounts::default())
+        .unwrap();
+    assert!(matches!(out[0], WriteOutcome::Stored { new_group: true, .. }));
+    assert!(matches!(out[1], WriteOutcome::Stored { new_group: false, .. }));
+    // The same ids again, in a later batch and twice within one batch: nothing changes.
+    let again = w.write_blocking(vec![event(p.id, 1, "a", 1000.0), event(p.id, 4, "a", 1090.0), event(p.id, 4, "a", 1090.0)], ItemCounts::default()).unwrap();
+    assert_eq!(again[0], WriteOutcome::Duplicate);
+    assert!(matches!(again[1], WriteOutcome::Stored { .. }));
+    assert_eq!(again[2], WriteOutcome::Duplicate);
+    assert_eq!(store.event_count(p.id).unwrap(), 4);
+
+    let mut q = GroupQuery::new(p.id);
+    q.sort = Sort::Frequency;
+    let groups = store.groups(&q).unwrap();
+    assert_eq!(groups.len(), 2);
+    let a = &groups[0];
+    assert_eq!((a.title.as_str(), a.count), ("title a", 3));
+    assert_eq!((a.first_seen, a.last_seen), (1000.0, 1090.0));
+    let ts = a.time_spent.as_ref().unwrap();
+    assert_eq!((ts.count, ts.max_ms, ts.min_ms), (3, 40.0, 10.0));
+    assert!((ts.avg_ms - 70.0 / 3.0).abs() < 1e-9);
+    let tags = store.group_tags(a.id, 10).unwrap();
+    let server = &tags.iter().find(|(k, _)| k == "server").unwrap().1;
+    assert_eq!(server.iter().map(|t| t.count).sum::<u64>(), 3);
+    assert_eq!(store.events(a.id, 10).unwrap().len(), 3);
+    assert_eq!(store.events(a.id, 10).unwrap()[0].payload, b"{\"n\":4}");
+    w.shutdown();
+}
+
+#[test]
+fn sorts_and_tag_filters() {
+    let (_dir, store) = open();
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(100).unwrap();
+    w.write_blocking(vec![event(p.id, 1, "old", 100.0), event(p.id, 2, "new", 500.0), event(p.id, 3, "new", 510.0)], ItemCounts::default()).unwrap();
+    let titles = |sort, tags: Vec<(&str, &str)>| {
+        let mut q = GroupQuery::new(p.id);
+        q.sort = sort;
+        q.tags = tags.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        store.groups(&q).unwrap().into_iter().map(|g| g.title).collect::<Vec<_>>()
+    };
+    assert_eq!(titles(Sort::FirstSeen, vec![]), ["title new", "title old"]);
+    assert_eq!(titles(Sort::TimeSpent, vec![]), ["title new", "title old"]);
+    // server web-1 is on odd events only: 1 (old) and 3 (new); web-0 only on 2 (new).
+    assert_eq!(titles(Sort::LastSeen, vec![("server", "web-0")]), ["title new"]);
+    assert_eq!(titles(Sort::LastSeen, vec![("server", "web-1")]).len(), 2);
+    assert!(titles(Sort::LastSeen, vec![("server", "nope")]).is_empty());
+    w.shutdown();
+}
+
+#[test]
+fn resolved_group_reopens_as_regression() {
+    let (_dir, store) = open();
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let out = w.write_blocking(vec![event(p.id, 1, "a", 100.0)], ItemCounts::default()).unwrap();
+    let WriteOutcome::Stored { group_id, .. } = out[0] else { panic!() };
+    store.set_group_status(group_id, GroupStatus::Resolved).unwrap();
+    let mut q = GroupQuery::new(p.id);
+    assert!(store.groups(&q).unwrap().is_empty());
+    let out = w.write_blocking(vec![event(p.id, 2, "a", 200.0)], ItemCounts::default()).unwrap();
+    assert_eq!(out[0], WriteOutcome::Stored { group_id, new_group: false, regression: true });
+    assert_eq!(store.groups(&q).unwrap().len(), 1);
+    let kinds: Vec<String> = store.activity(group_id).unwrap().into_iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, ["created", "resolved", "regression"]);
+    // Ignored groups stay ignored.
+    store.set_group_status(group_id, GroupStatus::Ignored).unwrap();
+    let out = w.write_blocking(vec![event(p.id, 3, "a", 300.0)], ItemCounts::default()).unwrap();
+    assert!(matches!(out[0], WriteOutcome::Stored { regression: false, .. }));
+    q.status = StatusFilter::Only(GroupStatus::Ignored);
+    assert_eq!(store.groups(&q).unwrap()[0].count, 3);
+    w.shutdown();
+}
+
+#[test]
+fn keys_can_be_revoked_and_counts_kept() {
+    let (_dir, store) = open();
+    let (p, first) = store.create_project("p").unwrap();
+    assert!(store.create_project("P").is_err(), "slugs are unique");
+    let second = store.create_key(p.id, Some("ci"), Some(5)).unwrap();
+    assert_eq!(store.keys(p.id).unwrap().len(), 2);
+    assert!(store.revoke_key(&first.public_key).unwrap());
+    assert!(!store.key(&first.public_key).unwrap().unwrap().is_active());
+    assert!(store.key(&second.public_key).unwrap().unwrap().is_active());
+    assert!(!store.revoke_key("nope").unwrap());
+    let w = store.start_writer(10).unwrap();
+    w.write_blocking(vec![], ItemCounts(vec![(p.id, "session".into(), 2), (p.id, "client_report".into(), 1)])).unwrap();
+    w.write_blocking(vec![], ItemCounts(vec![(p.id, "session".into(), 1)])).unwrap();
+    assert_eq!(store.item_counts(p.id).unwrap(), [("client_report".to_string(), 1), ("session".to_string(), 3)]);
+    w.shutdown();
+}
+
+#[tokio::test]
+async fn concurrent_writers_share_batches() {
+    let (_dir, store) = open();
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    let mut tasks = Vec::new();
+    for n in 0..50u8 {
+        let w = w.clone();
+        let ev = event(p.id, n, "same", 1000.0 + n as f64);
+        tasks.push(tokio::spawn(async move { w.write(vec![ev], ItemCounts::default()).await }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap()[0], WriteOutcome::Stored { .. }));
+    }
+    let groups = store.groups(&GroupQuery::new(p.id)).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].count, 50);
+    w.shutdown();
+}

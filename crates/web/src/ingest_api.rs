@@ -1,0 +1,194 @@
+//! The ingest endpoints. Each one: find the key, read the body within its limit, decode,
+//! parse, authorize, process (on a blocking thread), submit, and answer `{"id": …}` once the
+//! events are durable.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ingest::process::Processed;
+use protocol::decode::{decode, decode_store_body};
+use protocol::{Auth, ContentEncoding, Dsn, Envelope};
+
+use crate::{ApiError, AppState, ALLOWED_METHODS};
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// `OPTIONS`: the CORS preflight of browser SDKs.
+pub async fn preflight() -> Response {
+    let methods = ALLOWED_METHODS.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&methods) {
+        h.insert("access-control-allow-methods", v);
+    }
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static(
+            "x-sentry-auth, x-requested-with, x-forwarded-for, origin, referer, accept, content-type, \
+             authentication, authorization, content-encoding, transfer-encoding, baggage, sentry-trace",
+        ),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("3600"));
+    resp
+}
+
+/// `POST /api/{project_id}/envelope/`
+pub async fn envelope(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let project_id = parse_project(&project)?;
+    let from_request = request_key(&headers, query.as_deref())?;
+    let raw = read_body(body, state.pipeline.limits().max_body_bytes).await?;
+    let encoding = content_encoding(&headers)?;
+    let pipeline = state.pipeline.clone();
+    let received = now();
+    let processed = blocking(move || {
+        let limits = pipeline.limits();
+        let data = decode(&raw, encoding, limits.max_decompressed_bytes)?;
+        let env = Envelope::parse(&data, limits)?;
+        let key = match (from_request, env.dsn()) {
+            (Some(k), _) => Some(k),
+            (None, Some(dsn)) => Some(
+                dsn.parse::<Dsn>()
+                    .map_err(|e| ApiError::Unauthorized(format!("the envelope's dsn is not valid: {e}")))?
+                    .public_key,
+            ),
+            (None, None) => None,
+        };
+        let auth = pipeline.authorize(Some(project_id), key.as_deref())?;
+        Ok(pipeline.process_envelope(&auth, &env, received)?)
+    })
+    .await?;
+    submit(&state, processed).await
+}
+
+/// `POST /api/{project_id}/store/`: one event as JSON, possibly deflated and base64-encoded
+/// (legacy raven clients).
+pub async fn store(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let project_id = parse_project(&project)?;
+    store_inner(state, Some(project_id), query, headers, body).await
+}
+
+/// `POST /api/store/`: the oldest form, where the key alone names the project.
+pub async fn store_legacy(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    store_inner(state, None, query, headers, body).await
+}
+
+async fn store_inner(
+    state: AppState,
+    project_id: Option<i64>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = request_key(&headers, query.as_deref())?;
+    let pipeline = state.pipeline.clone();
+    // Refuse unknown and revoked keys before reading the body.
+    let auth = {
+        let pipeline = pipeline.clone();
+        let key = key.clone();
+        blocking(move || Ok(pipeline.authorize(project_id, key.as_deref())?)).await?
+    };
+    let raw = read_body(body, pipeline.limits().max_body_bytes).await?;
+    let encoding = content_encoding(&headers)?;
+    let received = now();
+    let processed = blocking(move || {
+        let limits = pipeline.limits();
+        let data = decode(&raw, encoding, limits.max_decompressed_bytes)?;
+        let json = decode_store_body(&data, limits.max_decompressed_bytes)?;
+        Ok(pipeline.process_store_body(&auth, &json, received)?)
+    })
+    .await?;
+    submit(&state, processed).await
+}
+
+async fn submit(state: &AppState, processed: Processed) -> Result<Response, ApiError> {
+    let submitted = state.pipeline.submit(processed).await?;
+    let body = match submitted.event_id {
+        Some(id) => serde_json::json!({ "id": id.to_string() }),
+        None => serde_json::json!({}),
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::Unavailable("the server failed while processing the request".into()))?
+}
+
+fn parse_project(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("there is no project \"{s}\": the project id in the DSN must be a number")))
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, ApiError> {
+    let value = headers.get("content-encoding").map(|v| v.to_str().unwrap_or("(not text)"));
+    Ok(ContentEncoding::parse(value)?)
+}
+
+/// The client key from the request itself (headers or query string). Several forms naming
+/// different keys are refused.
+fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(v) = headers.get("x-sentry-auth") {
+        let text = v.to_str().map_err(|_| ApiError::Unauthorized("X-Sentry-Auth is not text".into()))?;
+        keys.push(Auth::from_header(text)?.key);
+    }
+    if let Some(v) = headers.get("authorization") {
+        if let Ok(text) = v.to_str() {
+            if let Ok(auth) = Auth::from_authorization(text) {
+                keys.push(auth.key);
+            }
+        }
+    }
+    if let Some(q) = query.filter(|q| q.contains("sentry_key")) {
+        keys.push(Auth::from_query(q)?.key);
+    }
+    keys.dedup();
+    match keys.len() {
+        0 => Ok(None),
+        1 => Ok(keys.pop()),
+        _ => Err(ApiError::BadRequest("the request names two different client keys; send one".into())),
+    }
+}
+
+/// Reads the whole body, refusing (413) as soon as it passes `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    match axum::body::to_bytes(body, limit).await {
+        Ok(b) => Ok(b.to_vec()),
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .map(|s| s.is::<http_body_util::LengthLimitError>())
+                .unwrap_or(false)
+                || e.to_string().contains("length limit");
+            if too_large {
+                Err(ApiError::TooLarge(format!("the request body is over the limit of {limit} bytes")))
+            } else {
+                Err(ApiError::BadRequest(format!("could not read the request body: {e}")))
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The HTTP layer: thin ingest endpoints (`/api/{project}/envelope/`, `/api/{project}/store/`,
+//! `/api/store/`), CORS for browser SDKs, health, and the mapping of every refusal to a
+//! status ([`ApiError`]).
+//!
+//! Architecture invariant: only this crate knows HTTP. Handlers read the body within its limit,
+//! hand the bytes to `ingest` (on a blocking thread: decoding and parsing are CPU work), and
+//! answer 200 only once `ingest` says the events are durable.
+
+mod error;
+mod ingest_api;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, Method};
+use axum::routing::{get, post};
+use axum::Router;
+use ingest::Pipeline;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    /// Base URL people and clients use to reach this server, without a trailing slash.
+    pub public_url: String,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/{project_id}/envelope/", post(ingest_api::envelope).options(ingest_api::preflight))
+        .route("/api/{project_id}/envelope", post(ingest_api::envelope).options(ingest_api::preflight))
+        .route("/api/{project_id}/store/", post(ingest_api::store).options(ingest_api::preflight))
+        .route("/api/{project_id}/store", post(ingest_api::store).options(ingest_api::preflight))
+        .route("/api/store/", post(ingest_api::store_legacy).options(ingest_api::preflight))
+        .layer(axum::middleware::map_response(cors));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// Browser SDKs post from any origin and read our rate-limit and error headers.
+async fn cors(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers_mut();
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static("x-sentry-error, x-sentry-rate-limits, retry-after"),
+    );
+    resp
+}
+
+/// Methods the ingest endpoints allow, for preflight answers.
+pub(crate) const ALLOWED_METHODS: [Method; 2] = [Method::POST, Method::OPTIONS];
