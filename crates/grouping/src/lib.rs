@@ -9,7 +9,6 @@ pub mod kinds;
 pub mod message;
 pub mod sql;
 
-use protocol::Event;
 use serde::Serialize;
 
 /// Which grouping algorithm a project uses. Versioned so that a future change does not

@@ -44,7 +44,12 @@ impl Auth {
         let params = match header.split_once(char::is_whitespace) {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sentry") => rest,
             _ if header.eq_ignore_ascii_case("sentry") => "",
-            _ if header.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("sentry_")) => header,
+            _ if header
+                .get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("sentry_")) =>
+            {
+                header
+            }
             _ => return Err(AuthError::NotSentry),
         };
         let mut pairs = Vec::new();
@@ -226,7 +231,10 @@ mod tests {
         assert_eq!(a.secret.as_deref(), Some("fedcba"));
         assert_eq!(a.protocol_version(), Some(6));
         // Without the scheme word, but clearly sentry parameters.
-        assert_eq!(Auth::from_header(&format!("sentry_key={KEY}")).unwrap().key, KEY);
+        assert_eq!(
+            Auth::from_header(&format!("sentry_key={KEY}")).unwrap().key,
+            KEY
+        );
         // raven-js
         let js = Auth::from_header("Sentry sentry_key=k, sentry_version=2.0").unwrap();
         assert_eq!(js.protocol_version(), Some(2));
@@ -237,11 +245,23 @@ mod tests {
         assert_eq!(Auth::from_header("Bearer abc"), Err(AuthError::NotSentry));
         assert_eq!(Auth::from_header(""), Err(AuthError::NotSentry));
         assert_eq!(Auth::from_header("Sentry"), Err(AuthError::MissingKey));
-        assert_eq!(Auth::from_header("Sentry sentry_version=7"), Err(AuthError::MissingKey));
-        assert_eq!(Auth::from_header("Sentry sentry_key="), Err(AuthError::MissingKey));
-        assert_eq!(Auth::from_header("Sentry key=abc"), Err(AuthError::MissingKey));
+        assert_eq!(
+            Auth::from_header("Sentry sentry_version=7"),
+            Err(AuthError::MissingKey)
+        );
+        assert_eq!(
+            Auth::from_header("Sentry sentry_key="),
+            Err(AuthError::MissingKey)
+        );
+        assert_eq!(
+            Auth::from_header("Sentry key=abc"),
+            Err(AuthError::MissingKey)
+        );
         let err = Auth::from_header("Sentry sentry_key=k, garbage").unwrap_err();
-        assert_eq!(err.to_string(), "malformed auth: expected `name=value`, got `garbage`");
+        assert_eq!(
+            err.to_string(),
+            "malformed auth: expected `name=value`, got `garbage`"
+        );
     }
 
     #[test]
@@ -252,11 +272,26 @@ mod tests {
         let b = Auth::from_authorization(&format!("Basic {b64}")).unwrap();
         assert_eq!((b.key.as_str(), b.secret), (KEY, None));
         let b64 = base64::engine::general_purpose::STANDARD.encode("k:s");
-        assert_eq!(Auth::from_authorization(&format!("basic {b64}")).unwrap().secret.as_deref(), Some("s"));
+        assert_eq!(
+            Auth::from_authorization(&format!("basic {b64}"))
+                .unwrap()
+                .secret
+                .as_deref(),
+            Some("s")
+        );
         let b64 = base64::engine::general_purpose::STANDARD.encode(":s");
-        assert_eq!(Auth::from_authorization(&format!("Basic {b64}")), Err(AuthError::MissingKey));
-        assert!(matches!(Auth::from_authorization("Basic !!!"), Err(AuthError::Malformed(_))));
-        assert_eq!(Auth::from_authorization("Bearer t"), Err(AuthError::NotSentry));
+        assert_eq!(
+            Auth::from_authorization(&format!("Basic {b64}")),
+            Err(AuthError::MissingKey)
+        );
+        assert!(matches!(
+            Auth::from_authorization("Basic !!!"),
+            Err(AuthError::Malformed(_))
+        ));
+        assert_eq!(
+            Auth::from_authorization("Bearer t"),
+            Err(AuthError::NotSentry)
+        );
     }
 
     #[test]
@@ -270,9 +305,15 @@ mod tests {
         assert_eq!(a.version.as_deref(), Some("7"));
         let plus = Auth::from_query("sentry_key=a+b%2").unwrap();
         assert_eq!(plus.key, "a b%2");
-        assert_eq!(Auth::from_query("sentry_version=7"), Err(AuthError::MissingKey));
+        assert_eq!(
+            Auth::from_query("sentry_version=7"),
+            Err(AuthError::MissingKey)
+        );
         assert_eq!(Auth::from_query(""), Err(AuthError::MissingKey));
-        assert!(matches!(Auth::from_query("sentry_key=%ff"), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            Auth::from_query("sentry_key=%ff"),
+            Err(AuthError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub enum DecodeError {
     #[error("body is larger than {limit} bytes once decoded")]
     TooLarge { limit: usize },
     #[error("body is not valid {encoding}: {reason}")]
-    Corrupt { encoding: &'static str, reason: String },
+    Corrupt {
+        encoding: &'static str,
+        reason: String,
+    },
 }
 
 impl DecodeError {
@@ -49,7 +52,11 @@ impl ContentEncoding {
             "deflate" => ContentEncoding::Deflate,
             "br" => ContentEncoding::Brotli,
             "zstd" => ContentEncoding::Zstd,
-            _ => return Err(DecodeError::UnsupportedEncoding(name.chars().take(64).collect())),
+            _ => {
+                return Err(DecodeError::UnsupportedEncoding(
+                    name.chars().take(64).collect(),
+                ));
+            }
         })
     }
 
@@ -74,7 +81,9 @@ pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>
             }
             Ok(body.to_vec())
         }
-        ContentEncoding::Gzip => read_capped(flate2::read::MultiGzDecoder::new(body), "gzip", limit),
+        ContentEncoding::Gzip => {
+            read_capped(flate2::read::MultiGzDecoder::new(body), "gzip", limit)
+        }
         ContentEncoding::Deflate => inflate(body, limit),
         ContentEncoding::Brotli => read_capped(brotli::Decompressor::new(body, 4096), "br", limit),
         ContentEncoding::Zstd => {
@@ -91,7 +100,11 @@ pub fn decode_store_body(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErr
     if looks_like_json(body) {
         return decode(body, ContentEncoding::Identity, limit);
     }
-    let compact: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     let decoded = match base64_decode(&compact) {
         Ok(decoded) => decoded,
         Err(_) if is_zlib_header(body) => return inflate(body, limit),
@@ -134,19 +147,29 @@ fn looks_like_json(body: &[u8]) -> bool {
 
 fn base64_decode(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, config);
     standard.decode(text).or_else(|e| {
         // Some clients use the URL-safe alphabet; report the standard alphabet's error.
-        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config).decode(text).map_err(|_| e)
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, config)
+            .decode(text)
+            .map_err(|_| e)
     })
 }
 
 /// Reads `reader` to the end, but never more than `limit + 1` bytes.
-fn read_capped(reader: impl Read, encoding: &'static str, limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn read_capped(
+    reader: impl Read,
+    encoding: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     let mut out = Vec::new();
-    reader.take(cap).read_to_end(&mut out).map_err(|e| corrupt(encoding, e))?;
+    reader
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(encoding, e))?;
     if out.len() > limit {
         return Err(DecodeError::TooLarge { limit });
     }
@@ -154,7 +177,10 @@ fn read_capped(reader: impl Read, encoding: &'static str, limit: usize) -> Resul
 }
 
 fn corrupt(encoding: &'static str, e: std::io::Error) -> DecodeError {
-    DecodeError::Corrupt { encoding, reason: e.to_string() }
+    DecodeError::Corrupt {
+        encoding,
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,9 @@ impl FromStr for Dsn {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
-        let (userinfo, host) = authority.rsplit_once('@').ok_or(DsnError::MissingPublicKey)?;
+        let (userinfo, host) = authority
+            .rsplit_once('@')
+            .ok_or(DsnError::MissingPublicKey)?;
         let (public_key, secret_key) = match userinfo.split_once(':') {
             Some((key, secret)) => (key, (!secret.is_empty()).then(|| secret.to_string())),
             None => (userinfo, None),
@@ -127,7 +129,11 @@ fn validate_host(host: &str) -> Result<(), DsnError> {
     let invalid = || DsnError::InvalidHost(host.to_string());
     let (name, port) = if let Some(v6) = host.strip_prefix('[') {
         let (addr, after) = v6.split_once(']').ok_or_else(invalid)?;
-        if addr.is_empty() || !addr.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+        if addr.is_empty()
+            || !addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
             return Err(invalid());
         }
         match after {
@@ -194,7 +200,10 @@ mod tests {
         assert_eq!(d.project_id, "12");
         assert_eq!(d.project(), Some(ProjectId(12)));
         assert_eq!(d.key(), PublicKey("key".into()));
-        assert_eq!(d.envelope_url(), "http://127.0.0.1:9000/sentry/api/12/envelope/");
+        assert_eq!(
+            d.envelope_url(),
+            "http://127.0.0.1:9000/sentry/api/12/envelope/"
+        );
         assert_eq!(d.store_url(), "http://127.0.0.1:9000/sentry/api/12/store/");
     }
 
@@ -212,13 +221,19 @@ mod tests {
             ("", DsnError::MissingScheme),
             ("key@host/1", DsnError::MissingScheme),
             ("://key@host/1", DsnError::MissingScheme),
-            ("ftp://key@host/1", DsnError::UnsupportedScheme("ftp".into())),
+            (
+                "ftp://key@host/1",
+                DsnError::UnsupportedScheme("ftp".into()),
+            ),
             ("http://host/1", DsnError::MissingPublicKey),
             ("http://:secret@host/1", DsnError::MissingPublicKey),
             ("http://key@/1", DsnError::MissingHost),
             ("http://key@host", DsnError::MissingProjectId),
             ("http://key@host/", DsnError::MissingProjectId),
-            ("http://key@host:80x/1", DsnError::InvalidHost("host:80x".into())),
+            (
+                "http://key@host:80x/1",
+                DsnError::InvalidHost("host:80x".into()),
+            ),
             ("http://key@host:/1", DsnError::InvalidHost("host:".into())),
             ("http://key@[::1/1", DsnError::InvalidHost("[::1".into())),
             ("http://key@ho st/1", DsnError::InvalidHost("ho st".into())),

@@ -53,12 +53,22 @@ pub enum EnvelopeError {
     InvalidItemHeader { index: usize, reason: String },
     #[error("envelope item {index}: header has no `type`")]
     MissingItemType { index: usize },
-    #[error("envelope item {index}: header says length {expected} but only {available} bytes follow")]
-    LengthMismatch { index: usize, expected: usize, available: usize },
+    #[error(
+        "envelope item {index}: header says length {expected} but only {available} bytes follow"
+    )]
+    LengthMismatch {
+        index: usize,
+        expected: usize,
+        available: usize,
+    },
     #[error("envelope item {index}: payload of the declared length is not followed by a newline")]
     TrailingBytesAfterPayload { index: usize },
     #[error("envelope item {index}: {ty} item is larger than {limit} bytes")]
-    ItemTooLarge { index: usize, ty: String, limit: usize },
+    ItemTooLarge {
+        index: usize,
+        ty: String,
+        limit: usize,
+    },
 }
 
 impl EnvelopeError {
@@ -118,7 +128,11 @@ impl Item {
     pub fn new(ty: ItemType, payload: impl Into<Vec<u8>>) -> Item {
         let mut headers = Map::new();
         headers.insert("type".into(), Value::String(ty.as_str().to_string()));
-        Item { ty, headers, payload: payload.into() }
+        Item {
+            ty,
+            headers,
+            payload: payload.into(),
+        }
     }
 
     /// The `content_type` header.
@@ -208,7 +222,12 @@ fn parse_item(
         Some(v) => Some(
             v.as_u64()
                 .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| invalid(format!("`length` is not a non-negative integer: {}", clip(v))))?,
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`length` is not a non-negative integer: {}",
+                        clip(v)
+                    ))
+                })?,
         ),
     };
     let rest = body.get(start..).unwrap_or_default();
@@ -232,9 +251,20 @@ fn parse_item(
     if let Some(limit) = ty.size_limit(limits)
         && payload.len() > limit
     {
-        return Err(EnvelopeError::ItemTooLarge { index, ty: ty.as_str().to_string(), limit });
+        return Err(EnvelopeError::ItemTooLarge {
+            index,
+            ty: ty.as_str().to_string(),
+            limit,
+        });
     }
-    Ok((Item { ty, headers, payload: payload.to_vec() }, next))
+    Ok((
+        Item {
+            ty,
+            headers,
+            payload: payload.to_vec(),
+        },
+        next,
+    ))
 }
 
 /// The bytes from `pos` to the next `\n` (or the end), and the position after that newline.

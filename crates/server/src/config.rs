@@ -267,7 +267,11 @@ pub fn default_config_path() -> PathBuf {
 
 /// `$HOME` from `env` if it is there, else from the process; the current directory without one.
 fn home_dir(env: &[(String, String)]) -> PathBuf {
-    let from_env = env.iter().rev().find(|(k, _)| k == "HOME").map(|(_, v)| v.clone());
+    let from_env = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "HOME")
+        .map(|(_, v)| v.clone());
     match from_env.or_else(|| std::env::var("HOME").ok()) {
         Some(home) if !home.is_empty() => PathBuf::from(home),
         _ => PathBuf::from("."),

@@ -118,7 +118,8 @@ fn init_logging(config: &Config, debug: bool) {
     let level = if debug { "debug" } else { config.log_level.as_str() };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SENTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},hyper=info,h2=info")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 /// Runs the server in this process until SIGTERM or Ctrl-C.

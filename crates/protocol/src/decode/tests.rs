@@ -75,12 +75,19 @@ fn parse_header_values() {
 
 #[test]
 fn round_trip_every_encoding() {
-    let data: Vec<u8> = (0..50_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    let data: Vec<u8> = (0..50_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
     for enc in ALL {
         let body = compress(enc, &data);
         assert_eq!(decode(&body, enc, data.len()).unwrap(), data, "{enc:?}");
         // One byte under the decoded size is refused.
-        assert_eq!(decode(&body, enc, data.len() - 1), Err(DecodeError::TooLarge { limit: data.len() - 1 }));
+        assert_eq!(
+            decode(&body, enc, data.len() - 1),
+            Err(DecodeError::TooLarge {
+                limit: data.len() - 1
+            })
+        );
     }
 }
 
@@ -91,7 +98,10 @@ fn deflate_accepts_raw_deflate_too() {
     w.write_all(&data).unwrap();
     let raw = w.finish().unwrap();
     assert!(!is_zlib_header(&raw));
-    assert_eq!(decode(&raw, ContentEncoding::Deflate, 1 << 20).unwrap(), data);
+    assert_eq!(
+        decode(&raw, ContentEncoding::Deflate, 1 << 20).unwrap(),
+        data
+    );
 }
 
 #[test]
@@ -107,10 +117,22 @@ fn bombs_stop_at_the_cap() {
         });
         assert!(bomb.len() < BOMB / 100, "{enc:?}: {} bytes", bomb.len());
         let start = Instant::now();
-        assert_eq!(decode(&bomb, enc, LIMIT), Err(DecodeError::TooLarge { limit: LIMIT }), "{enc:?}");
-        assert!(start.elapsed().as_secs() < 5, "{enc:?} took {:?}", start.elapsed());
+        assert_eq!(
+            decode(&bomb, enc, LIMIT),
+            Err(DecodeError::TooLarge { limit: LIMIT }),
+            "{enc:?}"
+        );
+        assert!(
+            start.elapsed().as_secs() < 5,
+            "{enc:?} took {:?}",
+            start.elapsed()
+        );
     }
-    assert!(decode(&zeros, ContentEncoding::Identity, LIMIT - 1).unwrap_err().is_too_large());
+    assert!(
+        decode(&zeros, ContentEncoding::Identity, LIMIT - 1)
+            .unwrap_err()
+            .is_too_large()
+    );
 }
 
 #[test]
@@ -118,16 +140,25 @@ fn corrupt_input_for_every_encoding() {
     let garbage = b"this is not compressed at all, just text".to_vec();
     for enc in ALL.into_iter().skip(1) {
         let err = decode(&garbage, enc, 1 << 20).unwrap_err();
-        assert!(matches!(err, DecodeError::Corrupt { .. }), "{enc:?}: {err:?}");
+        assert!(
+            matches!(err, DecodeError::Corrupt { .. }),
+            "{enc:?}: {err:?}"
+        );
         assert!(!err.is_too_large());
         // A valid stream cut in half.
         let body = compress(enc, &b"{\"a\": 1}".repeat(2000));
         let cut = body.get(..body.len() / 2).unwrap();
         let err = decode(cut, enc, 1 << 20).unwrap_err();
-        assert!(matches!(err, DecodeError::Corrupt { .. }), "{enc:?} truncated: {err:?}");
+        assert!(
+            matches!(err, DecodeError::Corrupt { .. }),
+            "{enc:?} truncated: {err:?}"
+        );
     }
     let err = decode(&garbage, ContentEncoding::Gzip, 10).unwrap_err();
-    assert!(err.to_string().starts_with("body is not valid gzip: "), "{err}");
+    assert!(
+        err.to_string().starts_with("body is not valid gzip: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,7 +167,11 @@ fn store_bodies() {
     assert_eq!(decode_store_body(&json, 100).unwrap(), json);
     assert!(decode_store_body(&json, 5).unwrap_err().is_too_large());
 
-    let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d).into_bytes();
+    let b64 = |d: &[u8]| {
+        base64::engine::general_purpose::STANDARD
+            .encode(d)
+            .into_bytes()
+    };
     // base64(json), wrapped over lines like old clients did.
     let mut wrapped = b64(&json);
     wrapped.insert(8, b'\n');
@@ -151,10 +186,37 @@ fn store_bodies() {
     assert_eq!(decode_store_body(&zipped, 100).unwrap(), json);
     // A zlib bomb behind base64 is capped too.
     let bomb = compress(ContentEncoding::Deflate, &vec![b' '; 10 << 20]);
-    assert!(decode_store_body(&b64(&bomb), 1 << 20).unwrap_err().is_too_large());
+    assert!(
+        decode_store_body(&b64(&bomb), 1 << 20)
+            .unwrap_err()
+            .is_too_large()
+    );
 
     let err = decode_store_body(b"%%% not base64 %%%", 100).unwrap_err();
-    assert!(err.to_string().starts_with("body is not valid store body: neither JSON nor base64"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("body is not valid store body: neither JSON nor base64"),
+        "{err}"
+    );
     let err = decode_store_body(&b64(b"not zlib either"), 100).unwrap_err();
-    assert!(matches!(err, DecodeError::Corrupt { encoding: "deflate", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            DecodeError::Corrupt {
+                encoding: "deflate",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_on_arbitrary_bodies(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+        for enc in ALL {
+            let _ = decode(&body, enc, 1 << 16);
+        }
+        let _ = decode_store_body(&body, 1 << 16);
+    }
 }

@@ -28,7 +28,10 @@ fn python_sdk_envelope_with_lengths() {
     assert_eq!(env.items[0].content_type(), Some("application/json"));
     assert_eq!(env.items[1].payload, b"\x00\n\xff\r\n");
     assert_eq!(env.items[1].filename(), Some("dump.bin"));
-    assert_eq!(env.event_id().unwrap().to_string(), "9ec79c33ec9942ab8353589fcb2e04dc");
+    assert_eq!(
+        env.event_id().unwrap().to_string(),
+        "9ec79c33ec9942ab8353589fcb2e04dc"
+    );
     assert_eq!(env.sent_at(), Some("2026-11-24T05:14:49.924915Z"));
 }
 
@@ -51,13 +54,18 @@ fn header_only_envelopes_and_tolerated_whitespace() {
     assert!(ok(b"{}").items.is_empty());
     assert!(ok(b"{}\n").items.is_empty());
     assert!(ok(b"{}\r\n\n\n").items.is_empty());
-    let env = ok(b"{\"event_id\":\"9ec79c33-ec99-42ab-8353-589fcb2e04dc\",\"dsn\":\"http://k@h/1\"}\r\n\
-\n{\"type\":\"event\",\"length\":2}\r\n{}\r\n\n\n{\"type\":\"client_report\"}\r\n{}\r\n");
+    let env = ok(
+        b"{\"event_id\":\"9ec79c33-ec99-42ab-8353-589fcb2e04dc\",\"dsn\":\"http://k@h/1\"}\r\n\
+\n{\"type\":\"event\",\"length\":2}\r\n{}\r\n\n\n{\"type\":\"client_report\"}\r\n{}\r\n",
+    );
     assert_eq!(types(&env), ["event", "client_report"]);
     assert_eq!(env.items[0].payload, b"{}");
     // Without `length`, a `\r` belongs to the payload.
     assert_eq!(env.items[1].payload, b"{}\r");
-    assert_eq!(env.event_id().unwrap().to_string(), "9ec79c33ec9942ab8353589fcb2e04dc");
+    assert_eq!(
+        env.event_id().unwrap().to_string(),
+        "9ec79c33ec9942ab8353589fcb2e04dc"
+    );
     assert_eq!(env.dsn(), Some("http://k@h/1"));
 }
 
@@ -67,7 +75,18 @@ fn unknown_types_are_kept() {
     assert_eq!(types(&env), ["trace_metric", "profile_chunk", "check_in"]);
     assert_eq!(env.items[0].ty, ItemType::Other("trace_metric".into()));
     assert_eq!(env.items[2].ty, ItemType::CheckIn);
-    for name in ["event", "transaction", "attachment", "session", "sessions", "client_report", "check_in", "log", "span", "x"] {
+    for name in [
+        "event",
+        "transaction",
+        "attachment",
+        "session",
+        "sessions",
+        "client_report",
+        "check_in",
+        "log",
+        "span",
+        "x",
+    ] {
         assert_eq!(ItemType::parse(name).as_str(), name);
     }
 }
@@ -77,20 +96,62 @@ fn refusals_and_their_messages() {
     let cases: &[(&[u8], &str)] = &[
         (b"", "envelope does not start with a JSON header line"),
         (b"\n{}", "envelope does not start with a JSON header line"),
-        (b"[]\n", "envelope header is not a JSON object (got an array)"),
-        (b"{\"a\":\n", "envelope header is not valid JSON: EOF while parsing a value at line 1 column 5"),
-        (b"{}\n{\"type\":\"event\",\"length\":2}\n{}\n{]\n", "envelope item 1: header is not valid JSON: key must be a string at line 1 column 2"),
-        (b"{}\n7\n", "envelope item 0: header is not a JSON object (got a number)"),
-        (b"{}\n{\"length\":2}\n{}\n", "envelope item 0: header has no `type`"),
-        (b"{}\n{\"type\":null}\n", "envelope item 0: header has no `type`"),
-        (b"{}\n{\"type\":3}\n", "envelope item 0: header `type` is not a string"),
-        (b"{}\n{\"type\":\"event\",\"length\":-1}\n", "envelope item 0: header `length` is not a non-negative integer: -1"),
-        (b"{}\n{\"type\":\"event\",\"length\":\"2\"}\n{}\n", "envelope item 0: header `length` is not a non-negative integer: \"2\""),
-        (b"{}\n{\"type\":\"event\",\"length\":1.5}\n{}\n", "envelope item 0: header `length` is not a non-negative integer: 1.5"),
-        (b"{}\n{\"type\":\"event\",\"length\":10}\n{}\n", "envelope item 0: header says length 10 but only 3 bytes follow"),
-        (b"{}\n{\"type\":\"event\",\"length\":99999999999999999999}\n", "envelope item 0: header `length` is not a non-negative integer: 1e+20"),
-        (b"{}\n{\"type\":\"event\",\"length\":1}\n{}\n", "envelope item 0: payload of the declared length is not followed by a newline"),
-        (b"{}\n{\"type\":\"event\",\"length\":2}\n{}\r", "envelope item 0: payload of the declared length is not followed by a newline"),
+        (
+            b"[]\n",
+            "envelope header is not a JSON object (got an array)",
+        ),
+        (
+            b"{\"a\":\n",
+            "envelope header is not valid JSON: EOF while parsing a value at line 1 column 5",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":2}\n{}\n{]\n",
+            "envelope item 1: header is not valid JSON: key must be a string at line 1 column 2",
+        ),
+        (
+            b"{}\n7\n",
+            "envelope item 0: header is not a JSON object (got a number)",
+        ),
+        (
+            b"{}\n{\"length\":2}\n{}\n",
+            "envelope item 0: header has no `type`",
+        ),
+        (
+            b"{}\n{\"type\":null}\n",
+            "envelope item 0: header has no `type`",
+        ),
+        (
+            b"{}\n{\"type\":3}\n",
+            "envelope item 0: header `type` is not a string",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":-1}\n",
+            "envelope item 0: header `length` is not a non-negative integer: -1",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":\"2\"}\n{}\n",
+            "envelope item 0: header `length` is not a non-negative integer: \"2\"",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":1.5}\n{}\n",
+            "envelope item 0: header `length` is not a non-negative integer: 1.5",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":10}\n{}\n",
+            "envelope item 0: header says length 10 but only 3 bytes follow",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":99999999999999999999}\n",
+            "envelope item 0: header `length` is not a non-negative integer: 1e+20",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":1}\n{}\n",
+            "envelope item 0: payload of the declared length is not followed by a newline",
+        ),
+        (
+            b"{}\n{\"type\":\"event\",\"length\":2}\n{}\r",
+            "envelope item 0: payload of the declared length is not followed by a newline",
+        ),
     ];
     for (body, want) in cases {
         let err = parse(body).unwrap_err();
@@ -101,7 +162,11 @@ fn refusals_and_their_messages() {
 
 #[test]
 fn size_limits_per_item_type() {
-    let limits = Limits { max_event_bytes: 10, max_attachment_bytes: 20, ..Limits::default() };
+    let limits = Limits {
+        max_event_bytes: 10,
+        max_attachment_bytes: 20,
+        ..Limits::default()
+    };
     let item = |ty: &str, n: usize| {
         let mut b = format!("{{}}\n{{\"type\":\"{ty}\",\"length\":{n}}}\n").into_bytes();
         b.extend(std::iter::repeat_n(b'x', n));
@@ -111,22 +176,43 @@ fn size_limits_per_item_type() {
         assert!(Envelope::parse(&item(ty, 10), &limits).is_ok());
         let err = Envelope::parse(&item(ty, 11), &limits).unwrap_err();
         assert!(err.is_too_large(), "{ty}");
-        assert_eq!(err.to_string(), format!("envelope item 0: {ty} item is larger than 10 bytes"));
+        assert_eq!(
+            err.to_string(),
+            format!("envelope item 0: {ty} item is larger than 10 bytes")
+        );
     }
     assert!(Envelope::parse(&item("attachment", 20), &limits).is_ok());
-    assert!(Envelope::parse(&item("attachment", 21), &limits).unwrap_err().is_too_large());
+    assert!(
+        Envelope::parse(&item("attachment", 21), &limits)
+            .unwrap_err()
+            .is_too_large()
+    );
     assert!(Envelope::parse(&item("session", 100), &limits).is_ok());
     // Without `length` too.
-    let err = Envelope::parse(b"{}\n{\"type\":\"event\"}\n{\"a\":\"123456789\"}\n", &limits).unwrap_err();
-    assert_eq!(err, EnvelopeError::ItemTooLarge { index: 0, ty: "event".into(), limit: 10 });
+    let err = Envelope::parse(
+        b"{}\n{\"type\":\"event\"}\n{\"a\":\"123456789\"}\n",
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        EnvelopeError::ItemTooLarge {
+            index: 0,
+            ty: "event".into(),
+            limit: 10
+        }
+    );
 }
 
 #[test]
 fn serialize_writes_lengths() {
     let mut env = Envelope::default();
-    env.headers.insert("event_id".into(), json!("9ec79c33ec9942ab8353589fcb2e04dc"));
-    env.items.push(Item::new(ItemType::Event, b"{\"message\":\"hi\"}".to_vec()));
-    env.items.push(Item::new(ItemType::Attachment, b"a\nb".to_vec()));
+    env.headers
+        .insert("event_id".into(), json!("9ec79c33ec9942ab8353589fcb2e04dc"));
+    env.items
+        .push(Item::new(ItemType::Event, b"{\"message\":\"hi\"}".to_vec()));
+    env.items
+        .push(Item::new(ItemType::Attachment, b"a\nb".to_vec()));
     let body = env.serialize();
     assert_eq!(
         String::from_utf8_lossy(&body),
@@ -150,14 +236,22 @@ fn item_type() -> impl Strategy<Value = ItemType> {
 
 fn envelope() -> impl Strategy<Value = Envelope> {
     let header = proptest::collection::btree_map("[a-z_]{1,8}", "\\PC{0,12}", 0..4);
-    let item = (item_type(), proptest::collection::vec(any::<u8>(), 0..64), "\\PC{0,8}");
+    let item = (
+        item_type(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+        "\\PC{0,8}",
+    );
     (header, proptest::collection::vec(item, 0..6)).prop_map(|(header, items)| Envelope {
-        headers: header.into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+        headers: header
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
         items: items
             .into_iter()
             .map(|(ty, payload, filename)| {
                 let mut item = Item::new(ty, payload);
-                item.headers.insert("filename".into(), Value::String(filename));
+                item.headers
+                    .insert("filename".into(), Value::String(filename));
                 item
             })
             .collect(),

@@ -2,16 +2,19 @@
 //! raven store bodies, transactions). Built leniently from JSON by [`normalize`]; the raw JSON
 //! is kept beside it by the caller, so nothing a client sent is lost.
 
+mod exception;
 mod normalize;
 mod scan;
 mod spans;
 mod tags;
 mod timestamp;
 
-pub use normalize::{MAX_MESSAGE_CHARS, NormalizeError, normalize, normalize_item, normalize_slice};
+pub use normalize::{
+    MAX_MESSAGE_CHARS, NormalizeError, normalize, normalize_item, normalize_slice,
+};
 pub use spans::span_queries;
-pub use timestamp::{parse_timestamp, parse_timestamp_str};
 pub use tags::{MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_CHARS};
+pub use timestamp::{parse_timestamp, parse_timestamp_str};
 
 use crate::ids::EventId;
 

@@ -5,11 +5,11 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use super::exception::{crashed_thread, parse_exceptions, parse_stacktrace};
 use super::spans::parse_spans;
 use super::tags::{TagSet, clip_chars, context_label, url_without_query};
 use super::timestamp::parse_timestamp;
-use super::{Event, EventKind, Exception, Frame, Level, LogEntry, Mechanism, Query, Request};
-use super::{Stacktrace, User, scan};
+use super::{Event, EventKind, Level, LogEntry, Query, Request, User, scan};
 use crate::envelope::{Item, ItemType};
 use crate::ids::EventId;
 use crate::limits::Limits;
@@ -40,7 +40,11 @@ impl NormalizeError {
 
 /// Normalises an event that is already JSON. `received_at` (unix seconds) stands in for a
 /// missing timestamp; `id_hint` (the envelope header's `event_id`) wins over the payload's.
-pub fn normalize(value: Value, received_at: f64, id_hint: Option<EventId>) -> Result<Event, NormalizeError> {
+pub fn normalize(
+    value: Value,
+    received_at: f64,
+    id_hint: Option<EventId>,
+) -> Result<Event, NormalizeError> {
     normalize_value(value, received_at, id_hint, false)
 }
 
@@ -65,15 +69,24 @@ pub fn normalize_item(
     id_hint: Option<EventId>,
 ) -> Result<Event, NormalizeError> {
     let value = parse_json(&item.payload, limits)?;
-    normalize_value(value, received_at, id_hint, item.ty == ItemType::Transaction)
+    normalize_value(
+        value,
+        received_at,
+        id_hint,
+        item.ty == ItemType::Transaction,
+    )
 }
 
 fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, NormalizeError> {
     if bytes.len() > limits.max_event_bytes {
-        return Err(NormalizeError::TooLarge { limit: limits.max_event_bytes });
+        return Err(NormalizeError::TooLarge {
+            limit: limits.max_event_bytes,
+        });
     }
     if scan::exceeds_depth(bytes, limits.max_json_depth) {
-        return Err(NormalizeError::TooDeep { limit: limits.max_json_depth });
+        return Err(NormalizeError::TooDeep {
+            limit: limits.max_json_depth,
+        });
     }
     match serde_json::from_slice(bytes) {
         Ok(value) => Ok(value),
@@ -84,7 +97,16 @@ fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, NormalizeError> {
 }
 
 /// Event `type`s that are ordinary messages when they carry no exception.
-const MESSAGE_TYPES: [&str; 8] = ["error", "default", "csp", "hpkp", "expectct", "expectstaple", "nel", "security"];
+const MESSAGE_TYPES: [&str; 8] = [
+    "error",
+    "default",
+    "csp",
+    "hpkp",
+    "expectct",
+    "expectstaple",
+    "nel",
+    "security",
+];
 
 fn normalize_value(
     value: Value,
@@ -94,24 +116,59 @@ fn normalize_value(
 ) -> Result<Event, NormalizeError> {
     let obj = match value {
         Value::Object(obj) => obj,
-        other => return Err(NormalizeError::NotAnObject { found: json_type(&other) }),
+        other => {
+            return Err(NormalizeError::NotAnObject {
+                found: json_type(&other),
+            });
+        }
     };
-    let ty = obj.get("type").and_then(Value::as_str).map(|t| t.trim().to_ascii_lowercase());
+    let exceptions = parse_exceptions(first_of(
+        &obj,
+        &["exception", "sentry.interfaces.Exception"],
+    ));
+    let ty = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .map(|t| t.trim().to_ascii_lowercase());
+    // Without a `type` (the Rust SDK sends none), a `start_timestamp` marks a transaction too:
+    // error events never carry one.
     let is_transaction = transaction_item
         || ty.as_deref() == Some("transaction")
-        || (ty.is_none() && obj.contains_key("start_timestamp") && obj.get("spans").is_some_and(Value::is_array));
+        || (ty.is_none()
+            && obj.get("start_timestamp").is_some_and(|v| !v.is_null())
+            && exceptions.is_empty());
 
     let event_id = id_hint
-        .or_else(|| obj.get("event_id").and_then(Value::as_str).and_then(EventId::parse))
+        .or_else(|| {
+            obj.get("event_id")
+                .and_then(Value::as_str)
+                .and_then(EventId::parse)
+        })
         .unwrap_or_else(EventId::new_random);
-    let timestamp = obj.get("timestamp").and_then(parse_timestamp).unwrap_or(received_at);
+    let timestamp = obj
+        .get("timestamp")
+        .and_then(parse_timestamp)
+        .unwrap_or(received_at);
     let level = obj.get("level").and_then(parse_level);
-    let level = level.unwrap_or(if is_transaction { Level::Info } else { Level::Error });
-    let exceptions = parse_exceptions(first_of(&obj, &["exception", "sentry.interfaces.Exception"]));
-    let stacktrace = parse_stacktrace(first_of(&obj, &["stacktrace", "sentry.interfaces.Stacktrace"]))
-        .or_else(|| exceptions.is_empty().then(|| crashed_thread(obj.get("threads"))).flatten());
+    let level = level.unwrap_or(if is_transaction {
+        Level::Info
+    } else {
+        Level::Error
+    });
+    let stacktrace = parse_stacktrace(first_of(
+        &obj,
+        &["stacktrace", "sentry.interfaces.Stacktrace"],
+    ))
+    .or_else(|| {
+        exceptions
+            .is_empty()
+            .then(|| crashed_thread(obj.get("threads")))
+            .flatten()
+    });
     let query = first_of(&obj, &["sentry.interfaces.Query", "query"]).and_then(parse_query);
-    let start_timestamp = is_transaction.then(|| obj.get("start_timestamp").and_then(parse_timestamp)).flatten();
+    let start_timestamp = is_transaction
+        .then(|| obj.get("start_timestamp").and_then(parse_timestamp))
+        .flatten();
     let time_spent = match start_timestamp {
         Some(start) => Some(((timestamp - start) * 1000.0).max(0.0)),
         None => obj.get("time_spent").and_then(number).filter(|t| *t >= 0.0),
@@ -123,20 +180,15 @@ fn normalize_value(
     } else if query.is_some() {
         EventKind::Query
     } else {
-        match ty {
-            Some(t) if !t.is_empty() && !MESSAGE_TYPES.contains(&t.as_str()) => match EventKind::parse(&t) {
-                EventKind::Custom(_) => EventKind::Custom(clip_chars(t, 64).0),
-                _ => EventKind::Message,
-            },
-            _ => EventKind::Message,
-        }
+        kind_from_type(ty)
     };
 
     let mut event = Event {
         event_id,
         kind,
         timestamp,
-        platform: text(obj.get("platform")).map_or_else(|| "other".to_string(), |p| clip_chars(p, 64).0),
+        platform: text(obj.get("platform"))
+            .map_or_else(|| "other".to_string(), |p| clip_chars(p, 64).0),
         level,
         logger: text(obj.get("logger")),
         transaction: text(obj.get("transaction")),
@@ -144,7 +196,9 @@ fn normalize_value(
         release: text(obj.get("release")),
         dist: text(obj.get("dist")),
         environment: text(obj.get("environment")),
-        message: ["logentry", "sentry.interfaces.Message", "message"].iter().find_map(|k| obj.get(*k).and_then(parse_logentry)),
+        message: ["logentry", "sentry.interfaces.Message", "message"]
+            .iter()
+            .find_map(|k| obj.get(*k).and_then(parse_logentry)),
         exceptions,
         stacktrace,
         query,
@@ -156,31 +210,63 @@ fn normalize_value(
         user: first_of(&obj, &["user", "sentry.interfaces.User"]).and_then(parse_user),
         request: first_of(&obj, &["request", "sentry.interfaces.Http"]).and_then(parse_request),
         start_timestamp,
-        spans: if is_transaction { parse_spans(obj.get("spans")) } else { Vec::new() },
+        spans: if is_transaction {
+            parse_spans(obj.get("spans"))
+        } else {
+            Vec::new()
+        },
     };
+    (event.tags, event.trimmed_tags) = tags(&obj, &event);
+    Ok(event)
+}
+
+/// An event without exception or query: a message, unless the client named a kind of its own.
+/// Names that collide with our kinds (`exception`, `query`, …) are messages too, so a stored kind
+/// always reads back as itself.
+fn kind_from_type(ty: Option<String>) -> EventKind {
+    match ty {
+        Some(t) if !t.is_empty() && !MESSAGE_TYPES.contains(&t.as_str()) => {
+            match EventKind::parse(&t) {
+                EventKind::Custom(_) => EventKind::Custom(clip_chars(t, 64).0),
+                _ => EventKind::Message,
+            }
+        }
+        _ => EventKind::Message,
+    }
+}
+
+/// The tags as sent, then the derived ones, and the keys that were trimmed.
+fn tags(obj: &Map<String, Value>, event: &Event) -> (Vec<(String, String)>, Vec<String>) {
     let mut tags = TagSet::from_value(obj.get("tags"));
-    let contexts = first_of(&obj, &["contexts", "sentry.interfaces.Contexts"]);
+    let contexts = first_of(obj, &["contexts", "sentry.interfaces.Contexts"]);
     tags.derive("logger", event.logger.as_deref());
     tags.derive("level", Some(event.level.as_str()));
     tags.derive("server", event.server_name.as_deref());
-    tags.derive("url", event.request.as_ref().and_then(|r| r.url.as_deref()).map(url_without_query));
+    tags.derive(
+        "url",
+        event
+            .request
+            .as_ref()
+            .and_then(|r| r.url.as_deref())
+            .map(url_without_query),
+    );
     tags.derive("environment", event.environment.as_deref());
     tags.derive("release", event.release.as_deref());
     tags.derive("transaction", event.transaction.as_deref());
     tags.derive("user", event.user.as_ref().and_then(User::label));
     tags.derive("browser", context_label(contexts, "browser").as_deref());
     tags.derive("os", context_label(contexts, "os").as_deref());
-    (event.tags, event.trimmed_tags) = (tags.tags, tags.trimmed);
-    Ok(event)
+    (tags.tags, tags.trimmed)
 }
 
 /// The first of `keys` present with a non-null value (modern name first, then legacy alias).
 fn first_of<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
+    keys.iter()
+        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
 }
 
 /// A non-empty string, or a number or boolean as text.
-fn text(v: Option<&Value>) -> Option<String> {
+pub(super) fn text(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -200,12 +286,12 @@ fn number(v: &Value) -> Option<f64> {
 }
 
 /// A non-negative integer, or a string holding one (`"10"`).
-fn unsigned(v: Option<&Value>) -> Option<u64> {
+pub(super) fn unsigned(v: Option<&Value>) -> Option<u64> {
     let n = number(v?)?;
     (n >= 0.0 && n.fract() == 0.0 && n <= u64::MAX as f64).then_some(n as u64)
 }
 
-fn boolean(v: Option<&Value>) -> Option<bool> {
+pub(super) fn boolean(v: Option<&Value>) -> Option<bool> {
     match v? {
         Value::Bool(b) => Some(*b),
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
@@ -244,93 +330,26 @@ fn parse_logentry(v: &Value) -> Option<LogEntry> {
     match v {
         Value::Object(m) => {
             let message = text(m.get("message")).map(clip);
-            let formatted = text(m.get("formatted")).map(clip).or_else(|| message.clone())?;
+            let formatted = text(m.get("formatted"))
+                .map(clip)
+                .or_else(|| message.clone())?;
             let params = match m.get("params") {
                 Some(Value::Array(list)) => list.clone(),
                 None | Some(Value::Null) => Vec::new(),
                 Some(other) => vec![other.clone()],
             };
-            Some(LogEntry { message, formatted, params })
+            Some(LogEntry {
+                message,
+                formatted,
+                params,
+            })
         }
-        other => Some(LogEntry { message: None, formatted: clip(text(Some(other))?), params: Vec::new() }),
-    }
-}
-
-/// `{"values": [...]}`, a plain list, or a single exception object.
-fn parse_exceptions(v: Option<&Value>) -> Vec<Exception> {
-    let list: &[Value] = match v {
-        Some(Value::Array(list)) => list,
-        Some(Value::Object(m)) => match m.get("values") {
-            Some(Value::Array(list)) => list,
-            _ if m.contains_key("type") || m.contains_key("value") => std::slice::from_ref(v.unwrap_or(&Value::Null)),
-            _ => &[],
-        },
-        _ => &[],
-    };
-    list.iter().filter_map(parse_exception).collect()
-}
-
-fn parse_exception(v: &Value) -> Option<Exception> {
-    let m = v.as_object()?;
-    let value = match m.get("value") {
-        Some(Value::Object(_) | Value::Array(_)) => m.get("value").map(Value::to_string),
-        other => text(other),
-    };
-    let exception = Exception {
-        ty: text(m.get("type")),
-        value: value.map(|v| clip_chars(v, MAX_MESSAGE_CHARS).0),
-        module: text(m.get("module")),
-        mechanism: m.get("mechanism").and_then(Value::as_object).map(|mech| Mechanism {
-            ty: text(mech.get("type")),
-            handled: boolean(mech.get("handled")),
-            synthetic: boolean(mech.get("synthetic")).unwrap_or(false),
+        other => Some(LogEntry {
+            message: None,
+            formatted: clip(text(Some(other))?),
+            params: Vec::new(),
         }),
-        stacktrace: parse_stacktrace(m.get("stacktrace")),
-    };
-    let empty = exception.ty.is_none() && exception.value.is_none() && exception.stacktrace.is_none();
-    (!empty).then_some(exception)
-}
-
-/// `{"frames": [...]}` or a plain list of frames. No frames, no stacktrace.
-fn parse_stacktrace(v: Option<&Value>) -> Option<Stacktrace> {
-    let frames = match v? {
-        Value::Object(m) => m.get("frames")?.as_array()?,
-        Value::Array(list) => list,
-        _ => return None,
-    };
-    let frames: Vec<Frame> = frames
-        .iter()
-        .filter_map(Value::as_object)
-        .map(|f| Frame {
-            filename: text(f.get("filename")),
-            abs_path: text(f.get("abs_path")),
-            module: text(f.get("module")),
-            function: text(f.get("function")),
-            lineno: unsigned(f.get("lineno")),
-            colno: unsigned(f.get("colno")),
-            context_line: text(f.get("context_line")),
-            in_app: boolean(f.get("in_app")),
-        })
-        .collect();
-    (!frames.is_empty()).then_some(Stacktrace { frames })
-}
-
-/// The stacktrace of the thread that crashed, else of the current one, else of the only thread
-/// that has one.
-fn crashed_thread(v: Option<&Value>) -> Option<Stacktrace> {
-    let list = match v? {
-        Value::Object(m) => m.get("values")?.as_array()?,
-        Value::Array(list) => list,
-        _ => return None,
-    };
-    let threads: Vec<(&Map<String, Value>, Stacktrace)> = list
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|t| Some((t, parse_stacktrace(t.get("stacktrace"))?)))
-        .collect();
-    let flagged = |flag: &str| threads.iter().position(|(t, _)| boolean(t.get(flag)) == Some(true));
-    let pick = flagged("crashed").or_else(|| flagged("current")).or((threads.len() == 1).then_some(0))?;
-    threads.into_iter().nth(pick).map(|(_, st)| st)
+    }
 }
 
 /// `{query, engine}` (raven's `sentry.interfaces.Query`), or a bare SQL string.
@@ -356,7 +375,10 @@ fn parse_user(v: &Value) -> Option<User> {
 
 fn parse_request(v: &Value) -> Option<Request> {
     let m = v.as_object()?;
-    let request = Request { url: text(m.get("url")), method: text(m.get("method")) };
+    let request = Request {
+        url: text(m.get("url")),
+        method: text(m.get("method")),
+    };
     (request != Request::default()).then_some(request)
 }
 

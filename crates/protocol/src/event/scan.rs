@@ -68,7 +68,7 @@ pub(crate) fn repair(bytes: &[u8]) -> Option<Vec<u8>> {
                     continue;
                 }
                 b'\\' => {
-                    out.extend_from_slice(src.get(i..i + 2).unwrap_or(&[b'\\']));
+                    out.extend_from_slice(src.get(i..i + 2).unwrap_or(b"\\"));
                     i += 2;
                     continue;
                 }
@@ -79,7 +79,9 @@ pub(crate) fn repair(bytes: &[u8]) -> Option<Vec<u8>> {
             continue;
         }
         let rest = src.get(i..).unwrap_or_default();
-        let token = [&b"NaN"[..], b"Infinity", b"-Infinity"].into_iter().find(|t| rest.starts_with(t));
+        let token = [&b"NaN"[..], b"Infinity", b"-Infinity"]
+            .into_iter()
+            .find(|t| rest.starts_with(t));
         if let Some(token) = token {
             out.extend_from_slice(b"null");
             i += token.len();

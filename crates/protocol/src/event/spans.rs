@@ -11,7 +11,9 @@ use super::{Event, EventKind, Level, Query, Span};
 /// Reads `spans` as sent. Spans that are not objects, or lack either timestamp, are skipped (a
 /// duration cannot be known for them); a missing `span_id` becomes `span-<index>`.
 pub(crate) fn parse_spans(v: Option<&Value>) -> Vec<Span> {
-    let Some(Value::Array(list)) = v else { return Vec::new() };
+    let Some(Value::Array(list)) = v else {
+        return Vec::new();
+    };
     list.iter()
         .enumerate()
         .filter_map(|(i, span)| {
@@ -89,7 +91,10 @@ pub fn span_queries(tx: &Event) -> Vec<Event> {
                 message: None,
                 exceptions: Vec::new(),
                 stacktrace: None,
-                query: Some(Query { query: span.description.clone().unwrap_or_default(), engine }),
+                query: Some(Query {
+                    query: span.description.clone().unwrap_or_default(),
+                    engine,
+                }),
                 time_spent: Some(span.duration_ms()),
                 tags,
                 trimmed_tags: tx.trimmed_tags.clone(),
@@ -158,7 +163,10 @@ mod tests {
     fn db_spans_become_queries() {
         let tx = tx();
         let queries = span_queries(&tx);
-        let sql: Vec<&str> = queries.iter().map(|q| q.query.as_ref().unwrap().query.as_str()).collect();
+        let sql: Vec<&str> = queries
+            .iter()
+            .map(|q| q.query.as_ref().unwrap().query.as_str())
+            .collect();
         assert_eq!(sql, ["connect", "SELECT pg_sleep(0.05)", "SELECT 1"]);
         let sleep = &queries[1];
         assert_eq!(sleep.kind, EventKind::Query);
@@ -167,13 +175,26 @@ mod tests {
         assert_ne!(queries[2].event_id, sleep.event_id);
         assert!((sleep.time_spent.unwrap() - 50.444).abs() < 0.01);
         assert_eq!(sleep.timestamp, tx.spans[1].timestamp);
-        assert_eq!(sleep.query.as_ref().unwrap().engine.as_deref(), Some("postgresql"));
+        assert_eq!(
+            sleep.query.as_ref().unwrap().engine.as_deref(),
+            Some("postgresql")
+        );
         assert_eq!(sleep.transaction.as_deref(), Some("/orders/"));
-        assert_eq!((sleep.platform.as_str(), sleep.release.as_deref()), ("python", Some("shop@1.2.3")));
+        assert_eq!(
+            (sleep.platform.as_str(), sleep.release.as_deref()),
+            ("python", Some("shop@1.2.3"))
+        );
         assert_eq!(sleep.tag("level"), Some("info"));
         assert_eq!(sleep.tag("engine"), Some("postgresql"));
         assert_eq!(sleep.tag("http.status_code"), Some("200"));
-        assert_eq!(sleep.tags.iter().filter(|(k, _)| k == "level" || k == "engine").count(), 2);
+        assert_eq!(
+            sleep
+                .tags
+                .iter()
+                .filter(|(k, _)| k == "level" || k == "engine")
+                .count(),
+            2
+        );
         assert_eq!(queries[2].tag("engine"), None);
         // Replaying gives the same ids.
         assert_eq!(span_queries(&tx)[1].event_id, sleep.event_id);

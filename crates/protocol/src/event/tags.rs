@@ -100,7 +100,11 @@ pub(crate) fn context_label(contexts: Option<&Value>, kind: &str) -> Option<Stri
             .filter_map(Value::as_object)
             .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?,
     };
-    let name = ctx.get("name").and_then(Value::as_str).map(str::trim).filter(|n| !n.is_empty())?;
+    let name = ctx
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|n| !n.is_empty())?;
     let version = match ctx.get("version") {
         Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
         Some(Value::Number(n)) => Some(n.to_string()),
@@ -146,18 +150,35 @@ mod tests {
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn both_wire_forms_and_scalar_values() {
         assert_eq!(
             tags(json!({"b": 1, "a": true, "c": null, "d": 1.5, "e": "x", "f": [1]})),
-            pairs(&[("a", "True"), ("b", "1"), ("c", ""), ("d", "1.5"), ("e", "x"), ("f", "[1]")])
+            pairs(&[
+                ("a", "True"),
+                ("b", "1"),
+                ("c", ""),
+                ("d", "1.5"),
+                ("e", "x"),
+                ("f", "[1]")
+            ])
         );
         assert_eq!(
-            tags(json!([["server", "web-1"], [" logger ", false], ["n", 3], ["", "no key"], ["lone"], 7, {"key": "k", "value": "v"}, ["server", "dup"]])),
-            pairs(&[("server", "web-1"), ("logger", "False"), ("n", "3"), ("lone", ""), ("k", "v")])
+            tags(
+                json!([["server", "web-1"], [" logger ", false], ["n", 3], ["", "no key"], ["lone"], 7, {"key": "k", "value": "v"}, ["server", "dup"]])
+            ),
+            pairs(&[
+                ("server", "web-1"),
+                ("logger", "False"),
+                ("n", "3"),
+                ("lone", ""),
+                ("k", "v")
+            ])
         );
         assert!(tags(json!("a:b")).is_empty());
         assert!(TagSet::from_value(None).tags.is_empty());
@@ -167,13 +188,16 @@ mod tests {
     fn trimming_records_the_key() {
         let long_key = "é".repeat(150); // 300 bytes
         let long_value = "日".repeat(250);
-        let set = TagSet::from_value(Some(&json!({ long_key.clone(): "v", "lang": long_value, "ok": "日本語" })));
-        let (key, value) = &set.tags[0];
+        let set = TagSet::from_value(Some(
+            &json!({ long_key.clone(): "v", "lang": long_value, "ok": "日本語" }),
+        ));
+        // Object keys come out in sorted order: lang, ok, é….
+        assert_eq!(set.tags[0].1.chars().count(), 200);
+        assert_eq!(set.tags[1].1, "日本語");
+        let (key, value) = &set.tags[2];
         assert_eq!(key.len(), 200);
         assert_eq!(value, "v");
-        assert_eq!(set.tags[1].1.chars().count(), 200);
-        assert_eq!(set.tags[2].1, "日本語");
-        assert_eq!(set.trimmed, vec![key.clone(), "lang".to_string()]);
+        assert_eq!(set.trimmed, vec!["lang".to_string(), key.clone()]);
     }
 
     #[test]
@@ -183,22 +207,37 @@ mod tests {
         set.derive("release", Some("shop@1.2.3"));
         set.derive("user", None);
         set.derive("logger", Some("  "));
-        assert_eq!(set.tags, pairs(&[("server", "web-1.example.com"), ("release", "shop@1.2.3")]));
+        assert_eq!(
+            set.tags,
+            pairs(&[("server", "web-1.example.com"), ("release", "shop@1.2.3")])
+        );
     }
 
     #[test]
     fn helpers() {
-        assert_eq!(url_without_query("http://h/orders/42/checkout/?coupon=S#x"), "http://h/orders/42/checkout/");
+        assert_eq!(
+            url_without_query("http://h/orders/42/checkout/?coupon=S#x"),
+            "http://h/orders/42/checkout/"
+        );
         assert_eq!(url_without_query("http://h/a#frag"), "http://h/a");
         let contexts = json!({
             "browser": {"name": "Chrome", "version": "120.0"},
             "client_os": {"type": "os", "name": "Linux", "version": 6},
             "runtime": {"name": ""}
         });
-        assert_eq!(context_label(Some(&contexts), "browser").as_deref(), Some("Chrome 120.0"));
-        assert_eq!(context_label(Some(&contexts), "os").as_deref(), Some("Linux 6"));
+        assert_eq!(
+            context_label(Some(&contexts), "browser").as_deref(),
+            Some("Chrome 120.0")
+        );
+        assert_eq!(
+            context_label(Some(&contexts), "os").as_deref(),
+            Some("Linux 6")
+        );
         assert_eq!(context_label(Some(&contexts), "runtime"), None);
-        assert_eq!(context_label(Some(&json!({"os": {"name": "Linux"}})), "os").as_deref(), Some("Linux"));
+        assert_eq!(
+            context_label(Some(&json!({"os": {"name": "Linux"}})), "os").as_deref(),
+            Some("Linux")
+        );
         assert_eq!(clip_chars("abc".into(), 2), ("ab".to_string(), true));
         assert_eq!(clip_bytes("aé", 2), ("a", true));
     }

@@ -30,13 +30,23 @@ pub(super) enum Kind {
     /// `IP:PORT`.
     Address,
     /// A URL with one of the given schemes.
-    Url { schemes: &'static [&'static str], example: &'static str },
+    Url {
+        schemes: &'static [&'static str],
+        example: &'static str,
+    },
     /// A file or directory; a leading `~` means the home directory.
     Path { example: &'static str },
     /// One of `names`; the ones in `later` are recognised but refused as not available yet.
-    Choice { names: &'static [&'static str], later: &'static [&'static str] },
+    Choice {
+        names: &'static [&'static str],
+        later: &'static [&'static str],
+    },
     /// A whole number in `min..=max`; `unit` is said in messages ("bytes", "days", or "").
-    Number { unit: &'static str, min: u64, max: u64 },
+    Number {
+        unit: &'static str,
+        min: u64,
+        max: u64,
+    },
 }
 
 /// A value read for a key, before it is stored in the [`Config`].
@@ -53,10 +63,7 @@ pub(super) enum Parsed {
 
 /// The sections in file order. The top level comes first.
 pub(super) const SECTIONS: &[Section] = &[
-    Section {
-        name: "",
-        help: "",
-    },
+    Section { name: "", help: "" },
     Section {
         name: "store",
         help: "Where events, issues and projects are kept.",
@@ -81,9 +88,21 @@ pub(super) const SECTIONS: &[Section] = &[
     },
 ];
 
-const BYTES: Kind = Kind::Number { unit: "bytes", min: 1, max: i64::MAX as u64 };
-const POSITIVE: Kind = Kind::Number { unit: "", min: 1, max: i64::MAX as u64 };
-const PER_MINUTE: Kind = Kind::Number { unit: "", min: 0, max: i64::MAX as u64 };
+const BYTES: Kind = Kind::Number {
+    unit: "bytes",
+    min: 1,
+    max: i64::MAX as u64,
+};
+const POSITIVE: Kind = Kind::Number {
+    unit: "",
+    min: 1,
+    max: i64::MAX as u64,
+};
+const PER_MINUTE: Kind = Kind::Number {
+    unit: "",
+    min: 0,
+    max: i64::MAX as u64,
+};
 
 /// Every key, grouped by section in [`SECTIONS`] order (a test checks the grouping).
 pub(super) const KEYS: &[Key] = &[
@@ -101,7 +120,10 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "",
         name: "url",
-        kind: Kind::Url { schemes: &["http", "https"], example: "https://sentry.example.com" },
+        kind: Kind::Url {
+            schemes: &["http", "https"],
+            example: "https://sentry.example.com",
+        },
         optional: true,
         help: "The address people and SDKs use to reach this server, used in DSNs and in links. \
                Set it when the server is behind a proxy or reached by a name. \
@@ -112,7 +134,9 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "",
         name: "data_dir",
-        kind: Kind::Path { example: "/var/lib/sentry" },
+        kind: Kind::Path {
+            example: "/var/lib/sentry",
+        },
         optional: false,
         help: "The directory where the server keeps its database, its log file (sentry.log) \
                and its process id file (sentry.pid). It is created if missing.",
@@ -122,7 +146,10 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "",
         name: "log_level",
-        kind: Kind::Choice { names: LogLevel::NAMES, later: &[] },
+        kind: Kind::Choice {
+            names: LogLevel::NAMES,
+            later: &[],
+        },
         optional: false,
         help: "How much the server writes to its log, from least to most.",
         set: |c, v| c.log_level = LogLevel::ALL[v.choice()],
@@ -131,7 +158,10 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "store",
         name: "backend",
-        kind: Kind::Choice { names: Backend::NAMES, later: &["postgres"] },
+        kind: Kind::Choice {
+            names: Backend::NAMES,
+            later: &["postgres"],
+        },
         optional: false,
         help: "The database. sqlite keeps everything in one file and needs no setup.",
         set: |c, v| c.store.backend = Backend::ALL[v.choice()],
@@ -140,11 +170,18 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "store",
         name: "sqlite_path",
-        kind: Kind::Path { example: "/var/lib/sentry/sentry.db" },
+        kind: Kind::Path {
+            example: "/var/lib/sentry/sentry.db",
+        },
         optional: true,
         help: "The SQLite database file. Unset, it is sentry.db inside `data_dir`.",
         set: |c, v| c.store.sqlite_path = v.path(),
-        get: |c| c.store.sqlite_path.clone().map_or(Parsed::Unset, Parsed::Path),
+        get: |c| {
+            c.store
+                .sqlite_path
+                .clone()
+                .map_or(Parsed::Unset, Parsed::Path)
+        },
     },
     Key {
         section: "store",
@@ -156,7 +193,12 @@ pub(super) const KEYS: &[Key] = &[
         optional: true,
         help: "How to connect to PostgreSQL when `backend` is postgres (not available yet).",
         set: |c, v| c.store.postgres_url = v.text(),
-        get: |c| c.store.postgres_url.clone().map_or(Parsed::Unset, Parsed::Text),
+        get: |c| {
+            c.store
+                .postgres_url
+                .clone()
+                .map_or(Parsed::Unset, Parsed::Text)
+        },
     },
     Key {
         section: "limits",
@@ -226,7 +268,10 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "ingest",
         name: "attachments",
-        kind: Kind::Choice { names: Attachments::NAMES, later: &["store"] },
+        kind: Kind::Choice {
+            names: Attachments::NAMES,
+            later: &["store"],
+        },
         optional: false,
         help: "What to do with attachments: drop them (and count them as dropped).",
         set: |c, v| c.ingest.attachments = Attachments::ALL[v.choice()],
@@ -253,7 +298,11 @@ pub(super) const KEYS: &[Key] = &[
     Key {
         section: "retention",
         name: "days",
-        kind: Kind::Number { unit: "days", min: 0, max: u32::MAX as u64 },
+        kind: Kind::Number {
+            unit: "days",
+            min: 0,
+            max: u32::MAX as u64,
+        },
         optional: false,
         help: "How many days events are kept before they are deleted. 0 keeps them forever.",
         set: |c, v| c.retention.days = v.number() as u32,
@@ -273,7 +322,10 @@ impl Key {
 
     /// `SENTRY_BIND`, or `SENTRY_LIMITS_MAX_EVENT_BYTES`.
     pub fn env_var(&self) -> String {
-        format!("SENTRY_{}", self.full_name().replace('.', "_").to_uppercase())
+        format!(
+            "SENTRY_{}",
+            self.full_name().replace('.', "_").to_uppercase()
+        )
     }
 }
 

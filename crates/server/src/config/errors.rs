@@ -90,7 +90,11 @@ pub enum ConfigError {
 
 /// The section names, comma-separated.
 fn section_names() -> String {
-    let names: Vec<&str> = SECTIONS.iter().map(|s| s.name).filter(|n| !n.is_empty()).collect();
+    let names: Vec<&str> = SECTIONS
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| !n.is_empty())
+        .collect();
     names.join(", ")
 }
 
@@ -103,8 +107,11 @@ struct UnknownKeyText<'a> {
 
 impl fmt::Display for UnknownKeyText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let valid: Vec<&str> =
-            KEYS.iter().filter(|k| k.section == self.section).map(|k| k.name).collect();
+        let valid: Vec<&str> = KEYS
+            .iter()
+            .filter(|k| k.section == self.section)
+            .map(|k| k.name)
+            .collect();
         let valid = valid.join(", ");
         if self.section.is_empty() {
             write!(
@@ -115,11 +122,22 @@ impl fmt::Display for UnknownKeyText<'_> {
                 section_names()
             )?;
         } else {
-            write!(f, "unknown key `{}` in [{}]; valid keys are: {valid}", self.key, self.section)?;
+            write!(
+                f,
+                "unknown key `{}` in [{}]; valid keys are: {valid}",
+                self.key, self.section
+            )?;
         }
-        if let Some(home) = KEYS.iter().find(|k| k.name == self.key && k.section != self.section) {
+        if let Some(home) = KEYS
+            .iter()
+            .find(|k| k.name == self.key && k.section != self.section)
+        {
             if home.section.is_empty() {
-                write!(f, " (`{}` goes at the top of the file, before any [section])", self.key)?;
+                write!(
+                    f,
+                    " (`{}` goes at the top of the file, before any [section])",
+                    self.key
+                )?;
             } else {
                 write!(f, " (`{}` belongs in [{}])", self.key, home.section)?;
             }

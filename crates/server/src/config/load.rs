@@ -19,7 +19,11 @@ pub(super) struct Origins(Vec<(String, String)>);
 impl Origins {
     /// Where the last of `keys` to be set came from.
     fn last_of(&self, keys: &[&str]) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| keys.contains(&k.as_str())).map(|(_, at)| at.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(_, at)| at.as_str())
     }
 }
 
@@ -36,7 +40,10 @@ pub(super) fn apply_file(
     let file = File {
         path,
         text,
-        paths: PathRules { home: &home, base: path.parent() },
+        paths: PathRules {
+            home: &home,
+            base: path.parent(),
+        },
     };
     for (name, value) in in_file_order(doc.get_ref()) {
         let line = file.line(name.span().start);
@@ -90,7 +97,10 @@ pub(super) fn apply_env(
     env: &[(String, String)],
 ) -> Result<(), ConfigError> {
     let home = home_dir(env);
-    let paths = PathRules { home: &home, base: None };
+    let paths = PathRules {
+        home: &home,
+        base: None,
+    };
     for key in declare::KEYS {
         let var = key.env_var();
         let Some((_, value)) = env.iter().rev().find(|(k, _)| *k == var) else {
@@ -105,7 +115,11 @@ pub(super) fn apply_env(
             Err(Problem::WrongType { .. }) => format!("must be {}", key.kind.describe(key)),
             Err(Problem::Invalid(problem)) => problem,
         };
-        return Err(ConfigError::InvalidEnv { var, value: value.clone(), problem });
+        return Err(ConfigError::InvalidEnv {
+            var,
+            value: value.clone(),
+            problem,
+        });
     }
     Ok(())
 }
@@ -116,7 +130,10 @@ pub(super) fn check(config: &Config, origins: &Origins) -> Result<(), ConfigErro
     if limits.max_event_bytes > limits.max_decompressed_bytes {
         let names = ["limits.max_event_bytes", "limits.max_decompressed_bytes"];
         return Err(ConfigError::Inconsistent {
-            at: origins.last_of(&names).unwrap_or("the defaults").to_string(),
+            at: origins
+                .last_of(&names)
+                .unwrap_or("the defaults")
+                .to_string(),
             problem: format!(
                 "`limits.max_event_bytes` ({}) is larger than `limits.max_decompressed_bytes` \
                  ({}); an event can't be larger than the decompressed request that carries it, \
@@ -193,14 +210,22 @@ fn syntax_error(path: &Path, text: &str, error: &toml::de::Error) -> ConfigError
     if !at.is_empty() && !at.contains('\n') {
         message.push_str(&format!(" (at `{}`)", excerpt(at)));
     }
-    ConfigError::Syntax { file: path.to_path_buf(), line, col, message }
+    ConfigError::Syntax {
+        file: path.to_path_buf(),
+        line,
+        col,
+        message,
+    }
 }
 
 /// The 1-based line and column (in characters) of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = text.get(..offset.min(text.len())).unwrap_or(text);
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
 }
 
 /// The first line of `text`, shortened to fit in a message.

@@ -29,7 +29,9 @@ fn error(text: &str, line: usize) -> String {
 }
 
 fn env_error(pairs: &[(&str, &str)]) -> String {
-    Config::defaults_with_env(&env(pairs)).expect_err("should be refused").to_string()
+    Config::defaults_with_env(&env(pairs))
+        .expect_err("should be refused")
+        .to_string()
 }
 
 #[test]
@@ -38,9 +40,18 @@ fn defaults() {
     assert_eq!(config.bind.to_string(), "127.0.0.1:9000");
     assert_eq!(config.public_url(), "http://127.0.0.1:9000");
     assert_eq!(config.data_dir, Path::new("/home/ada/.sentry/data"));
-    assert_eq!(config.sqlite_path(), Path::new("/home/ada/.sentry/data/sentry.db"));
-    assert_eq!(config.log_file(), Path::new("/home/ada/.sentry/data/sentry.log"));
-    assert_eq!(config.pid_file(), Path::new("/home/ada/.sentry/data/sentry.pid"));
+    assert_eq!(
+        config.sqlite_path(),
+        Path::new("/home/ada/.sentry/data/sentry.db")
+    );
+    assert_eq!(
+        config.log_file(),
+        Path::new("/home/ada/.sentry/data/sentry.log")
+    );
+    assert_eq!(
+        config.pid_file(),
+        Path::new("/home/ada/.sentry/data/sentry.pid")
+    );
     assert_eq!(config.log_level, LogLevel::Info);
     assert_eq!(config.store.backend, Backend::Sqlite);
     assert_eq!(config.protocol_limits(), protocol::Limits::default());
@@ -65,12 +76,19 @@ fn a_full_file_sets_every_section() {
     );
     assert_eq!(config.bind.to_string(), "0.0.0.0:8080");
     assert_eq!(config.public_url(), "https://errors.example.com");
-    assert_eq!(config.data_dir, Path::new("/etc/sentry/data"), "relative to the file");
+    assert_eq!(
+        config.data_dir,
+        Path::new("/etc/sentry/data"),
+        "relative to the file"
+    );
     assert_eq!(config.sqlite_path(), Path::new("/home/ada/db/s.db"));
     assert_eq!(config.log_level, LogLevel::Debug);
     assert_eq!(config.limits.max_event_bytes, 2 * 1024 * 1024);
     assert_eq!(config.limits.max_json_depth, 32);
-    assert_eq!((config.ingest.queue_capacity, config.ingest.batch_max), (5, 7));
+    assert_eq!(
+        (config.ingest.queue_capacity, config.ingest.batch_max),
+        (5, 7)
+    );
     assert_eq!(config.rate_limits.per_key_per_minute, 600);
     assert_eq!(config.rate_limits.per_project_per_minute, 6000);
     assert_eq!(config.retention.days, 0);
@@ -79,23 +97,44 @@ fn a_full_file_sets_every_section() {
 #[test]
 fn inline_tables_and_dotted_keys_are_checked_too() {
     let config = load("limits = { max_json_depth = 10 }\nretention.days = 7\n");
-    assert_eq!((config.limits.max_json_depth, config.retention.days), (10, 7));
-    let message = error("bind = \"127.0.0.1:1\"\nlimits = { max_json_depht = 10 }\n", 2);
-    assert!(message.contains("unknown key `max_json_depht` in [limits]"), "{message}");
+    assert_eq!(
+        (config.limits.max_json_depth, config.retention.days),
+        (10, 7)
+    );
+    let message = error(
+        "bind = \"127.0.0.1:1\"\nlimits = { max_json_depht = 10 }\n",
+        2,
+    );
+    assert!(
+        message.contains("unknown key `max_json_depht` in [limits]"),
+        "{message}"
+    );
     error("\nretention.days = \"soon\"\n", 2);
 }
 
 #[test]
 fn syntax_error_names_file_line_and_column() {
-    let message = error("bind = \"127.0.0.1:9000\"\n\n[limits\nmax_json_depth = 3\n", 3);
-    assert!(message.starts_with(&format!("{FILE}:3:8: this is not valid TOML: ")), "{message}");
+    let message = error(
+        "bind = \"127.0.0.1:9000\"\n\n[limits\nmax_json_depth = 3\n",
+        3,
+    );
+    assert!(
+        message.starts_with(&format!("{FILE}:3:8: this is not valid TOML: ")),
+        "{message}"
+    );
     let message = error("[limits]\nmax_json_depth = 3\nmax_json_depth = 4\n", 3);
-    assert!(message.contains("duplicate key (at `max_json_depth`)"), "{message}");
+    assert!(
+        message.contains("duplicate key (at `max_json_depth`)"),
+        "{message}"
+    );
 }
 
 #[test]
 fn unknown_key_lists_the_valid_keys_of_its_section() {
-    let message = error("bind = \"127.0.0.1:9000\"\n\n[limits]\nmax_json_depth = 3\nworkres = 4\n", 5);
+    let message = error(
+        "bind = \"127.0.0.1:9000\"\n\n[limits]\nmax_json_depth = 3\nworkres = 4\n",
+        5,
+    );
     assert_eq!(
         message,
         format!(
@@ -122,7 +161,10 @@ fn unknown_top_level_key_points_to_its_section() {
 
 #[test]
 fn unknown_section_lists_the_valid_sections() {
-    let message = error("bind = \"127.0.0.1:9000\"\n\n[limts]\nmax_json_depth = 3\n", 3);
+    let message = error(
+        "bind = \"127.0.0.1:9000\"\n\n[limts]\nmax_json_depth = 3\n",
+        3,
+    );
     assert_eq!(
         message,
         format!(
@@ -149,7 +191,10 @@ fn wrong_type_says_what_is_expected_with_an_example() {
          not a whole number"
     ));
     let message = error("\nlimits = 5\n", 2);
-    assert!(message.contains("`limits` must be a section, written [limits]"), "{message}");
+    assert!(
+        message.contains("`limits` must be a section, written [limits]"),
+        "{message}"
+    );
     let message = error("[ingest]\nbatch_max = 1.5\n", 2);
     assert!(message.ends_with("not a decimal number"), "{message}");
 }
@@ -169,15 +214,26 @@ fn invalid_values_say_why_and_what_is_valid() {
         "`log_level` = \"loud\": not a valid value; valid: error, warn, info, debug, trace"
     ));
     let message = error("[store]\nbackend = \"postgres\"\n", 2);
-    assert!(message.ends_with(
-        "`store.backend` = \"postgres\": postgres is not available yet; valid: sqlite"
-    ));
+    assert!(
+        message.ends_with(
+            "`store.backend` = \"postgres\": postgres is not available yet; valid: sqlite"
+        )
+    );
     let message = error("[ingest]\nattachments = \"store\"\n", 2);
-    assert!(message.ends_with("store is not available yet; valid: drop"), "{message}");
+    assert!(
+        message.ends_with("store is not available yet; valid: drop"),
+        "{message}"
+    );
     let message = error("[ingest]\nqueue_capacity = 0\n", 2);
-    assert!(message.ends_with("`ingest.queue_capacity` = 0: must be at least 1"), "{message}");
+    assert!(
+        message.ends_with("`ingest.queue_capacity` = 0: must be at least 1"),
+        "{message}"
+    );
     let message = error("[retention]\ndays = -1\n", 2);
-    assert!(message.ends_with("`retention.days` = -1: can't be negative"), "{message}");
+    assert!(
+        message.ends_with("`retention.days` = -1: can't be negative"),
+        "{message}"
+    );
     let message = error("url = \"sentry.example.com\"\n", 1);
     assert!(message.contains("not a URL; write it starting with http:// or https://"));
     error("data_dir = \"\"\n", 1);
@@ -185,20 +241,30 @@ fn invalid_values_say_why_and_what_is_valid() {
 
 #[test]
 fn event_limit_above_decompressed_limit_is_refused_where_it_was_set() {
-    let message = error("[limits]\nmax_decompressed_bytes = 1000\nmax_event_bytes = 2000\n", 3);
-    assert!(message.contains("`limits.max_event_bytes` (2000) is larger than"), "{message}");
+    let message = error(
+        "[limits]\nmax_decompressed_bytes = 1000\nmax_event_bytes = 2000\n",
+        3,
+    );
+    assert!(
+        message.contains("`limits.max_event_bytes` (2000) is larger than"),
+        "{message}"
+    );
     let config = Config::load_from(
         Path::new(FILE),
         "[limits]\nmax_event_bytes = 2000\n",
         &env(&[("SENTRY_LIMITS_MAX_DECOMPRESSED_BYTES", "1000")]),
     );
     let message = config.unwrap_err().to_string();
-    assert!(message.starts_with("SENTRY_LIMITS_MAX_DECOMPRESSED_BYTES=1000: "), "{message}");
+    assert!(
+        message.starts_with("SENTRY_LIMITS_MAX_DECOMPRESSED_BYTES=1000: "),
+        "{message}"
+    );
 }
 
 #[test]
 fn environment_beats_the_file_and_ignores_other_sentry_variables() {
-    let text = "bind = \"127.0.0.1:1\"\nurl = \"http://a.example\"\n[limits]\nmax_event_bytes = 5\n";
+    let text =
+        "bind = \"127.0.0.1:1\"\nurl = \"http://a.example\"\n[limits]\nmax_event_bytes = 5\n";
     let config = Config::load_from(
         Path::new(FILE),
         text,
@@ -249,7 +315,10 @@ fn every_key_can_be_set_through_its_variable() {
             (Kind::Url { example, .. }, _) => example.to_string(),
             (Kind::Path { .. }, _) => "/srv/x".to_string(),
             (Kind::Choice { names, later }, Parsed::Choice(i)) => {
-                let other = names.iter().enumerate().find(|(j, n)| *j != i && !later.contains(n));
+                let other = names
+                    .iter()
+                    .enumerate()
+                    .find(|(j, n)| *j != i && !later.contains(n));
                 // A choice with a single usable value can only be set to its default.
                 other.map_or(names[i], |(_, n)| n).to_string()
             }
@@ -259,7 +328,10 @@ fn every_key_can_be_set_through_its_variable() {
         let config = Config::defaults_with_env(&env(&[(var.as_str(), value.as_str())]))
             .unwrap_or_else(|e| panic!("{e}"));
         let read = key.kind.to_toml(&(key.get)(&config)).unwrap();
-        assert!(read.contains(value.trim_matches('"')), "{var}={value} read back as {read}");
+        assert!(
+            read.contains(value.trim_matches('"')),
+            "{var}={value} read back as {read}"
+        );
     }
 }
 
@@ -288,11 +360,16 @@ fn reference_mentions_every_declared_key_and_section_in_order() {
     for key in KEYS {
         let line = format!("{} = ", key.name);
         assert!(
-            text.lines().any(|l| l.starts_with(&line) || l.starts_with(&format!("# {line}"))),
+            text.lines()
+                .any(|l| l.starts_with(&line) || l.starts_with(&format!("# {line}"))),
             "{} is missing from the reference",
             key.full_name()
         );
-        assert!(text.contains(&key.env_var()), "{} is not named", key.env_var());
+        assert!(
+            text.contains(&key.env_var()),
+            "{} is not named",
+            key.env_var()
+        );
     }
 }
 
@@ -312,14 +389,22 @@ fn declaration_table_matches_the_config_structs() {
     }
     let declared: BTreeSet<String> = KEYS.iter().map(|k| k.full_name()).collect();
     assert_eq!(fields, declared);
-    let order: Vec<usize> =
-        KEYS.iter().map(|k| SECTIONS.iter().position(|s| s.name == k.section).unwrap()).collect();
-    assert!(order.is_sorted(), "KEYS must be grouped by section in SECTIONS order");
+    let order: Vec<usize> = KEYS
+        .iter()
+        .map(|k| SECTIONS.iter().position(|s| s.name == k.section).unwrap())
+        .collect();
+    assert!(
+        order.is_sorted(),
+        "KEYS must be grouped by section in SECTIONS order"
+    );
 }
 
 #[test]
 fn public_url_has_no_trailing_slash_and_brackets_ipv6() {
-    let mut config = Config { bind: "[::1]:9000".parse().unwrap(), ..Config::default() };
+    let mut config = Config {
+        bind: "[::1]:9000".parse().unwrap(),
+        ..Config::default()
+    };
     assert_eq!(config.public_url(), "http://[::1]:9000");
     config.url = Some("https://sentry.example.com/base/".into());
     assert_eq!(config.public_url(), "https://sentry.example.com/base");
@@ -330,4 +415,3 @@ fn a_missing_file_says_how_to_make_one() {
     let err = Config::load(Path::new("/nonexistent/sentry.toml")).unwrap_err();
     assert!(err.to_string().contains("run `sentry init`"), "{err}");
 }
-

@@ -38,18 +38,26 @@ impl Kind {
         }
         let text = match raw {
             Raw::Toml(DeValue::String(s)) => s.as_ref(),
-            Raw::Toml(other) => return Err(Problem::WrongType { found: type_name(other) }),
+            Raw::Toml(other) => {
+                return Err(Problem::WrongType {
+                    found: type_name(other),
+                });
+            }
             Raw::Env(s) => s,
         };
         if key.optional && text.is_empty() {
             return Ok(Parsed::Unset);
         }
         match *self {
-            Kind::Address => text.parse::<SocketAddr>().map(Parsed::Address).map_err(|_| {
-                Problem::Invalid(
-                    "not an address; write it as IP:PORT, for example \"127.0.0.1:9000\"".into(),
-                )
-            }),
+            Kind::Address => text
+                .parse::<SocketAddr>()
+                .map(Parsed::Address)
+                .map_err(|_| {
+                    Problem::Invalid(
+                        "not an address; write it as IP:PORT, for example \"127.0.0.1:9000\""
+                            .into(),
+                    )
+                }),
             Kind::Url { schemes, example } => {
                 let valid = text.split_once("://").is_some_and(|(scheme, rest)| {
                     schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme))
@@ -77,11 +85,15 @@ impl Kind {
             Kind::Choice { names, later } => {
                 let valid = valid_choices(names, later).join(", ");
                 if let Some(l) = later.iter().find(|l| l.eq_ignore_ascii_case(text)) {
-                    Err(Problem::Invalid(format!("{l} is not available yet; valid: {valid}")))
+                    Err(Problem::Invalid(format!(
+                        "{l} is not available yet; valid: {valid}"
+                    )))
                 } else if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(text)) {
                     Ok(Parsed::Choice(i))
                 } else {
-                    Err(Problem::Invalid(format!("not a valid value; valid: {valid}")))
+                    Err(Problem::Invalid(format!(
+                        "not a valid value; valid: {valid}"
+                    )))
                 }
             }
             Kind::Number { .. } => unreachable!("numbers are read above"),
@@ -91,12 +103,16 @@ impl Kind {
     /// What a value of this kind looks like, for "must be ..." messages.
     pub fn describe(&self, key: &Key) -> String {
         match *self {
-            Kind::Address => "an address written as IP:PORT (for example \"127.0.0.1:9000\")".into(),
+            Kind::Address => {
+                "an address written as IP:PORT (for example \"127.0.0.1:9000\")".into()
+            }
             Kind::Url { example, .. } => format!("a URL in quotes (for example \"{example}\")"),
             Kind::Path { example } => format!("a path in quotes (for example \"{example}\")"),
             Kind::Choice { names, later } => {
-                let quoted: Vec<String> =
-                    valid_choices(names, later).iter().map(|n| format!("\"{n}\"")).collect();
+                let quoted: Vec<String> = valid_choices(names, later)
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect();
                 format!("one of {}", quoted.join(", "))
             }
             Kind::Number { unit, .. } => {
@@ -104,7 +120,11 @@ impl Kind {
                     Parsed::Number(n) if n > 0 => n,
                     _ => 1000,
                 };
-                let unit = if unit.is_empty() { String::new() } else { format!(" of {unit}") };
+                let unit = if unit.is_empty() {
+                    String::new()
+                } else {
+                    format!(" of {unit}")
+                };
                 format!("a whole number{unit} (for example {example})")
             }
         }
@@ -129,7 +149,11 @@ impl Kind {
 
 /// The names of a choice that can be used today.
 pub(super) fn valid_choices(names: &[&'static str], later: &[&str]) -> Vec<&'static str> {
-    names.iter().copied().filter(|n| !later.contains(n)).collect()
+    names
+        .iter()
+        .copied()
+        .filter(|n| !later.contains(n))
+        .collect()
 }
 
 /// A TOML value's type in plain words.
@@ -148,7 +172,11 @@ pub(super) fn type_name(value: &DeValue<'_>) -> &'static str {
 fn read_number(raw: Raw<'_>, min: u64, max: u64) -> Result<Parsed, Problem> {
     let n = match raw {
         Raw::Toml(DeValue::Integer(i)) => i128::from_str_radix(i.as_str(), i.radix()).ok(),
-        Raw::Toml(other) => return Err(Problem::WrongType { found: type_name(other) }),
+        Raw::Toml(other) => {
+            return Err(Problem::WrongType {
+                found: type_name(other),
+            });
+        }
         Raw::Env(s) => {
             let s = s.trim().replace('_', "");
             let n = s.parse::<i128>().ok();

@@ -1,0 +1,356 @@
+//! Grouping of whole events: each case is an event in, its title, culprit and components out.
+
+use super::*;
+use protocol::event::{LogEntry, Mechanism, Query, Request, Stacktrace};
+use protocol::{EventId, Level};
+
+pub(crate) fn event(kind: EventKind) -> Event {
+    Event {
+        event_id: EventId([0; 16]),
+        kind,
+        timestamp: 0.0,
+        platform: "python".to_string(),
+        level: Level::Error,
+        logger: None,
+        transaction: None,
+        server_name: None,
+        release: None,
+        dist: None,
+        environment: None,
+        message: None,
+        exceptions: Vec::new(),
+        stacktrace: None,
+        query: None,
+        time_spent: None,
+        tags: Vec::new(),
+        trimmed_tags: Vec::new(),
+        fingerprint: None,
+        culprit: None,
+        user: None,
+        request: None,
+        start_timestamp: None,
+        spans: Vec::new(),
+    }
+}
+
+fn frame(module: &str, function: &str, in_app: Option<bool>) -> Frame {
+    Frame {
+        module: Some(module.to_string()).filter(|m| !m.is_empty()),
+        function: Some(function.to_string()),
+        in_app,
+        ..Frame::default()
+    }
+}
+
+fn exception(ty: &str, value: &str, frames: Vec<Frame>) -> Exception {
+    Exception {
+        ty: Some(ty.to_string()).filter(|t| !t.is_empty()),
+        value: Some(value.to_string()).filter(|v| !v.is_empty()),
+        stacktrace: (!frames.is_empty()).then_some(Stacktrace { frames }),
+        ..Exception::default()
+    }
+}
+
+fn exception_event(exceptions: Vec<Exception>) -> Event {
+    Event { exceptions, ..event(EventKind::Exception) }
+}
+
+fn message_event(formatted: &str, template: Option<&str>) -> Event {
+    let message = LogEntry {
+        formatted: formatted.to_string(),
+        message: template.map(str::to_string),
+        params: Vec::new(),
+    };
+    Event { message: Some(message), ..event(EventKind::Message) }
+}
+
+fn query_event(engine: Option<&str>, sql: &str) -> Event {
+    let query = Query { query: sql.to_string(), engine: engine.map(str::to_string) };
+    Event { query: Some(query), ..event(EventKind::Query) }
+}
+
+/// Groups `event` and compares its title, culprit and components (one per line,
+/// `name: value | value`, `~` before those that do not contribute) with `expected`.
+fn check(event: &Event, expected: &str) {
+    let g = group(event, &GroupingConfig::default());
+    assert_eq!(g.hash.len(), 32);
+    assert!(g.hash.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    let mut lines = vec![format!("title: {}", g.title), format!("culprit: {}", g.culprit)];
+    for c in &g.components {
+        let mark = if c.contributes { "" } else { "~" };
+        lines.push(format!("{mark}{}: {}", c.name, c.values.join(" | ")));
+    }
+    let got: String = lines.iter().map(|l| format!("{}\n", l.trim())).collect();
+    let expected: String = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    assert_eq!(got, expected);
+}
+
+fn hash(event: &Event) -> String {
+    group(event, &GroupingConfig::default()).hash
+}
+
+#[test]
+fn exception_with_in_app_frames() {
+    let e = exception_event(vec![exception(
+        "KeyError",
+        "'coupon'\nmore detail",
+        vec![
+            frame("django.core.handlers", "inner", Some(false)),
+            frame("shop.views", "checkout", Some(true)),
+            frame("shop.pricing", "apply_coupon", Some(true)),
+            frame("shop.pricing", "apply_coupon", Some(true)),
+            frame("decimal", "quantize", Some(false)),
+        ],
+    )]);
+    check(
+        &e,
+        "title: KeyError: 'coupon'
+         culprit: shop.pricing in apply_coupon
+         exception.type: KeyError
+         frame: shop.views | checkout
+         frame: shop.pricing | apply_coupon",
+    );
+}
+
+#[test]
+fn exception_chain_without_in_app_marks() {
+    let cause = exception("OSError", "disk full", vec![frame("io", "write", None)]);
+    let main = exception("RuntimeError", "save failed", vec![]);
+    let e = Event { transaction: Some("/orders/".to_string()), ..exception_event(vec![cause, main]) };
+    check(
+        &e,
+        "title: RuntimeError: save failed
+         culprit: /orders/
+         exception.type: OSError
+         frame: io | write
+         exception.type: RuntimeError",
+    );
+}
+
+#[test]
+fn exception_without_frames_uses_normalised_value() {
+    let e = exception_event(vec![exception("ValueError", "invalid literal for int() with base 10: 'abc'", vec![])]);
+    check(
+        &e,
+        "title: ValueError: invalid literal for int() with base 10: 'abc'
+         culprit:
+         exception.type: ValueError
+         exception.value: invalid literal for int() with base <int>: <quoted>",
+    );
+}
+
+#[test]
+fn frames_use_file_basename_and_clean_functions() {
+    let frames = vec![
+        Frame {
+            filename: Some("https://cdn.example.com/static/main.3f2a1b9c.js?v=2".to_string()),
+            function: Some("render".to_string()),
+            lineno: Some(10),
+            ..Frame::default()
+        },
+        Frame {
+            abs_path: Some("/home/deploy/app/src/main.rs".to_string()),
+            function: Some("app::run::{{closure}}::h0123456789abcdef".to_string()),
+            ..Frame::default()
+        },
+        Frame { function: Some("0x7ffd1234abcd".to_string()), ..Frame::default() },
+    ];
+    let e = exception_event(vec![exception("Error", "boom", frames)]);
+    check(
+        &e,
+        "title: Error: boom
+         culprit: 0x7ffd1234abcd
+         exception.type: Error
+         frame: main.<hex>.js | render
+         frame: main.rs | app::run::{{closure}}
+         frame:  | <addr>",
+    );
+}
+
+#[test]
+fn synthetic_exception_uses_crash_function() {
+    let mut ex = exception("SIGSEGV", "Segfault", vec![frame("", "main", Some(true)), frame("", "crash_here", Some(true))]);
+    ex.mechanism = Some(Mechanism { synthetic: true, ..Mechanism::default() });
+    check(
+        &exception_event(vec![ex]),
+        "title: SIGSEGV: Segfault
+         culprit: crash_here
+         exception.function: crash_here
+         frame:  | main
+         frame:  | crash_here",
+    );
+}
+
+#[test]
+fn top_level_stacktrace_stands_in_for_exception_frames() {
+    let e = Event {
+        stacktrace: Some(Stacktrace { frames: vec![frame("app.jobs", "run", Some(true))] }),
+        ..exception_event(vec![exception("TimeoutError", "", vec![])])
+    };
+    check(
+        &e,
+        "title: TimeoutError
+         culprit: app.jobs in run
+         exception.type: TimeoutError
+         frame: app.jobs | run",
+    );
+}
+
+#[test]
+fn messages() {
+    let e = Event { logger: Some("shop.payments".to_string()), ..message_event("Payment 42 declined", Some("Payment %s declined")) };
+    check(
+        &e,
+        "title: Payment 42 declined
+         culprit: shop.payments
+         message: Payment %s declined
+         ~logger: shop.payments",
+    );
+    let e = Event { transaction: Some("/pay/".to_string()), ..message_event("User 550e8400-e29b-41d4-a716-446655440000 paid 12.50", None) };
+    check(
+        &e,
+        "title: User 550e8400-e29b-41d4-a716-446655440000 paid 12.50
+         culprit: /pay/
+         message: User <uuid> paid <float>",
+    );
+}
+
+#[test]
+fn queries() {
+    let e = Event {
+        transaction: Some("/orders/".to_string()),
+        ..query_event(Some("psycopg2"), r#"SELECT "o"."id" FROM "o" WHERE "o"."id" IN (%s, %s)"#)
+    };
+    check(
+        &e,
+        "title: SELECT o.id FROM o WHERE o.id IN (?)
+         culprit: postgresql · /orders/
+         engine: postgresql
+         sql: SELECT o.id FROM o WHERE o.id IN (?)",
+    );
+    check(
+        &query_event(None, "select 1"),
+        "title: SELECT ?
+         culprit:
+         sql: SELECT ?",
+    );
+    check(
+        &query_event(Some("MySQLdb"), "SELECT * FROM t WHERE a = \"x\""),
+        "title: SELECT * FROM t WHERE a = ?
+         culprit: mysql
+         engine: mysql
+         sql: SELECT * FROM t WHERE a = ?",
+    );
+}
+
+#[test]
+fn transactions_and_custom_kinds() {
+    let e = Event {
+        transaction: Some("/orders/{id}/".to_string()),
+        request: Some(Request { url: Some("https://shop.example/orders/7/?x=1".to_string()), method: None }),
+        ..event(EventKind::Transaction)
+    };
+    check(
+        &e,
+        "title: /orders/{id}/
+         culprit: https://shop.example/orders/7/
+         transaction: /orders/{id}/",
+    );
+    let e = Event { tags: vec![("url".to_string(), "https://shop.example/orders/7/".to_string())], ..e };
+    assert_eq!(group(&e, &GroupingConfig::default()).culprit, "https://shop.example/orders/7/");
+
+    let mut e = message_event("Deployed release 1.4.2 to web-3", None);
+    e.kind = EventKind::Custom("deploy".to_string());
+    check(
+        &e,
+        "title: deploy: Deployed release 1.4.2 to web-3
+         culprit:
+         message: Deployed release <float>.<int> to web-<int>",
+    );
+}
+
+#[test]
+fn empty_events_still_group() {
+    for kind in [EventKind::Exception, EventKind::Message, EventKind::Query, EventKind::Transaction, EventKind::Custom(String::new())] {
+        let g = group(&event(kind.clone()), &GroupingConfig::default());
+        assert_eq!(g.hash.len(), 32, "{kind:?}");
+        assert!(!g.components.is_empty(), "{kind:?}");
+    }
+    check(
+        &event(EventKind::Exception),
+        "title: <unlabeled event>
+         culprit:
+         message:",
+    );
+}
+
+#[test]
+fn client_culprit_wins() {
+    let e = Event { culprit: Some(" legacy.view ".to_string()), ..message_event("x", None) };
+    assert_eq!(group(&e, &GroupingConfig::default()).culprit, "legacy.view");
+}
+
+#[test]
+fn long_titles_are_truncated() {
+    let e = message_event(&"x".repeat(500), None);
+    let title = group(&e, &GroupingConfig::default()).title;
+    assert_eq!(title.chars().count(), MAX_TITLE);
+    assert!(title.ends_with('…'));
+}
+
+#[test]
+fn fingerprints() {
+    let base = message_event("Payment 42 declined", None);
+    let with = |fp: &[&str]| Event { fingerprint: Some(fp.iter().map(|s| s.to_string()).collect()), ..base.clone() };
+
+    // `{{ default }}` alone is the default grouping, whatever its spelling.
+    assert_eq!(hash(&with(&["{{ default }}"])), hash(&base));
+    assert_eq!(hash(&with(&["{{default}}"])), hash(&with(&[" {{ DEFAULT }} "])));
+    assert_eq!(hash(&with(&[])), hash(&base));
+
+    // A fingerprint without it groups by its values alone.
+    let other = Event { fingerprint: Some(vec!["payments".to_string()]), ..message_event("Something else", None) };
+    assert_eq!(hash(&with(&["payments"])), hash(&other));
+    assert_ne!(hash(&with(&["payments", "{{ default }}"])), hash(&with(&["payments"])));
+
+    check(
+        &with(&["payments", "{{ default }}", "{{ level }}", "{{ tags.region }}", "{{ unknown }}"]),
+        "title: Payment 42 declined
+         culprit:
+         fingerprint: payments
+         message: Payment <int> declined
+         fingerprint: error | <no-value-for-tag-region> | {{ unknown }}",
+    );
+    check(
+        &with(&["{{ transaction }}"]),
+        "title: Payment 42 declined
+         culprit:
+         fingerprint: <no-transaction>
+         ~message: Payment <int> declined",
+    );
+}
+
+#[test]
+fn kinds_never_share_a_group() {
+    let m = message_event("SELECT 1", None);
+    let mut c = m.clone();
+    c.kind = EventKind::Custom("message2".to_string());
+    let q = Event { kind: EventKind::Query, ..m.clone() };
+    assert_ne!(hash(&m), hash(&q));
+    assert_ne!(hash(&m), hash(&c));
+    let fp = |e: &Event| Event { fingerprint: Some(vec!["same".to_string()]), ..e.clone() };
+    assert_ne!(hash(&fp(&m)), hash(&fp(&q)));
+}
+
+#[test]
+fn kind_recognition() {
+    let e = exception_event(vec![exception("E", "v", vec![])]);
+    assert!(ExceptionKind.matches(&e));
+    assert!(!MessageKind.matches(&e));
+    assert!(MessageKind.matches(&message_event("x", None)));
+    assert!(QueryKind.matches(&query_event(None, "select 1")));
+    assert!(TransactionKind.matches(&event(EventKind::Transaction)));
+    let custom = CustomKind { name: "deploy".to_string() };
+    assert!(custom.matches(&event(EventKind::Custom("deploy".to_string()))));
+    assert_eq!(kind_of(&event(EventKind::Custom("deploy".to_string()))).name(), "deploy");
+}

@@ -1,0 +1,1 @@
+//! Malformed, oversized and unauthorised requests: the server answers 4xx with a reason and keeps serving.

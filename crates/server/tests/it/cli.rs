@@ -1,0 +1,1 @@
+//! The `sentry` command line: config, projects, keys, capture, groups and events.

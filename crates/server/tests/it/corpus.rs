@@ -1,0 +1,1 @@
+//! Replays the recorded real-client requests (tests/fixtures/corpus) against the real binary.
