@@ -39,6 +39,7 @@ find_pg_bin() {
 }
 
 # --- 1. system packages -----------------------------------------------------------------------
+export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
 [ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
 apt_missing=()
 command -v cc >/dev/null || apt_missing+=(build-essential)

@@ -175,6 +175,10 @@ impl Line {
         let rest = j + 3;
         let mut k = rest;
         while self.at(k).is_some_and(|c| !c.is_whitespace()) {
+            if self.placeholder_at(k).is_some() {
+                // Part of it was replaced already: it was no URL then, and is none now.
+                return None;
+            }
             k += 1;
         }
         while k > rest && matches!(self.cs[k - 1], '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '\'' | '"' | '>') {

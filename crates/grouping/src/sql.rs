@@ -62,12 +62,12 @@ enum Dialect {
 }
 
 fn normalize_with(sql: &str, dialect: Dialect) -> String {
-    let tokens = Lexer::new(sql, dialect).run();
-    let mut tokens = collapse(&tokens, 0);
+    let mut tokens = Lexer::new(sql, dialect).run();
+    // Before collapsing, so that `IN (;` is a cut-off list like `IN (`.
     while tokens.last() == Some(&Tok::Punct(';')) {
         tokens.pop();
     }
-    render(&tokens)
+    render(&collapse(&tokens, 0))
 }
 
 /// One token of normalised SQL. Every token renders to text that lexes back to itself.
@@ -618,9 +618,14 @@ fn render(toks: &[Tok]) -> String {
 /// The canonical spacing: decided by the tokens alone, so whitespace in the input never
 /// matters.
 fn space_between(before_prev: Option<&Tok>, prev: &Tok, cur: &Tok) -> bool {
-    if matches!(cur, Tok::Punct(',' | ')' | ']' | '.' | ';'))
-        || matches!(prev, Tok::Punct('(' | '[' | '.'))
-    {
+    if matches!(cur, Tok::Punct(',' | ')' | ']' | '.' | ';')) {
+        return false;
+    }
+    if let Tok::Punct('.') = prev {
+        // `t. 1x`, not `t.1x`, which would read back as a number.
+        return matches!(cur, Tok::Ident(s) if s.starts_with(|c: char| c.is_ascii_digit()));
+    }
+    if matches!(prev, Tok::Punct('(' | '[')) {
         return false;
     }
     // `a::int`, but `:: :` stays apart so that it never reads back as `:::`.

@@ -4,7 +4,7 @@
 //! and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
-use protocol::event::{normalize_slice, span_queries};
+use protocol::event::{normalize_item, normalize_slice, span_queries};
 use protocol::{Envelope, Event, EventId, ItemType, Limits, NormalizeError};
 use store::NewEvent;
 
@@ -20,7 +20,10 @@ pub enum ProcessError {
 impl ProcessError {
     /// Whether this refusal is about size (413) rather than content (400).
     pub fn is_too_large(&self) -> bool {
-        matches!(self, ProcessError::EventTooLarge { .. })
+        match self {
+            ProcessError::EventTooLarge { .. } => true,
+            ProcessError::Event { source, .. } => source.is_too_large(),
+        }
     }
 }
 
@@ -45,7 +48,7 @@ pub fn envelope(
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
             ItemType::Event | ItemType::Transaction => {
-                let event = normalize_slice(&item.payload, limits, received, out.event_id).map_err(|source| {
+                let event = normalize_item(item, limits, received, out.event_id).map_err(|source| {
                     ProcessError::Event { what: format!("envelope item {index} ({})", item.ty.as_str()), source }
                 })?;
                 if out.event_id.is_none() {

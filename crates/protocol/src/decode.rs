@@ -141,8 +141,14 @@ fn is_zlib_header(body: &[u8]) -> bool {
     }
 }
 
+/// An object or array, or any other JSON value (`null`, `"text"`, `12`): passed on as JSON so
+/// that the event parser can say what is wrong with it, instead of a base64 error.
 fn looks_like_json(body: &[u8]) -> bool {
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{' | b'[' | b'"') => true,
+        Some(_) => serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
+        None => false,
+    }
 }
 
 fn base64_decode(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {

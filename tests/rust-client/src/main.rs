@@ -39,7 +39,10 @@ impl std::error::Error for ConfigError {
 }
 
 fn load_config(path: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError { path: path.to_string(), source })
+    std::fs::read_to_string(path).map_err(|source| ConfigError {
+        path: path.to_string(),
+        source,
+    })
 }
 
 fn process_order(items: &[&str]) -> String {
@@ -47,7 +50,9 @@ fn process_order(items: &[&str]) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
-    let scenario = env::args().nth(1).context("usage: rust-client SCENARIO (env SENTRY_DSN)")?;
+    let scenario = env::args()
+        .nth(1)
+        .context("usage: rust-client SCENARIO (env SENTRY_DSN)")?;
     let dsn = env::var("SENTRY_DSN").context("SENTRY_DSN is not set")?;
 
     let mut opts = sentry::ClientOptions::new()

@@ -3,6 +3,7 @@
 //! is kept beside it by the caller, so nothing a client sent is lost.
 
 mod exception;
+mod format;
 mod normalize;
 mod scan;
 mod spans;
@@ -175,7 +176,8 @@ impl Span {
         if ["redis", "mongodb", "clickhouse"].iter().any(|s| op.contains(s)) {
             return false;
         }
-        self.description.as_deref().is_some_and(|d| !d.trim().is_empty())
+        // Connection set-up spans (Django's `connect`) carry no SQL.
+        self.description.as_deref().map(str::trim).is_some_and(|d| !d.is_empty() && !d.eq_ignore_ascii_case("connect"))
     }
 }
 

@@ -332,6 +332,10 @@ fn parse_logentry(v: &Value) -> Option<LogEntry> {
             let message = text(m.get("message")).map(clip);
             let formatted = text(m.get("formatted"))
                 .map(clip)
+                .or_else(|| {
+                    let template = message.as_deref()?;
+                    super::format::format_params(template, m.get("params")?).map(clip)
+                })
                 .or_else(|| message.clone())?;
             let params = match m.get("params") {
                 Some(Value::Array(list)) => list.clone(),

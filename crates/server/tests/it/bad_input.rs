@@ -1,1 +1,196 @@
-//! Malformed, oversized and unauthorised requests: the server answers 4xx with a reason and keeps serving.
+//! Malformed, oversized, hostile and unauthorised requests: each gets its documented status
+//! with a reason (JSON `detail` and `X-Sentry-Error`), loses nothing else, and the server keeps
+//! serving.
+
+use std::io::Write;
+
+use crate::harness::{Project, Server};
+
+/// Small limits, so that bombs and oversize bodies are quick to build.
+const LIMITS: &str = "[limits]\nmax_body_bytes = 1048576\nmax_decompressed_bytes = 4194304\nmax_event_bytes = 262144\nmax_json_depth = 64\n";
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn br(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::BrotliCompress(&mut &data[..], &mut out, &brotli::enc::BrotliEncoderParams::default()).unwrap();
+    out
+}
+
+fn zst(data: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(data, 3).unwrap()
+}
+
+fn event_json(id: u32, message: &str) -> String {
+    format!(r#"{{"event_id":"{id:032x}","message":"{message}","level":"error"}}"#)
+}
+
+fn envelope(id: u32, payload: &str) -> Vec<u8> {
+    format!("{{\"event_id\":\"{id:032x}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n", payload.len()).into_bytes()
+}
+
+struct Case {
+    name: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    status: u16,
+    /// Words the reason must contain (lowercase).
+    reason: &'static str,
+}
+
+fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
+    let auth = p.auth();
+    let store = format!("/api/{}/store/", p.id);
+    let env = format!("/api/{}/envelope/", p.id);
+    let zeros = vec![0u8; 16 * 1024 * 1024];
+    let big_event = event_json(9, &"x".repeat(300 * 1024));
+    let deep = format!("{{\"message\":\"deep\",\"extra\":{}{}}}", "[".repeat(5000), "]".repeat(5000));
+    let mut bad_utf8_header = b"{\"event_id\":\"".to_vec();
+    bad_utf8_header.extend_from_slice(&[0xff, 0xfe]);
+    bad_utf8_header.extend_from_slice(b"\"}\n");
+    let c = |name, path: &String, headers: Vec<(&str, String)>, body: Vec<u8>, status, reason| Case {
+        name,
+        path: path.clone(),
+        headers: headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        body,
+        status,
+        reason,
+    };
+    let a = || vec![("X-Sentry-Auth", auth.clone())];
+    let with = |k: &'static str, v: &str| vec![("X-Sentry-Auth", auth.clone()), (k, v.to_string())];
+    vec![
+        c("store: not JSON", &store, a(), b"{not json".to_vec(), 400, "not a valid event"),
+        c("store: a JSON array", &store, a(), b"[1,2,3]".to_vec(), 400, "not a valid event"),
+        c("store: JSON null", &store, a(), b"null".to_vec(), 400, "not a valid event"),
+        c("store: empty body", &store, a(), Vec::new(), 400, ""),
+        c("store: neither JSON nor base64", &store, a(), b"%%% garbage %%%".to_vec(), 400, ""),
+        c("store: nesting deeper than the limit", &store, a(), deep.clone().into_bytes(), 400, "deep"),
+        c("store: event over max_event_bytes", &store, a(), big_event.clone().into_bytes(), 413, "limit"),
+        c("store: body over max_body_bytes", &store, a(), vec![b' '; 2 * 1024 * 1024], 413, "limit"),
+        c("envelope: header not JSON", &env, a(), b"{oops\n".to_vec(), 400, "envelope"),
+        c("envelope: header is an array", &env, a(), b"[]\n".to_vec(), 400, "envelope"),
+        c("envelope: header not UTF-8", &env, a(), bad_utf8_header, 400, "envelope"),
+        c("envelope: item header not JSON", &env, a(), b"{}\n{type:event}\n{}\n".to_vec(), 400, "item 0"),
+        c("envelope: item without type", &env, a(), b"{}\n{\"length\":2}\n{}\n".to_vec(), 400, "item 0"),
+        c("envelope: length past the end", &env, a(), b"{}\n{\"type\":\"event\",\"length\":500}\n{}\n".to_vec(), 400, "length"),
+        c("envelope: bytes after a length-framed payload", &env, a(), b"{}\n{\"type\":\"event\",\"length\":2}\n{}garbage\n".to_vec(), 400, "item 0"),
+        c("envelope: length is not a number", &env, a(), b"{}\n{\"type\":\"event\",\"length\":\"two\"}\n{}\n".to_vec(), 400, "item 0"),
+        c("envelope: huge length", &env, a(), b"{}\n{\"type\":\"event\",\"length\":18446744073709551615}\n{}\n".to_vec(), 400, "item 0"),
+        c("envelope: event payload not JSON", &env, a(), envelope(1, "{nope"), 400, "not a valid event"),
+        c("envelope: event payload a string", &env, a(), envelope(2, "\"text\""), 400, "not a valid event"),
+        c("envelope: event item over max_event_bytes", &env, a(), envelope(3, &big_event), 413, "larger than"),
+        c("envelope: deep nesting in an event", &env, a(), envelope(4, &deep), 400, "deep"),
+        c("auth: no key at all", &store, vec![], event_json(5, "x").into_bytes(), 401, "no client key"),
+        c("auth: unknown key", &store, vec![("X-Sentry-Auth", "Sentry sentry_key=ffffffffffffffffffffffffffffffff, sentry_version=7".into())], event_json(6, "x").into_bytes(), 401, "unknown client key"),
+        c("auth: header without sentry_key", &store, vec![("X-Sentry-Auth", "Sentry sentry_version=7".into())], event_json(7, "x").into_bytes(), 401, ""),
+        c("auth: not a Sentry header", &store, vec![("X-Sentry-Auth", "Bearer abc".into())], event_json(7, "x").into_bytes(), 401, ""),
+        c("auth: revoked key", &store, vec![("X-Sentry-Auth", format!("Sentry sentry_key={revoked_key}, sentry_version=7"))], event_json(8, "x").into_bytes(), 403, "revoked"),
+        c("auth: another project's key", &store, vec![("X-Sentry-Auth", other.auth())], event_json(10, "x").into_bytes(), 403, "belongs to project"),
+        c("auth: two different keys", &format!("{store}?sentry_key={}", other.key()), a(), event_json(11, "x").into_bytes(), 400, "two different"),
+        c("path: project id is not a number", &"/api/shop/store/".to_string(), a(), event_json(12, "x").into_bytes(), 404, "project"),
+        c("encoding: unknown", &store, with("Content-Encoding", "compress"), event_json(13, "x").into_bytes(), 400, "compress"),
+        c("encoding: gzip header on plain JSON", &store, with("Content-Encoding", "gzip"), event_json(14, "x").into_bytes(), 400, "gzip"),
+        c("encoding: truncated gzip", &store, with("Content-Encoding", "gzip"), gzip(event_json(15, "x").as_bytes())[..20].to_vec(), 400, "gzip"),
+        c("bomb: gzip", &env, with("Content-Encoding", "gzip"), gzip(&zeros), 413, "larger than"),
+        c("bomb: deflate (zlib)", &env, with("Content-Encoding", "deflate"), zlib(&zeros), 413, "larger than"),
+        c("bomb: brotli", &env, with("Content-Encoding", "br"), br(&zeros), 413, "larger than"),
+        c("bomb: zstd", &env, with("Content-Encoding", "zstd"), zst(&zeros), 413, "larger than"),
+        c("bomb: base64(zlib) store body", &store, a(), base64_zlib(&zeros), 413, "larger than"),
+    ]
+}
+
+fn base64_zlib(data: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(zlib(data)).into_bytes()
+}
+
+#[test]
+fn hostile_requests_get_their_status_and_the_server_keeps_serving() {
+    let server = Server::start_with_config(LIMITS);
+    let p = server.create_project("target");
+    let other = server.create_project("other");
+    let revoked = server.cli_json(&["key", "create", "--project", "target", "--json"]);
+    let revoked_key = revoked["key"].as_str().unwrap().to_string();
+    server.cli_ok(&["key", "revoke", &revoked_key]);
+    let cases = cases(&p, &other, &revoked_key);
+    assert!(cases.len() >= 30, "the table has {} cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let headers: Vec<(&str, &str)> = case.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = server.post(&case.path, &headers, &case.body);
+        let reason = r.header("x-sentry-error").unwrap_or_default().to_lowercase();
+        let detail = serde_json::from_slice::<serde_json::Value>(&r.body).ok().and_then(|v| v["detail"].as_str().map(str::to_lowercase));
+        if r.status != case.status {
+            failures.push(format!("{}: status {} (want {}): {}", case.name, r.status, case.status, r.text()));
+        } else if reason.is_empty() || detail.is_none() {
+            failures.push(format!("{}: no reason given (X-Sentry-Error {reason:?}, body {})", case.name, r.text()));
+        } else if !detail.as_deref().unwrap_or_default().contains(case.reason) {
+            failures.push(format!("{}: reason {:?} does not mention {:?}", case.name, detail, case.reason));
+        }
+        // After every refusal the server still takes a good event.
+        let ok = server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], event_json(1000, "still serving").as_bytes());
+        assert_eq!(ok.status, 200, "after {}: {}", case.name, ok.text());
+    }
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    // Nothing refused was stored: one group, the good event, seen once (same id each time).
+    let groups = server.groups("target");
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    assert_eq!(groups[0]["title"], "still serving");
+    assert_eq!(groups[0]["count"], 1);
+    assert!(server.groups("other").is_empty());
+}
+
+#[test]
+fn lenient_inputs_are_accepted() {
+    let server = Server::start_with_config(LIMITS);
+    let p = server.create_project("lenient");
+    let store = format!("/api/{}/store/", p.id);
+    let env = format!("/api/{}/envelope/", p.id);
+    let auth = p.auth();
+    let h = |enc: &'static str| vec![("X-Sentry-Auth", auth.as_str()), ("Content-Encoding", enc)];
+    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>)> = vec![
+        ("an envelope with only a header", env.clone(), h("identity"), b"{}\n".to_vec()),
+        ("unknown item types only", env.clone(), h("identity"), b"{}\n{\"type\":\"future_thing\",\"length\":2}\n{}\n".to_vec()),
+        ("items without length", env.clone(), h("identity"), format!("{{}}\n{{\"type\":\"event\"}}\n{}\n", event_json(1, "no length")).into_bytes()),
+        ("CRLF line ends", env.clone(), h("identity"), format!("{{}}\r\n{{\"type\":\"event\"}}\r\n{}\n", event_json(2, "crlf")).into_bytes()),
+        ("NaN from a Python client", store.clone(), h("identity"), format!(r#"{{"event_id":"{:032x}","message":"nan","extra":{{"x":NaN}}}}"#, 3).into_bytes()),
+        ("invalid UTF-8 inside a string", store.clone(), h("identity"), [b"{\"message\":\"bad ".as_slice(), &[0xff, 0xfe], b"\"}"].concat()),
+        ("base64(zlib) store body", store.clone(), h("identity"), base64_zlib(event_json(4, "b64").as_bytes())),
+        ("deflate store body", store.clone(), h("deflate"), zlib(event_json(5, "zlib").as_bytes())),
+        ("gzip envelope", env.clone(), h("gzip"), gzip(&envelope(6, &event_json(6, "gz")))),
+        ("x-gzip", env.clone(), h("x-gzip"), gzip(&envelope(7, &event_json(7, "xgz")))),
+        ("brotli envelope", env.clone(), h("br"), br(&envelope(8, &event_json(8, "br")))),
+        ("zstd envelope", env.clone(), h("zstd"), zst(&envelope(9, &event_json(9, "zstd")))),
+        ("key in the query string", format!("{env}?sentry_key={}&sentry_version=7", p.key()), vec![], envelope(10, &event_json(10, "query key"))),
+        ("key in the envelope's dsn", env.clone(), vec![], format!("{{\"dsn\":\"{}\"}}\n{{\"type\":\"event\"}}\n{}\n", p.dsn, event_json(11, "dsn key")).into_bytes()),
+        ("Authorization: Sentry", env.clone(), vec![("Authorization", auth.as_str())], envelope(12, &event_json(12, "authorization"))),
+        ("legacy /api/store/", "/api/store/".to_string(), h("identity"), event_json(13, "legacy path").into_bytes()),
+    ];
+    for (name, path, headers, body) in &cases {
+        let r = server.post(path, headers, body);
+        assert_eq!(r.status, 200, "{name}: {}", r.text());
+    }
+    let titles: Vec<String> = server.groups("lenient").iter().map(|g| g["title"].as_str().unwrap().to_string()).collect();
+    for want in ["no length", "crlf", "nan", "b64", "zlib", "gz", "xgz", "br", "zstd", "query key", "dsn key", "authorization", "legacy path"] {
+        assert!(titles.iter().any(|t| t == want), "no group {want:?} in {titles:?}");
+    }
+    assert!(titles.iter().any(|t| t.starts_with("bad ")), "{titles:?}");
+    // CORS: browsers may post from anywhere and read our headers.
+    let pre = server.request("OPTIONS", &env, &[("Origin", "http://example.com"), ("Access-Control-Request-Method", "POST")], b"");
+    assert_eq!(pre.status, 200);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+    assert!(pre.header("access-control-allow-headers").unwrap_or_default().contains("x-sentry-auth"));
+    let r = server.post(&env, &[("X-Sentry-Auth", &auth)], b"{oops\n");
+    assert!(r.header("access-control-expose-headers").unwrap_or_default().contains("x-sentry-error"));
+}

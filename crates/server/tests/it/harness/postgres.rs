@@ -1,0 +1,241 @@
+//! A throwaway PostgreSQL server for the tests that need one.
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use super::{free_port, run_ok, run_with_timeout, show_output};
+
+/// A throwaway PostgreSQL server: `initdb` into a temp dir, listening on 127.0.0.1 on a free port
+/// (and a unix socket in the temp dir), user `postgres` with trust auth, database `test`.
+/// Stopped (`pg_ctl stop -m immediate`) and deleted on drop.
+///
+/// Binaries come from `SENTRY_TEST_PG_BIN`, else PATH, else the newest `/usr/lib/postgresql/*/bin`.
+/// As root (initdb refuses to run as root) the server runs as the `postgres` OS user via `runuser`.
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+    run_as: Option<&'static str>,
+    running: bool,
+}
+
+impl Postgres {
+    pub const USER: &'static str = "postgres";
+    pub const DATABASE: &'static str = "test";
+
+    pub fn start() -> Postgres {
+        let dir = tempfile::Builder::new()
+            .prefix("sentry-it-pg-")
+            .tempdir()
+            .expect("temp dir");
+        let run_as = (current_uid() == 0).then(|| {
+            let (uid, gid) = (id_of(&["-u", "postgres"]), id_of(&["-g", "postgres"]));
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .expect("chown of the postgres temp dir");
+            "postgres"
+        });
+        let mut pg = Postgres {
+            dir,
+            bin: pg_bin_dir(),
+            port: free_port(),
+            run_as,
+            running: false,
+        };
+        let data = pg.dir.path().join("data");
+        let mut initdb = pg.tool("initdb");
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", Self::USER, "--no-sync"]);
+        pg.run(initdb);
+
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off",
+            pg.port,
+            pg.dir.path().display()
+        );
+        let mut start = pg.tool("pg_ctl");
+        start
+            .arg("-D")
+            .arg(&data)
+            .args(["-o", &opts, "-w", "-t", "60", "start", "-l"]);
+        start.arg(pg.dir.path().join("postgres.log"));
+        pg.run(start);
+        pg.running = true;
+        pg.create_database(Self::DATABASE);
+        pg
+    }
+
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/test`
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{}@127.0.0.1:{}/{}",
+            Self::USER,
+            self.port,
+            Self::DATABASE
+        )
+    }
+
+    /// libpq's variables (PGHOST, PGPORT, PGUSER, PGDATABASE) for the `test` database.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PGHOST", self.host().to_string()),
+            ("PGPORT", self.port.to_string()),
+            ("PGUSER", Self::USER.to_string()),
+            ("PGDATABASE", Self::DATABASE.to_string()),
+        ]
+    }
+
+    pub fn create_database(&self, name: &str) {
+        let mut cmd = Command::new(self.bin.join("createdb"));
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            Self::USER,
+            name,
+        ]);
+        run_ok(&mut cmd);
+    }
+
+    /// Runs SQL with `psql` on the `test` database; returns the unaligned, tuples-only output.
+    pub fn psql(&self, sql: &str) -> String {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            Self::USER,
+        ]);
+        cmd.args([
+            "-d",
+            Self::DATABASE,
+            "-XAtq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ]);
+        String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
+    /// A server-side tool (initdb, pg_ctl), run as the `postgres` user when we are root.
+    fn tool(&self, name: &str) -> Command {
+        let program = self.bin.join(name);
+        let mut cmd = match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(&program);
+                c
+            }
+            None => Command::new(&program),
+        };
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    fn run(&self, mut cmd: Command) -> Output {
+        let out = run_with_timeout(&mut cmd, Duration::from_secs(90));
+        if !out.status.success() {
+            panic!(
+                "{cmd:?} failed with {}\n{}\n--- postgres log:\n{}",
+                out.status,
+                show_output(&out),
+                self.log()
+            );
+        }
+        out
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.running {
+            let mut stop = self.tool("pg_ctl");
+            stop.arg("-D").arg(self.dir.path().join("data"));
+            stop.args(["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = stop.status();
+        }
+    }
+}
+
+/// The directory with `initdb`, `pg_ctl` and `postgres`.
+pub fn pg_bin_dir() -> PathBuf {
+    let has_tools = |d: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|t| d.join(t).exists())
+    };
+    if let Some(dir) = env::var_os("SENTRY_TEST_PG_BIN") {
+        let dir = PathBuf::from(dir);
+        assert!(
+            has_tools(&dir),
+            "SENTRY_TEST_PG_BIN={} has no initdb/pg_ctl/postgres",
+            dir.display()
+        );
+        return dir;
+    }
+    if let Some(path) = env::var_os("PATH")
+        && let Some(dir) = env::split_paths(&path).find(|d| has_tools(d))
+    {
+        return dir;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, d)| has_tools(d))
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, d)| d).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL binaries not found (SENTRY_TEST_PG_BIN, PATH, /usr/lib/postgresql/*/bin): \
+             run ./scripts/test.sh, which installs them"
+        )
+    })
+}
+
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the effective uid of the process
+    fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or_else(|_| id_of(&["-u"]))
+}
+
+fn id_of(args: &[&str]) -> u32 {
+    let out = Command::new("id").args(args).output().expect("running id");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "`id {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.trim().parse().expect("numeric id")
+}
