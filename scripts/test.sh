@@ -40,7 +40,7 @@ find_pg_bin() {
 
 # --- 1. system packages -----------------------------------------------------------------------
 export HOME="${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}"
-[ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || PATH="$HOME/.cargo/bin:$PATH"   # rustup's default, maybe not on PATH
 apt_missing=()
 command -v cc >/dev/null || apt_missing+=(build-essential)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3-venv)

@@ -365,6 +365,9 @@ impl Line {
                 break;
             }
             groups += 1;
+            if groups > 8 {
+                return None;
+            }
             digit |= self.cs[start..j].iter().any(|c| c.is_ascii_digit());
             if self.at(j) == Some(':') && self.at(j + 1) == Some(':') && !double {
                 double = true;
@@ -518,6 +521,21 @@ mod tests {
         check("name='it's' ok", "name=<quoted> ok");
         check("an 'unterminated quote", "an 'unterminated quote");
         check("he said “hi 42” ", "he said <quoted>");
+    }
+
+    #[test]
+    fn regressions() {
+        check("http://0x0x10:20:30<int>", "http://0x0x10:<int>:30<int>");
+        check("<int>http://http://''", "<int>http://http://<quoted>");
+    }
+
+    /// Inputs that would take quadratic time in a naive scanner finish at once.
+    #[test]
+    fn long_inputs_are_linear() {
+        for unit in ["1:", "a.", "1.", "'a ", "a@", "http://' ", "0x", "-", "“", "::1 ", "a-"] {
+            let long = unit.repeat(100_000);
+            assert_eq!(normalize(&normalize(&long)), normalize(&long));
+        }
     }
 
     #[test]

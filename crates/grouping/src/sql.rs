@@ -756,6 +756,22 @@ mod tests {
     }
 
     #[test]
+    fn regressions() {
+        check("IN (;--", "IN (?)");
+        check("*/./**/0x1f$$", "*/. 0x1f$$");
+    }
+
+    /// Inputs that would take quadratic time in a naive tokenizer finish at once.
+    #[test]
+    fn long_inputs_are_linear() {
+        for unit in ["(", "IN (", "VALUES (", "$a$", "'", "%(", "?,", "/*", "1.", "\"\"", "x IN (1,"] {
+            let long = unit.repeat(100_000);
+            let once = normalize(&long);
+            assert_eq!(normalize(&once), once);
+        }
+    }
+
+    #[test]
     fn mysql_dialect() {
         check_mysql(r#"SELECT `a` FROM `t` WHERE b = "x" AND c = 'it\'s' # comment"#, "SELECT a FROM t WHERE b = ? AND c = ?");
         check_mysql("INSERT INTO t (a) VALUES (1),(2) ON DUPLICATE KEY UPDATE a = 3", "INSERT INTO t (a) VALUES (?) ON DUPLICATE KEY UPDATE a = ?");

@@ -146,7 +146,12 @@ impl Postgres {
         let program = self.bin.join(name);
         let mut cmd = match self.run_as {
             Some(user) => {
-                let mut c = Command::new("runuser");
+                let runuser = Path::new("/usr/sbin/runuser");
+                let mut c = Command::new(if runuser.exists() {
+                    runuser
+                } else {
+                    Path::new("runuser")
+                });
                 c.args(["-u", user, "--"]).arg(&program);
                 c
             }
