@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use protocol::event::{Exception, Frame};
 use protocol::{Event, EventKind};
 
-use crate::{message, sql, Component, Grouping, GroupingConfig};
+use crate::{Component, Grouping, GroupingConfig, message, sql};
 
 /// One kind of event.
 pub trait Kind {
@@ -61,14 +61,21 @@ pub fn group(event: &Event, config: &GroupingConfig) -> Grouping {
     let kind = kind_of(event);
     let defaults = kind.components(event);
     let components = match event.fingerprint.as_deref() {
-        Some(fingerprint) if !fingerprint.is_empty() => apply_fingerprint(fingerprint, defaults, event),
+        Some(fingerprint) if !fingerprint.is_empty() => {
+            apply_fingerprint(fingerprint, defaults, event)
+        }
         _ => defaults,
     };
     let culprit = match event.culprit.as_deref().map(str::trim) {
         Some(c) if !c.is_empty() => truncate(c),
         _ => truncate(&kind.culprit(event)),
     };
-    Grouping { hash: hash(kind.name(), &components), components, title: kind.title(event), culprit }
+    Grouping {
+        hash: hash(kind.name(), &components),
+        components,
+        title: kind.title(event),
+        culprit,
+    }
 }
 
 fn hash(kind: &str, components: &[Component]) -> String {
@@ -95,7 +102,11 @@ fn hash(kind: &str, components: &[Component]) -> String {
 /// `{{ transaction }}`, `{{ logger }}`, `{{ level }}`, `{{ type }}` / `{{ error.type }}`,
 /// `{{ value }}` / `{{ error.value }}`, `{{ message }}` and `{{ tags.NAME }}` filled in.
 /// Without `{{ default }}`, the defaults are kept for explanation, not contributing.
-fn apply_fingerprint(fingerprint: &[String], defaults: Vec<Component>, event: &Event) -> Vec<Component> {
+fn apply_fingerprint(
+    fingerprint: &[String],
+    defaults: Vec<Component>,
+    event: &Event,
+) -> Vec<Component> {
     let mut out = Vec::new();
     let mut literal = Vec::new();
     let mut used_defaults = false;
@@ -110,7 +121,10 @@ fn apply_fingerprint(fingerprint: &[String], defaults: Vec<Component>, event: &E
     }
     flush_fingerprint(&mut out, &mut literal);
     if !used_defaults {
-        out.extend(defaults.into_iter().map(|c| Component { contributes: false, ..c }));
+        out.extend(defaults.into_iter().map(|c| Component {
+            contributes: false,
+            ..c
+        }));
     }
     out
 }
@@ -123,11 +137,17 @@ fn flush_fingerprint(out: &mut Vec<Component>, literal: &mut Vec<String>) {
 
 /// The name inside `{{ name }}`, trimmed.
 fn variable(value: &str) -> Option<&str> {
-    value.trim().strip_prefix("{{")?.strip_suffix("}}").map(str::trim)
+    value
+        .trim()
+        .strip_prefix("{{")?
+        .strip_suffix("}}")
+        .map(str::trim)
 }
 
 fn expand(value: &str, event: &Event) -> String {
-    let Some(name) = variable(value) else { return value.to_string() };
+    let Some(name) = variable(value) else {
+        return value.to_string();
+    };
     let or = |v: Option<&str>, missing: &str| non_empty(v).unwrap_or(missing).to_string();
     let main = event.main_exception();
     match name.to_ascii_lowercase().as_str() {
@@ -136,7 +156,10 @@ fn expand(value: &str, event: &Event) -> String {
         "level" => event.level.as_str().to_string(),
         "type" | "error.type" => or(main.and_then(|e| e.ty.as_deref()), "<no-type>"),
         "value" | "error.value" => or(main.and_then(|e| e.value.as_deref()), "<no-value>"),
-        "message" => or(event.message.as_ref().map(|m| m.formatted.as_str()), "<no-message>"),
+        "message" => or(
+            event.message.as_ref().map(|m| m.formatted.as_str()),
+            "<no-message>",
+        ),
         lower if lower.starts_with("tags.") => {
             let key = &name["tags.".len()..];
             or(event.tag(key), &format!("<no-value-for-tag-{key}>"))
@@ -164,19 +187,34 @@ impl Kind for ExceptionKind {
         }
         let stacks = exception_stacks(event);
         let has_frames = stacks.iter().any(|s| !s.is_empty());
-        let any_in_app = stacks.iter().flat_map(|s| s.iter()).any(|f| f.in_app == Some(true));
+        let any_in_app = stacks
+            .iter()
+            .flat_map(|s| s.iter())
+            .any(|f| f.in_app == Some(true));
         let mut out = Vec::new();
         for (exception, frames) in event.exceptions.iter().zip(&stacks) {
             let synthetic = exception.mechanism.as_ref().is_some_and(|m| m.synthetic);
-            let crash_function = frames.iter().rev().find_map(|f| non_empty(f.function.as_deref()));
+            let crash_function = frames
+                .iter()
+                .rev()
+                .find_map(|f| non_empty(f.function.as_deref()));
             match crash_function.filter(|_| synthetic) {
-                Some(function) => out.push(component("exception.function", vec![clean_function(function)])),
+                Some(function) => out.push(component(
+                    "exception.function",
+                    vec![clean_function(function)],
+                )),
                 None => out.push(component("exception.type", vec![exception_type(exception)])),
             }
             if has_frames {
                 let mut previous: Option<Vec<String>> = None;
-                for frame in frames.iter().filter(|f| !any_in_app || f.in_app == Some(true)) {
-                    let values = vec![frame_location(frame), clean_function(frame.function.as_deref().unwrap_or(""))];
+                for frame in frames
+                    .iter()
+                    .filter(|f| !any_in_app || f.in_app == Some(true))
+                {
+                    let values = vec![
+                        frame_location(frame),
+                        clean_function(frame.function.as_deref().unwrap_or("")),
+                    ];
                     if previous.as_ref() != Some(&values) {
                         out.push(component("frame", values.clone()));
                         previous = Some(values);
@@ -191,7 +229,9 @@ impl Kind for ExceptionKind {
     }
 
     fn title(&self, event: &Event) -> String {
-        let Some(main) = event.main_exception() else { return MessageKind.title(event) };
+        let Some(main) = event.main_exception() else {
+            return MessageKind.title(event);
+        };
         let ty = non_empty(main.ty.as_deref());
         let value = main.value.as_deref().and_then(first_line);
         truncate(&match (ty, value) {
@@ -228,18 +268,23 @@ impl Kind for MessageKind {
         event.message.is_some()
     }
 
-    /// The template before params (`logentry.message`), else the normalised message; the
+    /// The template before params (`logentry.message`), else the message, normalised; the
     /// logger is shown but does not contribute.
     fn components(&self, event: &Event) -> Vec<Component> {
         let mut out = vec![component("message", vec![message_key(event)])];
         if let Some(logger) = non_empty(event.logger.as_deref()) {
-            out.push(Component { contributes: false, ..component("logger", vec![logger.to_string()]) });
+            out.push(Component {
+                contributes: false,
+                ..component("logger", vec![logger.to_string()])
+            });
         }
         out
     }
 
     fn title(&self, event: &Event) -> String {
-        let Some(m) = &event.message else { return "<unlabeled event>".to_string() };
+        let Some(m) = &event.message else {
+            return "<unlabeled event>".to_string();
+        };
         let line = first_line(&m.formatted).or_else(|| m.message.as_deref().and_then(first_line));
         truncate(line.unwrap_or("<unlabeled event>"))
     }
@@ -269,13 +314,23 @@ impl Kind for QueryKind {
         if let Some(engine) = &engine {
             out.push(component("engine", vec![engine.clone()]));
         }
-        out.push(component("sql", vec![sql::normalize_for_engine(engine.as_deref(), query_text(event))]));
+        out.push(component(
+            "sql",
+            vec![sql::normalize_for_engine(
+                engine.as_deref(),
+                query_text(event),
+            )],
+        ));
         out
     }
 
     fn title(&self, event: &Event) -> String {
         let sql = sql::normalize_for_engine(query_engine(event).as_deref(), query_text(event));
-        if sql.is_empty() { "<empty query>".to_string() } else { truncate(&sql) }
+        if sql.is_empty() {
+            "<empty query>".to_string()
+        } else {
+            truncate(&sql)
+        }
     }
 
     /// `postgresql · /orders/`: the engine and the transaction, either alone when the other
@@ -315,7 +370,11 @@ impl Kind for TransactionKind {
         if let Some(url) = non_empty(event.tag("url")) {
             return url.to_string();
         }
-        let url = event.request.as_ref().and_then(|r| non_empty(r.url.as_deref())).unwrap_or("");
+        let url = event
+            .request
+            .as_ref()
+            .and_then(|r| non_empty(r.url.as_deref()))
+            .unwrap_or("");
         url.split(['?', '#']).next().unwrap_or("").to_string()
     }
 }
@@ -336,7 +395,11 @@ impl Kind for CustomKind {
     }
 
     fn title(&self, event: &Event) -> String {
-        match event.message.as_ref().and_then(|m| first_line(message_text(m))) {
+        match event
+            .message
+            .as_ref()
+            .and_then(|m| first_line(message_text(m)))
+        {
             Some(line) => truncate(&format!("{}: {line}", self.name)),
             None => truncate(&self.name),
         }
@@ -348,7 +411,11 @@ impl Kind for CustomKind {
 }
 
 fn component(name: &str, values: Vec<String>) -> Component {
-    Component { name: name.to_string(), values, contributes: true }
+    Component {
+        name: name.to_string(),
+        values,
+        contributes: true,
+    }
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
@@ -372,14 +439,22 @@ fn truncate(s: &str) -> String {
 
 /// The formatted message, else the template.
 fn message_text(m: &protocol::event::LogEntry) -> &str {
-    if m.formatted.trim().is_empty() { m.message.as_deref().unwrap_or("") } else { &m.formatted }
+    if m.formatted.trim().is_empty() {
+        m.message.as_deref().unwrap_or("")
+    } else {
+        &m.formatted
+    }
 }
 
-/// What a message groups by: the template before params, else the normalised message.
+/// What a message groups by: the template before params, else the message; normalised.
 fn message_key(event: &Event) -> String {
-    let Some(m) = &event.message else { return String::new() };
+    let Some(m) = &event.message else {
+        return String::new();
+    };
+    // The template is normalised too: some clients send a plain message as `message`
+    // without params, and a real template (`Payment %s declined`) has nothing to replace.
     match non_empty(m.message.as_deref()) {
-        Some(template) => template.to_string(),
+        Some(template) => message::normalize(template),
         None => message::normalize(&m.formatted),
     }
 }
@@ -396,10 +471,10 @@ fn exception_stacks(event: &Event) -> Vec<&[Frame]> {
         .iter()
         .map(|e| e.stacktrace.as_ref().map_or(&[][..], |s| &s.frames[..]))
         .collect();
-    if stacks.iter().all(|s| s.is_empty()) {
-        if let (Some(last), Some(st)) = (stacks.last_mut(), &event.stacktrace) {
-            *last = &st.frames[..];
-        }
+    if stacks.iter().all(|s| s.is_empty())
+        && let (Some(last), Some(st)) = (stacks.last_mut(), &event.stacktrace)
+    {
+        *last = &st.frames[..];
     }
     stacks
 }
@@ -438,7 +513,12 @@ fn basename(path: &str) -> String {
 fn clean_function(function: &str) -> String {
     let f = function.trim();
     let f = match f.rfind("::h") {
-        Some(i) if (8..=16).contains(&(f.len() - i - 3)) && f[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) => &f[..i],
+        Some(i)
+            if (8..=16).contains(&(f.len() - i - 3))
+                && f[i + 3..].chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            &f[..i]
+        }
         _ => f,
     };
     strip_addresses(f)
@@ -483,7 +563,11 @@ fn frame_culprit(frame: &Frame) -> Option<String> {
 }
 
 fn query_engine(event: &Event) -> Option<String> {
-    event.query.as_ref().and_then(|q| q.engine.as_deref()).and_then(sql::canonical_engine)
+    event
+        .query
+        .as_ref()
+        .and_then(|q| q.engine.as_deref())
+        .and_then(sql::canonical_engine)
 }
 
 /// The query text: the query interface's, else the message (clients that send SQL as the

@@ -43,10 +43,18 @@ pub fn canonical_engine(engine: &str) -> Option<String> {
 
 fn engine_alias(name: &str) -> Option<&'static str> {
     Some(match name {
-        "postgresql" | "postgres" | "postgresql_psycopg2" | "psycopg2" | "psycopg"
-        | "psycopg2cffi" | "pg" | "pg8000" | "asyncpg" | "postgis" => "postgresql",
-        "mysql" | "mysqldb" | "pymysql" | "mysqlclient" | "mysql.connector"
-        | "mysql-connector" | "mysqlconnector" | "aiomysql" | "mysql2" => "mysql",
+        "postgresql"
+        | "postgres"
+        | "postgresql_psycopg2"
+        | "psycopg2"
+        | "psycopg"
+        | "psycopg2cffi"
+        | "pg"
+        | "pg8000"
+        | "asyncpg"
+        | "postgis" => "postgresql",
+        "mysql" | "mysqldb" | "pymysql" | "mysqlclient" | "mysql.connector" | "mysql-connector"
+        | "mysqlconnector" | "aiomysql" | "mysql2" => "mysql",
         "mariadb" => "mariadb",
         "sqlite" | "sqlite3" | "pysqlite" | "aiosqlite" => "sqlite",
         "mssql" | "sqlserver" | "sql_server" | "pymssql" => "mssql",
@@ -89,29 +97,31 @@ enum Tok {
 /// Common SQL keywords, upper-case and sorted (a test checks). Words deliberately left out
 /// because they are common column names: `key`, `first`, `last`, `next`, `start`, `name`,
 /// `type`, `user`, `date`, `time`.
+#[rustfmt::skip]
 const KEYWORDS: &[&str] = &[
     "ABS", "ADD", "ALL", "ALTER", "ANALYZE", "AND", "ANY", "ARRAY", "AS", "ASC", "AVG",
     "BEGIN", "BETWEEN", "BY", "CASCADE", "CASE", "CAST", "CHECK", "COALESCE", "COLLATE",
     "COLUMN", "COMMIT", "CONCAT", "CONFLICT", "CONSTRAINT", "COUNT", "CREATE", "CROSS",
-    "CURRENT_DATE", "CURRENT_TIMESTAMP", "DEFAULT", "DELETE", "DESC", "DISTINCT", "DO", "DROP",
-    "DUPLICATE", "ELSE", "END", "ESCAPE", "EXCEPT", "EXISTS", "EXPLAIN", "EXTRACT", "FETCH",
-    "FILTER", "FOR", "FOREIGN", "FROM", "FULL", "GREATEST", "GROUP", "HAVING", "IF", "IGNORE",
-    "ILIKE", "IN", "INDEX", "INNER", "INSERT", "INTERSECT", "INTERVAL", "INTO", "IS", "ISNULL",
-    "JOIN", "LATERAL", "LEAST", "LEFT", "LENGTH", "LIKE", "LIMIT", "LOCK", "LOCKED", "LOWER",
-    "MAX", "MIN", "NATURAL", "NOT", "NOTHING", "NOTNULL", "NOW", "NOWAIT", "NULL", "NULLIF",
-    "NULLS", "OF", "OFFSET", "ON", "ONLY", "OR", "ORDER", "OUTER", "OVER", "PARTITION",
-    "PRAGMA", "PRIMARY", "RECURSIVE", "REFERENCES", "RELEASE", "REPLACE", "RETURNING", "RIGHT",
-    "ROLLBACK", "ROUND", "ROWS", "SAVEPOINT", "SELECT", "SET", "SHARE", "SIMILAR", "SKIP",
-    "SOME", "SUBSTRING", "SUM", "TABLE", "THEN", "TO", "TRANSACTION", "TRIM", "TRUNCATE",
-    "UNION", "UNIQUE", "UPDATE", "UPPER", "USING", "VACUUM", "VALUES", "VIEW", "WHEN", "WHERE",
-    "WINDOW", "WITH",
+    "CURRENT_DATE", "CURRENT_TIMESTAMP", "DEFAULT", "DELETE", "DESC", "DISTINCT", "DO",
+    "DROP", "DUPLICATE", "ELSE", "END", "ESCAPE", "EXCEPT", "EXISTS", "EXPLAIN", "EXTRACT",
+    "FETCH", "FILTER", "FOR", "FOREIGN", "FROM", "FULL", "GREATEST", "GROUP", "HAVING",
+    "IF", "IGNORE", "ILIKE", "IN", "INDEX", "INNER", "INSERT", "INTERSECT", "INTERVAL",
+    "INTO", "IS", "ISNULL", "JOIN", "LATERAL", "LEAST", "LEFT", "LENGTH", "LIKE", "LIMIT",
+    "LOCK", "LOCKED", "LOWER", "MAX", "MIN", "NATURAL", "NOT", "NOTHING", "NOTNULL", "NOW",
+    "NOWAIT", "NULL", "NULLIF", "NULLS", "OF", "OFFSET", "ON", "ONLY", "OR", "ORDER",
+    "OUTER", "OVER", "PARTITION", "PRAGMA", "PRIMARY", "RECURSIVE", "REFERENCES", "RELEASE",
+    "REPLACE", "RETURNING", "RIGHT", "ROLLBACK", "ROUND", "ROWS", "SAVEPOINT", "SELECT",
+    "SET", "SHARE", "SIMILAR", "SKIP", "SOME", "SUBSTRING", "SUM", "TABLE", "THEN", "TO",
+    "TRANSACTION", "TRIM", "TRUNCATE", "UNION", "UNIQUE", "UPDATE", "UPPER", "USING",
+    "VACUUM", "VALUES", "VIEW", "WHEN", "WHERE", "WINDOW", "WITH",
 ];
 
 /// Keywords written like functions: no space before their `(` (`COUNT(*)`, `CAST(…)`).
+#[rustfmt::skip]
 const FUNCTION_KEYWORDS: &[&str] = &[
-    "ABS", "ANY", "ARRAY", "AVG", "CAST", "COALESCE", "CONCAT", "COUNT", "EXTRACT", "GREATEST",
-    "IF", "LEAST", "LENGTH", "LOWER", "MAX", "MIN", "NOW", "NULLIF", "REPLACE", "ROUND", "SOME",
-    "SUBSTRING", "SUM", "TRIM", "UPPER",
+    "ABS", "ANY", "ARRAY", "AVG", "CAST", "COALESCE", "CONCAT", "COUNT", "EXTRACT",
+    "GREATEST", "IF", "LEAST", "LENGTH", "LOWER", "MAX", "MIN", "NOW", "NULLIF", "REPLACE",
+    "ROUND", "SOME", "SUBSTRING", "SUM", "TRIM", "UPPER",
 ];
 
 /// After `<keyword> <identifier>`, a `(` opens a column list, not a call: `INTO t (a, b)`.
@@ -119,7 +129,10 @@ const LIST_AFTER_NAME: &[&str] = &["INTO", "REFERENCES", "TABLE", "WITH", "RECUR
 
 fn keyword(word: &str) -> Option<&'static str> {
     let upper = word.to_ascii_uppercase();
-    KEYWORDS.binary_search(&upper.as_str()).ok().map(|i| KEYWORDS[i])
+    KEYWORDS
+        .binary_search(&upper.as_str())
+        .ok()
+        .map(|i| KEYWORDS[i])
 }
 
 fn is_ident_start(c: char) -> bool {
@@ -131,13 +144,18 @@ fn is_ident_continue(c: char) -> bool {
 }
 
 fn is_op_char(c: char) -> bool {
-    matches!(c, '=' | '<' | '>' | '!' | '+' | '-' | '*' | '/' | '%' | '|' | '&' | '^' | '~' | '@' | '#')
+    matches!(
+        c,
+        '=' | '<' | '>' | '!' | '+' | '-' | '*' | '/' | '%' | '|' | '&' | '^' | '~' | '@' | '#'
+    )
 }
 
 /// An identifier that may appear without quotes: it lexes as one word, and as an identifier.
 fn is_bare_identifier(s: &str, after_dot: bool) -> bool {
     let mut chars = s.chars();
-    let Some(first) = chars.next() else { return false };
+    let Some(first) = chars.next() else {
+        return false;
+    };
     if !is_ident_start(first) || !chars.all(is_ident_continue) {
         return false;
     }
@@ -164,7 +182,12 @@ struct Lexer {
 
 impl Lexer {
     fn new(sql: &str, dialect: Dialect) -> Self {
-        Lexer { chars: sql.chars().collect(), pos: 0, dialect, out: Vec::new() }
+        Lexer {
+            chars: sql.chars().collect(),
+            pos: 0,
+            dialect,
+            out: Vec::new(),
+        }
     }
 
     fn at(&self, i: usize) -> Option<char> {
@@ -221,7 +244,9 @@ impl Lexer {
                 }
                 ':' => self.colon(),
                 _ if c.is_ascii_digit() => self.number(self.pos),
-                '.' if self.is_digit_at(self.pos + 1) && self.sign_allowed() => self.number(self.pos),
+                '.' if self.is_digit_at(self.pos + 1) && self.sign_allowed() => {
+                    self.number(self.pos)
+                }
                 '+' | '-' if self.sign_allowed() && self.signed_number_ahead() => {
                     self.pos = self.scan_number(self.pos + 1).0;
                     self.out.push(Tok::Placeholder);
@@ -304,7 +329,8 @@ impl Lexer {
             self.out.push(Tok::Ident(content));
         } else {
             let doubled = content.replace(quote, &format!("{quote}{quote}"));
-            self.out.push(Tok::Ident(format!("{quote}{doubled}{quote}")));
+            self.out
+                .push(Tok::Ident(format!("{quote}{doubled}{quote}")));
         }
     }
 
@@ -321,7 +347,11 @@ impl Lexer {
         // A dollar-quote tag: `$$` or `$name$` with `name` an identifier without `$`.
         let mut end = self.pos + 1;
         while let Some(c) = self.at(end) {
-            let ok = if end == self.pos + 1 { is_ident_start(c) } else { c.is_alphanumeric() || c == '_' };
+            let ok = if end == self.pos + 1 {
+                is_ident_start(c)
+            } else {
+                c.is_alphanumeric() || c == '_'
+            };
             if !ok || end - self.pos > MAX_DOLLAR_TAG {
                 break;
             }
@@ -348,7 +378,10 @@ impl Lexer {
             's' if !self.at(p + 2).is_some_and(is_ident_continue) => Some(2),
             '(' => {
                 let mut i = p + 2;
-                while self.at(i).is_some_and(|c| is_ident_continue(c) || c == '.' || c == '-') {
+                while self
+                    .at(i)
+                    .is_some_and(|c| is_ident_continue(c) || c == '.' || c == '-')
+                {
                     i += 1;
                 }
                 let ok = i > p + 2
@@ -427,7 +460,8 @@ impl Lexer {
             while self.at(i).is_some_and(is_ident_continue) {
                 i += 1;
             }
-            self.out.push(Tok::Ident(self.chars[start..i].iter().collect()));
+            self.out
+                .push(Tok::Ident(self.chars[start..i].iter().collect()));
             self.pos = i;
         } else {
             self.out.push(Tok::Placeholder);
@@ -497,7 +531,8 @@ impl Lexer {
             }
             self.pos += 1;
         }
-        self.out.push(Tok::Op(self.chars[start..self.pos].iter().collect()));
+        self.out
+            .push(Tok::Op(self.chars[start..self.pos].iter().collect()));
     }
 }
 
@@ -552,11 +587,20 @@ fn collapse_rows(toks: &[Tok], mut i: usize, out: &mut Vec<Tok>, depth: usize) -
     while toks.get(i) == Some(&Tok::Punct('(')) {
         let close = matching_paren(toks, i);
         let raw = &toks[i + 1..close.unwrap_or(toks.len())];
-        let inner = if depth < MAX_VALUES_DEPTH { collapse(raw, depth + 1) } else { raw.to_vec() };
-        let all_placeholders = inner.iter().all(|t| matches!(t, Tok::Placeholder | Tok::Punct(',')))
+        let inner = if depth < MAX_VALUES_DEPTH {
+            collapse(raw, depth + 1)
+        } else {
+            raw.to_vec()
+        };
+        let all_placeholders = inner
+            .iter()
+            .all(|t| matches!(t, Tok::Placeholder | Tok::Punct(',')))
             && (close.is_none() || inner.contains(&Tok::Placeholder));
-        let (inner, closed) =
-            if all_placeholders { (vec![Tok::Placeholder], true) } else { (inner, close.is_some()) };
+        let (inner, closed) = if all_placeholders {
+            (vec![Tok::Placeholder], true)
+        } else {
+            (inner, close.is_some())
+        };
         if previous.as_ref() != Some(&inner) {
             if previous.is_some() {
                 out.push(Tok::Punct(','));
@@ -652,148 +696,4 @@ fn space_between(before_prev: Option<&Tok>, prev: &Tok, cur: &Tok) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(input: &str, expected: &str) {
-        let got = normalize(input);
-        assert_eq!(got, expected, "normalize({input:?})");
-        assert_eq!(normalize(&got), got, "not idempotent for {input:?}");
-    }
-
-    fn check_mysql(input: &str, expected: &str) {
-        let got = normalize_for_engine(Some("pymysql"), input);
-        assert_eq!(got, expected, "normalize_for_engine(mysql, {input:?})");
-        assert_eq!(normalize_for_engine(Some("mysql"), &got), got, "not idempotent: {input:?}");
-    }
-
-    #[test]
-    fn keyword_tables_are_sorted_and_upper_case() {
-        assert!(KEYWORDS.windows(2).all(|w| w[0] < w[1]));
-        for k in KEYWORDS.iter().chain(FUNCTION_KEYWORDS).chain(LIST_AFTER_NAME) {
-            assert_eq!(*k, k.to_ascii_uppercase());
-            assert!(keyword(k).is_some(), "{k} is not in KEYWORDS");
-        }
-    }
-
-    #[test]
-    fn django_queries() {
-        check(
-            r#"SELECT "shop_order"."id", "shop_order"."total" FROM "shop_order" WHERE "shop_order"."customer_id" = %s LIMIT 21"#,
-            "SELECT shop_order.id, shop_order.total FROM shop_order WHERE shop_order.customer_id = ? LIMIT ?",
-        );
-        check(
-            r#"INSERT INTO "shop_order" ("customer_id", "total") VALUES (%s, %s) RETURNING "shop_order"."id""#,
-            "INSERT INTO shop_order (customer_id, total) VALUES (?) RETURNING shop_order.id",
-        );
-        check(
-            r#"UPDATE "t" SET "a" = %(a)s, "b" = %(b_2)s WHERE "t"."id" IN (%s, %s, %s)"#,
-            "UPDATE t SET a = ?, b = ? WHERE t.id IN (?)",
-        );
-        check(r#"SAVEPOINT "s140234_x1""#, "SAVEPOINT ?");
-        check(r#"RELEASE SAVEPOINT "s140234_x12""#, "RELEASE SAVEPOINT ?");
-    }
-
-    #[test]
-    fn literals() {
-        check("select * from t where id in (1,2,3) and name = 'bob'", "SELECT * FROM t WHERE id IN (?) AND name = ?");
-        check("SELECT pg_sleep(0.05)", "SELECT pg_sleep(?)");
-        check("SELECT 'it''s', E'a\\'b', N'x', X'ff', B'01', U&'d\\0061'", "SELECT ?, ?, ?, ?, ?, ?");
-        check("SELECT $$a 'b' c$$, $fn$ body $ fn $fn$ FROM t", "SELECT ?, ? FROM t");
-        check("SELECT 0x1F, 1e10, 2.5E-3, .5, 7. FROM t", "SELECT ?, ?, ?, ?, ? FROM t");
-        check("SELECT * FROM t WHERE a = -1 AND b=-2.5 AND c > +3", "SELECT * FROM t WHERE a = ? AND b = ? AND c > ?");
-        check("SELECT a - 1, a-1, a -1, (-1), f(-1, - 2)", "SELECT a - ?, a - ?, a - ?, (?), f(?, - ?)");
-        check("SELECT * FROM t WHERE active = TRUE OR deleted = false", "SELECT * FROM t WHERE active = ? OR deleted = ?");
-        check("SELECT * FROM t WHERE deleted_at IS NULL", "SELECT * FROM t WHERE deleted_at IS NULL");
-    }
-
-    #[test]
-    fn placeholders() {
-        check("SELECT * FROM t WHERE a = ? AND b = ?1 AND c = $1 AND d = $12", "SELECT * FROM t WHERE a = ? AND b = ? AND c = ? AND d = ?");
-        check("SELECT * FROM t WHERE a = :name AND b = :1 AND c = %s AND d = %(d)s", "SELECT * FROM t WHERE a = ? AND b = ? AND c = ? AND d = ?");
-        check("SELECT a::int, $1::text, '1'::date FROM t", "SELECT a::int, ?::text, ?::date FROM t");
-        check("SELECT * FROM t WHERE a LIKE %s ESCAPE '\\'", "SELECT * FROM t WHERE a LIKE ? ESCAPE ?");
-        check("SELECT a %sales FROM t", "SELECT a % sales FROM t");
-    }
-
-    #[test]
-    fn lists() {
-        check("SELECT * FROM t WHERE id IN ($1, $2, $3)", "SELECT * FROM t WHERE id IN (?)");
-        check("SELECT * FROM t WHERE id NOT IN (1)", "SELECT * FROM t WHERE id NOT IN (?)");
-        check("SELECT * FROM t WHERE id IN (SELECT id FROM u)", "SELECT * FROM t WHERE id IN (SELECT id FROM u)");
-        check("SELECT * FROM t WHERE id IN %s", "SELECT * FROM t WHERE id IN ?");
-        check("INSERT INTO t (a, b) VALUES (1, 2), (3, 4), (5, 6)", "INSERT INTO t (a, b) VALUES (?)");
-        check("INSERT INTO t VALUES (1, now()), (2, now())", "INSERT INTO t VALUES (?, NOW())");
-        check("INSERT INTO t VALUES (1, now()), (2, 3)", "INSERT INTO t VALUES (?, NOW()), (?)");
-        check("INSERT INTO t VALUES %s", "INSERT INTO t VALUES ?");
-        check("SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v (n, s)", "SELECT * FROM (VALUES (?)) AS v(n, s)");
-    }
-
-    #[test]
-    fn comments_whitespace_and_case() {
-        check("/* controller:index */ select\n\t a,\n  b   FROM t -- trailing\n where x=1;", "SELECT a, b FROM t WHERE x = ?");
-        check("select count(*) from t group by a order by b desc", "SELECT COUNT(*) FROM t GROUP BY a ORDER BY b DESC");
-        check("SELECT a FROM t;;", "SELECT a FROM t");
-        check("BEGIN; SELECT 1; COMMIT;", "BEGIN; SELECT ?; COMMIT");
-        check("SELECT `a` FROM `my table`", "SELECT a FROM `my table`");
-        check(r#"SELECT "order", "t"."order", "Weird ""x""" FROM "user""#, r#"SELECT "order", t.order, "Weird ""x""" FROM user"#);
-        check("SELECT a FROM t WHERE b = ANY(ARRAY[1, 2]) AND c[1] = 2", "SELECT a FROM t WHERE b = ANY(ARRAY[?, ?]) AND c[?] = ?");
-        check("", "");
-        check("  -- only a comment", "");
-    }
-
-    #[test]
-    fn truncated_queries() {
-        check("SELECT * FROM t WHERE name = 'unterminated", "SELECT * FROM t WHERE name = ?");
-        check("SELECT * FROM t /* unterminated", "SELECT * FROM t");
-        check("SELECT * FROM t WHERE id IN (1, 2, 3", "SELECT * FROM t WHERE id IN (?)");
-        check("INSERT INTO t VALUES (1, 2), (3, 4), (5,", "INSERT INTO t VALUES (?)");
-        check("INSERT INTO t VALUES (1, 2), (3, 4),", "INSERT INTO t VALUES (?)");
-        check("INSERT INTO t VALUES (1, f(2", "INSERT INTO t VALUES (?, f(?");
-        check(r#"SELECT "unterminated"#, r#"SELECT unterminated"#);
-        check("SELECT $$never closed", "SELECT ?");
-        check("SELECT $tag", "SELECT $ tag");
-    }
-
-    #[test]
-    fn regressions() {
-        check("IN (;--", "IN (?)");
-        check("*/./**/0x1f$$", "*/. 0x1f$$");
-    }
-
-    /// Inputs that would take quadratic time in a naive tokenizer finish at once.
-    #[test]
-    fn long_inputs_are_linear() {
-        for unit in ["(", "IN (", "VALUES (", "$a$", "'", "%(", "?,", "/*", "1.", "\"\"", "x IN (1,"] {
-            let long = unit.repeat(100_000);
-            let once = normalize(&long);
-            assert_eq!(normalize(&once), once);
-        }
-    }
-
-    #[test]
-    fn mysql_dialect() {
-        check_mysql(r#"SELECT `a` FROM `t` WHERE b = "x" AND c = 'it\'s' # comment"#, "SELECT a FROM t WHERE b = ? AND c = ?");
-        check_mysql("INSERT INTO t (a) VALUES (1),(2) ON DUPLICATE KEY UPDATE a = 3", "INSERT INTO t (a) VALUES (?) ON DUPLICATE KEY UPDATE a = ?");
-    }
-
-    #[test]
-    fn engine_names() {
-        for (input, expected) in [
-            ("psycopg2", Some("postgresql")),
-            ("PostgreSQL", Some("postgresql")),
-            ("postgresql_psycopg2", Some("postgresql")),
-            ("postgres", Some("postgresql")),
-            ("django.db.backends.postgresql", Some("postgresql")),
-            ("MySQLdb", Some("mysql")),
-            ("pymysql", Some("mysql")),
-            ("mysql.connector", Some("mysql")),
-            ("django.db.backends.mysql", Some("mysql")),
-            ("sqlite3", Some("sqlite")),
-            ("  CockroachDB ", Some("cockroachdb")),
-            ("   ", None),
-        ] {
-            assert_eq!(canonical_engine(input).as_deref(), expected, "{input:?}");
-        }
-    }
-}
+mod tests;

@@ -2,7 +2,7 @@
 //! between occurrences of one problem (literals, whitespace, line numbers, ids) but not what
 //! tells problems apart (the exception type).
 
-use grouping::{group, message, sql, GroupingConfig};
+use grouping::{GroupingConfig, group, message, sql};
 use proptest::prelude::*;
 use protocol::event::{Exception, Frame, LogEntry, Query, Stacktrace};
 use protocol::{Event, EventId, EventKind, Level};
@@ -86,7 +86,9 @@ fn messageish() -> impl Strategy<Value = String> {
 fn literal() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<i64>().prop_map(|n| n.to_string()),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:?}")),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| format!("{f:?}")),
         "[a-zA-Z0-9 ']{0,12}".prop_map(|s| format!("'{}'", s.replace('\'', "''"))),
         "[a-z ]{0,8}".prop_map(|s| format!("$${s}$$")),
         Just("TRUE".to_string()),

@@ -21,12 +21,11 @@ impl KeyCache {
     /// The key, fresh to within the cache's time to live. Unknown keys are cached too, so a
     /// flood of bad keys does not reach the store, but the cache stays bounded.
     pub fn get(&self, key: &str) -> Result<Option<ClientKey>, store::StoreError> {
-        if let Ok(entries) = self.entries.lock() {
-            if let Some((found, at)) = entries.get(key) {
-                if at.elapsed() < self.ttl {
-                    return Ok(found.clone());
-                }
-            }
+        if let Ok(entries) = self.entries.lock()
+            && let Some((found, at)) = entries.get(key)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(found.clone());
         }
         let found = self.store.key(key)?;
         if let Ok(mut entries) = self.entries.lock() {

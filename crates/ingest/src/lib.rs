@@ -113,10 +113,10 @@ impl Pipeline {
         if !found.is_active() {
             return Err(IngestError::RevokedKey(key.to_string()));
         }
-        if let Some(p) = project_id {
-            if p != found.project_id {
-                return Err(IngestError::WrongProject { key: key.to_string(), key_project: found.project_id, project: p });
-            }
+        if let Some(p) = project_id
+            && p != found.project_id
+        {
+            return Err(IngestError::WrongProject { key: key.to_string(), key_project: found.project_id, project: p });
         }
         let key_limit = found.rate_limit_per_minute.unwrap_or(self.config.per_key_per_minute);
         self.rates.check(&found.public_key, key_limit, found.project_id, self.config.per_project_per_minute)?;

@@ -23,9 +23,13 @@ impl RateLimited {
     }
 }
 
+/// A scope (`key` or `project`) and its id.
+type Subject = (&'static str, String);
+
+/// Counts per subject in the current one-minute window: (minute, count).
 #[derive(Default)]
 pub struct RateLimiter {
-    windows: Mutex<HashMap<(&'static str, String), (u64, u64)>>,
+    windows: Mutex<HashMap<Subject, (u64, u64)>>,
 }
 
 impl RateLimiter {
@@ -59,10 +63,10 @@ impl RateLimiter {
             }
         }
         for (scope, id, limit) in [("key", key.to_string(), key_limit), ("project", project.to_string(), project_limit)] {
-            if limit > 0 {
-                if let Some(w) = windows.get_mut(&(scope, id)) {
-                    w.1 += 1;
-                }
+            if limit > 0
+                && let Some(w) = windows.get_mut(&(scope, id))
+            {
+                w.1 += 1;
             }
         }
         Ok(())

@@ -157,12 +157,11 @@ fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
         let text = v.to_str().map_err(|_| ApiError::Unauthorized("X-Sentry-Auth is not text".into()))?;
         keys.push(Auth::from_header(text)?.key);
     }
-    if let Some(v) = headers.get("authorization") {
-        if let Ok(text) = v.to_str() {
-            if let Ok(auth) = Auth::from_authorization(text) {
-                keys.push(auth.key);
-            }
-        }
+    // Authorization may carry another scheme for a proxy in front of us: only a Sentry one counts.
+    if let Some(Ok(text)) = headers.get("authorization").map(|v| v.to_str())
+        && let Ok(auth) = Auth::from_authorization(text)
+    {
+        keys.push(auth.key);
     }
     if let Some(q) = query.filter(|q| q.contains("sentry_key")) {
         keys.push(Auth::from_query(q)?.key);

@@ -52,7 +52,10 @@ fn exception(ty: &str, value: &str, frames: Vec<Frame>) -> Exception {
 }
 
 fn exception_event(exceptions: Vec<Exception>) -> Event {
-    Event { exceptions, ..event(EventKind::Exception) }
+    Event {
+        exceptions,
+        ..event(EventKind::Exception)
+    }
 }
 
 fn message_event(formatted: &str, template: Option<&str>) -> Event {
@@ -61,12 +64,21 @@ fn message_event(formatted: &str, template: Option<&str>) -> Event {
         message: template.map(str::to_string),
         params: Vec::new(),
     };
-    Event { message: Some(message), ..event(EventKind::Message) }
+    Event {
+        message: Some(message),
+        ..event(EventKind::Message)
+    }
 }
 
 fn query_event(engine: Option<&str>, sql: &str) -> Event {
-    let query = Query { query: sql.to_string(), engine: engine.map(str::to_string) };
-    Event { query: Some(query), ..event(EventKind::Query) }
+    let query = Query {
+        query: sql.to_string(),
+        engine: engine.map(str::to_string),
+    };
+    Event {
+        query: Some(query),
+        ..event(EventKind::Query)
+    }
 }
 
 /// Groups `event` and compares its title, culprit and components (one per line,
@@ -74,14 +86,26 @@ fn query_event(engine: Option<&str>, sql: &str) -> Event {
 fn check(event: &Event, expected: &str) {
     let g = group(event, &GroupingConfig::default());
     assert_eq!(g.hash.len(), 32);
-    assert!(g.hash.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
-    let mut lines = vec![format!("title: {}", g.title), format!("culprit: {}", g.culprit)];
+    assert!(
+        g.hash
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    let mut lines = vec![
+        format!("title: {}", g.title),
+        format!("culprit: {}", g.culprit),
+    ];
     for c in &g.components {
         let mark = if c.contributes { "" } else { "~" };
         lines.push(format!("{mark}{}: {}", c.name, c.values.join(" | ")));
     }
     let got: String = lines.iter().map(|l| format!("{}\n", l.trim())).collect();
-    let expected: String = expected.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect();
+    let expected: String = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_eq!(got, expected);
 }
 
@@ -116,7 +140,10 @@ fn exception_with_in_app_frames() {
 fn exception_chain_without_in_app_marks() {
     let cause = exception("OSError", "disk full", vec![frame("io", "write", None)]);
     let main = exception("RuntimeError", "save failed", vec![]);
-    let e = Event { transaction: Some("/orders/".to_string()), ..exception_event(vec![cause, main]) };
+    let e = Event {
+        transaction: Some("/orders/".to_string()),
+        ..exception_event(vec![cause, main])
+    };
     check(
         &e,
         "title: RuntimeError: save failed
@@ -129,7 +156,11 @@ fn exception_chain_without_in_app_marks() {
 
 #[test]
 fn exception_without_frames_uses_normalised_value() {
-    let e = exception_event(vec![exception("ValueError", "invalid literal for int() with base 10: 'abc'", vec![])]);
+    let e = exception_event(vec![exception(
+        "ValueError",
+        "invalid literal for int() with base 10: 'abc'",
+        vec![],
+    )]);
     check(
         &e,
         "title: ValueError: invalid literal for int() with base 10: 'abc'
@@ -153,7 +184,10 @@ fn frames_use_file_basename_and_clean_functions() {
             function: Some("app::run::{{closure}}::h0123456789abcdef".to_string()),
             ..Frame::default()
         },
-        Frame { function: Some("0x7ffd1234abcd".to_string()), ..Frame::default() },
+        Frame {
+            function: Some("0x7ffd1234abcd".to_string()),
+            ..Frame::default()
+        },
     ];
     let e = exception_event(vec![exception("Error", "boom", frames)]);
     check(
@@ -169,8 +203,18 @@ fn frames_use_file_basename_and_clean_functions() {
 
 #[test]
 fn synthetic_exception_uses_crash_function() {
-    let mut ex = exception("SIGSEGV", "Segfault", vec![frame("", "main", Some(true)), frame("", "crash_here", Some(true))]);
-    ex.mechanism = Some(Mechanism { synthetic: true, ..Mechanism::default() });
+    let mut ex = exception(
+        "SIGSEGV",
+        "Segfault",
+        vec![
+            frame("", "main", Some(true)),
+            frame("", "crash_here", Some(true)),
+        ],
+    );
+    ex.mechanism = Some(Mechanism {
+        synthetic: true,
+        ..Mechanism::default()
+    });
     check(
         &exception_event(vec![ex]),
         "title: SIGSEGV: Segfault
@@ -184,7 +228,9 @@ fn synthetic_exception_uses_crash_function() {
 #[test]
 fn top_level_stacktrace_stands_in_for_exception_frames() {
     let e = Event {
-        stacktrace: Some(Stacktrace { frames: vec![frame("app.jobs", "run", Some(true))] }),
+        stacktrace: Some(Stacktrace {
+            frames: vec![frame("app.jobs", "run", Some(true))],
+        }),
         ..exception_event(vec![exception("TimeoutError", "", vec![])])
     };
     check(
@@ -198,7 +244,10 @@ fn top_level_stacktrace_stands_in_for_exception_frames() {
 
 #[test]
 fn messages() {
-    let e = Event { logger: Some("shop.payments".to_string()), ..message_event("Payment 42 declined", Some("Payment %s declined")) };
+    let e = Event {
+        logger: Some("shop.payments".to_string()),
+        ..message_event("Payment 42 declined", Some("Payment %s declined"))
+    };
     check(
         &e,
         "title: Payment 42 declined
@@ -206,7 +255,21 @@ fn messages() {
          message: Payment %s declined
          ~logger: shop.payments",
     );
-    let e = Event { transaction: Some("/pay/".to_string()), ..message_event("User 550e8400-e29b-41d4-a716-446655440000 paid 12.50", None) };
+    // A plain message sent as the template (no params) still groups across values.
+    assert_eq!(
+        hash(&message_event(
+            "Payment 42 declined",
+            Some("Payment 42 declined")
+        )),
+        hash(&message_event(
+            "Payment 43 declined",
+            Some("Payment 43 declined")
+        ))
+    );
+    let e = Event {
+        transaction: Some("/pay/".to_string()),
+        ..message_event("User 550e8400-e29b-41d4-a716-446655440000 paid 12.50", None)
+    };
     check(
         &e,
         "title: User 550e8400-e29b-41d4-a716-446655440000 paid 12.50
@@ -219,7 +282,10 @@ fn messages() {
 fn queries() {
     let e = Event {
         transaction: Some("/orders/".to_string()),
-        ..query_event(Some("psycopg2"), r#"SELECT "o"."id" FROM "o" WHERE "o"."id" IN (%s, %s)"#)
+        ..query_event(
+            Some("psycopg2"),
+            r#"SELECT "o"."id" FROM "o" WHERE "o"."id" IN (%s, %s)"#,
+        )
     };
     check(
         &e,
@@ -247,7 +313,10 @@ fn queries() {
 fn transactions_and_custom_kinds() {
     let e = Event {
         transaction: Some("/orders/{id}/".to_string()),
-        request: Some(Request { url: Some("https://shop.example/orders/7/?x=1".to_string()), method: None }),
+        request: Some(Request {
+            url: Some("https://shop.example/orders/7/?x=1".to_string()),
+            method: None,
+        }),
         ..event(EventKind::Transaction)
     };
     check(
@@ -256,8 +325,17 @@ fn transactions_and_custom_kinds() {
          culprit: https://shop.example/orders/7/
          transaction: /orders/{id}/",
     );
-    let e = Event { tags: vec![("url".to_string(), "https://shop.example/orders/7/".to_string())], ..e };
-    assert_eq!(group(&e, &GroupingConfig::default()).culprit, "https://shop.example/orders/7/");
+    let e = Event {
+        tags: vec![(
+            "url".to_string(),
+            "https://shop.example/orders/7/".to_string(),
+        )],
+        ..e
+    };
+    assert_eq!(
+        group(&e, &GroupingConfig::default()).culprit,
+        "https://shop.example/orders/7/"
+    );
 
     let mut e = message_event("Deployed release 1.4.2 to web-3", None);
     e.kind = EventKind::Custom("deploy".to_string());
@@ -271,7 +349,13 @@ fn transactions_and_custom_kinds() {
 
 #[test]
 fn empty_events_still_group() {
-    for kind in [EventKind::Exception, EventKind::Message, EventKind::Query, EventKind::Transaction, EventKind::Custom(String::new())] {
+    for kind in [
+        EventKind::Exception,
+        EventKind::Message,
+        EventKind::Query,
+        EventKind::Transaction,
+        EventKind::Custom(String::new()),
+    ] {
         let g = group(&event(kind.clone()), &GroupingConfig::default());
         assert_eq!(g.hash.len(), 32, "{kind:?}");
         assert!(!g.components.is_empty(), "{kind:?}");
@@ -286,7 +370,10 @@ fn empty_events_still_group() {
 
 #[test]
 fn client_culprit_wins() {
-    let e = Event { culprit: Some(" legacy.view ".to_string()), ..message_event("x", None) };
+    let e = Event {
+        culprit: Some(" legacy.view ".to_string()),
+        ..message_event("x", None)
+    };
     assert_eq!(group(&e, &GroupingConfig::default()).culprit, "legacy.view");
 }
 
@@ -301,20 +388,38 @@ fn long_titles_are_truncated() {
 #[test]
 fn fingerprints() {
     let base = message_event("Payment 42 declined", None);
-    let with = |fp: &[&str]| Event { fingerprint: Some(fp.iter().map(|s| s.to_string()).collect()), ..base.clone() };
+    let with = |fp: &[&str]| Event {
+        fingerprint: Some(fp.iter().map(|s| s.to_string()).collect()),
+        ..base.clone()
+    };
 
     // `{{ default }}` alone is the default grouping, whatever its spelling.
     assert_eq!(hash(&with(&["{{ default }}"])), hash(&base));
-    assert_eq!(hash(&with(&["{{default}}"])), hash(&with(&[" {{ DEFAULT }} "])));
+    assert_eq!(
+        hash(&with(&["{{default}}"])),
+        hash(&with(&[" {{ DEFAULT }} "]))
+    );
     assert_eq!(hash(&with(&[])), hash(&base));
 
     // A fingerprint without it groups by its values alone.
-    let other = Event { fingerprint: Some(vec!["payments".to_string()]), ..message_event("Something else", None) };
+    let other = Event {
+        fingerprint: Some(vec!["payments".to_string()]),
+        ..message_event("Something else", None)
+    };
     assert_eq!(hash(&with(&["payments"])), hash(&other));
-    assert_ne!(hash(&with(&["payments", "{{ default }}"])), hash(&with(&["payments"])));
+    assert_ne!(
+        hash(&with(&["payments", "{{ default }}"])),
+        hash(&with(&["payments"]))
+    );
 
     check(
-        &with(&["payments", "{{ default }}", "{{ level }}", "{{ tags.region }}", "{{ unknown }}"]),
+        &with(&[
+            "payments",
+            "{{ default }}",
+            "{{ level }}",
+            "{{ tags.region }}",
+            "{{ unknown }}",
+        ]),
         "title: Payment 42 declined
          culprit:
          fingerprint: payments
@@ -335,10 +440,16 @@ fn kinds_never_share_a_group() {
     let m = message_event("SELECT 1", None);
     let mut c = m.clone();
     c.kind = EventKind::Custom("message2".to_string());
-    let q = Event { kind: EventKind::Query, ..m.clone() };
+    let q = Event {
+        kind: EventKind::Query,
+        ..m.clone()
+    };
     assert_ne!(hash(&m), hash(&q));
     assert_ne!(hash(&m), hash(&c));
-    let fp = |e: &Event| Event { fingerprint: Some(vec!["same".to_string()]), ..e.clone() };
+    let fp = |e: &Event| Event {
+        fingerprint: Some(vec!["same".to_string()]),
+        ..e.clone()
+    };
     assert_ne!(hash(&fp(&m)), hash(&fp(&q)));
 }
 
@@ -350,7 +461,12 @@ fn kind_recognition() {
     assert!(MessageKind.matches(&message_event("x", None)));
     assert!(QueryKind.matches(&query_event(None, "select 1")));
     assert!(TransactionKind.matches(&event(EventKind::Transaction)));
-    let custom = CustomKind { name: "deploy".to_string() };
+    let custom = CustomKind {
+        name: "deploy".to_string(),
+    };
     assert!(custom.matches(&event(EventKind::Custom("deploy".to_string()))));
-    assert_eq!(kind_of(&event(EventKind::Custom("deploy".to_string()))).name(), "deploy");
+    assert_eq!(
+        kind_of(&event(EventKind::Custom("deploy".to_string()))).name(),
+        "deploy"
+    );
 }

@@ -159,7 +159,8 @@ fn lenient_inputs_are_accepted() {
     let env = format!("/api/{}/envelope/", p.id);
     let auth = p.auth();
     let h = |enc: &'static str| vec![("X-Sentry-Auth", auth.as_str()), ("Content-Encoding", enc)];
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, Vec<u8>)> = vec![
+    type Lenient<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Vec<u8>);
+    let cases: Vec<Lenient> = vec![
         ("an envelope with only a header", env.clone(), h("identity"), b"{}\n".to_vec()),
         ("unknown item types only", env.clone(), h("identity"), b"{}\n{\"type\":\"future_thing\",\"length\":2}\n{}\n".to_vec()),
         ("items without length", env.clone(), h("identity"), format!("{{}}\n{{\"type\":\"event\"}}\n{}\n", event_json(1, "no length")).into_bytes()),

@@ -5,7 +5,7 @@
 //! ```ignore
 //! let server = Server::start();                      // free port, temp data dir, waits for /healthz
 //! let project = server.create_project("shop");       // `sentry project create shop --json`
-//! let resp = server.post(&format!("/api/{}/store/", project.id), &[("X-Sentry-Auth", &project.auth())], br#"{}"#);
+//! let resp = server.post(&format!("/api/{}/store/", project.id), &[("X-Sentry-Auth", project.auth().as_str())], br#"{}"#);
 //! let groups = server.groups(&project.slug);         // `sentry groups --project shop --json --status all`
 //! let group = find_group(&groups, "message", "hello");
 //! assert_tag(group, "level", "error");

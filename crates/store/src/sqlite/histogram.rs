@@ -3,7 +3,7 @@
 
 /// The bucket a duration (ms) falls in. Bucket 0 holds everything under 1 ms.
 pub fn bucket(ms: f64) -> i64 {
-    if !(ms >= 1.0) {
+    if ms.is_nan() || ms < 1.0 {
         return 0;
     }
     (1.0 + (8.0 * ms.log2()).floor()).min(400.0) as i64

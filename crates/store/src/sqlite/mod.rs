@@ -46,10 +46,10 @@ impl std::ops::DerefMut for Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.store.pool.lock()) {
-            if pool.len() < 8 {
-                pool.push(conn);
-            }
+        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.store.pool.lock())
+            && pool.len() < 8
+        {
+            pool.push(conn);
         }
     }
 }

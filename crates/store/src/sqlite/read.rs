@@ -12,7 +12,10 @@ use crate::{
 const GROUP_COLUMNS: &str = "g.id, g.project_id, g.hash, g.kind, g.title, g.culprit, g.level, g.logger, g.status,
     g.times_seen, g.first_seen, g.last_seen, g.ts_count, g.ts_sum, g.ts_min, g.ts_max, g.last_event_id, g.components";
 
-fn group_from(r: &Row<'_>) -> rusqlite::Result<(GroupRow, i64, f64, Option<f64>, Option<f64>)> {
+/// A group row with its raw duration columns (count, sum, min, max).
+type RawGroup = (GroupRow, i64, f64, Option<f64>, Option<f64>);
+
+fn group_from(r: &Row<'_>) -> rusqlite::Result<RawGroup> {
     let row = GroupRow {
         id: r.get(0)?,
         project_id: r.get(1)?,
@@ -33,7 +36,7 @@ fn group_from(r: &Row<'_>) -> rusqlite::Result<(GroupRow, i64, f64, Option<f64>,
     Ok((row, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?))
 }
 
-fn with_durations(conn: &Connection, raw: (GroupRow, i64, f64, Option<f64>, Option<f64>)) -> Result<GroupRow> {
+fn with_durations(conn: &Connection, raw: RawGroup) -> Result<GroupRow> {
     let (mut row, count, sum, min, max) = raw;
     if count > 0 {
         let mut st = conn.prepare_cached("SELECT bucket, count FROM group_durations WHERE group_id = ?1 ORDER BY bucket")?;
@@ -115,10 +118,8 @@ impl SqliteStore {
             if out.last().map(|(lk, _)| lk != &k).unwrap_or(true) {
                 out.push((k, Vec::new()));
             }
-            if let Some((_, vals)) = out.last_mut() {
-                if vals.len() < per_key {
-                    vals.push(TagCount { value: v, count: n.max(0) as u64 });
-                }
+            if let Some((_, vals)) = out.last_mut().filter(|(_, vals)| vals.len() < per_key) {
+                vals.push(TagCount { value: v, count: n.max(0) as u64 });
             }
         }
         Ok(out)

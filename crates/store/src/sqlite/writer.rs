@@ -7,7 +7,7 @@
 //! and an event id already stored for its project is a `Duplicate` that changes nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -83,10 +83,7 @@ fn run(mut conn: Connection, rx: Receiver<Msg>, batch_max: usize) {
             if stop || size >= batch_max {
                 break;
             }
-            next = match rx.try_recv() {
-                Ok(m) => Some(m),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-            };
+            next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
             let jobs: Vec<(&[NewEvent], &ItemCounts)> =
