@@ -191,7 +191,7 @@ impl Drop for Postgres {
 /// The directory with `initdb`, `pg_ctl` and `postgres`.
 pub fn pg_bin_dir() -> PathBuf {
     let has_tools = |d: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
+        ["initdb", "pg_ctl", "postgres", "createdb"]
             .iter()
             .all(|t| d.join(t).exists())
     };
@@ -206,6 +206,15 @@ pub fn pg_bin_dir() -> PathBuf {
     }
     if let Some(path) = env::var_os("PATH")
         && let Some(dir) = env::split_paths(&path).find(|d| has_tools(d))
+    {
+        return dir;
+    }
+    // Some images link only initdb/pg_ctl/postgres onto PATH: follow the link to the real bin dir.
+    if let Some(path) = env::var_os("PATH")
+        && let Some(dir) = env::split_paths(&path)
+            .filter_map(|d| fs::canonicalize(d.join("initdb")).ok())
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .find(|d| has_tools(d))
     {
         return dir;
     }
