@@ -187,10 +187,7 @@ impl Kind for ExceptionKind {
         }
         let stacks = exception_stacks(event);
         let has_frames = stacks.iter().any(|s| !s.is_empty());
-        let any_in_app = stacks
-            .iter()
-            .flat_map(|s| s.iter())
-            .any(|f| f.in_app == Some(true));
+        let any_in_app = stacks.iter().flat_map(|s| s.iter()).any(in_app);
         let mut out = Vec::new();
         for (exception, frames) in event.exceptions.iter().zip(&stacks) {
             let synthetic = exception.mechanism.as_ref().is_some_and(|m| m.synthetic);
@@ -207,10 +204,7 @@ impl Kind for ExceptionKind {
             }
             if has_frames {
                 let mut previous: Option<Vec<String>> = None;
-                for frame in frames
-                    .iter()
-                    .filter(|f| !any_in_app || f.in_app == Some(true))
-                {
+                for frame in frames.iter().filter(|f| !any_in_app || in_app(f)) {
                     let values = vec![
                         frame_location(frame),
                         clean_function(frame.function.as_deref().unwrap_or("")),
@@ -247,8 +241,8 @@ impl Kind for ExceptionKind {
     fn culprit(&self, event: &Event) -> String {
         let stacks = exception_stacks(event);
         let frames = stacks.last().copied().unwrap_or(&[]);
-        let frame = if frames.iter().any(|f| f.in_app == Some(true)) {
-            frames.iter().rev().find(|f| f.in_app == Some(true))
+        let frame = if frames.iter().any(in_app) {
+            frames.iter().rev().find(|f| in_app(f))
         } else {
             frames.last()
         };
@@ -479,6 +473,36 @@ fn exception_stacks(event: &Event) -> Vec<&[Frame]> {
     stacks
 }
 
+/// Whether a frame is the application's: marked in-app by the client and not one of the
+/// frames some clients mark in-app wrongly (see [`is_system_frame`]).
+fn in_app(frame: &Frame) -> bool {
+    frame.in_app == Some(true) && !is_system_frame(frame)
+}
+
+/// Frames that are never the application's, whatever the client says: the Rust standard
+/// library and toolchain (`std::`, `core::`, `alloc::`, `__rustc::`, `__rust_*`, paths under
+/// `/rustc/`), crates from the cargo registry or git cache (the Sentry SDK itself, `anyhow`),
+/// and the Python SDKs (`sentry_sdk`, `raven`). sentry-rust marks most of these in-app.
+fn is_system_frame(frame: &Frame) -> bool {
+    let function = frame
+        .function
+        .as_deref()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches('<');
+    let abs_path = frame.abs_path.as_deref().unwrap_or("");
+    let module = frame.module.as_deref().unwrap_or("");
+    const RUST_PREFIXES: [&str; 5] = ["std::", "core::", "alloc::", "__rustc::", "__rust_"];
+    RUST_PREFIXES.iter().any(|p| function.starts_with(p))
+        || function.contains("/rustc/")
+        || abs_path.starts_with("/rustc/")
+        || abs_path.contains("/.cargo/registry/")
+        || abs_path.contains("/.cargo/git/")
+        || ["sentry_sdk", "raven"]
+            .iter()
+            .any(|m| module == *m || module.strip_prefix(m).is_some_and(|r| r.starts_with('.')))
+}
+
 /// Where a frame is, for grouping: its module, else the basename of its file (never the
 /// full path, which differs between machines, and never a line number).
 fn frame_location(frame: &Frame) -> String {
@@ -507,11 +531,24 @@ fn basename(path: &str) -> String {
         .join(".")
 }
 
-/// A function name for grouping: Rust's `::h0123456789abcdef` hash suffix removed, memory
-/// addresses (`0x7f…`) replaced by `<addr>`; everything else (`{{closure}}`, generics,
-/// `<lambda>`) kept.
+/// A function name for grouping: Rust's `::h0123456789abcdef` hash suffix and any `:line:col`
+/// suffix removed, memory addresses (`0x7f…`) replaced by `<addr>`; everything else
+/// (`{{closure}}`, generics, `<lambda>`) kept.
 fn clean_function(function: &str) -> String {
-    let f = function.trim();
+    let mut f = function.trim();
+    // A location where a name should be (`at /src/lib.rs:359:14`, from backtraces the client
+    // could not parse): the file's basename, without line and column.
+    for _ in 0..2 {
+        if let Some((head, tail)) = f.rsplit_once(':')
+            && !tail.is_empty()
+            && tail.chars().all(|c| c.is_ascii_digit())
+        {
+            f = head;
+        }
+    }
+    if let Some(path) = f.strip_prefix("at ").filter(|p| p.contains(['/', '\\'])) {
+        return format!("at {}", basename(path));
+    }
     let f = match f.rfind("::h") {
         Some(i)
             if (8..=16).contains(&(f.len() - i - 3))

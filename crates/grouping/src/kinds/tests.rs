@@ -201,6 +201,86 @@ fn frames_use_file_basename_and_clean_functions() {
     );
 }
 
+/// sentry-rust marks its own frames, std's and other crates' in-app; they are not the culprit.
+#[test]
+fn rust_panic_ignores_sdk_and_std_frames() {
+    let rust = |function: &str, abs_path: &str| Frame {
+        function: Some(function.to_string()),
+        abs_path: Some(abs_path.to_string()).filter(|p| !p.is_empty()),
+        filename: abs_path
+            .rsplit('/')
+            .next()
+            .filter(|f| !f.is_empty())
+            .map(str::to_string),
+        lineno: Some(1),
+        in_app: Some(true),
+        ..Frame::default()
+    };
+    let registry = "/root/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f";
+    let frames = vec![
+        rust("start_thread", "./nptl/pthread_create.c"),
+        rust("std::sys::backtrace::__rust_begin_short_backtrace", ""),
+        rust("at /rustc/5980761/library/std/src/panic.rs:359:14", ""),
+        rust("rsclient::main::{{closure}}", "/app/src/main.rs"),
+        rust("rsclient::process_order", "/app/src/main.rs"),
+        rust(
+            "__rustc::rust_begin_unwind",
+            "/rustc/5980761/library/std/src/panicking.rs",
+        ),
+        rust(
+            "<sentry_panic::PanicIntegration as sentry_core::integration::Integration>::setup",
+            &format!("{registry}/sentry-panic-0.49.5/src/lib.rs"),
+        ),
+        rust(
+            "sentry_panic::panic_handler",
+            &format!("{registry}/sentry-panic-0.49.5/src/lib.rs"),
+        ),
+    ];
+    check(
+        &exception_event(vec![exception(
+            "panic",
+            "index out of bounds: the len is 2 but the index is 3",
+            frames,
+        )]),
+        "title: panic: index out of bounds: the len is 2 but the index is 3
+         culprit: main.rs in rsclient::process_order
+         exception.type: panic
+         frame: pthread_create.c | start_thread
+         frame: main.rs | rsclient::main::{{closure}}
+         frame: main.rs | rsclient::process_order",
+    );
+    // Without any in-app frame, all frames count, but never their line numbers.
+    let mut frame = rust("at /rustc/5980761/library/std/src/panic.rs:359:14", "");
+    frame.in_app = None;
+    check(
+        &exception_event(vec![exception("Error", "x", vec![frame])]),
+        "title: Error: x
+         culprit: at /rustc/5980761/library/std/src/panic.rs:359:14
+         exception.type: Error
+         frame:  | at panic.rs",
+    );
+}
+
+#[test]
+fn python_sdk_frames_are_not_in_app() {
+    let frames = vec![
+        frame("shop.views", "checkout", Some(true)),
+        frame(
+            "sentry_sdk.integrations.django",
+            "sentry_patched_view",
+            Some(true),
+        ),
+        frame("raven.base", "capture", Some(true)),
+    ];
+    check(
+        &exception_event(vec![exception("KeyError", "'x'", frames)]),
+        "title: KeyError: 'x'
+         culprit: shop.views in checkout
+         exception.type: KeyError
+         frame: shop.views | checkout",
+    );
+}
+
 #[test]
 fn synthetic_exception_uses_crash_function() {
     let mut ex = exception(

@@ -277,7 +277,7 @@ fn rust_sentry() {
     let s = Server::start();
     check_file(&s, "rust-sentry/panic", &[expect("exception", "panic: index out of bounds: the len is 2 but the index is 3", 1, "fatal")
         .culprit("process_order")
-        .tags(&[("component", "rsclient")])]);
+        .tags(&[("component", "rust-worker")])]);
     check_file(&s, "rust-sentry/session", &[expect("exception", "panic: index out of bounds: the len is 2 but the index is 3", 1, "fatal")]);
     check_file(&s, "rust-sentry/capture-error", &[
         expect("exception", "ConfigError: config /etc/shop/missing.toml unavailable", 1, "error"),
@@ -290,7 +290,7 @@ fn rust_sentry() {
         expect("message", "Failed to charge order", 1, "error").logger("rsclient"),
     ]);
     check_file(&s, "rust-sentry/transaction", &[
-        expect("transaction", "GET /orders", 1, "info").tags(&[("warehouse", "eu-1")]).time_spent(1, 25.3, 0.5),
+        expect("transaction", "GET /orders", 1, "info").tags(&[("warehouse", "berlin")]).time_spent(1, 25.3, 0.5),
         expect("query", "SELECT * FROM orders WHERE customer = ?", 1, "info").culprit("postgresql").time_spent(1, 25.27, 0.5),
     ]);
 }
