@@ -66,6 +66,21 @@ pub struct Authorized {
     pub public_key: String,
 }
 
+/// One event as the writer stored it: what live views and notifications react to. Sent on the
+/// pipeline's broadcast channel ([`Pipeline::subscribe`]) after the batch is committed.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub project_id: i64,
+    pub group_id: i64,
+    pub event_id: EventId,
+    pub kind: String,
+    pub level: String,
+    /// The event created its group.
+    pub new_group: bool,
+    /// The event reopened a resolved group.
+    pub regression: bool,
+}
+
 /// What a successful submission stored.
 #[derive(Clone, Debug, Default)]
 pub struct Submitted {
@@ -84,6 +99,7 @@ pub struct Pipeline {
     rates: RateLimiter,
     config: PipelineConfig,
     grouping: grouping::GroupingConfig,
+    stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
 }
 
 impl Pipeline {
@@ -98,7 +114,15 @@ impl Pipeline {
             writer,
             grouping: grouping::GroupingConfig::default(),
             config,
+            stored: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// Every committed batch's stored events (duplicates left out), as they happen. A receiver
+    /// that falls behind misses batches (it is told so by `RecvError::Lagged`); the store has
+    /// everything.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<StoredEvent>>> {
+        self.stored.subscribe()
     }
 
     pub fn limits(&self) -> &Limits {
@@ -145,8 +169,33 @@ impl Pipeline {
         if processed.events.is_empty() && counts.0.is_empty() {
             return Ok(Submitted { event_id: processed.event_id, outcomes: vec![] });
         }
+        let heads: Vec<(i64, EventId, String, String)> = processed
+            .events
+            .iter()
+            .map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level.clone()))
+            .collect();
         let outcomes = self.writer.write(processed.events, counts).await?;
+        self.announce(heads, &outcomes);
         Ok(Submitted { event_id: processed.event_id, outcomes })
+    }
+
+    fn announce(&self, heads: Vec<(i64, EventId, String, String)>, outcomes: &[WriteOutcome]) {
+        if self.stored.receiver_count() == 0 {
+            return;
+        }
+        let stored: Vec<StoredEvent> = heads
+            .into_iter()
+            .zip(outcomes)
+            .filter_map(|((project_id, event_id, kind, level), out)| match *out {
+                WriteOutcome::Stored { group_id, new_group, regression } => {
+                    Some(StoredEvent { project_id, group_id, event_id, kind, level, new_group, regression })
+                }
+                WriteOutcome::Duplicate => None,
+            })
+            .collect();
+        if !stored.is_empty() {
+            let _ = self.stored.send(Arc::new(stored));
+        }
     }
 
     /// Events currently waiting for the writer.
