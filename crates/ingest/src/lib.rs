@@ -11,6 +11,7 @@
 //!    refused with "overloaded"), go to the store's writer, and the call returns once the
 //!    batch holding them is committed and fsynced.
 
+mod budget;
 mod keys;
 pub mod process;
 mod rate;
@@ -22,6 +23,7 @@ use protocol::{Envelope, EventId, Limits};
 use store::{ItemCounts, NewEvent, SqliteStore, WriteOutcome, WriterHandle};
 use tokio::sync::Semaphore;
 
+pub use budget::{MemoryBudget, Reservation};
 pub use keys::KeyCache;
 pub use process::ProcessError;
 pub use rate::{RateLimited, RateLimiter};
@@ -57,6 +59,8 @@ pub struct PipelineConfig {
     pub per_key_per_minute: u64,
     /// Events per minute per project (0 = unlimited).
     pub per_project_per_minute: u64,
+    /// Bytes of bodies and queued events held in memory at most.
+    pub max_inflight_bytes: usize,
 }
 
 /// The project a request was authorized for.
@@ -100,6 +104,9 @@ pub struct Pipeline {
     config: PipelineConfig,
     grouping: grouping::GroupingConfig,
     stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
+    budget: MemoryBudget,
+    /// Decoding and parsing run on blocking threads, at most this many at once.
+    cpu_slots: Arc<Semaphore>,
 }
 
 impl Pipeline {
@@ -113,8 +120,10 @@ impl Pipeline {
             store,
             writer,
             grouping: grouping::GroupingConfig::default(),
-            config,
             stored: tokio::sync::broadcast::channel(1024).0,
+            budget: MemoryBudget::new(config.max_inflight_bytes),
+            cpu_slots: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
+            config,
         }
     }
 
@@ -127,6 +136,17 @@ impl Pipeline {
 
     pub fn limits(&self) -> &Limits {
         &self.config.limits
+    }
+
+    /// The memory budget that request bodies and queued events count against.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
+    }
+
+    /// Waits for a turn to do CPU work (decoding, parsing) on a blocking thread, so that a
+    /// burst of requests can't have more decoders at work than there are cores.
+    pub async fn cpu_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.cpu_slots.clone().acquire_owned().await.expect("the CPU semaphore is never closed")
     }
 
     /// Checks a key for a project (`None` for the legacy `/api/store/` path, where the key

@@ -73,6 +73,10 @@ pub struct IngestConfig {
     pub queue_capacity: usize,
     /// Most events written in one database transaction.
     pub batch_max: usize,
+    /// Bytes of request bodies and queued events held in memory before ingest answers 503.
+    pub max_inflight_bytes: usize,
+    /// Seconds allowed for a request's headers, and again for its body.
+    pub request_timeout_secs: u64,
     /// What happens to attachment items.
     pub attachments: Attachments,
 }
@@ -249,6 +253,8 @@ impl Config {
             ingest: IngestConfig {
                 queue_capacity: 10_000,
                 batch_max: 2_000,
+                max_inflight_bytes: 128 * 1024 * 1024,
+                request_timeout_secs: 30,
                 attachments: Attachments::Drop,
             },
             rate_limits: RateLimitConfig {

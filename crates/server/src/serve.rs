@@ -137,6 +137,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             queue_capacity: config.ingest.queue_capacity,
             per_key_per_minute: config.rate_limits.per_key_per_minute,
             per_project_per_minute: config.rate_limits.per_project_per_minute,
+            max_inflight_bytes: config.ingest.max_inflight_bytes,
         },
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -145,6 +146,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             format!("cannot listen on {}: is another server using that port? Choose another with --bind", config.bind)
         })?;
         let addr = listener.local_addr()?;
+        ignore_file_size_signal();
         if std::env::var_os(DAEMON_CHILD).is_some() {
             std::fs::write(config.pid_file(), std::process::id().to_string())?;
         }
@@ -157,8 +159,9 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             }
         }
         tracing::info!(%addr, data = %config.data_dir.display(), "listening");
-        let app = web::router(web::AppState { pipeline: pipeline.clone(), public_url: public });
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        let timeout = Duration::from_secs(config.ingest.request_timeout_secs);
+        let app = web::router(web::AppState { pipeline: pipeline.clone(), public_url: public, request_timeout: timeout, metrics: web::Metrics::new() });
+        web::serve(listener, app, timeout, shutdown_signal()).await;
         anyhow::Ok(())
     });
     tracing::info!("writing what is still queued");
@@ -169,6 +172,19 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     tracing::info!("stopped");
     result
+}
+
+/// A file-size limit (`ulimit -f`) reached while writing would kill the process with SIGXFSZ;
+/// handled instead, the write fails like a full disk: the requests get 503 and nothing is lost.
+fn ignore_file_size_signal() {
+    let kind = tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ);
+    if let Ok(mut signals) = tokio::signal::unix::signal(kind) {
+        tokio::spawn(async move {
+            while signals.recv().await.is_some() {
+                tracing::error!("the file size limit was reached while writing the data file");
+            }
+        });
+    }
 }
 
 async fn shutdown_signal() {

@@ -18,6 +18,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: no such thing.
     NotFound(String),
+    /// 408: the client took too long to send its request.
+    Timeout(String),
     /// 413: a body or an item over its limit.
     TooLarge(String),
     /// 429: over a rate limit.
@@ -33,6 +35,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -45,6 +48,7 @@ impl ApiError {
             | ApiError::Unauthorized(r)
             | ApiError::Forbidden(r)
             | ApiError::NotFound(r)
+            | ApiError::Timeout(r)
             | ApiError::TooLarge(r)
             | ApiError::Unavailable(r) => r,
             ApiError::RateLimited { reason, .. } => reason,

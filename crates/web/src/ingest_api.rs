@@ -8,7 +8,9 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use ingest::process::Processed;
+use ingest::Reservation;
 use protocol::decode::{decode, decode_store_body};
 use protocol::{Auth, ContentEncoding, Dsn, Envelope};
 
@@ -47,13 +49,19 @@ pub async fn envelope(
 ) -> Result<Response, ApiError> {
     let project_id = parse_project(&project)?;
     let from_request = request_key(&headers, query.as_deref())?;
-    let raw = read_body(body, state.pipeline.limits().max_body_bytes).await?;
     let encoding = content_encoding(&headers)?;
+    let mut reservation = state.pipeline.budget().reserve();
+    let raw = read_body(&state, body, &mut reservation).await?;
     let pipeline = state.pipeline.clone();
     let received = now();
-    let processed = blocking(move || {
+    let slot = state.pipeline.cpu_slot().await;
+    let (processed, reservation) = blocking(move || {
+        let _slot = slot;
+        let mut reservation = reservation;
         let limits = pipeline.limits();
         let data = decode(&raw, encoding, limits.max_decompressed_bytes)?;
+        drop(raw);
+        hold(&mut reservation, data.len())?;
         let env = Envelope::parse(&data, limits)?;
         let key = match (from_request, env.dsn()) {
             (Some(k), _) => Some(k),
@@ -65,10 +73,10 @@ pub async fn envelope(
             (None, None) => None,
         };
         let auth = pipeline.authorize(Some(project_id), key.as_deref())?;
-        Ok(pipeline.process_envelope(&auth, &env, received)?)
+        Ok((pipeline.process_envelope(&auth, &env, received)?, reservation))
     })
     .await?;
-    submit(&state, processed).await
+    submit(&state, processed, reservation).await
 }
 
 /// `POST /api/{project_id}/store/`: one event as JSON, possibly deflated and base64-encoded
@@ -109,21 +117,43 @@ async fn store_inner(
         let key = key.clone();
         blocking(move || Ok(pipeline.authorize(project_id, key.as_deref())?)).await?
     };
-    let raw = read_body(body, pipeline.limits().max_body_bytes).await?;
     let encoding = content_encoding(&headers)?;
+    let mut reservation = pipeline.budget().reserve();
+    let raw = read_body(&state, body, &mut reservation).await?;
     let received = now();
-    let processed = blocking(move || {
+    let slot = pipeline.cpu_slot().await;
+    let (processed, reservation) = blocking(move || {
+        let _slot = slot;
+        let mut reservation = reservation;
         let limits = pipeline.limits();
         let data = decode(&raw, encoding, limits.max_decompressed_bytes)?;
+        drop(raw);
         let json = decode_store_body(&data, limits.max_decompressed_bytes)?;
-        Ok(pipeline.process_store_body(&auth, &json, received)?)
+        drop(data);
+        hold(&mut reservation, json.len())?;
+        Ok((pipeline.process_store_body(&auth, &json, received)?, reservation))
     })
     .await?;
-    submit(&state, processed).await
+    submit(&state, processed, reservation).await
 }
 
-async fn submit(state: &AppState, processed: Processed) -> Result<Response, ApiError> {
+/// Counts decoded bytes against the memory budget; refuses the request when it is spent.
+fn hold(reservation: &mut Reservation, bytes: usize) -> Result<(), ApiError> {
+    if reservation.grow(bytes) {
+        Ok(())
+    } else {
+        Err(overloaded())
+    }
+}
+
+fn overloaded() -> ApiError {
+    ApiError::Unavailable("the server is overloaded: too much data is waiting to be written; retry later".into())
+}
+
+/// Submits the events; the reservation (their memory) is held until they are written.
+async fn submit(state: &AppState, processed: Processed, reservation: Reservation) -> Result<Response, ApiError> {
     let submitted = state.pipeline.submit(processed).await?;
+    drop(reservation);
     let body = match submitted.event_id {
         Some(id) => serde_json::json!({ "id": id.to_string() }),
         None => serde_json::json!({}),
@@ -174,20 +204,26 @@ fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
     }
 }
 
-/// Reads the whole body, refusing (413) as soon as it passes `limit` bytes.
-async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b.to_vec()),
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .map(|s| s.is::<http_body_util::LengthLimitError>())
-                .unwrap_or(false)
-                || e.to_string().contains("length limit");
-            if too_large {
-                Err(ApiError::TooLarge(format!("the request body is over the limit of {limit} bytes")))
-            } else {
-                Err(ApiError::BadRequest(format!("could not read the request body: {e}")))
+/// Reads the whole body: refused with 413 as soon as it passes `max_body_bytes`, 503 when the
+/// memory budget is spent, 408 when the client takes longer than the request timeout.
+async fn read_body(state: &AppState, body: Body, reservation: &mut Reservation) -> Result<Vec<u8>, ApiError> {
+    let limit = state.pipeline.limits().max_body_bytes;
+    let read = async {
+        let mut body = body;
+        let mut buf = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            if buf.len() + data.len() > limit {
+                return Err(ApiError::TooLarge(format!("the request body is over the limit of {limit} bytes")));
             }
+            hold(reservation, data.len())?;
+            buf.extend_from_slice(&data);
         }
-    }
+        Ok(buf)
+    };
+    let timeout = state.request_timeout;
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::Timeout(format!("the request body did not arrive within {} s", timeout.as_secs()))
+    })?
 }

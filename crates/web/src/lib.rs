@@ -8,6 +8,8 @@
 
 mod error;
 mod ingest_api;
+mod metrics;
+mod serve;
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use axum::Router;
 use ingest::Pipeline;
 
 pub use error::ApiError;
+pub use metrics::Metrics;
+pub use serve::serve;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -24,6 +28,10 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Base URL people and clients use to reach this server, without a trailing slash.
     pub public_url: String,
+    /// How long a client may take to send a request body.
+    pub request_timeout: std::time::Duration,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The whole HTTP surface.
@@ -34,11 +42,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{project_id}/store/", post(ingest_api::store).options(ingest_api::preflight))
         .route("/api/{project_id}/store", post(ingest_api::store).options(ingest_api::preflight))
         .route("/api/store/", post(ingest_api::store_legacy).options(ingest_api::preflight))
+        .layer(axum::middleware::map_response_with_state(state.clone(), count))
         .layer(axum::middleware::map_response(cors));
     Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render))
         .with_state(state)
+}
+
+async fn count(axum::extract::State(state): axum::extract::State<AppState>, resp: axum::response::Response) -> axum::response::Response {
+    state.metrics.count(resp.status().as_u16());
+    resp
 }
 
 /// Browser SDKs post from any origin and read our rate-limit and error headers.

@@ -267,6 +267,26 @@ pub(super) const KEYS: &[Key] = &[
     },
     Key {
         section: "ingest",
+        name: "max_inflight_bytes",
+        kind: BYTES,
+        optional: false,
+        help: "Memory for requests being received and events waiting to be written, in bytes. \
+               Past it, SDKs get HTTP 503 and retry later: this bounds the server's memory.",
+        set: |c, v| c.ingest.max_inflight_bytes = v.number() as usize,
+        get: |c| Parsed::Number(c.ingest.max_inflight_bytes as u64),
+    },
+    Key {
+        section: "ingest",
+        name: "request_timeout_secs",
+        kind: POSITIVE,
+        optional: false,
+        help: "Seconds a client may take to send a request's headers, and again its body. \
+               Slower clients are cut off, so they can't hold connections open.",
+        set: |c, v| c.ingest.request_timeout_secs = v.number(),
+        get: |c| Parsed::Number(c.ingest.request_timeout_secs),
+    },
+    Key {
+        section: "ingest",
         name: "attachments",
         kind: Kind::Choice {
             names: Attachments::NAMES,

@@ -95,9 +95,13 @@ fn run(mut conn: Connection, rx: Receiver<Msg>, batch_max: usize) {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, events = size, "could not write a batch of events; the senders get an error and may retry");
+                    tracing::error!(
+                        error = %e,
+                        events = size,
+                        "could not write a batch of events (is the disk full or read-only?); their senders get 503 and retry"
+                    );
                     for (_, _, reply) in batch {
-                        let _ = reply.send(Err(StoreError::Invalid(format!("could not store the event: {e}"))));
+                        let _ = reply.send(Err(StoreError::Invalid(e.to_string())));
                     }
                 }
             }

@@ -1,0 +1,221 @@
+//! Sentry keeps working when everything else is failing: overload is refused with 503 and
+//! `Retry-After` within a memory bound and recovers at once; rate limits make the real SDK back
+//! off; slow or vanishing clients are cut off without leaving anything half-written; a full
+//! disk gives 503s and ingest resumes, without a restart, when space returns.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::{clean_command, python, run_with_timeout, try_request, Server};
+
+fn metric(server: &Server, name: &str) -> u64 {
+    let text = server.get("/metrics").text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
+}
+
+fn event(id: usize, message: &str, pad: usize) -> Vec<u8> {
+    format!(r#"{{"event_id":"{id:032x}","message":"{message}","extra":{{"pad":"{}"}}}}"#, "x".repeat(pad)).into_bytes()
+}
+
+#[test]
+fn overload_is_refused_with_retry_after_within_the_memory_bound_and_recovers() {
+    // A tiny memory budget (256 KiB) against 16 clients sending 48 KiB events at once.
+    let server = Server::start_with_config("[ingest]\nmax_inflight_bytes = 262144\nqueue_capacity = 4\n");
+    let p = server.create_project("storm");
+    let addr = server.addr();
+    let path = format!("/api/{}/store/", p.id);
+    /// Status, Retry-After and latency of one request.
+    type Outcome = (u16, Option<String>, Duration);
+    let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    let mut threads = Vec::new();
+    for t in 0..16 {
+        let (results, path, auth) = (results.clone(), path.clone(), p.auth());
+        threads.push(std::thread::spawn(move || {
+            for n in 0..25 {
+                let body = event(t * 1000 + n, "storm", 48 * 1024);
+                let start = Instant::now();
+                let r = try_request(addr, "POST", &path, &[("X-Sentry-Auth", &auth)], &body, Duration::from_secs(30)).unwrap();
+                results.lock().unwrap().push((r.status, r.header("retry-after").map(str::to_string), start.elapsed()));
+                // Peak memory held by the pipeline never passes the bound.
+            }
+        }));
+    }
+    let mut peak = 0;
+    while threads.iter().any(|t| !t.is_finished()) {
+        peak = peak.max(metric(&server, "sentry_ingest_memory_bytes"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    let results = results.lock().unwrap();
+    let ok = results.iter().filter(|r| r.0 == 200).count();
+    let refused: Vec<_> = results.iter().filter(|r| r.0 == 503).collect();
+    assert_eq!(ok + refused.len(), results.len(), "only 200 and 503: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(!refused.is_empty(), "the storm was never refused");
+    assert!(ok > 0, "nothing got through");
+    assert!(refused.iter().all(|r| r.1.as_deref() == Some("1")), "every 503 says when to retry");
+    assert!(peak <= 256 * 1024, "memory held {peak} bytes, over the 256 KiB bound");
+    let slowest_ok = results.iter().filter(|r| r.0 == 200).map(|r| r.2).max().unwrap();
+    eprintln!("overload: {ok} accepted, {} refused, peak budget {peak} bytes, slowest accepted {slowest_ok:?}", refused.len());
+    // Recovers at once: the next request is accepted.
+    let r = server.post(&path, &[("X-Sentry-Auth", &p.auth())], &event(99_999, "after", 10));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(metric(&server, "sentry_ingest_memory_bytes"), 0, "everything was released");
+    // Exactly what was accepted was stored.
+    let stored: u64 = server.groups("storm").iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(stored, ok as u64 + 1);
+}
+
+#[test]
+fn rate_limits_make_the_real_sdk_back_off() {
+    let server = Server::start();
+    let p = server.create_project("limited");
+    let key = server.cli_json(&["key", "create", "--project", "limited", "--rate-limit", "2", "--json"]);
+    let dsn = key["dsn"].as_str().unwrap();
+    let script = r#"
+import sys, sentry_sdk
+sentry_sdk.init(sys.argv[1], transport_queue_size=100)
+for i in range(10):
+    sentry_sdk.capture_message("limited %d" % i, level="error")
+    sentry_sdk.flush(timeout=5)
+"#;
+    let out = run_with_timeout(clean_command(python()).args(["-c", script, dsn]), Duration::from_secs(60));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let accepted = metric(&server, "sentry_ingest_requests_total{status=\"200\"}");
+    let limited = metric(&server, "sentry_ingest_requests_total{status=\"429\"}");
+    // Two accepted, then one 429 that tells the SDK to stop: it drops the rest itself instead of
+    // sending them (it may still send its client report of what it dropped).
+    assert_eq!(limited, 1, "the SDK backed off after the first 429 ({accepted} accepted)");
+    assert!(accepted <= 3, "{accepted}");
+    let stored: u64 = server.groups("limited").iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(stored, 2);
+    // The other key of the project is not limited.
+    let r = server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], &event(7, "other key", 0));
+    assert_eq!(r.status, 200);
+    // The refusal is in the form SDKs read.
+    let r = server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &format!("Sentry sentry_key={}, sentry_version=7", key["key"].as_str().unwrap()))], &event(8, "again", 0));
+    assert_eq!(r.status, 429);
+    let header = r.header("x-sentry-rate-limits").unwrap();
+    assert!(header.ends_with("::key:key_quota"), "{header}");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+}
+
+#[test]
+fn slow_and_vanishing_clients_leave_nothing_behind() {
+    let server = Server::start_with_config("[ingest]\nrequest_timeout_secs = 1\n");
+    let p = server.create_project("slow");
+    let auth = p.auth();
+    // Headers that never finish: the server hangs up.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.write_all(b"POST /api/1/store/ HTTP/1.1\r\nHost: x\r\nX-Sentry-").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(start.elapsed() < Duration::from_secs(5), "the connection stayed open {:?}", start.elapsed());
+    // A body that stops half-way: 408, nothing stored.
+    let body = event(1, "half", 1000);
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let head = format!(
+        "POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: {auth}\r\nContent-Length: {}\r\n\r\n",
+        p.id,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body[..body.len() / 2]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A client that disconnects mid-body: nothing stored, the server carries on.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body[..body.len() / 3]).unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.groups("slow").is_empty(), "a half-sent event was stored");
+    let r = server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &auth)], &event(2, "whole", 10));
+    assert_eq!(r.status, 200);
+    assert_eq!(server.groups("slow").len(), 1);
+}
+
+/// A tmpfs of its own, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill it, which needs root (as in CI): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn remount(&self, options: &str) {
+        let out = std::process::Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.0).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// An event that does not compress much: 4 KiB of pseudo-random hex per 4 KiB asked.
+fn bulky_event(n: usize) -> Vec<u8> {
+    let mut x = n as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let pad: String = (0..16 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_digit((x % 16) as u32, 16).unwrap()
+        })
+        .collect();
+    format!(r#"{{"event_id":"{n:032x}","message":"disk","extra":{{"pad":"{pad}"}}}}"#).into_bytes()
+}
+
+#[test]
+fn a_full_disk_gives_503_and_ingest_resumes_without_restart() {
+    let mut server = Server::new();
+    let disk = Tmpfs::mount(&server.data_dir(), "3m");
+    server.launch();
+    let p = server.create_project("disk");
+    let path = format!("/api/{}/store/", p.id);
+    let send = |n: usize| server.post(&path, &[("X-Sentry-Auth", &p.auth())], &bulky_event(n)).status;
+    let mut statuses = Vec::new();
+    let mut reason = String::new();
+    for n in 0..400 {
+        let r = server.post(&path, &[("X-Sentry-Auth", &p.auth())], &bulky_event(n));
+        if r.status == 503 && reason.is_empty() {
+            reason = r.text();
+        }
+        let status = r.status;
+        statuses.push(status);
+        if statuses.iter().filter(|s| **s == 503).count() >= 5 {
+            break;
+        }
+    }
+    assert!(statuses.contains(&503), "the disk never filled up: {} events accepted", statuses.len());
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
+    let accepted = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(reason.contains("could not be stored") && reason.contains("full"), "the 503 says why: {reason}");
+    assert!(server.log().contains("could not write a batch of events"), "the log says why:\n{}", server.log_tail(20));
+    // Space returns: ingest resumes at once, and everything acknowledged is there, once.
+    disk.remount("size=64m");
+    assert_eq!(send(10_000), 200);
+    let stored: u64 = server.groups("disk").iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(stored, accepted + 1, "every acknowledged event, and only those");
+    eprintln!("disk full: {accepted} accepted before the disk filled, then 503s; resumed after growing it");
+    server.terminate();
+}

@@ -1,0 +1,60 @@
+//! `/metrics`: counters in the Prometheus text format — ingest requests by endpoint and status,
+//! and the pipeline's gauges (events queued, memory budget in use).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+
+use crate::AppState;
+
+/// Statuses the ingest endpoints answer with, in the order they are reported.
+const STATUSES: [u16; 10] = [200, 400, 401, 403, 404, 408, 413, 429, 503, 500];
+
+/// Request counters, shared by the handlers.
+#[derive(Default)]
+pub struct Metrics {
+    by_status: [AtomicU64; STATUSES.len()],
+    other: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics::default())
+    }
+
+    pub fn count(&self, status: u16) {
+        match STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.by_status[i].fetch_add(1, Ordering::Relaxed),
+            None => self.other.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Requests answered with `status` so far.
+    pub fn requests(&self, status: u16) -> u64 {
+        STATUSES.iter().position(|s| *s == status).map_or(0, |i| self.by_status[i].load(Ordering::Relaxed))
+    }
+}
+
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    let m = &state.metrics;
+    let mut out = String::new();
+    out.push_str("# HELP sentry_ingest_requests_total Ingest requests answered, by status.\n");
+    out.push_str("# TYPE sentry_ingest_requests_total counter\n");
+    for (i, status) in STATUSES.iter().enumerate() {
+        out.push_str(&format!("sentry_ingest_requests_total{{status=\"{status}\"}} {}\n", m.by_status[i].load(Ordering::Relaxed)));
+    }
+    out.push_str(&format!("sentry_ingest_requests_total{{status=\"other\"}} {}\n", m.other.load(Ordering::Relaxed)));
+    let p = &state.pipeline;
+    out.push_str("# HELP sentry_ingest_queued_events Events waiting to be written to disk.\n");
+    out.push_str("# TYPE sentry_ingest_queued_events gauge\n");
+    out.push_str(&format!("sentry_ingest_queued_events {}\n", p.queued()));
+    out.push_str("# HELP sentry_ingest_memory_bytes Bytes of request bodies and queued events held in memory.\n");
+    out.push_str("# TYPE sentry_ingest_memory_bytes gauge\n");
+    out.push_str(&format!("sentry_ingest_memory_bytes {}\n", p.budget().in_use()));
+    out.push_str("# HELP sentry_ingest_memory_limit_bytes The configured bound of sentry_ingest_memory_bytes.\n");
+    out.push_str("# TYPE sentry_ingest_memory_limit_bytes gauge\n");
+    out.push_str(&format!("sentry_ingest_memory_limit_bytes {}\n", p.budget().total()));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
