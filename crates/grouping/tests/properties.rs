@@ -232,4 +232,112 @@ proptest! {
         let b = msg(text("1".to_string(), "0.50".to_string(), "00000000-0000-0000-0000-000000000000", "x"));
         prop_assert_eq!(hash(&a), hash(&b));
     }
+
+    #[test]
+    fn message_hash_ignores_whitespace(
+        lines in prop::collection::vec(prop::collection::vec("[a-zA-Z]{1,8}", 1..6), 1..3),
+        seps in prop::collection::vec("[ \t]{1,4}", 8),
+        edges in prop::collection::vec("[ \t]{0,3}", 4),
+        blank in prop::collection::vec("(\r?\n[ \t]*){0,2}", 3),
+    ) {
+        // Canonical: one space between words, one newline between lines. Varied: any run of
+        // blanks and tabs between words, blanks around each line, blank lines around and between.
+        let canonical = lines.iter().map(|l| l.join(" ")).collect::<Vec<_>>().join("\n");
+        let mut varied = blank[0].clone();
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                varied.push('\n');
+                varied.push_str(&blank[1]);
+            }
+            varied.push_str(&edges[i % 2 * 2]);
+            for (j, word) in line.iter().enumerate() {
+                if j > 0 {
+                    varied.push_str(&seps[(i + j) % seps.len()]);
+                }
+                varied.push_str(word);
+            }
+            varied.push_str(&edges[i % 2 * 2 + 1]);
+        }
+        varied.push_str(&blank[2]);
+        let msg = |formatted: &str| Event {
+            message: Some(LogEntry { formatted: formatted.to_string(), ..LogEntry::default() }),
+            ..event(EventKind::Message)
+        };
+        prop_assert_eq!(message::normalize(&varied), message::normalize(&canonical));
+        prop_assert_eq!(hash(&msg(&varied)), hash(&msg(&canonical)));
+        // A template (`logentry.message`) is normalised the same way.
+        let tmpl = |t: &str| Event {
+            message: Some(LogEntry {
+                message: Some(t.to_string()),
+                formatted: "ignored".to_string(),
+                ..LogEntry::default()
+            }),
+            ..event(EventKind::Message)
+        };
+        prop_assert_eq!(hash(&tmpl(&varied)), hash(&tmpl(&canonical)));
+    }
+
+    #[test]
+    fn frameless_exception_hash_ignores_value_literals_and_whitespace(
+        n in any::<u64>(),
+        f in 0.0f64..1e6,
+        ws in prop::collection::vec("[ \t]{1,3}", 4),
+        quoted in "[a-z0-9 ]{0,10}",
+        ty in "[A-Z][a-zA-Z]{0,10}",
+        other_ty in "[A-Z][a-zA-Z]{0,10}",
+    ) {
+        // Without frames an exception groups by its type and its normalised value.
+        let exception = |ty: &str, value: String| Event {
+            exceptions: vec![Exception {
+                ty: Some(ty.to_string()),
+                value: Some(value),
+                ..Exception::default()
+            }],
+            ..event(EventKind::Exception)
+        };
+        let varied = format!(
+            "{}order{}{n}{}not found:{}'{quoted}' after {f:.3}s",
+            ws[0], ws[1], ws[2], ws[3]
+        );
+        let base = exception(&ty, "order 1 not found: 'x' after 0.500s".to_string());
+        prop_assert_eq!(hash(&base), hash(&exception(&ty, varied)));
+        let other = exception(&other_ty, "order 1 not found: 'x' after 0.500s".to_string());
+        prop_assert_eq!(hash(&base) == hash(&other), ty == other_ty);
+    }
+
+    #[test]
+    fn event_stacktrace_hash_ignores_line_numbers(
+        lines in prop::collection::vec((any::<u64>(), any::<u64>()), 4),
+        ty in "[A-Z][a-zA-Z]{0,10}",
+    ) {
+        // raven and some SDKs put the stack trace on the event, not on the exception; it then
+        // stands for the exception's, and line and column numbers still do not count.
+        let frames = |lines: &[(u64, u64)]| -> Vec<Frame> {
+            [("app.orders", "pay", true), ("app.db", "save", true), ("lib.http", "send", false), ("app.views", "post", true)]
+                .iter()
+                .zip(lines)
+                .map(|((module, function, in_app), (line, col))| Frame {
+                    module: Some(module.to_string()),
+                    filename: Some(format!("{}.py", module.replace('.', "/"))),
+                    function: Some(function.to_string()),
+                    lineno: Some(*line),
+                    colno: Some(*col),
+                    context_line: Some(format!("    {function}({line})")),
+                    in_app: Some(*in_app),
+                    ..Frame::default()
+                })
+                .collect()
+        };
+        let with_stack = |lines: &[(u64, u64)]| Event {
+            exceptions: vec![Exception {
+                ty: Some(ty.clone()),
+                value: Some("boom".to_string()),
+                ..Exception::default()
+            }],
+            stacktrace: Some(Stacktrace { frames: frames(lines) }),
+            ..event(EventKind::Exception)
+        };
+        let base = with_stack(&[(1, 1), (2, 2), (3, 3), (4, 4)]);
+        prop_assert_eq!(hash(&base), hash(&with_stack(&lines)));
+    }
 }

@@ -105,6 +105,8 @@ pub struct Pipeline {
     grouping: grouping::GroupingConfig,
     stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
     budget: MemoryBudget,
+    /// Events stored (not duplicates) since start.
+    stored_total: std::sync::atomic::AtomicU64,
     /// Decoding and parsing run on blocking threads, at most this many at once.
     cpu_slots: Arc<Semaphore>,
 }
@@ -122,6 +124,7 @@ impl Pipeline {
             grouping: grouping::GroupingConfig::default(),
             stored: tokio::sync::broadcast::channel(1024).0,
             budget: MemoryBudget::new(config.max_inflight_bytes),
+            stored_total: std::sync::atomic::AtomicU64::new(0),
             cpu_slots: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
             config,
         }
@@ -199,7 +202,14 @@ impl Pipeline {
         Ok(Submitted { event_id: processed.event_id, outcomes })
     }
 
+    /// Events stored (duplicates not counted) since this process started.
+    pub fn stored_total(&self) -> u64 {
+        self.stored_total.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn announce(&self, heads: Vec<(i64, EventId, String, String)>, outcomes: &[WriteOutcome]) {
+        let n = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Stored { .. })).count();
+        self.stored_total.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         if self.stored.receiver_count() == 0 {
             return;
         }

@@ -50,6 +50,9 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     out.push_str("# HELP sentry_ingest_queued_events Events waiting to be written to disk.\n");
     out.push_str("# TYPE sentry_ingest_queued_events gauge\n");
     out.push_str(&format!("sentry_ingest_queued_events {}\n", p.queued()));
+    out.push_str("# HELP sentry_events_stored_total Events stored since start (duplicates not counted).\n");
+    out.push_str("# TYPE sentry_events_stored_total counter\n");
+    out.push_str(&format!("sentry_events_stored_total {}\n", p.stored_total()));
     out.push_str("# HELP sentry_ingest_memory_bytes Bytes of request bodies and queued events held in memory.\n");
     out.push_str("# TYPE sentry_ingest_memory_bytes gauge\n");
     out.push_str(&format!("sentry_ingest_memory_bytes {}\n", p.budget().in_use()));

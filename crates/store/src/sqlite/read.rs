@@ -4,7 +4,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
-use super::{decompress, histogram, SqliteStore};
+use super::{histogram, SqliteStore};
 use crate::{
     Activity, DurationStats, EventRow, GroupQuery, GroupRow, GroupStatus, Result, Sort, StatusFilter, TagCount,
 };
@@ -129,21 +129,22 @@ impl SqliteStore {
     pub fn events(&self, group_id: i64, limit: usize) -> Result<Vec<EventRow>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
-            "SELECT event_id, project_id, group_id, kind, timestamp, received, level, title, tags, time_spent, payload
+            "SELECT event_id, project_id, group_id, kind, timestamp, received, level, title, dict, time_spent, payload
              FROM events WHERE group_id = ?1 ORDER BY id DESC LIMIT ?2",
         )?;
-        let rows = st.query_map(params![group_id, limit as i64], event_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let rows = st.query_map(params![group_id, limit as i64], raw_event)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.into_iter().map(|raw| self.finish_event(&conn, raw)).collect())
     }
 
     /// One event of a project by its id (32 hex digits).
     pub fn event(&self, project_id: i64, event_id: &protocol::EventId) -> Result<Option<EventRow>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
-            "SELECT event_id, project_id, group_id, kind, timestamp, received, level, title, tags, time_spent, payload
+            "SELECT event_id, project_id, group_id, kind, timestamp, received, level, title, dict, time_spent, payload
              FROM events WHERE project_id = ?1 AND event_id = ?2",
         )?;
-        Ok(st.query_row(params![project_id, &event_id.0[..]], event_from).optional()?)
+        let raw = st.query_row(params![project_id, &event_id.0[..]], raw_event).optional()?;
+        Ok(raw.map(|raw| self.finish_event(&conn, raw)))
     }
 
     /// How many events a project has stored.
@@ -176,21 +177,43 @@ impl SqliteStore {
     }
 }
 
-fn event_from(r: &Row<'_>) -> rusqlite::Result<EventRow> {
+/// An event row as read, before its payload is decompressed.
+struct RawEvent {
+    row: EventRow,
+    dict: Option<i64>,
+    blob: Vec<u8>,
+}
+
+fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
     let id: Vec<u8> = r.get(0)?;
-    let tags: String = r.get(8)?;
-    let payload: Vec<u8> = r.get(10)?;
-    Ok(EventRow {
-        event_id: id.iter().map(|b| format!("{b:02x}")).collect(),
-        project_id: r.get(1)?,
-        group_id: r.get(2)?,
-        kind: r.get(3)?,
-        timestamp: r.get(4)?,
-        received: r.get(5)?,
-        level: r.get(6)?,
-        title: r.get(7)?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        time_spent: r.get(9)?,
-        payload: decompress(&payload),
+    Ok(RawEvent {
+        row: EventRow {
+            event_id: id.iter().map(|b| format!("{b:02x}")).collect(),
+            project_id: r.get(1)?,
+            group_id: r.get(2)?,
+            kind: r.get(3)?,
+            timestamp: r.get(4)?,
+            received: r.get(5)?,
+            level: r.get(6)?,
+            title: r.get(7)?,
+            tags: Vec::new(),
+            time_spent: r.get(9)?,
+            payload: Vec::new(),
+        },
+        dict: r.get(8)?,
+        blob: r.get(10)?,
     })
+}
+
+impl SqliteStore {
+    /// Decompresses the payload and derives the tags from it again, exactly as ingest did.
+    fn finish_event(&self, conn: &Connection, raw: RawEvent) -> EventRow {
+        let mut row = raw.row;
+        row.payload = self.payloads.decompress(conn, raw.dict, &raw.blob);
+        let limits = protocol::Limits { max_json_depth: 512, ..protocol::Limits::default() };
+        if let Ok(event) = protocol::event::normalize_slice(&row.payload, &limits, row.received, None) {
+            row.tags = event.tags;
+        }
+        row
+    }
 }

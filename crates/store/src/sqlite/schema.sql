@@ -56,9 +56,18 @@ CREATE TABLE events (
     level       TEXT NOT NULL,
     title       TEXT NOT NULL,
     time_spent  REAL,
-    tags        TEXT NOT NULL,
+    -- The event JSON as received, zstd-compressed with dictionary `dict` (NULL: none). Its tags
+    -- are derived from it again when read.
+    dict        INTEGER,
     payload     BLOB NOT NULL,
     UNIQUE (project_id, event_id)
+);
+
+-- zstd dictionaries trained on this file's own events.
+CREATE TABLE payload_dicts (
+    id         INTEGER PRIMARY KEY,
+    dict       BLOB NOT NULL,
+    created_at REAL NOT NULL
 );
 CREATE INDEX events_group ON events(group_id, id);
 

@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{compress, histogram, now};
+use super::payload::PayloadWriter;
+use super::{histogram, now};
 use crate::{GroupStatus, ItemCounts, NewEvent, Result, StoreError, WriteOutcome};
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
@@ -31,11 +32,11 @@ pub struct WriterHandle {
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-pub(super) fn start(conn: Connection, batch_max: usize) -> WriterHandle {
+pub(super) fn start(conn: Connection, payloads: PayloadWriter, batch_max: usize) -> WriterHandle {
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
-        .spawn(move || run(conn, rx, batch_max))
+        .spawn(move || run(conn, payloads, rx, batch_max))
         .expect("spawning the store writer thread");
     WriterHandle { tx, thread: Arc::new(Mutex::new(Some(thread))) }
 }
@@ -65,7 +66,7 @@ impl WriterHandle {
     }
 }
 
-fn run(mut conn: Connection, rx: Receiver<Msg>, batch_max: usize) {
+fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, batch_max: usize) {
     loop {
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
@@ -88,7 +89,7 @@ fn run(mut conn: Connection, rx: Receiver<Msg>, batch_max: usize) {
         if !batch.is_empty() {
             let jobs: Vec<(&[NewEvent], &ItemCounts)> =
                 batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect();
-            match apply(&mut conn, &jobs) {
+            match apply(&mut conn, &mut payloads, &jobs) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));
@@ -140,7 +141,7 @@ struct Deltas {
     activity: Vec<(i64, &'static str, f64)>,
 }
 
-fn apply(conn: &mut Connection, jobs: &[(&[NewEvent], &ItemCounts)]) -> Result<Vec<Vec<WriteOutcome>>> {
+fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, jobs: &[(&[NewEvent], &ItemCounts)]) -> Result<Vec<Vec<WriteOutcome>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let received_now = now();
     let mut groups: HashMap<(i64, String), GroupState> = HashMap::new();
@@ -176,7 +177,7 @@ fn apply(conn: &mut Connection, jobs: &[(&[NewEvent], &ItemCounts)]) -> Result<V
                 d.activity.push((g.id, "regression", received_now));
             }
             fold_event(g, ev, ts, &mut d);
-            insert_event(&tx, ev, g.id, ts)?;
+            insert_event(&tx, payloads, ev, g.id, ts)?;
             outcomes.push(WriteOutcome::Stored { group_id: g.id, new_group, regression });
         }
         all.push(outcomes);
@@ -185,6 +186,7 @@ fn apply(conn: &mut Connection, jobs: &[(&[NewEvent], &ItemCounts)]) -> Result<V
     flush_groups(&tx, groups.values())?;
     flush_deltas(&tx, &d)?;
     flush_counts(&tx, jobs, received_now)?;
+    payloads.after_batch(&tx)?;
     tx.commit()?;
     Ok(all)
 }
@@ -285,11 +287,11 @@ fn fold_event(g: &mut GroupState, ev: &NewEvent, ts: f64, d: &mut Deltas) {
     *d.buckets.entry((g.id, (ts / 60.0).floor() as i64)).or_default() += 1;
 }
 
-fn insert_event(tx: &Connection, ev: &NewEvent, group_id: i64, ts: f64) -> Result<()> {
-    let tags = serde_json::to_string(&ev.tags).unwrap_or_else(|_| "[]".into());
+fn insert_event(tx: &Connection, payloads: &mut PayloadWriter, ev: &NewEvent, group_id: i64, ts: f64) -> Result<()> {
+    let (dict, payload) = payloads.compress(&ev.payload);
     let mut st = tx.prepare_cached(
         "INSERT INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title,
-                             time_spent, tags, payload)
+                             time_spent, dict, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     st.execute(params![
@@ -302,8 +304,8 @@ fn insert_event(tx: &Connection, ev: &NewEvent, group_id: i64, ts: f64) -> Resul
         ev.level,
         ev.title,
         ev.time_spent,
-        tags,
-        compress(&ev.payload),
+        dict,
+        payload,
     ])?;
     Ok(())
 }
