@@ -82,7 +82,8 @@ pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>
             Ok(body.to_vec())
         }
         ContentEncoding::Gzip => {
-            read_capped(flate2::read::MultiGzDecoder::new(body), "gzip", limit)
+            // Events compress about 3:1; start with room for that.
+            read_capped_hint(flate2::read::MultiGzDecoder::new(body), "gzip", limit, body.len() * 4)
         }
         ContentEncoding::Deflate => inflate(body, limit),
         ContentEncoding::Brotli => read_capped(brotli::Decompressor::new(body, 4096), "br", limit),
@@ -170,8 +171,18 @@ fn read_capped(
     encoding: &'static str,
     limit: usize,
 ) -> Result<Vec<u8>, DecodeError> {
+    read_capped_hint(reader, encoding, limit, 0)
+}
+
+/// [`read_capped`] with a guess of the decoded size, to allocate once.
+fn read_capped_hint(
+    reader: impl Read,
+    encoding: &'static str,
+    limit: usize,
+    hint: usize,
+) -> Result<Vec<u8>, DecodeError> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(hint.min(limit.saturating_add(1)));
     reader
         .take(cap)
         .read_to_end(&mut out)
