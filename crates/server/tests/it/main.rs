@@ -8,3 +8,4 @@ mod clients;
 mod corpus;
 mod durability;
 mod reliability;
+mod tidy;
