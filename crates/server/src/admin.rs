@@ -51,6 +51,25 @@ pub fn ensure_default_project(config: &Config, store: &SqliteStore) -> Result<()
     Ok(())
 }
 
+/// `sentry cleanup`: deletes what is older than the retention period.
+pub fn cleanup(config: &Config, days: Option<u32>) -> Result<()> {
+    let days = days.unwrap_or(config.retention.days);
+    if days == 0 {
+        println!("Retention is 0 days, which means keep everything: nothing to delete.");
+        return Ok(());
+    }
+    let store = open_store(config)?;
+    let cleaned = store.cleanup(retention_cutoff(days))?;
+    println!("Deleted {} events and {} issues older than {days} days.", cleaned.events, cleaned.groups);
+    Ok(())
+}
+
+/// Unix seconds `days` ago.
+pub fn retention_cutoff(days: u32) -> f64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    now - f64::from(days) * 86_400.0
+}
+
 pub fn upgrade(config: &Config) -> Result<()> {
     let store = open_store(config)?;
     let (now, latest) = store.schema_version()?;

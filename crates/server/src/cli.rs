@@ -43,6 +43,13 @@ pub enum Command {
     Events(EventsArgs),
     /// Send one event to a running server, like an application would.
     Capture(CaptureArgs),
+    /// Delete events older than the retention period, and issues not seen since (the server
+    /// also does this every hour).
+    Cleanup {
+        /// Keep this many days (default: the config's retention.days).
+        #[arg(long)]
+        days: Option<u32>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Groups(args) => admin::groups(&load(&path, explicit)?, args),
         Command::Events(args) => admin::events(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),
+        Command::Cleanup { days } => admin::cleanup(&load(&path, explicit)?, days),
     }
 }
 

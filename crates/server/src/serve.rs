@@ -129,6 +129,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     let store = Arc::new(crate::open_store(&config)?);
     admin::ensure_default_project(&config, &store)?;
     let writer = store.start_writer(config.ingest.batch_max)?;
+    start_cleanup(store.clone(), config.retention.days);
     let pipeline = Arc::new(Pipeline::new(
         store.clone(),
         writer,
@@ -172,6 +173,29 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     tracing::info!("stopped");
     result
+}
+
+/// Deletes what is past the retention period a minute after start, then every hour.
+fn start_cleanup(store: Arc<store::SqliteStore>, days: u32) {
+    if days == 0 {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("cleanup".into()).spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        loop {
+            match store.cleanup(admin::retention_cutoff(days)) {
+                Ok(c) if c.events + c.groups > 0 => {
+                    tracing::info!(events = c.events, issues = c.groups, days, "deleted data past the retention period")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not delete data past the retention period"),
+            }
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "could not start the retention cleanup");
+    }
 }
 
 /// A file-size limit (`ulimit -f`) reached while writing would kill the process with SIGXFSZ;

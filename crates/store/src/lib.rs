@@ -12,7 +12,7 @@ pub mod sqlite;
 
 pub use model::*;
 pub use query::{GroupQuery, Sort, StatusFilter};
-pub use sqlite::{SqliteStore, WriterHandle};
+pub use sqlite::{Cleaned, SqliteStore, WriterHandle};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -147,3 +147,27 @@ async fn concurrent_writers_share_batches() {
     assert_eq!(groups[0].count, 50);
     w.shutdown();
 }
+
+#[test]
+fn cleanup_removes_old_events_and_groups_seen_only_before() {
+    let (_dir, store) = open();
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let mut old = event(p.id, 1, "old", 1000.0);
+    old.received = 1000.0;
+    let mut mixed_old = event(p.id, 2, "mixed", 1000.0);
+    mixed_old.received = 1000.0;
+    let mut mixed_new = event(p.id, 3, "mixed", 5000.0);
+    mixed_new.received = 5000.0;
+    w.write_blocking(vec![old, mixed_old, mixed_new], ItemCounts::default()).unwrap();
+    let cleaned = store.cleanup(2000.0).unwrap();
+    assert_eq!(cleaned, store::Cleaned { events: 2, groups: 1 });
+    let groups = store.groups(&GroupQuery::new(p.id)).unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].title, "title mixed");
+    assert_eq!(store.event_count(p.id).unwrap(), 1);
+    assert!(store.group_tags(groups[0].id, 10).unwrap().iter().all(|(_, v)| !v.is_empty()));
+    // Nothing left to clean: a second run is a no-op.
+    assert_eq!(store.cleanup(2000.0).unwrap(), store::Cleaned::default());
+    w.shutdown();
+}

@@ -155,3 +155,17 @@ fn background_server_starts_and_stops() {
     assert!(std::fs::read_to_string(server.data_dir().join("sentry.log")).unwrap().contains("listening"));
     assert!(!server.cli(&["stop"]).status.success(), "stop without a server says so");
 }
+
+#[test]
+fn cleanup_deletes_what_is_past_retention() {
+    let server = Server::start();
+    let p = server.create_project("old");
+    let body = br#"{"event_id":"0000000000000000000000000000000a","message":"kept for now"}"#;
+    assert_eq!(server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], body).status, 200);
+    // Received just now: a 1-day retention keeps it.
+    let out = server.cli_ok(&["cleanup", "--days", "1"]);
+    assert!(out.contains("Deleted 0 events"), "{out}");
+    assert_eq!(server.groups("old").len(), 1);
+    let out = server.cli_ok(&["cleanup", "--days", "0"]);
+    assert!(out.contains("keep everything"), "{out}");
+}

@@ -3,12 +3,14 @@
 //! for rare administrative writes (projects, keys, status changes).
 
 mod admin;
+mod cleanup;
 mod histogram;
 mod migrate;
 mod payload;
 mod read;
 mod writer;
 
+pub use cleanup::Cleaned;
 pub use writer::WriterHandle;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,64 @@
+//! Retention: deleting what is older than the configured number of days — events, then groups
+//! not seen since, with their tag counts, buckets, histograms and activity. Deletes in small
+//! transactions so that ingest never waits long for the write lock.
+
+use rusqlite::params;
+
+use super::SqliteStore;
+use crate::Result;
+
+/// Rows deleted per transaction.
+const CHUNK: i64 = 2000;
+
+/// What a cleanup removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    pub events: u64,
+    pub groups: u64,
+}
+
+impl SqliteStore {
+    /// Deletes events received before `cutoff` (unix seconds), and groups last seen before it.
+    /// Group counts stay lifetime totals: they are what the issue was, not what is kept.
+    pub fn cleanup(&self, cutoff: f64) -> Result<Cleaned> {
+        let mut cleaned = Cleaned::default();
+        let mut conn = self.conn()?;
+        loop {
+            let n = conn.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received < ?1 LIMIT ?2)",
+                params![cutoff, CHUNK],
+            )?;
+            cleaned.events += n as u64;
+            if (n as i64) < CHUNK {
+                break;
+            }
+        }
+        let minute = (cutoff / 60.0).floor() as i64;
+        loop {
+            let tx = conn.transaction()?;
+            let ids: Vec<i64> = {
+                let mut st = tx.prepare("SELECT id FROM groups WHERE last_seen < ?1 LIMIT ?2")?;
+                st.query_map(params![cutoff, CHUNK], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            };
+            for id in &ids {
+                for table in ["group_tags", "group_buckets", "group_durations", "group_activity"] {
+                    tx.execute(&format!("DELETE FROM {table} WHERE group_id = ?1"), [id])?;
+                }
+                // Events of the group received after the cutoff keep it alive (old timestamps).
+                let kept: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM events WHERE group_id = ?1)", [id], |r| r.get(0))?;
+                if kept {
+                    tx.execute("UPDATE groups SET last_seen = ?2 WHERE id = ?1", params![id, cutoff])?;
+                } else {
+                    tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+                    cleaned.groups += 1;
+                }
+            }
+            tx.execute("DELETE FROM group_buckets WHERE minute < ?1", [minute])?;
+            tx.commit()?;
+            if (ids.len() as i64) < CHUNK {
+                break;
+            }
+        }
+        Ok(cleaned)
+    }
+}
