@@ -5,9 +5,11 @@
 mod admin;
 mod histogram;
 mod migrate;
+mod outbox;
 mod read;
 mod writer;
 
+pub use outbox::{ActivityEntry, Delivery, Enqueue, NewDelivery};
 pub use writer::WriterHandle;
 
 use std::path::{Path, PathBuf};
