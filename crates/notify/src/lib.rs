@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use notification::{Frame, Notification, Reason};
 pub use plugin::{
-    Delivery, DeliveryError, EventInfo, Field, FieldKind, Plugin, SettingError, Settings, SettingsExt, check_settings,
+    Delivery, DeliveryError, EventInfo, Field, FieldKind, Plugin, SettingError, Settings, SettingsExt, check_fields, check_settings,
 };
 
 /// Every built-in plugin. This is the registration list: a new plugin is added here and

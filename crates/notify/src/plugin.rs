@@ -158,9 +158,9 @@ impl FieldKind {
     }
 }
 
-/// Checks `settings` against `plugin`'s fields (unknown keys, types, required keys), fills in
-/// the defaults, then runs the plugin's own [`Plugin::validate`]. Returns the complete settings.
-pub fn check_settings(plugin: &dyn Plugin, settings: &Settings) -> Result<Settings, SettingError> {
+/// Checks the keys present in `settings` (known, of the right type) without requiring any: for a
+/// plugin's section, whose missing keys rule actions may still supply.
+pub fn check_fields(plugin: &dyn Plugin, settings: &Settings) -> Result<(), SettingError> {
     let fields = plugin.fields();
     for (key, value) in settings {
         let Some(field) = fields.iter().find(|f| f.name == key) else {
@@ -172,6 +172,14 @@ pub fn check_settings(plugin: &dyn Plugin, settings: &Settings) -> Result<Settin
         };
         field.kind.check(key, value)?;
     }
+    Ok(())
+}
+
+/// Checks `settings` against `plugin`'s fields (unknown keys, types, required keys), fills in
+/// the defaults, then runs the plugin's own [`Plugin::validate`]. Returns the complete settings.
+pub fn check_settings(plugin: &dyn Plugin, settings: &Settings) -> Result<Settings, SettingError> {
+    check_fields(plugin, settings)?;
+    let fields = plugin.fields();
     let mut full = settings.clone();
     for field in fields {
         if full.contains_key(field.name) {
