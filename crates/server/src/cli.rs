@@ -43,6 +43,29 @@ pub enum Command {
     Events(EventsArgs),
     /// Send one event to a running server, like an application would.
     Capture(CaptureArgs),
+    /// Notifications: send a test message, look at the outbox.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send a test message through a plugin, with its [plugins.NAME] settings, and say whether
+    /// it was delivered.
+    Test {
+        #[arg(long, value_name = "SLUG")]
+        project: String,
+        /// email, irc or webhook.
+        #[arg(long, value_name = "NAME")]
+        plugin: String,
+    },
+    /// List the newest notifications in the outbox: delivered, pending or given up.
+    Outbox {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]
