@@ -2,7 +2,7 @@
 //! generic one (the [`Notification`] itself, signed with an HMAC), or what Slack, Mattermost,
 //! Discord and Microsoft Teams incoming webhooks expect.
 //!
-//! Generic requests carry `X-Sentry-Delivery: <notification id>` (the same on every retry, for
+//! Every request carries `X-Sentry-Delivery: <notification id>` (the same on every retry, for
 //! receivers that deduplicate), `X-Sentry-Reason: <new_group|regression|frequency|slow|test>`
 //! and, when `secret` is set, `X-Sentry-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 
@@ -20,7 +20,7 @@ pub const FORMATS: &[&str] = &["generic", "slack", "mattermost", "discord", "tea
 const FIELDS: &[Field] = &[
     Field { name: "url", kind: FieldKind::Url, required: true, default: "", help: "the address to POST to, for example \"https://hooks.slack.com/services/…\"" },
     Field { name: "format", kind: FieldKind::Choice(FORMATS), required: false, default: "\"generic\"", help: "the JSON shape of the body" },
-    Field { name: "secret", kind: FieldKind::Secret, required: false, default: "", help: "signs generic bodies: X-Sentry-Signature: sha256=<hex HMAC-SHA256 of the body>" },
+    Field { name: "secret", kind: FieldKind::Secret, required: false, default: "", help: "signs every request: X-Sentry-Signature: sha256=<hex HMAC-SHA256 of the body>" },
     Field { name: "timeout_seconds", kind: FieldKind::Number { min: 1, max: 300 }, required: false, default: "10", help: "how long one attempt may take" },
 ];
 

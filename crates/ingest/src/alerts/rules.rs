@@ -87,12 +87,15 @@ impl Engine {
     /// many deliveries were queued.
     fn pass(&mut self, touched: &[StoredEvent]) -> store::Result<usize> {
         let mut queued = 0;
-        let mut cursor = self.store.notify_cursor(CURSOR)?;
-        if cursor == 0 {
-            // The first start: earlier activity is history, not news.
-            cursor = self.store.last_activity_id()?;
-            self.store.enqueue_deliveries(&Enqueue { cursor: Some((CURSOR.into(), cursor)), ..Enqueue::default() })?;
-        }
+        let mut cursor = match self.store.notify_cursor(CURSOR)? {
+            Some(c) => c,
+            None => {
+                // The first start: earlier activity is history, not news.
+                let c = self.store.last_activity_id()?;
+                self.store.enqueue_deliveries(&Enqueue { cursor: Some((CURSOR.into(), c)), ..Enqueue::default() })?;
+                c
+            }
+        };
         loop {
             let activity = self.store.activity_after(cursor, 500)?;
             let Some(last) = activity.last() else { break };

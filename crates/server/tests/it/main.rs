@@ -7,3 +7,4 @@ mod cli;
 mod clients;
 mod corpus;
 mod durability;
+mod notify;

@@ -96,13 +96,10 @@ fn delivery_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 impl SqliteStore {
-    /// The position of cursor `name` (0 when it was never moved).
-    pub fn notify_cursor(&self, name: &str) -> Result<i64> {
+    /// The position of cursor `name`; `None` when it was never set.
+    pub fn notify_cursor(&self, name: &str) -> Result<Option<i64>> {
         let conn = self.conn()?;
-        let pos = conn
-            .query_row("SELECT position FROM notify_cursors WHERE name = ?1", [name], |r| r.get(0))
-            .optional()?;
-        Ok(pos.unwrap_or(0))
+        Ok(conn.query_row("SELECT position FROM notify_cursors WHERE name = ?1", [name], |r| r.get(0)).optional()?)
     }
 
     /// The newest `group_activity` id (0 when there is none), where a new cursor starts.
