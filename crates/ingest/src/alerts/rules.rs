@@ -30,6 +30,8 @@ pub(super) async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut engine = Engine { store, config, plugins, projects: HashMap::new() };
+    let (check_store, check_config) = (engine.store.clone(), engine.config.clone());
+    let _ = tokio::task::spawn_blocking(move || warn_unknown_projects(&check_store, &check_config)).await;
     let mut stopping = false;
     loop {
         let mut touched: Vec<StoredEvent> = Vec::new();
@@ -63,6 +65,18 @@ pub(super) async fn run(
         }
         if stopping {
             return;
+        }
+    }
+}
+
+/// Says at start which rules name a project that does not exist (yet): they fire once it does.
+fn warn_unknown_projects(store: &SqliteStore, config: &AlertConfig) {
+    if !config.rules.is_empty() {
+        tracing::info!(rules = config.rules.len(), "alert rules loaded");
+    }
+    for rule in &config.rules {
+        if let Ok(None) = store.project_by_slug(&rule.project) {
+            tracing::warn!(rule = %rule.name, project = %rule.project, "alert rule for a project that does not exist (yet)");
         }
     }
 }

@@ -317,3 +317,39 @@ fn config_check_refuses_a_bad_rule_with_its_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sentry.toml:6: `when` = \"sometimes\" is not valid; valid: new_group, regression, frequency, slow"), "{err}");
 }
+
+/// The IRC plugin stays connected between messages, and when the server goes away it
+/// reconnects (with backoff) and the next message still arrives; the one that failed meanwhile
+/// is retried from the outbox.
+#[test]
+fn irc_reconnects_after_the_server_restarts() {
+    let mut irc = IrcServer::start();
+    let port = irc.port();
+    let config = format!(
+        "[notify]\nretry_initial_seconds = 1\nretry_max_seconds = 2\n\n\
+         [plugins.irc]\nserver = \"127.0.0.1\"\nport = {port}\nnick = \"sentry-bot\"\nchannel = \"#alerts\"\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"irc\"]\n"
+    );
+    let (server, project) = server(&config);
+    let mut reader = IrcReader::connect(port, "watcher");
+    reader.join_and_lock("#alerts", None);
+    send_message(&server, &project, "first problem", 1);
+    reader.wait_line(Duration::from_secs(20), |l| l.contains("PRIVMSG #alerts :") && l.contains("first problem"));
+    // Delivered means confirmed by the server (a PONG after the PRIVMSG); stopping the server
+    // before that would rightly make the plugin send the line again.
+    wait_until(Duration::from_secs(10), "the first line confirmed", || {
+        outbox(&server).first().is_some_and(|r| r["delivered_at"].is_number())
+    });
+
+    irc.stop();
+    let _irc = IrcServer::start_on(port);
+    let mut reader = IrcReader::connect(port, "watcher");
+    reader.join_and_lock("#alerts", None);
+    send_message(&server, &project, "second problem", 2);
+    let line = reader.wait_line(Duration::from_secs(40), |l| l.contains("PRIVMSG #alerts :") && l.contains("second problem"));
+    assert!(line.starts_with(":sentry-bot!"), "{line}");
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(reader.messages("#alerts").len(), 1, "{:#?}", reader.seen);
+    let rows = outbox(&server);
+    assert!(rows.iter().all(|r| r["delivered_at"].is_number()), "{rows:#?}");
+}

@@ -174,8 +174,12 @@ fn ngircd() -> PathBuf {
 
 impl IrcServer {
     pub fn start() -> IrcServer {
+        IrcServer::start_on(free_port())
+    }
+
+    /// A server on `port` (to restart one where clients expect it).
+    pub fn start_on(port: u16) -> IrcServer {
         let dir = tempfile::Builder::new().prefix("sentry-irc-").tempdir().expect("temp dir");
-        let port = free_port();
         let conf = dir.path().join("ngircd.conf");
         let motd = dir.path().join("motd");
         fs::write(&motd, "Sentry tests\n").expect("motd");
@@ -213,6 +217,13 @@ impl IrcServer {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("ngircd.log")).unwrap_or_default()
+    }
+}
+
+impl IrcServer {
+    /// Stops the server (every client is disconnected).
+    pub fn stop(&mut self) {
+        stop(&mut self.child);
     }
 }
 
