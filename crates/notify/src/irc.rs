@@ -167,8 +167,8 @@ impl Client {
         self.writer.flush().await.map_err(|e| format!("writing: {e}"))
     }
 
-    /// The next line from the server, answering PINGs on the way. `None` when the connection
-    /// closed.
+    /// The next line from the server, answering PINGs on the way; an error when the connection
+    /// closed or the server sent ERROR.
     async fn next(&mut self) -> Result<Line, String> {
         loop {
             let mut buf = Vec::new();
