@@ -7,7 +7,8 @@
 #
 # Installs, each step only when missing (a second run does no network I/O):
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
-#     the tests start), curl (only to fetch rustup when cargo is missing);
+#     the tests start), ngircd (the IRC server of the notification tests), curl (only to fetch
+#     rustup when cargo is missing);
 #   - Rust through rustup, when there is no cargo;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
 #   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
@@ -45,6 +46,8 @@ apt_missing=()
 command -v cc >/dev/null || apt_missing+=(build-essential)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3-venv)
 [ -n "$(find_pg_bin)" ] || apt_missing+=(postgresql)
+# ngircd: the IRC server the IRC notification tests start on a free port.
+command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
 if ! command -v cargo >/dev/null; then
   command -v curl >/dev/null || apt_missing+=(curl)
   apt_missing+=(ca-certificates)
@@ -59,7 +62,16 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
+  # Don't let the packages start their system services (ngircd on port 6667): the tests start
+  # their own, on free ports.
+  no_services=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod +x /usr/sbin/policy-rc.d
+    no_services=1
+  fi
   as_root apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  [ -z "$no_services" ] || as_root rm -f /usr/sbin/policy-rc.d
 fi
 PG_BIN="$(find_pg_bin)"
 [ -n "$PG_BIN" ] || { echo "PostgreSQL binaries (initdb, pg_ctl, postgres) not found" >&2; exit 1; }

@@ -10,8 +10,11 @@
 //! 3. [`Pipeline::submit`]: the events take places in the bounded queue (or the request is
 //!    refused with "overloaded"), go to the store's writer, and the call returns once the
 //!    batch holding them is committed and fsynced.
+//! 4. [`alerts`]: the committed batch wakes the notification engine, which turns the group
+//!    activity and the groups' counts into outbox deliveries and sends them through plugins.
 
 mod budget;
+pub mod alerts;
 mod keys;
 pub mod process;
 mod rate;

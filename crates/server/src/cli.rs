@@ -50,6 +50,29 @@ pub enum Command {
         #[arg(long)]
         days: Option<u32>,
     },
+    /// Notifications: send a test message, look at the outbox.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send a test message through a plugin, with its [plugins.NAME] settings, and say whether
+    /// it was delivered.
+    Test {
+        #[arg(long, value_name = "SLUG")]
+        project: String,
+        /// email, irc or webhook.
+        #[arg(long, value_name = "NAME")]
+        plugin: String,
+    },
+    /// List the newest notifications in the outbox: delivered, pending or given up.
+    Outbox {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -9,6 +9,7 @@
 mod declare;
 mod errors;
 mod load;
+mod notify;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use errors::ConfigError;
+pub use notify::AlertsConfig;
 pub use reference::reference_toml;
 
 /// The whole configuration, validated. Every field has a default ([`Config::default`]).
@@ -43,6 +45,22 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// `[retention]`: how long events are kept.
     pub retention: RetentionConfig,
+    /// `[notify]`: how notifications are retried.
+    pub notify: NotifyConfig,
+    /// `[plugins.<name>]` and `[[rules]]` (read by `config/notify.rs`, not the key table).
+    #[serde(skip)]
+    pub alerts: AlertsConfig,
+}
+
+/// `[notify]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotifyConfig {
+    /// Seconds before the second attempt of a failed delivery; doubled after each failure.
+    pub retry_initial_seconds: u64,
+    /// The longest wait between two attempts, in seconds.
+    pub retry_max_seconds: u64,
+    /// Hours after which an undelivered notification is given up.
+    pub expire_hours: u64,
 }
 
 /// `[store]`.
@@ -220,6 +238,21 @@ impl Config {
         }
     }
 
+    /// The notification engine's settings: plugins, rules, retries, and the base of links.
+    pub fn alert_config(&self) -> ingest::alerts::AlertConfig {
+        let n = &self.notify;
+        ingest::alerts::AlertConfig {
+            public_url: self.public_url(),
+            plugins: self.alerts.plugins.clone(),
+            rules: self.alerts.rules.clone(),
+            retry: ingest::alerts::RetryPolicy {
+                initial: std::time::Duration::from_secs(n.retry_initial_seconds),
+                max: std::time::Duration::from_secs(n.retry_max_seconds.max(n.retry_initial_seconds)),
+                expire: std::time::Duration::from_secs(n.expire_hours * 3600),
+            },
+        }
+    }
+
     /// Where the daemon writes its log: `data_dir/sentry.log`.
     pub fn log_file(&self) -> PathBuf {
         self.data_dir.join("sentry.log")
@@ -262,6 +295,12 @@ impl Config {
                 per_project_per_minute: 0,
             },
             retention: RetentionConfig { days: 90 },
+            notify: NotifyConfig {
+                retry_initial_seconds: 10,
+                retry_max_seconds: 900,
+                expire_hours: 24,
+            },
+            alerts: AlertsConfig::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod admin;
 mod capture;
 pub mod cli;
 pub mod config;
+mod notify_cmd;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let config = Config::load(&path)?;
             println!("{} is valid.", path.display());
             println!("  listens on {}, data in {}", config.bind, config.data_dir.display());
+            let plugins: Vec<&str> = config.alerts.plugins.iter().map(|p| p.name.as_str()).collect();
+            println!(
+                "  notifications: {} rule(s); plugins set up: {}",
+                config.alerts.rules.len(),
+                if plugins.is_empty() { "none".to_string() } else { plugins.join(", ") }
+            );
             Ok(())
         }
         Command::Project(cmd) => admin::project(&load(&path, explicit)?, cmd),
@@ -36,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Events(args) => admin::events(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),
         Command::Cleanup { days } => admin::cleanup(&load(&path, explicit)?, days),
+        Command::Notify(cmd) => notify_cmd::run(&load(&path, explicit)?, cmd),
     }
 }
 

@@ -142,6 +142,11 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         },
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Notifications: rules over what the pipeline stores, deliveries through the outbox.
+    let alerts = {
+        let _guard = runtime.enter();
+        ingest::alerts::start(store.clone(), pipeline.subscribe(), config.alert_config())
+    };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| {
             format!("cannot listen on {}: is another server using that port? Choose another with --bind", config.bind)
@@ -167,6 +172,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     });
     tracing::info!("writing what is still queued");
     pipeline.shutdown();
+    runtime.block_on(alerts.shutdown());
     runtime.shutdown_timeout(Duration::from_secs(5));
     if std::env::var_os(DAEMON_CHILD).is_some() {
         let _ = std::fs::remove_file(config.pid_file());

@@ -171,3 +171,55 @@ fn cleanup_removes_old_events_and_groups_seen_only_before() {
     assert_eq!(store.cleanup(2000.0).unwrap(), store::Cleaned::default());
     w.shutdown();
 }
+
+#[test]
+fn outbox_queues_once_per_firing_and_action_and_moves_the_cursor() {
+    use store::sqlite::{Enqueue, NewDelivery};
+    let (_dir, store) = open();
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let w = store.start_writer(100).unwrap();
+    w.write_blocking(vec![event(p.id, 1, "a", 1000.0)], ItemCounts::default()).unwrap();
+    let activity = store.activity_after(0, 10).unwrap();
+    assert_eq!(activity.len(), 1);
+    assert_eq!((activity[0].kind.as_str(), activity[0].project_id), ("created", p.id));
+    let group = activity[0].group_id;
+    assert_eq!(store.notify_cursor("activity").unwrap(), None);
+    assert_eq!(store.group_count_since(group, 0).unwrap(), 1);
+    assert_eq!(store.group_count_since(group, 1000 / 60 + 1).unwrap(), 0);
+
+    let delivery = |action| NewDelivery {
+        firing_id: "r:new:1".into(),
+        action,
+        project_id: p.id,
+        group_id: group,
+        rule: "r".into(),
+        plugin: "email".into(),
+        settings: "{}".into(),
+        payload: "{}".into(),
+        expires_at: f64::MAX,
+    };
+    let e = Enqueue { deliveries: vec![delivery(0), delivery(1)], fired: vec![("r".into(), group)], cursor: Some(("activity".into(), activity[0].id)) };
+    assert_eq!(store.enqueue_deliveries(&e).unwrap(), 2);
+    // The same firing again (a crash before the cursor moved, say): nothing new.
+    assert_eq!(store.enqueue_deliveries(&e).unwrap(), 0);
+    assert_eq!(store.notify_cursor("activity").unwrap(), Some(activity[0].id));
+    assert!(store.last_fired("r", group).unwrap().is_some());
+    assert!(store.activity_after(activity[0].id, 10).unwrap().is_empty());
+
+    let now = 2e9;
+    let due = store.due_deliveries(now, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    store.delivery_done(due[0].id).unwrap();
+    store.delivery_failed(due[1].id, "mail server down", Some(now + 60.0)).unwrap();
+    assert!(store.due_deliveries(now, 10).unwrap().is_empty());
+    assert_eq!(store.next_delivery_at().unwrap(), Some(now + 60.0));
+    // A restart makes it due at once.
+    assert_eq!(store.resume_deliveries(now).unwrap(), 1);
+    let again = store.due_deliveries(now, 10).unwrap();
+    assert_eq!((again.len(), again[0].attempts, again[0].last_error.as_deref()), (1, 1, Some("mail server down")));
+    store.delivery_failed(again[0].id, "refused", None).unwrap();
+    assert!(store.due_deliveries(now, 10).unwrap().is_empty());
+    let all = store.deliveries(10).unwrap();
+    assert_eq!(all.iter().filter(|d| d.delivered_at.is_some()).count(), 1);
+    assert_eq!(all.iter().filter(|d| d.failed_at.is_some()).count(), 1);
+}

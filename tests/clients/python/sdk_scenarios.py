@@ -9,6 +9,7 @@ Scenarios:
     logging            stdlib logging through the default LoggingIntegration
     wsgi               a plain WSGI app under SentryWsgiMiddleware, traced
     capture-message    capture_message with scope tags, a tags= argument and a user
+    capture-exception  shop.cart.checkout([]) raises ZeroDivisionError; capture_exception
 
 SDK_COMPRESSION=off sends uncompressed bodies; with `brotli` importable the SDK picks br by itself.
 """
@@ -135,12 +136,25 @@ def capture_message():
     return errors, dict(encoding=encoding)
 
 
+def capture_exception():
+    errors = init()
+    from shop import cart
+
+    try:
+        cart.checkout([])
+    except ZeroDivisionError:
+        event_id = sentry_sdk.capture_exception()
+    sentry_sdk.flush(timeout=10)
+    return errors, dict(event_id=event_id)
+
+
 SCENARIOS = {
     "django-unhandled": django_unhandled,
     "django-traced-sql": django_traced_sql,
     "logging": logging_scenario,
     "wsgi": wsgi_scenario,
     "capture-message": capture_message,
+    "capture-exception": capture_exception,
 }
 
 if scenario not in SCENARIOS:

@@ -86,6 +86,13 @@ pub(super) const SECTIONS: &[Section] = &[
         name: "retention",
         help: "How long events are kept.",
     },
+    Section {
+        name: "notify",
+        help: "How notifications are retried. Every notification is written to disk before \
+               it is sent, and retried until it is delivered or expires. Plugins are set up \
+               in [plugins.email], [plugins.irc] and [plugins.webhook] sections, and alert \
+               rules in [[rules]] sections: see the README.",
+    },
 ];
 
 const BYTES: Kind = Kind::Number {
@@ -327,6 +334,34 @@ pub(super) const KEYS: &[Key] = &[
         help: "How many days events are kept before they are deleted. 0 keeps them forever.",
         set: |c, v| c.retention.days = v.number() as u32,
         get: |c| Parsed::Number(u64::from(c.retention.days)),
+    },
+    Key {
+        section: "notify",
+        name: "retry_initial_seconds",
+        kind: POSITIVE,
+        optional: false,
+        help: "Seconds to wait after a failed delivery before trying again. The wait doubles \
+               after each further failure.",
+        set: |c, v| c.notify.retry_initial_seconds = v.number(),
+        get: |c| Parsed::Number(c.notify.retry_initial_seconds),
+    },
+    Key {
+        section: "notify",
+        name: "retry_max_seconds",
+        kind: POSITIVE,
+        optional: false,
+        help: "The longest wait between two delivery attempts, in seconds.",
+        set: |c, v| c.notify.retry_max_seconds = v.number(),
+        get: |c| Parsed::Number(c.notify.retry_max_seconds),
+    },
+    Key {
+        section: "notify",
+        name: "expire_hours",
+        kind: POSITIVE,
+        optional: false,
+        help: "Hours after which a notification that could not be delivered is given up.",
+        set: |c, v| c.notify.expire_hours = v.number(),
+        get: |c| Parsed::Number(c.notify.expire_hours),
     },
 ];
 

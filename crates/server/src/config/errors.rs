@@ -83,6 +83,14 @@ pub enum ConfigError {
         problem: String,
     },
 
+    /// A problem in a `[plugins.*]` section or a `[[rules]]` entry.
+    #[error("{}:{line}: {message}", file.display())]
+    At {
+        file: PathBuf,
+        line: usize,
+        message: String,
+    },
+
     /// Values that are valid alone but not together. `at` is `file:line` or `VAR=value`.
     #[error("{at}: {problem}")]
     Inconsistent { at: String, problem: String },
@@ -90,11 +98,12 @@ pub enum ConfigError {
 
 /// The section names, comma-separated.
 fn section_names() -> String {
-    let names: Vec<&str> = SECTIONS
+    let mut names: Vec<&str> = SECTIONS
         .iter()
         .map(|s| s.name)
         .filter(|n| !n.is_empty())
         .collect();
+    names.extend(["plugins.<name>", "rules"]);
     names.join(", ")
 }
 

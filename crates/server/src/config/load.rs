@@ -45,10 +45,15 @@ pub(super) fn apply_file(
             base: path.parent(),
         },
     };
+    let (mut plugins, mut rules) = (None, None);
     for (name, value) in in_file_order(doc.get_ref()) {
         let line = file.line(name.span().start);
         let name = name.get_ref().as_ref();
-        if let Some(key) = declare::find("", name) {
+        if name == "plugins" {
+            plugins = Some(value);
+        } else if name == "rules" {
+            rules = Some(value);
+        } else if let Some(key) = declare::find("", name) {
             file.apply(config, origins, key, value)?;
         } else if !name.is_empty() && SECTIONS.iter().any(|s| s.name == name) {
             let DeValue::Table(table) = value.get_ref() else {
@@ -86,7 +91,8 @@ pub(super) fn apply_file(
             });
         }
     }
-    Ok(())
+    let src = super::notify::Source { path, text };
+    super::notify::apply(&mut config.alerts, &src, plugins, rules)
 }
 
 /// Applies the declared `SENTRY_*` variables in `env` (the last one wins if repeated); other

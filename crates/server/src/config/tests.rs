@@ -154,7 +154,8 @@ fn unknown_top_level_key_points_to_its_section() {
         format!(
             "{FILE}:2: unknown key `max_event_bytes` at the top of the file; valid keys there \
              are: bind, url, data_dir, log_level; the other keys go in the sections store, \
-             limits, ingest, rate_limits, retention (`max_event_bytes` belongs in [limits])"
+             limits, ingest, rate_limits, retention, notify, plugins.<name>, rules \
+             (`max_event_bytes` belongs in [limits])"
         )
     );
 }
@@ -169,7 +170,7 @@ fn unknown_section_lists_the_valid_sections() {
         message,
         format!(
             "{FILE}:3: unknown section [limts]; valid sections are: store, limits, ingest, \
-             rate_limits, retention"
+             rate_limits, retention, notify, plugins.<name>, rules"
         )
     );
     error("\n\n\n[[store]]\nbackend = \"sqlite\"\n", 4);

@@ -1,6 +1,7 @@
 //! The integration-test harness: the real `sentry` binary on a temp config (here), raw HTTP
-//! (`http`), looking at groups (`groups`), child processes and the real clients (`process`), and a
-//! throwaway PostgreSQL (`postgres`). Everything is re-exported: `use crate::harness::{...}`.
+//! (`http`), looking at groups (`groups`), child processes and the real clients (`process`), a
+//! throwaway PostgreSQL (`postgres`), and the notification peers: SMTP, IRC, HTTP (`peers`).
+//! Everything is re-exported: `use crate::harness::{...}`.
 //!
 //! ```ignore
 //! let server = Server::start();                      // free port, temp data dir, waits for /healthz
@@ -17,6 +18,7 @@
 
 mod groups;
 mod http;
+mod peers;
 mod postgres;
 mod process;
 
@@ -35,6 +37,7 @@ use serde_json::Value;
 
 pub use groups::*;
 pub use http::*;
+pub use peers::*;
 pub use postgres::*;
 pub use process::*;
 

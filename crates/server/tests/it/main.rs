@@ -9,3 +9,4 @@ mod corpus;
 mod durability;
 mod reliability;
 mod tidy;
+mod notify;

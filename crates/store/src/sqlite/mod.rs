@@ -6,11 +6,13 @@ mod admin;
 mod cleanup;
 mod histogram;
 mod migrate;
+mod outbox;
 mod payload;
 mod read;
 mod writer;
 
 pub use cleanup::Cleaned;
+pub use outbox::{ActivityEntry, Delivery, Enqueue, NewDelivery};
 pub use writer::WriterHandle;
 
 use std::path::{Path, PathBuf};
