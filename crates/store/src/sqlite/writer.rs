@@ -133,18 +133,23 @@ struct GroupState {
     reopened: bool,
 }
 
+/// Counter deltas of a batch, summed per key; tag keys borrow from the batch's events.
 #[derive(Default)]
-struct Deltas {
-    tags: HashMap<(i64, String, String), (i64, f64, f64)>,
+struct Deltas<'a> {
+    tags: HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
     buckets: HashMap<(i64, i64), i64>,
     durations: HashMap<(i64, i64), i64>,
     activity: Vec<(i64, &'static str, f64)>,
 }
 
-fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, jobs: &[(&[NewEvent], &ItemCounts)]) -> Result<Vec<Vec<WriteOutcome>>> {
+fn apply<'a>(
+    conn: &mut Connection,
+    payloads: &mut PayloadWriter,
+    jobs: &[(&'a [NewEvent], &ItemCounts)],
+) -> Result<Vec<Vec<WriteOutcome>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let received_now = now();
-    let mut groups: HashMap<(i64, String), GroupState> = HashMap::new();
+    let mut groups: HashMap<(i64, &'a str), GroupState> = HashMap::new();
     let mut seen: HashSet<(i64, [u8; 16])> = HashSet::new();
     let mut d = Deltas::default();
     let mut all = Vec::with_capacity(jobs.len());
@@ -152,23 +157,35 @@ fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, jobs: &[(&[NewEven
     for (events, _) in jobs {
         let mut outcomes = Vec::with_capacity(events.len());
         for ev in events.iter() {
-            if !seen.insert((ev.project_id, ev.event_id.0)) || event_exists(&tx, ev)? {
+            if !seen.insert((ev.project_id, ev.event_id.0)) {
                 outcomes.push(WriteOutcome::Duplicate);
                 continue;
             }
             // A timestamp from the future (clock skew) counts as now; old ones are kept.
             let ts = if ev.timestamp.is_finite() { ev.timestamp.min(ev.received + 60.0) } else { ev.received };
-            let key = (ev.project_id, ev.hash.clone());
+            let key = (ev.project_id, ev.hash.as_str());
             let mut new_group = false;
-            if !groups.contains_key(&key) {
-                let (state, created) = load_or_create_group(&tx, ev, ts)?;
-                new_group = created;
-                if created {
-                    d.activity.push((state.id, "created", received_now));
+            let g = match groups.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let (state, created) = load_or_create_group(&tx, ev, ts)?;
+                    new_group = created;
+                    e.insert(state)
                 }
-                groups.insert(key.clone(), state);
+            };
+            if !insert_event(&tx, payloads, ev, g.id, ts)? {
+                // Already stored (a client's retry, a replay): nothing changes. A group made
+                // just now for it can only come from a change of grouping; it goes again.
+                if new_group {
+                    tx.execute("DELETE FROM groups WHERE id = ?1", [g.id])?;
+                    groups.remove(&key);
+                }
+                outcomes.push(WriteOutcome::Duplicate);
+                continue;
             }
-            let g = groups.get_mut(&key).expect("inserted above");
+            if new_group {
+                d.activity.push((g.id, "created", received_now));
+            }
             let mut regression = false;
             if g.status == GroupStatus::Resolved {
                 g.status = GroupStatus::Unresolved;
@@ -177,7 +194,6 @@ fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, jobs: &[(&[NewEven
                 d.activity.push((g.id, "regression", received_now));
             }
             fold_event(g, ev, ts, &mut d);
-            insert_event(&tx, payloads, ev, g.id, ts)?;
             outcomes.push(WriteOutcome::Stored { group_id: g.id, new_group, regression });
         }
         all.push(outcomes);
@@ -189,11 +205,6 @@ fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, jobs: &[(&[NewEven
     payloads.after_batch(&tx)?;
     tx.commit()?;
     Ok(all)
-}
-
-fn event_exists(tx: &Connection, ev: &NewEvent) -> Result<bool> {
-    let mut st = tx.prepare_cached("SELECT 1 FROM events WHERE project_id = ?1 AND event_id = ?2")?;
-    Ok(st.exists(params![ev.project_id, &ev.event_id.0[..]])?)
 }
 
 fn load_or_create_group(tx: &Connection, ev: &NewEvent, ts: f64) -> Result<(GroupState, bool)> {
@@ -259,7 +270,7 @@ fn load_or_create_group(tx: &Connection, ev: &NewEvent, ts: f64) -> Result<(Grou
     ))
 }
 
-fn fold_event(g: &mut GroupState, ev: &NewEvent, ts: f64, d: &mut Deltas) {
+fn fold_event<'a>(g: &mut GroupState, ev: &'a NewEvent, ts: f64, d: &mut Deltas<'a>) {
     g.times_seen += 1;
     g.first_seen = g.first_seen.min(ts);
     if ts >= g.last_seen || g.last_event_id.is_empty() {
@@ -279,7 +290,7 @@ fn fold_event(g: &mut GroupState, ev: &NewEvent, ts: f64, d: &mut Deltas) {
         *d.durations.entry((g.id, histogram::bucket(ms))).or_default() += 1;
     }
     for (k, v) in &ev.tags {
-        let e = d.tags.entry((g.id, k.clone(), v.clone())).or_insert((0, ts, ts));
+        let e = d.tags.entry((g.id, k.as_str(), v.as_str())).or_insert((0, ts, ts));
         e.0 += 1;
         e.1 = e.1.min(ts);
         e.2 = e.2.max(ts);
@@ -287,10 +298,11 @@ fn fold_event(g: &mut GroupState, ev: &NewEvent, ts: f64, d: &mut Deltas) {
     *d.buckets.entry((g.id, (ts / 60.0).floor() as i64)).or_default() += 1;
 }
 
-fn insert_event(tx: &Connection, payloads: &mut PayloadWriter, ev: &NewEvent, group_id: i64, ts: f64) -> Result<()> {
+/// Inserts the event unless its id is already stored for its project; says whether it did.
+fn insert_event(tx: &Connection, payloads: &mut PayloadWriter, ev: &NewEvent, group_id: i64, ts: f64) -> Result<bool> {
     let (dict, payload) = payloads.compress(&ev.payload);
     let mut st = tx.prepare_cached(
-        "INSERT INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title,
+        "INSERT OR IGNORE INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title,
                              time_spent, dict, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
@@ -307,7 +319,7 @@ fn insert_event(tx: &Connection, payloads: &mut PayloadWriter, ev: &NewEvent, gr
         dict,
         payload,
     ])?;
-    Ok(())
+    Ok(tx.changes() == 1)
 }
 
 fn flush_groups<'a>(tx: &Connection, groups: impl Iterator<Item = &'a GroupState>) -> Result<()> {
