@@ -66,8 +66,22 @@ pub(super) async fn run(
         if stopping {
             return;
         }
+        // At most ten passes a second: under a storm, wake-ups pile up in the channel (and are
+        // taken together by the next pass) instead of costing a pass per committed batch.
+        tokio::select! {
+            _ = stop.changed() => stopping = true,
+            () = tokio::time::sleep(MIN_PASS_INTERVAL) => {}
+        }
+        if stopping {
+            let touched: Vec<StoredEvent> = std::iter::from_fn(|| wakeups.try_recv().ok()).flat_map(|b| b.iter().cloned().collect::<Vec<_>>()).collect();
+            let _ = tokio::task::spawn_blocking(move || engine.pass(&touched)).await;
+            return;
+        }
     }
 }
+
+/// The shortest time between two passes of the rules.
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Says at start which rules name a project that does not exist (yet): they fire once it does.
 fn warn_unknown_projects(store: &SqliteStore, config: &AlertConfig) {
