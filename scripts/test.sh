@@ -7,7 +7,8 @@
 #
 # Installs, each step only when missing (a second run does no network I/O):
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
-#     the tests start), curl (only to fetch rustup when cargo is missing);
+#     the tests start), chromium and chromium-driver (the dashboard tests drive headless
+#     Chromium), curl (only to fetch rustup when cargo is missing);
 #   - Rust through rustup, when there is no cargo;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
 #   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
@@ -45,6 +46,8 @@ apt_missing=()
 command -v cc >/dev/null || apt_missing+=(build-essential)
 python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3-venv)
 [ -n "$(find_pg_bin)" ] || apt_missing+=(postgresql)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 if ! command -v cargo >/dev/null; then
   command -v curl >/dev/null || apt_missing+=(curl)
   apt_missing+=(ca-certificates)

@@ -9,6 +9,7 @@
 mod declare;
 mod errors;
 mod load;
+pub mod projects;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -43,6 +44,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// `[retention]`: how long events are kept.
     pub retention: RetentionConfig,
+    /// `[projects.<slug>]`: per-project dashboard settings (see [`projects`]).
+    pub projects: projects::ProjectsConfig,
 }
 
 /// `[store]`.
@@ -256,6 +259,7 @@ impl Config {
                 per_project_per_minute: 0,
             },
             retention: RetentionConfig { days: 90 },
+            projects: Default::default(),
         }
     }
 }

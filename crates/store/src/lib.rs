@@ -12,7 +12,9 @@ pub mod sqlite;
 
 pub use model::*;
 pub use query::{GroupQuery, Sort, StatusFilter};
-pub use sqlite::{SqliteStore, WriterHandle};
+pub use sqlite::{
+    Cursor, HistogramBar, Resolution, Session, SqliteStore, StreamPage, StreamQuery, StreamRow, Trending, User, WriterHandle,
+};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,12 @@
 //! The HTTP layer: thin ingest endpoints (`/api/{project}/envelope/`, `/api/{project}/store/`,
-//! `/api/store/`), CORS for browser SDKs, health, and the mapping of every refusal to a
-//! status ([`ApiError`]).
+//! `/api/store/`), CORS for browser SDKs, health, the mapping of every refusal to a status
+//! ([`ApiError`]), and the web dashboard ([`dashboard`]).
 //!
 //! Architecture invariant: only this crate knows HTTP. Handlers read the body within its limit,
 //! hand the bytes to `ingest` (on a blocking thread: decoding and parsing are CPU work), and
 //! answer 200 only once `ingest` says the events are durable.
 
+pub mod dashboard;
 mod error;
 mod ingest_api;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Base URL people and clients use to reach this server, without a trailing slash.
     pub public_url: String,
+    /// The web dashboard's config and state.
+    pub dashboard: Arc<dashboard::Dashboard>,
 }
 
 /// The whole HTTP surface.
@@ -37,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(cors));
     Router::new()
         .merge(api)
+        .merge(dashboard::router())
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! The integration-test harness: the real `sentry` binary on a temp config (here), raw HTTP
-//! (`http`), looking at groups (`groups`), child processes and the real clients (`process`), and a
-//! throwaway PostgreSQL (`postgres`). Everything is re-exported: `use crate::harness::{...}`.
+//! (`http`), looking at groups (`groups`), child processes and the real clients (`process`), a
+//! throwaway PostgreSQL (`postgres`), the dashboard over HTTP (`web`) and in headless Chromium
+//! (`browser`). Everything is re-exported: `use crate::harness::{...}`.
 //!
 //! ```ignore
 //! let server = Server::start();                      // free port, temp data dir, waits for /healthz
@@ -15,10 +16,12 @@
 //! data, server log) is kept and its path printed, so the state can be inspected.
 #![allow(dead_code)] // each test module uses a different part
 
+mod browser;
 mod groups;
 mod http;
 mod postgres;
 mod process;
+mod web;
 
 use std::{
     env,
@@ -33,10 +36,12 @@ use std::{
 
 use serde_json::Value;
 
+pub use browser::*;
 pub use groups::*;
 pub use http::*;
 pub use postgres::*;
 pub use process::*;
+pub use web::*;
 
 /// The `sentry` binary under test.
 pub const SENTRY_BIN: &str = env!("CARGO_BIN_EXE_sentry");

@@ -3,7 +3,10 @@
 mod harness;
 
 mod bad_input;
+mod browser;
 mod cli;
 mod clients;
 mod corpus;
+mod dashboard;
 mod durability;
+mod web_security;

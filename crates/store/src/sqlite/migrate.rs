@@ -6,7 +6,10 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// Every migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("schema_2_dashboard.sql")),
+];
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)

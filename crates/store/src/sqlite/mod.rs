@@ -2,12 +2,16 @@
 //! writer thread that commits events in batches, and a small pool of connections for reads and
 //! for rare administrative writes (projects, keys, status changes).
 
+mod accounts;
 mod admin;
 mod histogram;
 mod migrate;
 mod read;
+mod stream;
 mod writer;
 
+pub use accounts::{Session, User};
+pub use stream::*;
 pub use writer::WriterHandle;
 
 use std::path::{Path, PathBuf};
