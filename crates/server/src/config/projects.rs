@@ -35,14 +35,15 @@ pub const REFERENCE: &str = "
 # [projects.<slug>]
 # Settings of one project, by its slug (see `sentry project list`).
 #
-# slices: the filters shown above the project's list of issues. Each is a built-in
-# filter by name, or any tag with { tag = \"KEY\" }; `widget` picks how it is shown:
-# select (the most frequent values), search (type any value) or toggles (buttons).
-# Built-in filters: level, logger, server, environment, release, url, transaction,
-# browser, os, user. The default is [\"level\", \"logger\", \"server\", \"environment\", \"release\"].
+# slices: the filters shown above the project's list of issues. Each is a
+# built-in filter by name, or any tag with { tag = \"KEY\" }; `widget` picks how
+# it is shown: select (the most frequent values), search (type any value) or
+# toggles (buttons). Built-in filters: level, logger, server, environment,
+# release, url, transaction, browser, os, user. The default is
+# [\"level\", \"logger\", \"server\", \"environment\", \"release\"].
 #
 # [projects.default]
-# slices = [\"level\", \"logger\", \"server\", \"environment\", { tag = \"customer\", widget = \"search\" }]
+# slices = [\"level\", \"server\", { tag = \"customer\", widget = \"search\" }]
 ";
 
 const KEYS: &[&str] = &["slices"];

