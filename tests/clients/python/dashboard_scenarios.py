@@ -31,6 +31,8 @@ def checkout_error():
         server_name=common.SERVER_NAME,
         send_default_pii=True,
         include_local_variables=True,
+        # The scenario runs from another directory than its own: say which code is the app.
+        in_app_include=["__main__"],
         debug=True,
     )
     errors = common.SendErrors("sentry_sdk.errors")

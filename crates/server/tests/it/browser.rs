@@ -49,6 +49,9 @@ fn stream_live_filter_sort_page_then_resolve_and_regress() {
     let b = Browser::start();
     log_in(&b, &server);
     assert_eq!(row_titles(&b).len(), 25);
+    // Newest first, so the new issue lands on this page (by priority, busier issues come first).
+    b.click("nav[aria-label=Sort] a[href*='sort=last_seen']");
+    b.wait_until("the last-seen sort", |b| b.current_url().contains("sort=last_seen"));
     b.wait_until("the live stream to connect", |b| b.js("return document.body.dataset.live || ''") == "connected");
     b.js("window.__notReloaded = true");
 
@@ -60,6 +63,8 @@ fn stream_live_filter_sort_page_then_resolve_and_regress() {
     b.screenshot("stream.png");
 
     // Filter by a tag with the select (the form submits on change): only web-1 (the SDK's).
+    // (The live update refreshes the list; the filter's choices come with a page load.)
+    b.goto(&b.current_url());
     b.select("select[name=server]", "web-1");
     b.wait_until("the server filter in the URL", |b| b.current_url().contains("server=web-1"));
     let titles = row_titles(&b);

@@ -107,17 +107,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("text of {css} on {}: {e}", self.current_url()))
     }
 
-    /// The texts of every element matching `css`.
+    /// The texts of every element matching `css` (read in one script, so a live update that
+    /// replaces the elements meanwhile can't make them stale).
     pub fn texts(&self, css: &str) -> Vec<String> {
-        self.rt
-            .block_on(async {
-                let mut out = Vec::new();
-                for el in self.c().find_all(Locator::Css(css)).await? {
-                    out.push(el.text().await?);
-                }
-                Ok::<_, fantoccini::error::CmdError>(out)
-            })
-            .unwrap_or_else(|e| panic!("texts of {css}: {e}"))
+        let v = self
+            .rt
+            .block_on(self.c().execute(
+                "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent.trim())",
+                vec![json!(css)],
+            ))
+            .unwrap_or_else(|e| panic!("texts of {css}: {e}"));
+        v.as_array().map(|a| a.iter().map(|t| t.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default()
     }
 
     pub fn exists(&self, css: &str) -> bool {
