@@ -39,10 +39,10 @@ fn stream_live_filter_sort_page_then_resolve_and_regress() {
     let out = server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true);
     assert!(out.status.success());
     // 30 groups so there is a second page; the busiest ones on web-2.
-    for n in 0..30 {
+    for (n, word) in WORDS.iter().enumerate() {
         let srv = if n % 2 == 0 { "web-9" } else { "web-2" };
         for _ in 0..(n % 7 + 1) {
-            server.send_event(&project, &json!({"message": format!("stock check {} slow", WORDS[n]), "server_name": srv, "level": "warning"}));
+            server.send_event(&project, &json!({"message": format!("stock check {word} slow"), "server_name": srv, "level": "warning"}));
         }
     }
 

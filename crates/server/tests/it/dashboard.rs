@@ -78,10 +78,10 @@ fn stream_sorts_filters_searches_and_pages() {
     let project = server.create_project("shop");
     let s = server.admin_session();
     // 30 groups: "order WORD failed" N+1 times; even N on web-1 for customer acme.
-    for n in 0..30 {
+    for (n, word) in WORDS.iter().enumerate() {
         let (srv, cust) = if n % 2 == 0 { ("web-1", "acme") } else { ("web-2", "globex") };
         for _ in 0..=n {
-            server.send_event(&project, &message(&format!("order {} failed", WORDS[n]), srv, cust));
+            server.send_event(&project, &message(&format!("order {word} failed"), srv, cust));
         }
     }
     let page = server.get_as(&s, "/p/shop/?sort=frequency&interval=1h");

@@ -65,8 +65,7 @@ impl Server {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning sentry user create");
         child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("writing the password");
-        let out = child.wait_with_output().expect("sentry user create");
-        out
+        child.wait_with_output().expect("sentry user create")
     }
 
     /// Creates the admin user (once) and logs in over HTTP.
