@@ -171,9 +171,13 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             slices: config.projects.iter().filter_map(|(slug, p)| Some((slug.clone(), p.slices.clone()?))).collect(),
         };
         let dashboard = Arc::new(web::dashboard::Dashboard::new(dashboard, &public));
-        let app = web::router(web::AppState { pipeline: pipeline.clone(), public_url: public, dashboard });
+        let app = web::router(web::AppState { pipeline: pipeline.clone(), public_url: public, dashboard: dashboard.clone() });
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        let stop = async move {
+            shutdown_signal().await;
+            dashboard.shutdown();
+        };
+        axum::serve(listener, app).with_graceful_shutdown(stop).await?;
         anyhow::Ok(())
     });
     tracing::info!("writing what is still queued");

@@ -259,7 +259,7 @@ fn settings_create_rename_keys_and_users() {
 
 #[test]
 fn live_updates_arrive_over_server_sent_events() {
-    let server = Server::start();
+    let mut server = Server::start();
     let project = server.create_project("shop");
     let s = server.admin_session();
     let mut stream = TcpStream::connect(server.addr()).unwrap();
@@ -288,4 +288,8 @@ fn live_updates_arrive_over_server_sent_events() {
     read_until("event: groups");
     let data = read_until("data:");
     assert!(data.contains(&format!("\"group\":{id}")) && data.contains("\"new\":true"), "{data}");
+    // An open live stream does not hold up a graceful stop.
+    let started = Instant::now();
+    assert!(server.terminate().success());
+    assert!(started.elapsed() < Duration::from_secs(10), "stopping took {:?}", started.elapsed());
 }

@@ -48,7 +48,11 @@ fn events(state: &AppState, project: Option<(i64, String)>) -> impl Stream<Item 
             }
         }
     });
-    stream::once(async move { Ok(hello) }).chain_updates(updates)
+    let mut stopping = state.dashboard.stopping.subscribe();
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    futures_util::StreamExt::take_until(stream::once(async move { Ok(hello) }).chain_updates(updates), stop)
 }
 
 /// `futures_util`'s `chain` without pulling in `StreamExt` names everywhere.

@@ -46,11 +46,24 @@ pub struct Dashboard {
     pub(crate) logins: auth::LoginLimiter,
     /// Cookies get `Secure` when the public URL is https.
     pub(crate) secure_cookies: bool,
+    /// Set when the server shuts down: live streams end so connections can close.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Dashboard {
     pub fn new(config: DashboardConfig, public_url: &str) -> Dashboard {
-        Dashboard { config, logins: auth::LoginLimiter::default(), secure_cookies: public_url.starts_with("https://") }
+        Dashboard {
+            config,
+            logins: auth::LoginLimiter::default(),
+            secure_cookies: public_url.starts_with("https://"),
+            stopping: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Ends every live stream (call when the server stops accepting connections; an open
+    /// stream would otherwise hold the graceful shutdown forever).
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
     }
 }
 
