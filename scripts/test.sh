@@ -9,6 +9,8 @@
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
 #     the tests start), ngircd (the IRC server of the notification tests), curl (only to fetch
 #     rustup when cargo is missing);
+#     the tests start), chromium and chromium-driver (the dashboard tests drive headless
+#     Chromium), curl (only to fetch rustup when cargo is missing);
 #   - Rust through rustup, when there is no cargo;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
 #   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
@@ -48,6 +50,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3
 [ -n "$(find_pg_bin)" ] || apt_missing+=(postgresql)
 # ngircd: the IRC server the IRC notification tests start on a free port.
 command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 if ! command -v cargo >/dev/null; then
   command -v curl >/dev/null || apt_missing+=(curl)
   apt_missing+=(ca-certificates)

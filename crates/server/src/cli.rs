@@ -37,6 +37,9 @@ pub enum Command {
     /// Create, list and revoke client keys (the key part of a DSN).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Create users who log in to the web dashboard.
+    #[command(subcommand)]
+    User(UserCommand),
     /// List the groups (issues) of a project.
     Groups(GroupsArgs),
     /// List the events of a group, newest first.
@@ -138,6 +141,23 @@ pub enum KeyCommand {
         /// The public key (the part before @ in the DSN).
         key: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user of the web dashboard; asks for the password.
+    Create {
+        /// The email address the user logs in with.
+        email: String,
+        /// Make the user an administrator (can manage users).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the users.
+    List,
 }
 
 #[derive(Args, Debug)]

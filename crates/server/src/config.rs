@@ -10,6 +10,7 @@ mod declare;
 mod errors;
 mod load;
 mod notify;
+pub mod projects;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// `[retention]`: how long events are kept.
     pub retention: RetentionConfig,
+    /// `[projects.<slug>]`: per-project dashboard settings (see [`projects`]).
+    pub projects: projects::ProjectsConfig,
     /// `[notify]`: how notifications are retried.
     pub notify: NotifyConfig,
     /// `[plugins.<name>]` and `[[rules]]` (read by `config/notify.rs`, not the key table).
@@ -301,6 +304,7 @@ impl Config {
                 expire_hours: 24,
             },
             alerts: AlertsConfig::default(),
+            projects: Default::default(),
         }
     }
 }

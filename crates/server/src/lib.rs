@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 mod notify_cmd;
 mod serve;
+mod users;
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Project(cmd) => admin::project(&load(&path, explicit)?, cmd),
         Command::Key(cmd) => admin::key(&load(&path, explicit)?, cmd),
+        Command::User(cmd) => users::user(&load(&path, explicit)?, cmd),
         Command::Groups(args) => admin::groups(&load(&path, explicit)?, args),
         Command::Events(args) => admin::events(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),

@@ -73,6 +73,12 @@ fn detach(path: &Path, config: &Config, args: &StartArgs) -> Result<()> {
             println!("  Data: {}", config.data_dir.display());
             println!("  Log: {}", config.log_file().display());
             println!("  Stop it with: sentry stop");
+            // The server printed its setup link to the log; show a fresh one here instead.
+            if let Ok(store) = crate::open_store(config)
+                && let Ok(Some(link)) = crate::users::setup_link(config, &store)
+            {
+                println!("  No one can log in yet. Open this one-time link to set the administrator's password:\n    {link}");
+            }
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -164,10 +170,30 @@ fn serve(config: Config, debug: bool) -> Result<()> {
                 println!("Project \"{}\": DSN {}", p.slug, admin::dsn(&config, &k.public_key, p.id));
             }
         }
+        println!("Dashboard: {public}/");
+        if let Some(link) = crate::users::setup_link(&config, &store)? {
+            println!("No one can log in yet. Open this one-time link to set the administrator's password:\n  {link}");
+        }
         tracing::info!(%addr, data = %config.data_dir.display(), "listening");
         let timeout = Duration::from_secs(config.ingest.request_timeout_secs);
-        let app = web::router(web::AppState { pipeline: pipeline.clone(), public_url: public, request_timeout: timeout, metrics: web::Metrics::new() });
-        web::serve(listener, app, timeout, shutdown_signal()).await;
+        let dashboard = web::dashboard::DashboardConfig {
+            slices: config.projects.iter().filter_map(|(slug, p)| Some((slug.clone(), p.slices.clone()?))).collect(),
+        };
+        let dashboard = Arc::new(web::dashboard::Dashboard::new(dashboard, &public));
+        let app = web::router(web::AppState {
+            pipeline: pipeline.clone(),
+            public_url: public,
+            request_timeout: timeout,
+            metrics: web::Metrics::new(),
+            dashboard: dashboard.clone(),
+        });
+        // Live streams (server-sent events) never end by themselves: they are closed first, so
+        // the requests in flight can finish.
+        let stop = async move {
+            shutdown_signal().await;
+            dashboard.shutdown();
+        };
+        web::serve(listener, app, timeout, stop).await;
         anyhow::Ok(())
     });
     tracing::info!("writing what is still queued");

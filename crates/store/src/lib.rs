@@ -12,7 +12,10 @@ pub mod sqlite;
 
 pub use model::*;
 pub use query::{GroupQuery, Sort, StatusFilter};
-pub use sqlite::{Cleaned, SqliteStore, WriterHandle};
+pub use sqlite::{
+    Cleaned, Cursor, HistogramBar, Resolution, Session, SqliteStore, StreamPage, StreamQuery, StreamRow, Trending, User,
+    WriterHandle,
+};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,11 +1,12 @@
 //! The HTTP layer: thin ingest endpoints (`/api/{project}/envelope/`, `/api/{project}/store/`,
-//! `/api/store/`), CORS for browser SDKs, health, and the mapping of every refusal to a
-//! status ([`ApiError`]).
+//! `/api/store/`), CORS for browser SDKs, health, the mapping of every refusal to a status
+//! ([`ApiError`]), and the web dashboard ([`dashboard`]).
 //!
 //! Architecture invariant: only this crate knows HTTP. Handlers read the body within its limit,
 //! hand the bytes to `ingest` (on a blocking thread: decoding and parsing are CPU work), and
 //! answer 200 only once `ingest` says the events are durable.
 
+pub mod dashboard;
 mod error;
 mod ingest_api;
 mod metrics;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Request counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The web dashboard's config and state.
+    pub dashboard: Arc<dashboard::Dashboard>,
 }
 
 /// The whole HTTP surface.
@@ -46,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(cors));
     Router::new()
         .merge(api)
+        .merge(dashboard::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .with_state(state)

@@ -55,6 +55,8 @@ pub(super) fn apply_file(
             rules = Some(value);
         } else if let Some(key) = declare::find("", name) {
             file.apply(config, origins, key, value)?;
+        } else if name == "projects" {
+            super::projects::apply(&mut config.projects, path, text, value)?;
         } else if !name.is_empty() && SECTIONS.iter().any(|s| s.name == name) {
             let DeValue::Table(table) = value.get_ref() else {
                 return Err(ConfigError::WrongType {

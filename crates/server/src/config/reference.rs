@@ -63,6 +63,7 @@ pub fn reference_toml(bind: &str, data_dir: &Path) -> String {
             }
         }
     }
+    out.push_str(super::projects::REFERENCE);
     out
 }
 

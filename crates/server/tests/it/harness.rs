@@ -1,7 +1,8 @@
 //! The integration-test harness: the real `sentry` binary on a temp config (here), raw HTTP
 //! (`http`), looking at groups (`groups`), child processes and the real clients (`process`), a
-//! throwaway PostgreSQL (`postgres`), and the notification peers: SMTP, IRC, HTTP (`peers`).
-//! Everything is re-exported: `use crate::harness::{...}`.
+//! throwaway PostgreSQL (`postgres`), the notification peers: SMTP, IRC, HTTP (`peers`), and the
+//! dashboard over HTTP (`web`) and in headless Chromium (`browser`). Everything is re-exported:
+//! `use crate::harness::{...}`.
 //!
 //! ```ignore
 //! let server = Server::start();                      // free port, temp data dir, waits for /healthz
@@ -16,11 +17,13 @@
 //! data, server log) is kept and its path printed, so the state can be inspected.
 #![allow(dead_code)] // each test module uses a different part
 
+mod browser;
 mod groups;
 mod http;
 mod peers;
 mod postgres;
 mod process;
+mod web;
 
 use std::{
     env,
@@ -35,11 +38,13 @@ use std::{
 
 use serde_json::Value;
 
+pub use browser::*;
 pub use groups::*;
 pub use http::*;
 pub use peers::*;
 pub use postgres::*;
 pub use process::*;
+pub use web::*;
 
 /// The `sentry` binary under test.
 pub const SENTRY_BIN: &str = env!("CARGO_BIN_EXE_sentry");

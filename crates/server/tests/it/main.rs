@@ -3,10 +3,13 @@
 mod harness;
 
 mod bad_input;
+mod browser;
 mod cli;
 mod clients;
 mod corpus;
+mod dashboard;
 mod durability;
 mod reliability;
 mod tidy;
 mod notify;
+mod web_security;

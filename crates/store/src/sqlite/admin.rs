@@ -78,6 +78,19 @@ impl SqliteStore {
         Ok(st.query_row([slug], project_from).optional()?)
     }
 
+    /// Gives a project a new display name (its slug, and so its URLs, stay the same).
+    pub fn rename_project(&self, id: i64, name: &str) -> Result<()> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("a project needs a name".into()));
+        }
+        let conn = self.conn()?;
+        if conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![id, name])? == 0 {
+            return Err(StoreError::NotFound(format!("project {id}")));
+        }
+        Ok(())
+    }
+
     /// Adds a client key to a project.
     pub fn create_key(&self, project_id: i64, label: Option<&str>, rate_limit_per_minute: Option<u64>) -> Result<ClientKey> {
         let conn = self.conn()?;

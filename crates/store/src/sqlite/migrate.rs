@@ -7,7 +7,11 @@ use crate::Result;
 
 /// Every migration, in order. Append; never edit one that has shipped. Versions may have gaps
 /// (branches take numbers ahead of time): each one not yet recorded is applied, in list order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema.sql")), (3, include_str!("schema_3_notify.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema.sql")),
+    (2, include_str!("schema_2_dashboard.sql")),
+    (3, include_str!("schema_3_notify.sql")),
+];
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)

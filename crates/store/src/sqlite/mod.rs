@@ -2,6 +2,7 @@
 //! writer thread that commits events in batches, and a small pool of connections for reads and
 //! for rare administrative writes (projects, keys, status changes).
 
+mod accounts;
 mod admin;
 mod cleanup;
 mod histogram;
@@ -9,10 +10,13 @@ mod migrate;
 mod outbox;
 mod payload;
 mod read;
+mod stream;
 mod writer;
 
 pub use cleanup::Cleaned;
 pub use outbox::{ActivityEntry, Delivery, Enqueue, NewDelivery};
+pub use accounts::{Session, User};
+pub use stream::*;
 pub use writer::WriterHandle;
 
 use std::path::{Path, PathBuf};

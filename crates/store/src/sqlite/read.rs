@@ -9,13 +9,13 @@ use crate::{
     Activity, DurationStats, EventRow, GroupQuery, GroupRow, GroupStatus, Result, Sort, StatusFilter, TagCount,
 };
 
-const GROUP_COLUMNS: &str = "g.id, g.project_id, g.hash, g.kind, g.title, g.culprit, g.level, g.logger, g.status,
+pub(super) const GROUP_COLUMNS: &str = "g.id, g.project_id, g.hash, g.kind, g.title, g.culprit, g.level, g.logger, g.status,
     g.times_seen, g.first_seen, g.last_seen, g.ts_count, g.ts_sum, g.ts_min, g.ts_max, g.last_event_id, g.components";
 
 /// A group row with its raw duration columns (count, sum, min, max).
-type RawGroup = (GroupRow, i64, f64, Option<f64>, Option<f64>);
+pub(super) type RawGroup = (GroupRow, i64, f64, Option<f64>, Option<f64>);
 
-fn group_from(r: &Row<'_>) -> rusqlite::Result<RawGroup> {
+pub(super) fn group_from(r: &Row<'_>) -> rusqlite::Result<RawGroup> {
     let row = GroupRow {
         id: r.get(0)?,
         project_id: r.get(1)?,
@@ -36,7 +36,7 @@ fn group_from(r: &Row<'_>) -> rusqlite::Result<RawGroup> {
     Ok((row, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?))
 }
 
-fn with_durations(conn: &Connection, raw: RawGroup) -> Result<GroupRow> {
+pub(super) fn with_durations(conn: &Connection, raw: RawGroup) -> Result<GroupRow> {
     let (mut row, count, sum, min, max) = raw;
     if count > 0 {
         let mut st = conn.prepare_cached("SELECT bucket, count FROM group_durations WHERE group_id = ?1 ORDER BY bucket")?;
@@ -178,13 +178,13 @@ impl SqliteStore {
 }
 
 /// An event row as read, before its payload is decompressed.
-struct RawEvent {
+pub(super) struct RawEvent {
     row: EventRow,
     dict: Option<i64>,
     blob: Vec<u8>,
 }
 
-fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
+pub(super) fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
     let id: Vec<u8> = r.get(0)?;
     Ok(RawEvent {
         row: EventRow {
@@ -207,7 +207,7 @@ fn raw_event(r: &Row<'_>) -> rusqlite::Result<RawEvent> {
 
 impl SqliteStore {
     /// Decompresses the payload and derives the tags from it again, exactly as ingest did.
-    fn finish_event(&self, conn: &Connection, raw: RawEvent) -> EventRow {
+    pub(super) fn finish_event(&self, conn: &Connection, raw: RawEvent) -> EventRow {
         let mut row = raw.row;
         row.payload = self.payloads.decompress(conn, raw.dict, &raw.blob);
         let limits = protocol::Limits { max_json_depth: 512, ..protocol::Limits::default() };

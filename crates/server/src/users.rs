@@ -1,0 +1,63 @@
+//! `sentry user create EMAIL [--admin] [--password-stdin]` and `sentry user list`: the people who
+//! log in to the web dashboard, and the one-time setup link `sentry start` prints while there
+//! is nobody yet.
+
+use std::io::BufRead;
+
+use anyhow::{bail, Context, Result};
+use web::dashboard::auth::{check_new_password, hash_password, new_setup_token};
+
+use crate::cli::UserCommand;
+use crate::config::Config;
+use crate::open_store;
+
+pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
+    let store = open_store(config)?;
+    match cmd {
+        UserCommand::Create { email, admin, password_stdin } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+                line.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                let first = rpassword::prompt_password(format!("Password for {email}: ")).context("reading the password")?;
+                let again = rpassword::prompt_password("The same password again: ").context("reading the password")?;
+                if first != again {
+                    bail!("the two passwords differ; nothing was created");
+                }
+                first
+            };
+            if let Err(problem) = check_new_password(&password, None) {
+                bail!("{problem}; nothing was created");
+            }
+            let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+            let user = store.create_user(&email, &hash, admin)?;
+            println!(
+                "Created the {} {}. Log in at {}/login",
+                if user.is_admin { "administrator" } else { "user" },
+                user.email,
+                config.public_url()
+            );
+        }
+        UserCommand::List => {
+            let users = store.users()?;
+            if users.is_empty() {
+                println!("No users yet. Create one with: sentry user create EMAIL --admin");
+            }
+            for u in users {
+                println!("{:<40} {}", u.email, if u.is_admin { "administrator" } else { "member" });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// While no user exists: a new one-time link that lets the first visitor become the
+/// administrator (printed by `sentry start`).
+pub fn setup_link(config: &Config, store: &store::SqliteStore) -> Result<Option<String>> {
+    if store.user_count()? > 0 {
+        return Ok(None);
+    }
+    let token = new_setup_token(store)?;
+    Ok(Some(format!("{}/setup/{token}", config.public_url())))
+}

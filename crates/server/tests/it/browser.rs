@@ -1,0 +1,169 @@
+//! The dashboard in headless Chromium against the real binary, with the real Python SDK: log in,
+//! watch an error arrive live without reloading, filter by a tag, sort, page, open the issue,
+//! read its stack trace, resolve it, see it leave the unresolved tab, send it again and see it
+//! reopen as a regression. Screenshots of the stream and the group page go to `test-artifacts/`.
+
+use serde_json::json;
+
+use crate::harness::{
+    client_script, clean_command, facts, is_png, python, run_ok, Browser, Project, Server, ADMIN_EMAIL, ADMIN_PASSWORD,
+};
+
+const WORDS: [&str; 30] = ["apple", "banana", "cherry", "damson", "elder", "fig", "grape", "hazel", "iris", "juniper", "kiwi", "lemon", "mango", "nectar", "olive", "papaya", "quince", "raisin", "sloe", "tangelo", "ugli", "vanilla", "walnut", "xigua", "yuzu", "zucchini", "almond", "basil", "clove", "dill"];
+
+/// Runs the real sentry-sdk scenario that raises a KeyError in `apply_coupon`.
+fn sdk_checkout_error(project: &Project) -> serde_json::Value {
+    let mut cmd = clean_command(python());
+    cmd.arg(client_script("dashboard_scenarios.py")).args(["checkout-error", &project.dsn]);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    facts(&run_ok(&mut cmd))
+}
+
+fn log_in(b: &Browser, server: &Server) {
+    b.goto(&server.url("/p/shop/"));
+    b.wait_until("the login page", |b| b.current_url().contains("/login?next="));
+    b.fill("input[name=email]", ADMIN_EMAIL);
+    b.fill("input[name=password]", ADMIN_PASSWORD);
+    b.click("#login-form button[type=submit]");
+    b.wait_until("the stream after logging in", |b| b.current_url().ends_with("/p/shop/"));
+}
+
+fn row_titles(b: &Browser) -> Vec<String> {
+    b.texts(".group-row a.title")
+}
+
+#[test]
+fn stream_live_filter_sort_page_then_resolve_and_regress() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let out = server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true);
+    assert!(out.status.success());
+    // 30 groups so there is a second page; the busiest ones on web-2.
+    for (n, word) in WORDS.iter().enumerate() {
+        let srv = if n % 2 == 0 { "web-9" } else { "web-2" };
+        for _ in 0..(n % 7 + 1) {
+            server.send_event(&project, &json!({"message": format!("stock check {word} slow"), "server_name": srv, "level": "warning"}));
+        }
+    }
+
+    let b = Browser::start();
+    log_in(&b, &server);
+    assert_eq!(row_titles(&b).len(), 25);
+    // Newest first, so the new issue lands on this page (by priority, busier issues come first).
+    b.click("nav[aria-label=Sort] a[href*='sort=last_seen']");
+    b.wait_until("the last-seen sort", |b| b.current_url().contains("sort=last_seen"));
+    b.wait_until("the live stream to connect", |b| b.js("return document.body.dataset.live || ''") == "connected");
+    b.js("window.__notReloaded = true");
+
+    // A real SDK sends an error: it shows up without a reload.
+    let first = sdk_checkout_error(&project);
+    assert!(first["event_id"].is_string());
+    b.wait_until("the KeyError to appear live", |b| row_titles(b).iter().any(|t| t.contains("KeyError")));
+    assert_eq!(b.js("return window.__notReloaded === true"), true, "the page reloaded instead of updating live");
+    b.screenshot("stream.png");
+
+    // Filter by a tag with the select (the form submits on change): only web-1 (the SDK's).
+    // (The live update refreshes the list; the filter's choices come with a page load.)
+    b.goto(&b.current_url());
+    b.select("select[name=server]", "web-1");
+    b.wait_until("the server filter in the URL", |b| b.current_url().contains("server=web-1"));
+    let titles = row_titles(&b);
+    assert_eq!(titles.len(), 1, "{titles:?}");
+    assert!(titles[0].contains("KeyError"));
+
+    // Clear it and sort by frequency: the busiest groups first; the URL says so.
+    b.goto(&server.url("/p/shop/"));
+    b.click("nav[aria-label=Sort] a[href*='sort=frequency']");
+    b.wait_until("the frequency sort", |b| b.current_url().contains("sort=frequency"));
+    let counts: Vec<u64> = b.texts(".group-row .count").iter().map(|c| c.parse().unwrap_or(0)).collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "not by frequency: {counts:?}");
+    assert_eq!(counts[0], 7);
+
+    // Page: the next page has the rest, and its URL can be shared.
+    let page_one = row_titles(&b);
+    b.click("#next-page");
+    b.wait_until("page two", |b| b.current_url().contains("cursor="));
+    let page_two = row_titles(&b);
+    assert_eq!(page_one.len() + page_two.len(), 31, "{page_one:?} {page_two:?}");
+    assert!(page_two.iter().all(|t| !page_one.contains(t)));
+    let shared = b.current_url();
+    b.goto(&shared);
+    assert_eq!(row_titles(&b), page_two);
+
+    // Open the issue: its stack trace, with the in-app frame, source and locals.
+    b.goto(&server.url("/p/shop/?q=KeyError"));
+    b.click(".group-row a.title");
+    b.wait_until("the group page", |b| b.exists("#group-title"));
+    assert!(b.text("#group-title").contains("KeyError"));
+    b.wait_for_text(".frame.in-app", "apply_coupon");
+    let page = b.js("return document.body.innerText").as_str().unwrap_or("").to_string();
+    for needle in ["discounts[code]", "SUMMER", "coupon entered", "customer", "web-1"] {
+        assert!(page.contains(needle), "the group page lacks {needle:?}");
+    }
+    b.screenshot("group.png");
+    let group_url = b.current_url();
+
+    // Resolve: it leaves the unresolved tab and shows on the resolved one.
+    b.click("#resolve");
+    b.wait_for_text("#group-status", "resolved");
+    b.goto(&server.url("/p/shop/?q=KeyError"));
+    assert!(row_titles(&b).is_empty(), "a resolved issue is still listed as unresolved");
+    b.goto(&server.url("/p/shop/?q=KeyError&status=resolved"));
+    assert_eq!(row_titles(&b).len(), 1);
+
+    // The SDK sends it again: a regression, back in the unresolved tab, live.
+    b.goto(&server.url("/p/shop/?q=KeyError"));
+    b.wait_until("the live stream to connect", |b| b.js("return document.body.dataset.live || ''") == "connected");
+    sdk_checkout_error(&project);
+    b.wait_until("the regression to appear live", |b| row_titles(b).iter().any(|t| t.contains("KeyError")));
+    b.goto(&group_url);
+    b.wait_for_text("#group-status", "unresolved");
+    assert!(b.exists("#regression"), "the group page does not say regression");
+
+    // Phone width still shows the list.
+    b.set_window_size(390, 844);
+    b.goto(&server.url("/p/shop/"));
+    assert!(!row_titles(&b).is_empty());
+    b.screenshot("stream-phone.png");
+    for shot in ["stream.png", "group.png", "stream-phone.png"] {
+        assert!(is_png(&crate::harness::workspace_root().join("test-artifacts").join(shot)), "{shot}");
+    }
+}
+
+#[test]
+fn every_page_renders_in_chromium() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    server.send_event(&project, &json!({"message": "hello", "event_id": "cccccccccccccccccccccccccccccccc"}));
+    server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", "query=SELECT 1", "--time-spent", "36"]);
+    let id = server.groups("shop").iter().find(|g| g["kind"] == "message").unwrap()["id"].as_u64().unwrap();
+    let b = Browser::start();
+    log_in(&b, &server);
+    for (path, expect) in [
+        ("/dashboard".to_string(), "Trending"),
+        ("/dashboard?interval=15m".into(), "New issues"),
+        ("/p/shop/?sort=time_spent".into(), "SELECT"),
+        (format!("/p/shop/issues/{id}/"), "Why these events are grouped"),
+        (format!("/p/shop/issues/{id}/events/cccccccccccccccccccccccccccccccc/"), "Raw JSON"),
+        ("/settings/".into(), "Users"),
+        ("/settings/projects/shop/".into(), "Client keys"),
+    ] {
+        b.goto(&server.url(&path));
+        b.wait_until(&format!("{path} to show {expect:?}"), |b| {
+            b.js("return document.body.innerText").as_str().unwrap_or("").contains(expect)
+        });
+        let errors = b.js("return document.querySelectorAll('.error-message').length");
+        assert_eq!(errors, 0, "{path} shows an error");
+    }
+    // Keyboard: j selects the first row, o opens it.
+    b.goto(&server.url("/p/shop/"));
+    b.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'j'}))");
+    b.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'o'}))");
+    b.wait_until("o to open the selected issue", |b| b.current_url().contains("/issues/"));
+    // Logging out ends the session.
+    b.click("header form button");
+    b.wait_until("the login page", |b| b.current_url().contains("/login"));
+    b.goto(&server.url("/dashboard"));
+    b.wait_until("the login page again", |b| b.current_url().contains("/login"));
+}

@@ -1,0 +1,217 @@
+//! Accounts: users (with their argon2 password hashes, computed by the caller), browser
+//! sessions with their CSRF tokens, and the one-time setup links printed while no user exists.
+//! Tokens arrive here already hashed: the store never sees a cookie's secret.
+
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::{now, SqliteStore};
+use crate::{Result, StoreError};
+
+/// A user who can log in to the dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    pub created_at: f64,
+    pub last_login: Option<f64>,
+}
+
+/// A live session: whose it is and the token its forms must carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+    pub expires_at: f64,
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.is_admin, u.created_at, u.last_login";
+
+fn user_from(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        email: r.get(1)?,
+        is_admin: r.get::<_, i64>(2)? != 0,
+        created_at: r.get(3)?,
+        last_login: r.get(4)?,
+    })
+}
+
+impl SqliteStore {
+    /// Creates a user. The email must not be taken (case-insensitively).
+    pub fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User> {
+        let email = email.trim();
+        if email.is_empty() || !email.contains('@') {
+            return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
+        }
+        let conn = self.conn()?;
+        let t = now();
+        conn.execute(
+            "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![email, password_hash, is_admin as i64, t],
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                StoreError::Invalid(format!("a user with the email {email} already exists"))
+            }
+            e => e.into(),
+        })?;
+        Ok(User { id: conn.last_insert_rowid(), email: email.to_string(), is_admin, created_at: t, last_login: None })
+    }
+
+    /// Sets a user's password hash (and logs out their other sessions).
+    pub fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let n = tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![user_id, password_hash])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn user_count(&self) -> Result<u64> {
+        let conn = self.conn()?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+        Ok(n.max(0) as u64)
+    }
+
+    pub fn users(&self) -> Result<Vec<User>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.id"))?;
+        let rows = st.query_map([], user_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    /// A user and their password hash, by email (case-insensitive), for logging in.
+    pub fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = ?1"))?;
+        Ok(st.query_row([email.trim()], |r| Ok((user_from(r)?, r.get::<_, String>(5)?))).optional()?)
+    }
+
+    /// Records a session for a user; `token_hash` is the SHA-256 of the cookie's token.
+    pub fn create_session(&self, user_id: i64, token_hash: &str, csrf_token: &str, ttl_secs: f64) -> Result<()> {
+        let conn = self.conn()?;
+        let t = now();
+        conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [t])?;
+        conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![token_hash, user_id, csrf_token, t, t + ttl_secs],
+        )?;
+        conn.execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![user_id, t])?;
+        Ok(())
+    }
+
+    /// The live (not expired) session with this token hash.
+    pub fn session(&self, token_hash: &str) -> Result<Option<Session>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS}, s.csrf_token, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2"
+        ))?;
+        Ok(st
+            .query_row(params![token_hash, now()], |r| {
+                Ok(Session { user: user_from(r)?, csrf_token: r.get(5)?, expires_at: r.get(6)? })
+            })
+            .optional()?)
+    }
+
+    pub fn delete_session(&self, token_hash: &str) -> Result<()> {
+        let conn = self.conn()?;
+        conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+        Ok(())
+    }
+
+    /// Replaces any unused setup link by a new one (hashed), valid for `ttl_secs`.
+    pub fn create_setup_token(&self, token_hash: &str, ttl_secs: f64) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let t = now();
+        tx.execute("DELETE FROM setup_tokens WHERE used_at IS NULL", [])?;
+        tx.execute(
+            "INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
+            params![token_hash, t, t + ttl_secs],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Whether a setup link is still usable: not used, not expired, and still no user exists.
+    pub fn setup_token_valid(&self, token_hash: &str) -> Result<bool> {
+        let conn = self.conn()?;
+        Ok(conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM setup_tokens WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2)
+                AND NOT EXISTS(SELECT 1 FROM users)",
+            params![token_hash, now()],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Uses a setup link: creates the first (admin) user, in one transaction, so two visitors
+    /// racing with the same link can't both succeed.
+    pub fn use_setup_token(&self, token_hash: &str, email: &str, password_hash: &str) -> Result<User> {
+        let email = email.trim();
+        if email.is_empty() || !email.contains('@') {
+            return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let t = now();
+        let ok: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM setup_tokens WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2)
+                AND NOT EXISTS(SELECT 1 FROM users)",
+            params![token_hash, t],
+            |r| r.get(0),
+        )?;
+        if !ok {
+            return Err(StoreError::Invalid("this setup link has been used or has expired".into()));
+        }
+        tx.execute("UPDATE setup_tokens SET used_at = ?2 WHERE token_hash = ?1", params![token_hash, t])?;
+        tx.execute(
+            "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES (?1, ?2, 1, ?3)",
+            params![email, password_hash, t],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.commit()?;
+        Ok(User { id, email: email.to_string(), is_admin: true, created_at: t, last_login: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn users_sessions_and_setup_links() {
+        let (_d, s) = open();
+        s.create_setup_token("t1", 60.0).unwrap();
+        assert!(s.setup_token_valid("t1").unwrap());
+        assert!(!s.setup_token_valid("nope").unwrap());
+        let u = s.use_setup_token("t1", "Admin@Example.com", "hash").unwrap();
+        assert!(u.is_admin);
+        // Used once: refused afterwards, and no second first user.
+        assert!(!s.setup_token_valid("t1").unwrap());
+        assert!(s.use_setup_token("t1", "b@example.com", "h").is_err());
+        assert!(s.create_user("admin@example.com", "h", false).is_err(), "emails are unique case-insensitively");
+        let (found, hash) = s.user_for_login("ADMIN@example.com").unwrap().unwrap();
+        assert_eq!((found.id, hash.as_str()), (u.id, "hash"));
+
+        s.create_session(u.id, "sess", "csrf", 60.0).unwrap();
+        let sess = s.session("sess").unwrap().unwrap();
+        assert_eq!((sess.user.id, sess.csrf_token.as_str()), (u.id, "csrf"));
+        s.create_session(u.id, "old", "c", -1.0).unwrap();
+        assert!(s.session("old").unwrap().is_none(), "expired sessions are not live");
+        s.set_password(u.id, "new").unwrap();
+        assert!(s.session("sess").unwrap().is_none(), "a new password ends the other sessions");
+    }
+}

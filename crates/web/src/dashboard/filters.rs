@@ -1,0 +1,401 @@
+//! The Filter API (the seed's): a filter is a **processor**, which narrows the stream query
+//! (by a tag value, the level, the status, a time range, text), and a **renderer**, which says
+//! how it is shown (a select with the top values and their counts, a search input, a set of
+//! toggles) and with which choices.
+//!
+//! Projects list the filters of their stream as `slices` in the config file
+//! (`[projects.<slug>] slices = ["level", "server", { tag = "customer", widget = "search" }]`);
+//! [`check_slice`] is what `sentry config check` uses to refuse unknown names. The search box
+//! speaks the same filters: `level:error server:web-1 is:resolved some words`.
+//!
+//! Adding a built-in filter: write one type implementing [`Filter`] and name it in [`builtin`]
+//! and [`BUILTIN_NAMES`].
+
+use protocol::Level;
+use serde::Serialize;
+use store::{GroupStatus, SqliteStore, StatusFilter, StreamQuery};
+
+/// How a filter is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Widget {
+    /// A drop-down of the most frequent values, with their counts.
+    Select,
+    /// A text input: any value.
+    Search,
+    /// One button per value; the chosen one is highlighted.
+    Toggles,
+}
+
+impl Widget {
+    pub const NAMES: &'static [&'static str] = &["select", "search", "toggles"];
+
+    pub fn parse(s: &str) -> Option<Widget> {
+        Some(match s {
+            "select" => Widget::Select,
+            "search" => Widget::Search,
+            "toggles" => Widget::Toggles,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Widget::Select => "select",
+            Widget::Search => "search",
+            Widget::Toggles => "toggles",
+        }
+    }
+}
+
+/// One value a widget offers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub value: String,
+    pub count: Option<u64>,
+}
+
+/// A filter: how it narrows the stream (processor) and what it offers (renderer).
+pub trait Filter: Send + Sync {
+    /// Its name in the URL and in the search box (`level`, `server`, a tag key).
+    fn param(&self) -> &str;
+    /// What the person reads next to it.
+    fn label(&self) -> String;
+    /// The widget used unless the config names another.
+    fn default_widget(&self) -> Widget;
+    /// The processor: narrows the query to `value`, or says why the value can't be used.
+    fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String>;
+    /// The renderer's choices for a project, most frequent first.
+    fn choices(&self, store: &SqliteStore, project_id: i64) -> store::Result<Vec<Choice>>;
+}
+
+/// Filters that can be named in `slices` as a plain string.
+pub const BUILTIN_NAMES: &[&str] =
+    &["level", "logger", "server", "environment", "release", "url", "transaction", "browser", "os", "user"];
+
+/// The slices of a project that the config does not mention.
+pub const DEFAULT_SLICES: &[&str] = &["level", "logger", "server", "environment", "release"];
+
+/// URL parameters of the stream that a tag filter can't take as its name.
+pub const RESERVED_PARAMS: &[&str] = &["sort", "interval", "status", "q", "cursor", "fragment", "is"];
+
+/// The built-in filter called `name`.
+pub fn builtin(name: &str) -> Option<Box<dyn Filter>> {
+    match name {
+        "level" => Some(Box::new(LevelFilter)),
+        _ if BUILTIN_NAMES.contains(&name) => Some(Box::new(TagFilter { key: name.to_string() })),
+        _ => None,
+    }
+}
+
+/// A filter as the config lists it, checked.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SliceSpec {
+    /// A built-in filter's name, or a tag key (with `tag = "…"`).
+    pub name: String,
+    /// Whether `name` is any tag (`{ tag = "customer" }`) rather than a built-in filter.
+    pub is_tag: bool,
+    pub widget: Option<Widget>,
+}
+
+impl SliceSpec {
+    pub fn filter(&self) -> Box<dyn Filter> {
+        if self.is_tag {
+            Box::new(TagFilter { key: self.name.clone() })
+        } else {
+            builtin(&self.name).unwrap_or_else(|| Box::new(TagFilter { key: self.name.clone() }))
+        }
+    }
+
+    pub fn widget(&self) -> Widget {
+        self.widget.unwrap_or_else(|| self.filter().default_widget())
+    }
+}
+
+/// Checks one entry of `slices`: either a built-in filter (`"level"`, or
+/// `{ filter = "level", widget = "toggles" }`) or any tag (`{ tag = "customer", widget =
+/// "search" }`). The error says what is valid.
+pub fn check_slice(filter: Option<&str>, tag: Option<&str>, widget: Option<&str>) -> Result<SliceSpec, String> {
+    let widget = match widget {
+        None => None,
+        Some(w) => Some(Widget::parse(w).ok_or_else(|| {
+            format!("unknown widget \"{w}\"; valid widgets are: {}", Widget::NAMES.join(", "))
+        })?),
+    };
+    match (filter, tag) {
+        (Some(_), Some(_)) => Err("give either `filter` or `tag`, not both".into()),
+        (None, None) => Err(format!(
+            "a slice needs a filter name ({}) or `tag = \"KEY\"` for any tag",
+            BUILTIN_NAMES.join(", ")
+        )),
+        (Some(f), None) => {
+            if builtin(f).is_none() {
+                return Err(format!(
+                    "unknown filter \"{f}\"; valid filters are: {}; for any other tag write {{ tag = \"{f}\" }}",
+                    BUILTIN_NAMES.join(", ")
+                ));
+            }
+            Ok(SliceSpec { name: f.to_string(), is_tag: false, widget })
+        }
+        (None, Some(t)) => {
+            let t = t.trim();
+            if t.is_empty() || t.len() > protocol::event::MAX_TAG_KEY_BYTES || t.chars().any(|c| c.is_whitespace() || c == ':') {
+                return Err(format!("\"{t}\" can't be a tag key: use letters, digits, dots, dashes or underscores"));
+            }
+            if RESERVED_PARAMS.contains(&t) {
+                return Err(format!("the tag \"{t}\" can't be a slice: {} are taken by the stream", RESERVED_PARAMS.join(", ")));
+            }
+            Ok(SliceSpec { name: t.to_string(), is_tag: true, widget })
+        }
+    }
+}
+
+/// The default slices, as specs.
+pub fn default_slices() -> Vec<SliceSpec> {
+    DEFAULT_SLICES.iter().map(|n| SliceSpec { name: n.to_string(), is_tag: false, widget: None }).collect()
+}
+
+/// Any tag value.
+pub struct TagFilter {
+    pub key: String,
+}
+
+impl Filter for TagFilter {
+    fn param(&self) -> &str {
+        &self.key
+    }
+    fn label(&self) -> String {
+        let mut c = self.key.chars();
+        c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+    }
+    fn default_widget(&self) -> Widget {
+        Widget::Select
+    }
+    fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String> {
+        q.tags.push((self.key.clone(), value.to_string()));
+        Ok(())
+    }
+    fn choices(&self, store: &SqliteStore, project_id: i64) -> store::Result<Vec<Choice>> {
+        Ok(store
+            .project_tag_values(project_id, &self.key, 10)?
+            .into_iter()
+            .map(|t| Choice { value: t.value, count: Some(t.count) })
+            .collect())
+    }
+}
+
+/// The level (fatal, error, warning, info, debug), as clients name it in any of their ways.
+pub struct LevelFilter;
+
+impl Filter for LevelFilter {
+    fn param(&self) -> &str {
+        "level"
+    }
+    fn label(&self) -> String {
+        "Level".into()
+    }
+    fn default_widget(&self) -> Widget {
+        Widget::Toggles
+    }
+    fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String> {
+        let level = Level::parse(value).ok_or_else(|| format!("\"{value}\" is not a level: use fatal, error, warning, info or debug"))?;
+        q.tags.push(("level".into(), level.as_str().into()));
+        Ok(())
+    }
+    fn choices(&self, store: &SqliteStore, project_id: i64) -> store::Result<Vec<Choice>> {
+        let counts = store.project_tag_values(project_id, "level", 20)?;
+        Ok(["fatal", "error", "warning", "info", "debug"]
+            .iter()
+            .map(|l| Choice { value: l.to_string(), count: Some(counts.iter().find(|c| c.value == *l).map_or(0, |c| c.count)) })
+            .collect())
+    }
+}
+
+/// The triage status (`is:resolved`).
+pub struct StatusFilterKind;
+
+impl Filter for StatusFilterKind {
+    fn param(&self) -> &str {
+        "is"
+    }
+    fn label(&self) -> String {
+        "Status".into()
+    }
+    fn default_widget(&self) -> Widget {
+        Widget::Toggles
+    }
+    fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String> {
+        q.status = match value {
+            "all" => StatusFilter::All,
+            v => StatusFilter::Only(
+                GroupStatus::parse(v).ok_or_else(|| format!("\"is:{v}\": use is:unresolved, is:resolved or is:ignored"))?,
+            ),
+        };
+        Ok(())
+    }
+    fn choices(&self, _: &SqliteStore, _: i64) -> store::Result<Vec<Choice>> {
+        Ok(["unresolved", "resolved", "ignored"].iter().map(|v| Choice { value: v.to_string(), count: None }).collect())
+    }
+}
+
+/// A time range: groups seen within the last interval.
+pub struct IntervalFilter;
+
+/// The intervals offered, with their length in seconds (`None`: all time).
+pub const INTERVALS: &[(&str, Option<f64>)] = &[
+    ("15m", Some(900.0)),
+    ("1h", Some(3600.0)),
+    ("24h", Some(86400.0)),
+    ("7d", Some(7.0 * 86400.0)),
+    ("30d", Some(30.0 * 86400.0)),
+    ("all", None),
+];
+
+impl Filter for IntervalFilter {
+    fn param(&self) -> &str {
+        "interval"
+    }
+    fn label(&self) -> String {
+        "Interval".into()
+    }
+    fn default_widget(&self) -> Widget {
+        Widget::Toggles
+    }
+    fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String> {
+        let (_, secs) = INTERVALS
+            .iter()
+            .find(|(n, _)| *n == value)
+            .ok_or_else(|| format!("\"{value}\" is not an interval: use 15m, 1h, 24h, 7d, 30d or all"))?;
+        q.since = secs.map(|s| q.now - s);
+        Ok(())
+    }
+    fn choices(&self, _: &SqliteStore, _: i64) -> store::Result<Vec<Choice>> {
+        Ok(INTERVALS.iter().map(|(n, _)| Choice { value: n.to_string(), count: None }).collect())
+    }
+}
+
+/// Free text: every word must appear in the title or the culprit.
+pub struct TextFilter;
+
+impl Filter for TextFilter {
+    fn param(&self) -> &str {
+        "q"
+    }
+    fn label(&self) -> String {
+        "Search".into()
+    }
+    fn default_widget(&self) -> Widget {
+        Widget::Search
+    }
+    fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String> {
+        q.text.push(value.to_string());
+        Ok(())
+    }
+    fn choices(&self, _: &SqliteStore, _: i64) -> store::Result<Vec<Choice>> {
+        Ok(Vec::new())
+    }
+}
+
+/// One term of the search box.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Term {
+    Text(String),
+    Pair(String, String),
+}
+
+/// Splits the search box into `key:value` pairs and words. Quotes keep spaces together
+/// (`message:"out of stock"`, `"two words"`).
+pub fn parse_search(q: &str) -> Vec<Term> {
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in q.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    tokens
+        .into_iter()
+        .map(|t| match t.split_once(':') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() && !v.starts_with("//") => Term::Pair(k.to_string(), v.to_string()),
+            _ => Term::Text(t),
+        })
+        .collect()
+}
+
+/// Applies the search box to a query; returns the problems to show (the rest still applies).
+pub fn apply_search(q: &str, query: &mut StreamQuery) -> Vec<String> {
+    let mut problems = Vec::new();
+    for term in parse_search(q) {
+        let result = match &term {
+            Term::Text(w) => TextFilter.apply(w, query),
+            Term::Pair(k, v) => search_filter(k).apply(v, query),
+        };
+        if let Err(p) = result {
+            problems.push(p);
+        }
+    }
+    problems
+}
+
+/// The filter a search-box key means: `is`, `level`, `interval`, else the tag of that name.
+fn search_filter(key: &str) -> Box<dyn Filter> {
+    match key {
+        "is" | "status" => Box::new(StatusFilterKind),
+        "interval" => Box::new(IntervalFilter),
+        k => builtin(k).unwrap_or_else(|| Box::new(TagFilter { key: k.to_string() })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_terms() {
+        assert_eq!(
+            parse_search(r#"level:error  server:web-1 is:unresolved "out of" stock message:"a b" http://x"#),
+            vec![
+                Term::Pair("level".into(), "error".into()),
+                Term::Pair("server".into(), "web-1".into()),
+                Term::Pair("is".into(), "unresolved".into()),
+                Term::Text("out of".into()),
+                Term::Text("stock".into()),
+                Term::Pair("message".into(), "a b".into()),
+                Term::Text("http://x".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn search_narrows_the_query() {
+        let mut q = StreamQuery::new(1, 1000.0);
+        let problems = apply_search("level:warn customer:acme is:resolved boom interval:1h level:loud", &mut q);
+        assert_eq!(q.tags, vec![("level".into(), "warning".into()), ("customer".into(), "acme".into())]);
+        assert_eq!(q.status, StatusFilter::Only(GroupStatus::Resolved));
+        assert_eq!(q.text, vec!["boom".to_string()]);
+        assert_eq!(q.since, Some(1000.0 - 3600.0));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn slices_are_checked() {
+        assert_eq!(check_slice(Some("level"), None, None).unwrap().widget(), Widget::Toggles);
+        let s = check_slice(None, Some("customer"), Some("search")).unwrap();
+        assert_eq!((s.is_tag, s.widget()), (true, Widget::Search));
+        let e = check_slice(Some("lvl"), None, None).unwrap_err();
+        assert!(e.contains("unknown filter \"lvl\"") && e.contains("level, logger"), "{e}");
+        let e = check_slice(Some("level"), None, Some("dropdown")).unwrap_err();
+        assert!(e.contains("select, search, toggles"), "{e}");
+        assert!(check_slice(None, Some("sort"), None).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! Small formatting helpers for pages: times ("3 min ago" and UTC), counts, durations, and URL
+//! query strings.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// `2026-05-01 12:00:03 UTC`
+pub fn utc(ts: f64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ts.floor() as i64)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| format!("{ts}"))
+}
+
+/// `12 s ago`, `3 min ago`, `5 h ago`, `2 days ago`.
+pub fn ago(ts: f64, now: f64) -> String {
+    let d = (now - ts).max(0.0);
+    if d < 60.0 {
+        format!("{} s ago", d.floor())
+    } else if d < 3600.0 {
+        format!("{} min ago", (d / 60.0).floor())
+    } else if d < 86400.0 {
+        format!("{} h ago", (d / 3600.0).floor())
+    } else {
+        let days = (d / 86400.0).floor();
+        format!("{days} day{} ago", if days == 1.0 { "" } else { "s" })
+    }
+}
+
+/// `987`, `12.3k`, `4.5M`.
+pub fn count(n: u64) -> String {
+    if n < 10_000 {
+        n.to_string()
+    } else if n < 1_000_000 {
+        format!("{:.1}k", n as f64 / 1000.0)
+    } else {
+        format!("{:.1}M", n as f64 / 1e6)
+    }
+}
+
+/// `0.4 ms`, `36 ms`, `1.25 s`.
+pub fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.1} ms")
+    } else if v < 1000.0 {
+        format!("{v:.0} ms")
+    } else {
+        format!("{:.2} s", v / 1000.0)
+    }
+}
+
+/// Percent-encodes a query-string component.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `?k=v&k2=v2` from pairs, leaving out empty values.
+pub fn query_string(pairs: &[(String, String)]) -> String {
+    let parts: Vec<String> =
+        pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{}={}", url_encode(k), url_encode(v))).collect();
+    if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(ago(100.0, 3700.0), "1 h ago");
+        assert_eq!(count(12_345), "12.3k");
+        assert_eq!(ms(36.2), "36 ms");
+        assert_eq!(url_encode("a b&c=<"), "a+b%26c%3D%3C");
+        assert_eq!(query_string(&[("sort".into(), "freq".into()), ("q".into(), String::new())]), "?sort=freq");
+        assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+    }
+}

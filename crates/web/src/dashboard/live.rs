@@ -1,0 +1,80 @@
+//! Live updates: a server-sent events stream of the groups each committed batch touched
+//! (`event: group`, data `{"project": slug, "group": id, "new": bool, "regression": bool}`),
+//! fed by the ingest pipeline's broadcast. The page's script reloads its list when one arrives;
+//! without script the page simply does not update itself.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::auth::CurrentUser;
+use super::pages::project_by_slug;
+use super::{blocking, PageResult};
+use crate::AppState;
+
+fn events(state: &AppState, project: Option<(i64, String)>) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+    let rx = state.pipeline.subscribe();
+    let hello = Event::default().event("hello").data("{}");
+    let updates = stream::unfold((rx, project), |(mut rx, project)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(batch) => {
+                    let mut seen = Vec::new();
+                    let mut data = Vec::new();
+                    for e in batch.iter() {
+                        if project.as_ref().is_some_and(|(id, _)| *id != e.project_id) || seen.contains(&e.group_id) {
+                            continue;
+                        }
+                        seen.push(e.group_id);
+                        data.push(serde_json::json!({
+                            "project_id": e.project_id, "group": e.group_id, "new": e.new_group, "regression": e.regression,
+                        }));
+                    }
+                    if !data.is_empty() {
+                        let ev = Event::default().event("groups").data(serde_json::Value::Array(data).to_string());
+                        return Some((Ok(ev), (rx, project)));
+                    }
+                }
+                // Missed some: say so, the page reloads its list anyway.
+                Err(RecvError::Lagged(_)) => {
+                    return Some((Ok(Event::default().event("groups").data("[]")), (rx, project)));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut stopping = state.dashboard.stopping.subscribe();
+    let stop = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    futures_util::StreamExt::take_until(stream::once(async move { Ok(hello) }).chain_updates(updates), stop)
+}
+
+/// `futures_util`'s `chain` without pulling in `StreamExt` names everywhere.
+trait ChainUpdates: Stream + Sized {
+    fn chain_updates<S: Stream<Item = Self::Item>>(self, next: S) -> futures_util::stream::Chain<Self, S> {
+        futures_util::StreamExt::chain(self, next)
+    }
+}
+impl<T: Stream> ChainUpdates for T {}
+
+fn sse(stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -> Response {
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response()
+}
+
+/// `GET /p/{slug}/live`
+pub async fn project(State(state): State<AppState>, _user: CurrentUser, Path(slug): Path<String>) -> PageResult {
+    let store = state.pipeline.store.clone();
+    let p = blocking(move || project_by_slug(&store, &slug)).await?;
+    Ok(sse(events(&state, Some((p.id, p.slug)))))
+}
+
+/// `GET /live`: every project's updates (the dashboard page).
+pub async fn all(State(state): State<AppState>, _user: CurrentUser) -> PageResult {
+    Ok(sse(events(&state, None)))
+}

@@ -1,0 +1,177 @@
+//! The web dashboard: server-rendered HTML pages (askama templates, escaped by default) that
+//! work without JavaScript, plus a little script for live updates (server-sent events) and
+//! keyboard navigation.
+//!
+//! - `auth`: users, sessions (HttpOnly SameSite cookies), CSRF tokens, the login rate limit,
+//!   the one-time setup link.
+//! - `filters`: the Filter API (a processor that narrows the stream query, a renderer that
+//!   says how it is shown) and the search box's `key:value` terms.
+//! - `pages`: the stream, dashboard, group, event and settings pages.
+//! - `event_view`: turns a stored event's JSON into what the pages show.
+//! - `charts`: SVG charts rendered on the server.
+//! - `live`: the server-sent events stream.
+//!
+//! Every store call is blocking and runs on a blocking thread ([`blocking`]).
+
+pub mod auth;
+mod charts;
+mod event_view;
+pub mod filters;
+mod format;
+mod live;
+mod pages;
+mod settings;
+
+use std::collections::HashMap;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+pub use filters::SliceSpec;
+
+/// What the dashboard is configured with, from the config file.
+#[derive(Clone, Debug, Default)]
+pub struct DashboardConfig {
+    /// The filters shown on each project's stream (`[projects.<slug>] slices`), by slug.
+    /// Projects not listed get [`filters::DEFAULT_SLICES`].
+    pub slices: HashMap<String, Vec<SliceSpec>>,
+}
+
+/// The dashboard's shared state: its config and the login rate limiter.
+pub struct Dashboard {
+    pub config: DashboardConfig,
+    pub(crate) logins: auth::LoginLimiter,
+    /// Cookies get `Secure` when the public URL is https.
+    pub(crate) secure_cookies: bool,
+    /// Set when the server shuts down: live streams end so connections can close.
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl Dashboard {
+    pub fn new(config: DashboardConfig, public_url: &str) -> Dashboard {
+        Dashboard {
+            config,
+            logins: auth::LoginLimiter::default(),
+            secure_cookies: public_url.starts_with("https://"),
+            stopping: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Ends every live stream (call when the server stops accepting connections; an open
+    /// stream would otherwise hold the graceful shutdown forever).
+    pub fn shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+}
+
+/// The dashboard's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/setup/{token}", get(auth::setup_page).post(auth::setup))
+        .route("/dashboard", get(pages::dashboard))
+        .route("/live", get(live::all))
+        .route("/p/{slug}/", get(pages::stream))
+        .route("/p/{slug}/live", get(live::project))
+        .route("/p/{slug}/issues/{id}/", get(pages::group))
+        .route("/p/{slug}/issues/{id}/status", post(pages::set_status))
+        .route("/p/{slug}/issues/{id}/events/{event_id}/", get(pages::event))
+        .route("/p/{slug}/issues/{id}/events/{event_id}/json", get(pages::event_json))
+        .route("/settings/", get(settings::index))
+        .route("/settings/projects", post(settings::create_project))
+        .route("/settings/projects/{slug}/", get(settings::project))
+        .route("/settings/projects/{slug}/rename", post(settings::rename_project))
+        .route("/settings/projects/{slug}/keys", post(settings::create_key))
+        .route("/settings/projects/{slug}/keys/{key}/revoke", post(settings::revoke_key))
+        .route("/settings/users", post(settings::create_user))
+        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) }))
+        .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) }))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "max-age=300")], body).into_response()
+}
+
+/// Pages may not be framed, sniffed or run scripts from anywhere but us.
+async fn security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+    resp
+}
+
+/// Why a page could not be shown.
+#[derive(Debug)]
+pub enum PageError {
+    /// Not logged in: go to the login page, then come back to `next`.
+    Login { next: String },
+    NotFound(String),
+    Forbidden(String),
+    BadRequest(String),
+    TooManyRequests(String),
+    Internal(String),
+}
+
+impl From<store::StoreError> for PageError {
+    fn from(e: store::StoreError) -> PageError {
+        match e {
+            store::StoreError::NotFound(what) => PageError::NotFound(format!("{what} does not exist")),
+            store::StoreError::Invalid(why) => PageError::BadRequest(why),
+            e => PageError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for PageError {
+    fn from(e: askama::Error) -> PageError {
+        PageError::Internal(format!("rendering the page: {e}"))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            PageError::Login { next } => {
+                let target = format!("/login?next={}", format::url_encode(&next));
+                return Redirect::to(&target).into_response();
+            }
+            PageError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
+            PageError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Can't do that", m),
+            PageError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m),
+            PageError::Internal(m) => {
+                tracing::error!(error = %m, "dashboard page failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", m)
+            }
+        };
+        let page = pages::ErrorPage { title: title.to_string(), message };
+        let body = askama::Template::render(&page).unwrap_or_else(|_| "error".into());
+        (status, Html(body)).into_response()
+    }
+}
+
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// Runs blocking work (store calls, rendering) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> PageResult<T> + Send + 'static) -> PageResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| PageError::Internal(format!("a page task failed: {e}")))?
+}
+
+/// Renders a template into a response.
+pub(crate) fn render(t: &impl askama::Template) -> PageResult {
+    Ok(Html(t.render()?).into_response())
+}

@@ -1,0 +1,749 @@
+//! The pages: home, dashboard (across projects), project stream, group detail, event detail
+//! (with its raw JSON), and the triage actions (resolve, ignore, reopen). Handlers are thin:
+//! read the URL, query the store on a blocking thread, fill a view, render its template.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use store::{GroupRow, GroupStatus, Project, Sort, SqliteStore, StatusFilter, StreamQuery};
+
+use super::auth::CurrentUser;
+use super::event_view::EventView;
+use super::filters::{self, Filter, IntervalFilter, Widget, INTERVALS};
+use super::format::{self, query_string};
+use super::{blocking, charts, render, PageError, PageResult};
+use crate::AppState;
+
+/// The top bar of every page once logged in.
+pub struct Nav {
+    pub email: String,
+    pub is_admin: bool,
+    pub csrf: String,
+    /// (slug, name) of every project.
+    pub projects: Vec<(String, String)>,
+    /// The project being looked at, if any.
+    pub current: String,
+    pub section: &'static str,
+}
+
+pub(super) fn nav(store: &SqliteStore, user: &CurrentUser, current: &str, section: &'static str) -> PageResult<Nav> {
+    Ok(Nav {
+        email: user.user.email.clone(),
+        is_admin: user.user.is_admin,
+        csrf: user.csrf.clone(),
+        projects: store.projects()?.into_iter().map(|p| (p.slug, p.name)).collect(),
+        current: current.to_string(),
+        section,
+    })
+}
+
+/// A link that may be the active one of its group (a tab, a sort, an interval).
+pub struct Link {
+    pub label: String,
+    pub href: String,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub title: String,
+    pub message: String,
+}
+
+pub(super) fn project_by_slug(store: &SqliteStore, slug: &str) -> PageResult<Project> {
+    store.project_by_slug(slug)?.ok_or_else(|| PageError::NotFound(format!("there is no project \"{slug}\"")))
+}
+
+/// `GET /`: the dashboard when logged in, else the login page.
+pub async fn home(user: Result<CurrentUser, PageError>) -> Response {
+    match user {
+        Ok(_) => Redirect::to("/dashboard").into_response(),
+        Err(_) => Redirect::to("/login").into_response(),
+    }
+}
+
+fn interval_secs(name: &str) -> Option<Option<f64>> {
+    INTERVALS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// One group in a short list (dashboard, trending).
+pub struct GroupLink {
+    pub href: String,
+    pub title: String,
+    pub culprit: String,
+    pub level: String,
+    pub project: String,
+    pub detail: String,
+}
+
+fn group_href(slug: &str, id: i64) -> String {
+    format!("/p/{}/issues/{id}/", format::url_encode(slug))
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    nav: Nav,
+    intervals: Vec<Link>,
+    interval: String,
+    chart: String,
+    total: String,
+    projects: Vec<(String, String, String)>,
+    new_groups: Vec<GroupLink>,
+    trending: Vec<GroupLink>,
+}
+
+#[derive(Deserialize)]
+pub struct IntervalQuery {
+    interval: Option<String>,
+}
+
+/// `GET /dashboard?interval=24h`: event rate, new and trending groups across projects.
+pub async fn dashboard(State(state): State<AppState>, user: CurrentUser, Query(q): Query<IntervalQuery>) -> PageResult {
+    let store = state.pipeline.store.clone();
+    blocking(move || {
+        let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
+        let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
+        let now = format::now();
+        let since = now - secs;
+        let projects = store.projects()?;
+        let slug_of = |id: i64| projects.iter().find(|p| p.id == id).map(|p| p.slug.clone()).unwrap_or_default();
+        let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+        let series = store.project_series(&ids, since, now, 48)?;
+        let mut per_project = Vec::new();
+        for p in &projects {
+            let n: u64 = store.project_series(&[p.id], since, now, 1)?.iter().sum();
+            per_project.push((format!("/p/{}/?interval={interval}", format::url_encode(&p.slug)), p.name.clone(), format::count(n)));
+        }
+        let link = |g: &GroupRow, detail: String| GroupLink {
+            href: group_href(&slug_of(g.project_id), g.id),
+            title: g.title.clone(),
+            culprit: g.culprit.clone(),
+            level: g.level.clone(),
+            project: slug_of(g.project_id),
+            detail,
+        };
+        let new_groups = store
+            .new_groups(&ids, since, 10)?
+            .iter()
+            .map(|g| link(g, format!("first seen {}", format::ago(g.first_seen, now))))
+            .collect();
+        let trending = store
+            .trending(&ids, now, 10)?
+            .iter()
+            .map(|t| link(&t.group, format!("{} in 15 min · {} in 24 h · {:.1}× its usual rate", t.last_15m, t.last_24h, t.ratio)))
+            .collect();
+        let page = DashboardPage {
+            nav: nav(&store, &user, "", "dashboard")?,
+            intervals: INTERVALS
+                .iter()
+                .filter(|(_, s)| s.is_some())
+                .map(|(n, _)| Link { label: n.to_string(), href: format!("/dashboard?interval={n}"), active: *n == interval })
+                .collect(),
+            chart: charts::bars(&series, since, now, &format!("Events in the last {interval}, all projects")),
+            total: format::count(series.iter().sum()),
+            interval,
+            projects: per_project,
+            new_groups,
+            trending,
+        };
+        render(&page)
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// The project stream
+// ---------------------------------------------------------------------------------------------
+
+pub struct ChoiceView {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+    pub href: String,
+}
+
+pub struct SliceView {
+    pub param: String,
+    pub label: String,
+    pub widget: &'static str,
+    pub current: String,
+    pub choices: Vec<ChoiceView>,
+    pub clear_href: String,
+}
+
+pub struct RowView {
+    pub id: i64,
+    pub href: String,
+    pub title: String,
+    pub culprit: String,
+    pub level: String,
+    pub kind: String,
+    pub count: String,
+    pub users: String,
+    pub first_seen: String,
+    pub first_seen_utc: String,
+    pub last_seen: String,
+    pub last_seen_utc: String,
+    pub sparkline: String,
+    pub avg: String,
+    pub total: String,
+}
+
+#[derive(Template)]
+#[template(path = "stream.html")]
+struct StreamPage {
+    nav: Nav,
+    slug: String,
+    name: String,
+    tabs: Vec<Link>,
+    sorts: Vec<Link>,
+    intervals: Vec<Link>,
+    slices: Vec<SliceView>,
+    hidden: Vec<(String, String)>,
+    q: String,
+    problems: Vec<String>,
+    rows: Vec<RowView>,
+    next_url: Option<String>,
+    first_url: Option<String>,
+    empty: String,
+    count_label: String,
+    live_url: String,
+}
+
+#[derive(Template)]
+#[template(path = "stream_rows.html")]
+struct StreamRows {
+    rows: Vec<RowView>,
+    next_url: Option<String>,
+    first_url: Option<String>,
+    empty: String,
+    count_label: String,
+}
+
+const SORTS: &[(&str, &str)] = &[
+    ("priority", "Priority"),
+    ("last_seen", "Last seen"),
+    ("first_seen", "First seen"),
+    ("frequency", "Frequency"),
+    ("time_spent", "Avg. time"),
+    ("total_time_spent", "Total time"),
+];
+
+/// The stream's URL state, in a fixed order so URLs are stable and shareable.
+struct StreamState {
+    sort: String,
+    interval: String,
+    status: String,
+    /// (param, value) of each slice that is set.
+    slices: Vec<(String, String)>,
+    q: String,
+}
+
+impl StreamState {
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut v = vec![("sort".to_string(), self.sort.clone()), ("interval".into(), self.interval.clone()), ("status".into(), self.status.clone())];
+        v.extend(self.slices.iter().cloned());
+        v.push(("q".into(), self.q.clone()));
+        v
+    }
+
+    /// The URL with one parameter changed (empty removes it).
+    fn with(&self, base: &str, key: &str, value: &str) -> String {
+        let mut pairs = self.pairs();
+        match pairs.iter_mut().find(|(k, _)| k == key) {
+            Some(p) => p.1 = value.to_string(),
+            None => pairs.push((key.to_string(), value.to_string())),
+        }
+        format!("{base}{}", query_string(&pairs))
+    }
+}
+
+/// `GET /p/{slug}/?sort=…&interval=…&status=…&level=…&q=…&cursor=…` (`fragment=1`: only the list).
+pub async fn stream(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(slug): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> PageResult {
+    let store = state.pipeline.store.clone();
+    let slices = state.dashboard.config.slices.get(&slug).cloned().unwrap_or_else(filters::default_slices);
+    blocking(move || {
+        let project = project_by_slug(&store, &slug)?;
+        let param = |k: &str| params.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+        let mut problems = Vec::new();
+        let now = format::now();
+        let mut query = StreamQuery::new(project.id, now);
+
+        let sort = param("sort").unwrap_or_else(|| "priority".into());
+        query.sort = Sort::parse(&sort).unwrap_or_else(|| {
+            problems.push(format!("\"{sort}\" is not a sort; showing priority"));
+            Sort::Priority
+        });
+        let sort = SORTS.iter().find(|(n, _)| Sort::parse(n) == Some(query.sort)).map_or("priority", |s| s.0).to_string();
+        let mut interval = param("interval").unwrap_or_else(|| "24h".into());
+        if let Err(p) = IntervalFilter.apply(&interval, &mut query) {
+            problems.push(p);
+            interval = "24h".into();
+            let _ = IntervalFilter.apply(&interval, &mut query);
+        }
+        let status = param("status").unwrap_or_else(|| "unresolved".into());
+        let status = match GroupStatus::parse(&status) {
+            Some(s) => {
+                query.status = StatusFilter::Only(s);
+                s.as_str().to_string()
+            }
+            None => {
+                problems.push(format!("\"{status}\" is not a status"));
+                "unresolved".into()
+            }
+        };
+        let mut set = Vec::new();
+        let filters: Vec<(Box<dyn Filter>, Widget)> = slices.iter().map(|s| (s.filter(), s.widget())).collect();
+        for (f, _) in &filters {
+            if let Some(v) = param(f.param()) {
+                match f.apply(&v, &mut query) {
+                    Ok(()) => set.push((f.param().to_string(), v)),
+                    Err(p) => problems.push(p),
+                }
+            }
+        }
+        let q = param("q").unwrap_or_default();
+        problems.extend(filters::apply_search(&q, &mut query));
+        if let Some(c) = param("cursor") {
+            match store::Cursor::parse(&c) {
+                Some(c) => query.cursor = Some(c),
+                None => problems.push("the page link is broken; showing the first page".into()),
+            }
+        }
+        let st = StreamState { sort: sort.clone(), interval: interval.clone(), status: status.clone(), slices: set, q: q.clone() };
+        let base = format!("/p/{}/", format::url_encode(&project.slug));
+
+        let page = store.stream(&query)?;
+        let rows: Vec<RowView> = page
+            .rows
+            .iter()
+            .map(|r| {
+                let g = &r.group;
+                RowView {
+                    id: g.id,
+                    href: group_href(&project.slug, g.id),
+                    title: g.title.clone(),
+                    culprit: g.culprit.clone(),
+                    level: g.level.clone(),
+                    kind: g.kind.clone(),
+                    count: format::count(r.interval_count),
+                    users: format::count(r.users),
+                    first_seen: format::ago(g.first_seen, now),
+                    first_seen_utc: format::utc(g.first_seen),
+                    last_seen: format::ago(g.last_seen, now),
+                    last_seen_utc: format::utc(g.last_seen),
+                    sparkline: charts::sparkline(&r.sparkline),
+                    avg: g.time_spent.as_ref().map(|t| format::ms(t.avg_ms)).unwrap_or_default(),
+                    total: g.time_spent.as_ref().map(|t| format::ms(t.sum_ms)).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let next_url = page.next.map(|c| st.with(&base, "cursor", &c.encode()));
+        let first_url = query.cursor.map(|_| st.with(&base, "cursor", ""));
+        let empty = if query.cursor.is_some() {
+            "No more issues.".to_string()
+        } else {
+            format!("No {status} issues in the last {interval} match.")
+        };
+        let count_label = if interval == "all" { "Events".to_string() } else { format!("Events ({interval})") };
+        if param("fragment").is_some() {
+            return render(&StreamRows { rows, next_url, first_url, empty, count_label });
+        }
+
+        let mut slice_views = Vec::new();
+        for (f, widget) in &filters {
+            let current = st.slices.iter().find(|(k, _)| k == f.param()).map(|(_, v)| v.clone()).unwrap_or_default();
+            let choices = if *widget == Widget::Search { Vec::new() } else { f.choices(&store, project.id)? };
+            let mut choices: Vec<ChoiceView> = choices
+                .into_iter()
+                .map(|c| ChoiceView {
+                    label: match c.count {
+                        Some(n) => format!("{} ({})", c.value, format::count(n)),
+                        None => c.value.clone(),
+                    },
+                    selected: c.value == current,
+                    href: st.with(&base, f.param(), if c.value == current { "" } else { &c.value }),
+                    value: c.value,
+                })
+                .collect();
+            if !current.is_empty() && !choices.iter().any(|c| c.selected) {
+                choices.insert(0, ChoiceView { value: current.clone(), label: current.clone(), selected: true, href: st.with(&base, f.param(), "") });
+            }
+            slice_views.push(SliceView {
+                param: f.param().to_string(),
+                label: f.label(),
+                widget: widget.as_str(),
+                clear_href: st.with(&base, f.param(), ""),
+                current,
+                choices,
+            });
+        }
+        let tabs = ["unresolved", "resolved", "ignored"]
+            .iter()
+            .map(|s| Link { label: capitalise(s), href: st.with(&base, "status", s), active: *s == status })
+            .collect();
+        let sorts = SORTS.iter().map(|(n, l)| Link { label: l.to_string(), href: st.with(&base, "sort", n), active: *n == sort }).collect();
+        let intervals = INTERVALS
+            .iter()
+            .map(|(n, _)| Link { label: n.to_string(), href: st.with(&base, "interval", n), active: *n == interval })
+            .collect();
+        // The filter form keeps what it does not show.
+        let mut hidden = vec![("sort".to_string(), sort.clone()), ("interval".into(), interval.clone()), ("status".into(), status.clone())];
+        for s in &slice_views {
+            if s.widget == "toggles" && !s.current.is_empty() {
+                hidden.push((s.param.clone(), s.current.clone()));
+            }
+        }
+        let page = StreamPage {
+            nav: nav(&store, &user, &project.slug, "stream")?,
+            live_url: format!("{base}live"),
+            slug: project.slug.clone(),
+            name: project.name.clone(),
+            tabs,
+            sorts,
+            intervals,
+            slices: slice_views,
+            hidden,
+            q,
+            problems,
+            rows,
+            next_url,
+            first_url,
+            empty,
+            count_label,
+        };
+        render(&page)
+    })
+    .await
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group and event detail
+// ---------------------------------------------------------------------------------------------
+
+pub struct TagValueView {
+    pub value: String,
+    pub count: String,
+    pub pct: String,
+    pub bar: String,
+    pub href: String,
+}
+
+pub struct DurationView {
+    pub avg: String,
+    pub p95: String,
+    pub min: String,
+    pub max: String,
+    pub total: String,
+    pub count: String,
+    pub chart: String,
+}
+
+pub struct ComponentView {
+    pub name: String,
+    pub values: Vec<String>,
+    pub contributes: bool,
+}
+
+pub struct EventLine {
+    pub href: String,
+    pub id: String,
+    pub ago: String,
+    pub utc: String,
+    pub title: String,
+    pub level: String,
+    pub duration: String,
+}
+
+/// One event, as the group and event pages show it.
+pub struct EventDetail {
+    pub event_id: String,
+    pub href: String,
+    pub json_href: String,
+    pub ago: String,
+    pub utc: String,
+    pub level: String,
+    pub duration: String,
+    pub tags: Vec<(String, String, String)>,
+    pub v: EventView,
+}
+
+fn event_detail(slug: &str, e: &store::EventRow, now: f64) -> EventDetail {
+    let href = format!("{}events/{}/", group_href(slug, e.group_id), e.event_id);
+    EventDetail {
+        json_href: format!("{href}json"),
+        href,
+        event_id: e.event_id.clone(),
+        ago: format::ago(e.timestamp, now),
+        utc: format::utc(e.timestamp),
+        level: e.level.clone(),
+        duration: e.time_spent.map(format::ms).unwrap_or_default(),
+        tags: e
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), format!("/p/{}/?q={}", format::url_encode(slug), format::url_encode(&search_term(k, v)))))
+            .collect(),
+        v: EventView::from_payload(&e.payload),
+    }
+}
+
+/// `key:value` for the search box, quoted when the value has spaces.
+fn search_term(k: &str, v: &str) -> String {
+    if v.contains(char::is_whitespace) || v.contains('"') { format!("{k}:\"{}\"", v.replace('"', "")) } else { format!("{k}:{v}") }
+}
+
+#[derive(Template)]
+#[template(path = "group.html")]
+struct GroupPage {
+    nav: Nav,
+    slug: String,
+    g: GroupRow,
+    status: String,
+    first_seen: String,
+    last_seen: String,
+    first_seen_utc: String,
+    last_seen_utc: String,
+    count: String,
+    interval_count: String,
+    users: String,
+    intervals: Vec<Link>,
+    interval: String,
+    chart: String,
+    tags: Vec<(String, Vec<TagValueView>)>,
+    durations: Option<DurationView>,
+    normalised: Option<(String, String)>,
+    components: Vec<ComponentView>,
+    events: Vec<EventLine>,
+    events_next: Option<String>,
+    activity: Vec<(String, String)>,
+    regression: bool,
+    latest: Option<EventDetail>,
+    base: String,
+}
+
+#[derive(Deserialize)]
+pub struct GroupQuery {
+    interval: Option<String>,
+    events_before: Option<i64>,
+}
+
+/// The group `id` of the project `slug`; a group of another project is "not found".
+fn group_of(store: &SqliteStore, slug: &str, id: &str) -> PageResult<(Project, GroupRow)> {
+    let project = project_by_slug(store, slug)?;
+    let not_found = || PageError::NotFound(format!("there is no issue {id} in the project \"{slug}\""));
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let group = store.group(id)?.filter(|g| g.project_id == project.id).ok_or_else(not_found)?;
+    Ok((project, group))
+}
+
+/// `GET /p/{slug}/issues/{id}/`
+pub async fn group(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((slug, id)): Path<(String, String)>,
+    Query(q): Query<GroupQuery>,
+) -> PageResult {
+    let store = state.pipeline.store.clone();
+    blocking(move || {
+        let (project, g) = group_of(&store, &slug, &id)?;
+        let now = format::now();
+        let base = group_href(&project.slug, g.id);
+        let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
+        let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
+        let since = now - secs;
+        let series = store.group_series(g.id, since, now, 48)?;
+        let interval_count = store.group_interval_count(g.id, Some(since), now)?;
+        let tag_rows = store.group_tags(g.id, 8)?;
+        let users = tag_rows.iter().find(|(k, _)| k == "user").map_or(0, |(_, v)| v.len());
+        let tags = tag_rows
+            .into_iter()
+            .map(|(k, vals)| {
+                let views = vals
+                    .into_iter()
+                    .map(|t| TagValueView {
+                        pct: format!("{:.0}%", t.count as f64 / g.count.max(1) as f64 * 100.0),
+                        bar: charts::share_bar(t.count, g.count),
+                        count: format::count(t.count),
+                        href: format!("/p/{}/?q={}", format::url_encode(&project.slug), format::url_encode(&search_term(&k, &t.value))),
+                        value: t.value,
+                    })
+                    .collect();
+                (k, views)
+            })
+            .collect();
+        let durations = match &g.time_spent {
+            Some(t) => Some(DurationView {
+                avg: format::ms(t.avg_ms),
+                p95: format::ms(t.p95_ms),
+                min: format::ms(t.min_ms),
+                max: format::ms(t.max_ms),
+                total: format::ms(t.sum_ms),
+                count: format::count(t.count),
+                chart: charts::histogram(&store.duration_histogram(g.id)?, t.avg_ms, t.p95_ms),
+            }),
+            None => None,
+        };
+        let normalised = match g.kind.as_str() {
+            "query" => Some(("Normalised SQL".to_string(), g.title.clone())),
+            "transaction" => Some(("Transaction".to_string(), g.title.clone())),
+            _ => None,
+        };
+        let components = serde_json::from_str::<Vec<serde_json::Value>>(&g.components)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| ComponentView {
+                name: c["name"].as_str().unwrap_or("").to_string(),
+                values: c["values"].as_array().map(|v| v.iter().map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string)).collect()).unwrap_or_default(),
+                contributes: c["contributes"].as_bool().unwrap_or(true),
+            })
+            .collect();
+        let page_events = store.group_events_page(g.id, q.events_before, 20)?;
+        let events_next = (page_events.len() == 20)
+            .then(|| page_events.last().map(|(rowid, _)| format!("{base}?interval={interval}&events_before={rowid}#events")))
+            .flatten();
+        let events = page_events
+            .iter()
+            .map(|(_, e)| EventLine {
+                href: format!("{base}events/{}/", e.event_id),
+                id: e.event_id[..8.min(e.event_id.len())].to_string(),
+                ago: format::ago(e.timestamp, now),
+                utc: format::utc(e.timestamp),
+                title: e.title.clone(),
+                level: e.level.clone(),
+                duration: e.time_spent.map(format::ms).unwrap_or_default(),
+            })
+            .collect();
+        let latest = store.events(g.id, 1)?.first().map(|e| event_detail(&project.slug, e, now));
+        let activity_rows = store.activity(g.id)?;
+        let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == "regression");
+        let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
+        let page = GroupPage {
+            nav: nav(&store, &user, &project.slug, "group")?,
+            slug: project.slug.clone(),
+            status: g.status.as_str().to_string(),
+            first_seen: format::ago(g.first_seen, now),
+            last_seen: format::ago(g.last_seen, now),
+            first_seen_utc: format::utc(g.first_seen),
+            last_seen_utc: format::utc(g.last_seen),
+            count: format::count(g.count),
+            interval_count: format::count(interval_count),
+            users: format::count(users as u64),
+            intervals: INTERVALS
+                .iter()
+                .filter(|(_, s)| s.is_some())
+                .map(|(n, _)| Link { label: n.to_string(), href: format!("{base}?interval={n}"), active: *n == interval })
+                .collect(),
+            chart: charts::bars(&series, since, now, &format!("Events of this issue in the last {interval}")),
+            interval,
+            tags,
+            durations,
+            normalised,
+            components,
+            events,
+            events_next,
+            activity,
+            regression,
+            latest,
+            base,
+            g,
+        };
+        render(&page)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// `POST /p/{slug}/issues/{id}/status`: resolve, ignore or reopen.
+pub async fn set_status(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    headers: HeaderMap,
+    Path((slug, id)): Path<(String, String)>,
+    Form(form): Form<StatusForm>,
+) -> PageResult {
+    user.check_csrf(&form.csrf, &headers)?;
+    let status = GroupStatus::parse(&form.status)
+        .ok_or_else(|| PageError::BadRequest(format!("\"{}\" is not a status: use resolved, ignored or unresolved", form.status)))?;
+    let store = state.pipeline.store.clone();
+    let href = blocking(move || {
+        let (project, g) = group_of(&store, &slug, &id)?;
+        store.set_group_status(g.id, status)?;
+        Ok(group_href(&project.slug, g.id))
+    })
+    .await?;
+    Ok(Redirect::to(&href).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "event.html")]
+struct EventPage {
+    nav: Nav,
+    slug: String,
+    g: GroupRow,
+    group_href: String,
+    latest: Option<EventDetail>,
+    raw: String,
+}
+
+fn event_of(store: &SqliteStore, slug: &str, id: &str, event_id: &str) -> PageResult<(Project, GroupRow, store::EventRow)> {
+    let (project, g) = group_of(store, slug, id)?;
+    let not_found = || PageError::NotFound(format!("there is no event {event_id} in this issue"));
+    let eid: protocol::EventId = event_id.parse().map_err(|_| not_found())?;
+    let event = store.event(project.id, &eid)?.filter(|e| e.group_id == g.id).ok_or_else(not_found)?;
+    Ok((project, g, event))
+}
+
+/// `GET /p/{slug}/issues/{id}/events/{event_id}/`
+pub async fn event(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path((slug, id, event_id)): Path<(String, String, String)>,
+) -> PageResult {
+    let store = state.pipeline.store.clone();
+    blocking(move || {
+        let (project, g, e) = event_of(&store, &slug, &id, &event_id)?;
+        let page = EventPage {
+            nav: nav(&store, &user, &project.slug, "event")?,
+            slug: project.slug.clone(),
+            group_href: group_href(&project.slug, g.id),
+            raw: EventView::pretty(&e.payload),
+            latest: Some(event_detail(&project.slug, &e, format::now())),
+            g,
+        };
+        render(&page)
+    })
+    .await
+}
+
+/// `GET /p/{slug}/issues/{id}/events/{event_id}/json`: the event as the client sent it.
+pub async fn event_json(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path((slug, id, event_id)): Path<(String, String, String)>,
+) -> PageResult {
+    let store = state.pipeline.store.clone();
+    let payload = blocking(move || Ok(event_of(&store, &slug, &id, &event_id)?.2.payload)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], payload).into_response())
+}

@@ -1,0 +1,59 @@
+// Sentry dashboard: live updates over server-sent events, and keyboard navigation.
+// Pages work without this script; it only saves reloads and mouse trips.
+(function () {
+  "use strict";
+
+  // Filter selects submit when changed.
+  document.addEventListener("change", function (e) {
+    if (e.target.classList && e.target.classList.contains("autosubmit") && e.target.form) e.target.form.submit();
+  });
+
+  // Live updates: the element with data-live gets its list reloaded when groups change.
+  var live = document.querySelector("[data-live]");
+  if (live && window.EventSource) {
+    var pending = null;
+    var firstPage = !/[?&]cursor=/.test(location.search);
+    var reload = function () {
+      pending = null;
+      if (live.hasAttribute("data-live-reload")) { location.reload(); return; }
+      if (!firstPage) { var b = document.getElementById("live-banner"); if (b) { b.hidden = false; b.querySelector("a").href = location.href.replace(/([?&])cursor=[^&]*&?/, "$1"); } return; }
+      var url = location.pathname + location.search + (location.search ? "&" : "?") + "fragment=1";
+      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+        if (html === null) return;
+        var old = document.getElementById("stream-rows");
+        var before = {};
+        if (old) old.querySelectorAll(".group-row").forEach(function (r) { before[r.dataset.group] = r.querySelector(".count").textContent; });
+        var tpl = document.createElement("template");
+        tpl.innerHTML = html;
+        var fresh = tpl.content.getElementById("stream-rows");
+        if (!fresh || !old) return;
+        fresh.querySelectorAll(".group-row").forEach(function (r) {
+          if (before[r.dataset.group] !== r.querySelector(".count").textContent) r.classList.add("fresh");
+        });
+        old.replaceWith(fresh);
+        document.body.dataset.liveUpdates = String(Number(document.body.dataset.liveUpdates || 0) + 1);
+      });
+    };
+    var es = new EventSource(live.getAttribute("data-live"));
+    es.addEventListener("hello", function () { document.body.dataset.live = "connected"; });
+    es.addEventListener("groups", function () { if (!pending) pending = setTimeout(reload, 300); });
+  }
+
+  // Keyboard: j/k move through the stream, o or Enter opens, / focuses the search box.
+  var selected = -1;
+  document.addEventListener("keydown", function (e) {
+    var t = e.target.tagName;
+    if (t === "INPUT" || t === "SELECT" || t === "TEXTAREA" || e.metaKey || e.ctrlKey || e.altKey) return;
+    var rows = document.querySelectorAll(".group-row");
+    if (e.key === "/") { var s = document.getElementById("search"); if (s) { e.preventDefault(); s.focus(); } return; }
+    if (!rows.length) return;
+    if (e.key === "j" || e.key === "k") {
+      if (rows[selected]) rows[selected].classList.remove("selected");
+      selected = Math.max(0, Math.min(rows.length - 1, selected + (e.key === "j" ? 1 : -1)));
+      rows[selected].classList.add("selected");
+      rows[selected].scrollIntoView({ block: "nearest" });
+    } else if ((e.key === "o" || e.key === "Enter") && rows[selected]) {
+      location.href = rows[selected].querySelector("a.title").href;
+    }
+  });
+})();
