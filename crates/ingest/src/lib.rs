@@ -62,6 +62,8 @@ pub struct PipelineConfig {
     pub per_key_per_minute: u64,
     /// Events per minute per project (0 = unlimited).
     pub per_project_per_minute: u64,
+    /// Projects whose limit differs from `per_project_per_minute`, by project id.
+    pub project_limits: std::collections::HashMap<i64, u64>,
     /// Bytes of bodies and queued events held in memory at most.
     pub max_inflight_bytes: usize,
 }
@@ -169,7 +171,9 @@ impl Pipeline {
             return Err(IngestError::WrongProject { key: key.to_string(), key_project: found.project_id, project: p });
         }
         let key_limit = found.rate_limit_per_minute.unwrap_or(self.config.per_key_per_minute);
-        self.rates.check(&found.public_key, key_limit, found.project_id, self.config.per_project_per_minute)?;
+        let project_limit =
+            self.config.project_limits.get(&found.project_id).copied().unwrap_or(self.config.per_project_per_minute);
+        self.rates.check(&found.public_key, key_limit, found.project_id, project_limit)?;
         Ok(Authorized { project_id: found.project_id, public_key: found.public_key })
     }
 

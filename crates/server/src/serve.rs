@@ -145,6 +145,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             per_key_per_minute: config.rate_limits.per_key_per_minute,
             per_project_per_minute: config.rate_limits.per_project_per_minute,
             max_inflight_bytes: config.ingest.max_inflight_bytes,
+            project_limits: project_limits(&config, &store)?,
         },
     ));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -205,6 +206,22 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     tracing::info!("stopped");
     result
+}
+
+/// `[projects.<slug>] rate_limit_per_minute`, by project id. Slugs with no project yet are
+/// named in the log.
+fn project_limits(config: &Config, store: &store::SqliteStore) -> Result<std::collections::HashMap<i64, u64>> {
+    let mut limits = std::collections::HashMap::new();
+    for (slug, p) in &config.projects {
+        let Some(limit) = p.rate_limit_per_minute else { continue };
+        match store.project_by_slug(slug)? {
+            Some(project) => {
+                limits.insert(project.id, limit);
+            }
+            None => tracing::warn!(project = %slug, "[projects.{slug}] names no project; its rate limit is not used"),
+        }
+    }
+    Ok(limits)
 }
 
 /// Deletes what is past the retention period a minute after start, then every hour.

@@ -24,6 +24,8 @@ use super::ConfigError;
 pub struct ProjectConfig {
     /// `None`: the default slices.
     pub slices: Option<Vec<SliceSpec>>,
+    /// Events per minute for the whole project; `None`: `rate_limits.per_project_per_minute`.
+    pub rate_limit_per_minute: Option<u64>,
 }
 
 /// Every `[projects.<slug>]`, by slug.
@@ -42,11 +44,16 @@ pub const REFERENCE: &str = "
 # release, url, transaction, browser, os, user. The default is
 # [\"level\", \"logger\", \"server\", \"environment\", \"release\"].
 #
+# rate_limit_per_minute: events per minute the project may send, all its keys
+# together (0 = unlimited); the default is rate_limits.per_project_per_minute.
+# Read at start: a project created later gets it at the next start.
+#
 # [projects.default]
 # slices = [\"level\", \"server\", { tag = \"customer\", widget = \"search\" }]
+# rate_limit_per_minute = 6000
 ";
 
-const KEYS: &[&str] = &["slices"];
+const KEYS: &[&str] = &["slices", "rate_limit_per_minute"];
 
 /// Reads the `projects` table of the file into `projects`.
 pub(super) fn apply(
@@ -91,6 +98,22 @@ pub(super) fn apply(
                     key.get_ref(),
                     format!("unknown key in [projects.{slug_text}]; valid keys are: {}", KEYS.join(", ")),
                 ));
+            }
+            if key.get_ref().as_ref() == "rate_limit_per_minute" {
+                let limit = match v.get_ref() {
+                    DeValue::Integer(n) => n.to_string().parse::<u64>().ok(),
+                    _ => None,
+                };
+                let Some(limit) = limit else {
+                    return Err(invalid(
+                        v.span().start,
+                        full,
+                        &text[v.span()],
+                        "must be a whole number of events per minute, 0 or more (for example 6000)".into(),
+                    ));
+                };
+                project.rate_limit_per_minute = Some(limit);
+                continue;
             }
             let DeValue::Array(items) = v.get_ref() else {
                 return Err(invalid(v.span().start, full, &text[v.span()], slices_help()));

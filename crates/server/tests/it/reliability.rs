@@ -219,3 +219,34 @@ fn a_full_disk_gives_503_and_ingest_resumes_without_restart() {
     eprintln!("disk full: {accepted} accepted before the disk filled, then 503s; resumed after growing it");
     server.terminate();
 }
+
+#[test]
+fn a_project_limit_spans_its_keys_and_spares_other_projects() {
+    let mut server = Server::with_config("[projects.capped]\nrate_limit_per_minute = 3\n");
+    let capped = server.create_project("capped");
+    let free = server.create_project("free");
+    let second = server.cli_json(&["key", "create", "--project", "capped", "--json"]);
+    let second_auth = format!("Sentry sentry_key={}, sentry_version=7", second["key"].as_str().unwrap());
+    server.launch();
+    let send = |p: &crate::harness::Project, auth: &str, n: usize| server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", auth)], &event(n, "capped", 0));
+    assert_eq!(send(&capped, &capped.auth(), 1).status, 200);
+    assert_eq!(send(&capped, &second_auth, 2).status, 200);
+    assert_eq!(send(&capped, &capped.auth(), 3).status, 200);
+    let over = send(&capped, &second_auth, 4);
+    // Unless the minute turned over between the requests, the fourth is refused for the project.
+    if over.status == 429 {
+        assert!(over.header("x-sentry-rate-limits").unwrap().ends_with("::project:project_quota"));
+    } else {
+        assert_eq!(over.status, 200);
+        assert_eq!(send(&capped, &capped.auth(), 5).status, 200);
+        assert_eq!(send(&capped, &capped.auth(), 6).status, 200);
+        assert_eq!(send(&capped, &second_auth, 7).status, 429);
+    }
+    for n in 10..20 {
+        assert_eq!(send(&free, &free.auth(), n).status, 200, "another project is not limited");
+    }
+    let bad = Server::with_config("[projects.capped]\nrate_limit_per_minute = \"many\"\n");
+    let out = bad.cli(&["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("sentry.toml:4:") && err.contains("whole number"), "{err}");
+}
