@@ -338,3 +338,31 @@ fn stream_sorts_filters_intervals_and_pages_stably() {
         }
     }
 }
+
+#[test]
+fn hourly_daily_and_project_counters_follow_the_events() {
+    let (_dir, store) = open();
+    let (p, _) = store.create_project("p").unwrap();
+    let (other, _) = store.create_project("other").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    let base = 1_800_000_000.0;
+    // Two groups of one project across two hours, in two batches; another project beside them.
+    let first: Vec<NewEvent> = (0..30u8).map(|n| event(p.id, n, if n % 2 == 0 { "a" } else { "b" }, base + f64::from(n) * 200.0)).collect();
+    let second: Vec<NewEvent> = (30..40u8).map(|n| event(p.id, n, "a", base + f64::from(n) * 200.0)).collect();
+    w.write_blocking(first, ItemCounts::default()).unwrap();
+    w.write_blocking(second, ItemCounts::default()).unwrap();
+    w.write_blocking(vec![event(other.id, 200, "a", base)], ItemCounts::default()).unwrap();
+    let now = base + 40.0 * 200.0;
+    let series: u64 = store.project_series(&[p.id], base - 60.0, now + 60.0, 10).unwrap().iter().sum();
+    assert_eq!(series, 40, "the project's event-rate series counts every event once");
+    let groups = store.groups(&GroupQuery::new(p.id)).unwrap();
+    for g in &groups {
+        assert_eq!(store.group_interval_count(g.id, Some(base - 60.0), now + 60.0).unwrap(), g.count, "{}", g.title);
+    }
+    // server is web-0 on even events, web-1 on odd ones: 20 each; the other project's is apart.
+    let servers = store.project_tag_values(p.id, "server", 10).unwrap();
+    assert_eq!(servers.iter().map(|t| t.count).sum::<u64>(), 40, "{servers:?}");
+    assert!(servers.iter().all(|t| t.count == 20), "{servers:?}");
+    assert_eq!(store.project_tag_values(other.id, "server", 10).unwrap().iter().map(|t| t.count).sum::<u64>(), 1);
+    w.shutdown();
+}

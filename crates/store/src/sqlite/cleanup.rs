@@ -41,7 +41,7 @@ impl SqliteStore {
                 st.query_map(params![cutoff, CHUNK], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
             };
             for id in &ids {
-                for table in ["group_tags", "group_buckets", "group_durations", "group_activity"] {
+                for table in ["group_tags", "group_buckets", "group_hours", "group_days", "group_durations", "group_activity"] {
                     tx.execute(&format!("DELETE FROM {table} WHERE group_id = ?1"), [id])?;
                 }
                 // Events of the group received after the cutoff keep it alive (old timestamps).
@@ -54,6 +54,7 @@ impl SqliteStore {
                 }
             }
             tx.execute("DELETE FROM group_buckets WHERE minute < ?1", [minute])?;
+            tx.execute("DELETE FROM project_minutes WHERE minute < ?1", [minute])?;
             tx.commit()?;
             if (ids.len() as i64) < CHUNK {
                 break;

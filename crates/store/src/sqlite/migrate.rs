@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema.sql")),
     (2, include_str!("schema_2_dashboard.sql")),
     (3, include_str!("schema_3_notify.sql")),
+    (4, include_str!("schema_4_counters.sql")),
 ];
 
 pub fn latest_version() -> i64 {

@@ -137,6 +137,12 @@ struct GroupState {
 #[derive(Default)]
 struct Deltas<'a> {
     tags: HashMap<(i64, &'a str, &'a str), (i64, f64, f64)>,
+    /// (project, key, value) → (count, last seen).
+    project_tags: HashMap<(i64, &'a str, &'a str), (i64, f64)>,
+    group_hours: HashMap<(i64, i64), i64>,
+    group_days: HashMap<(i64, i64), i64>,
+    project_minutes: HashMap<(i64, i64), i64>,
+    project_hours: HashMap<(i64, i64), i64>,
     buckets: HashMap<(i64, i64), i64>,
     durations: HashMap<(i64, i64), i64>,
     activity: Vec<(i64, &'static str, f64)>,
@@ -294,8 +300,16 @@ fn fold_event<'a>(g: &mut GroupState, ev: &'a NewEvent, ts: f64, d: &mut Deltas<
         e.0 += 1;
         e.1 = e.1.min(ts);
         e.2 = e.2.max(ts);
+        let p = d.project_tags.entry((ev.project_id, k.as_str(), v.as_str())).or_insert((0, ts));
+        p.0 += 1;
+        p.1 = p.1.max(ts);
     }
-    *d.buckets.entry((g.id, (ts / 60.0).floor() as i64)).or_default() += 1;
+    let minute = (ts / 60.0).floor() as i64;
+    *d.buckets.entry((g.id, minute)).or_default() += 1;
+    *d.group_hours.entry((g.id, minute.div_euclid(60))).or_default() += 1;
+    *d.group_days.entry((g.id, minute.div_euclid(1440))).or_default() += 1;
+    *d.project_minutes.entry((ev.project_id, minute)).or_default() += 1;
+    *d.project_hours.entry((ev.project_id, minute.div_euclid(60))).or_default() += 1;
 }
 
 /// Inserts the event unless its id is already stored for its project; says whether it did.
@@ -377,6 +391,28 @@ fn flush_deltas(tx: &Connection, d: &Deltas) -> Result<()> {
     )?;
     for ((g, b), n) in &d.durations {
         st.execute(params![g, b, n])?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO project_tags (project_id, key, value, count, last_seen) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (project_id, key, value) DO UPDATE SET count = count + excluded.count,
+            last_seen = max(last_seen, excluded.last_seen)",
+    )?;
+    for ((p, k, v), (n, last)) in &d.project_tags {
+        st.execute(params![p, k, v, n, last])?;
+    }
+    for (table, key, deltas) in [
+        ("group_hours", "group_id, hour", &d.group_hours),
+        ("group_days", "group_id, day", &d.group_days),
+        ("project_minutes", "project_id, minute", &d.project_minutes),
+        ("project_hours", "project_id, hour", &d.project_hours),
+    ] {
+        let mut st = tx.prepare_cached(&format!(
+            "INSERT INTO {table} ({key}, count) VALUES (?1, ?2, ?3)
+             ON CONFLICT ({key}) DO UPDATE SET count = count + excluded.count"
+        ))?;
+        for ((a, b), n) in deltas {
+            st.execute(params![a, b, n])?;
+        }
     }
     let mut st = tx.prepare_cached("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)")?;
     for (g, kind, at) in &d.activity {
