@@ -36,11 +36,4 @@ impl KeyCache {
         }
         Ok(found)
     }
-
-    /// Forgets a key at once (after revoking it in this process).
-    pub fn forget(&self, key: &str) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.remove(key);
-        }
-    }
 }

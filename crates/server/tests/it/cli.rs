@@ -169,3 +169,32 @@ fn cleanup_deletes_what_is_past_retention() {
     let out = server.cli_ok(&["cleanup", "--days", "0"]);
     assert!(out.contains("keep everything"), "{out}");
 }
+
+#[test]
+fn first_start_without_a_config_creates_one_and_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentry.toml");
+    let port = crate::harness::free_port();
+    let mut child = Command::new(SENTRY_BIN)
+        .arg("--config")
+        .arg(&conf)
+        .args(["start", "--no-daemon"])
+        .env("SENTRY_DATA_DIR", dir.path().join("data"))
+        .env("SENTRY_BIND", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while crate::harness::try_request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(1)).map(|r| r.status) .ok() != Some(200) {
+        assert!(Instant::now() < deadline, "the first start never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("No config file") && stdout.contains("creating one first"), "{stdout}");
+    assert!(stdout.contains(&format!("@127.0.0.1:{port}/1")), "a DSN for the default project: {stdout}");
+    assert!(conf.exists(), "the config was written");
+}

@@ -9,6 +9,15 @@ pub fn bucket(ms: f64) -> i64 {
     (1.0 + (8.0 * ms.log2()).floor()).min(400.0) as i64
 }
 
+/// The range of durations (ms) a bucket holds: `[lower, upper)`.
+pub fn bounds(b: i64) -> (f64, f64) {
+    if b <= 0 {
+        (0.0, 1.0)
+    } else {
+        (2f64.powf((b - 1) as f64 / 8.0), 2f64.powf(b as f64 / 8.0))
+    }
+}
+
 /// A representative value for a bucket (its geometric middle).
 pub fn bucket_value(b: i64) -> f64 {
     if b <= 0 {
@@ -46,6 +55,8 @@ mod tests {
             let b = bucket(ms);
             assert!(b >= last, "{ms}");
             last = b;
+            let (lower, upper) = bounds(b);
+            assert!(lower <= ms && ms < upper, "{ms} not in bucket {b} [{lower}, {upper})");
             if ms >= 1.0 {
                 let v = bucket_value(b);
                 assert!((v - ms).abs() / ms < 0.1, "{ms} -> {v}");

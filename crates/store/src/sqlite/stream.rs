@@ -357,12 +357,7 @@ impl SqliteStore {
         let mut st = conn.prepare_cached("SELECT bucket, count FROM group_durations WHERE group_id = ?1 ORDER BY bucket")?;
         let rows = st
             .query_map([group_id], |r| {
-                let b: i64 = r.get(0)?;
-                let (lower, upper) = if b <= 0 {
-                    (0.0, 1.0)
-                } else {
-                    (2f64.powf((b - 1) as f64 / 8.0), 2f64.powf(b as f64 / 8.0))
-                };
+                let (lower, upper) = super::histogram::bounds(r.get(0)?);
                 Ok(HistogramBar { lower_ms: lower, upper_ms: upper, count: r.get::<_, i64>(1)?.max(0) as u64 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
