@@ -5,6 +5,7 @@
 mod exception;
 mod format;
 mod normalize;
+mod prune;
 mod scan;
 mod spans;
 mod tags;

@@ -9,6 +9,7 @@ use super::exception::{crashed_thread, parse_exceptions, parse_stacktrace};
 use super::spans::parse_spans;
 use super::tags::{TagSet, clip_chars, context_label, url_without_query};
 use super::timestamp::parse_timestamp;
+use super::prune::{self, PruneError};
 use super::{Event, EventKind, Level, LogEntry, Query, Request, User, scan};
 use crate::envelope::{Item, ItemType};
 use crate::ids::EventId;
@@ -83,16 +84,22 @@ fn parse_json(bytes: &[u8], limits: &Limits) -> Result<Value, NormalizeError> {
             limit: limits.max_event_bytes,
         });
     }
-    if scan::exceeds_depth(bytes, limits.max_json_depth) {
-        return Err(NormalizeError::TooDeep {
-            limit: limits.max_json_depth,
-        });
-    }
-    match serde_json::from_slice(bytes) {
+    let parse = |bytes: &[u8]| match prune::parse(bytes, limits.max_json_depth) {
         Ok(value) => Ok(value),
-        Err(first) => scan::repair(bytes)
-            .and_then(|fixed| serde_json::from_slice(&fixed).ok())
-            .ok_or_else(|| NormalizeError::InvalidJson(first.to_string())),
+        Err(PruneError::TooDeep) => Err(NormalizeError::TooDeep {
+            limit: limits.max_json_depth,
+        }),
+        Err(PruneError::Json(e)) => Err(NormalizeError::InvalidJson(e.to_string())),
+    };
+    match parse(bytes) {
+        Err(NormalizeError::InvalidJson(first)) => match scan::repair(bytes) {
+            Some(fixed) => parse(&fixed).map_err(|e| match e {
+                NormalizeError::InvalidJson(_) => NormalizeError::InvalidJson(first),
+                other => other,
+            }),
+            None => Err(NormalizeError::InvalidJson(first)),
+        },
+        other => other,
     }
 }
 

@@ -1,40 +1,8 @@
-//! Byte-level passes over event JSON before `serde_json` sees it: a cheap nesting-depth check,
-//! and a repair pass for what Python clients emit but JSON forbids (`NaN`, `Infinity`, lone
-//! UTF-16 surrogate escapes) and for bodies that are not valid UTF-8.
+//! A byte-level repair pass over event JSON that `serde_json` refused: for what Python clients
+//! emit but JSON forbids (`NaN`, `Infinity`, lone UTF-16 surrogate escapes) and for bodies that
+//! are not valid UTF-8.
 //!
-//! Both passes track string literals, so brackets and tokens inside strings are left alone.
-
-/// Whether arrays and objects nest deeper than `limit` (the top-level object is depth 1).
-/// Stops at the first level over the limit.
-pub(crate) fn exceeds_depth(bytes: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
+//! It tracks string literals, so brackets and tokens inside strings are left alone.
 
 /// Rewrites `NaN`, `Infinity` and `-Infinity` outside strings to `null`, lone surrogate escapes
 /// (`"\ud83d"` without its pair) to `\ufffd`, and invalid UTF-8 to U+FFFD. `None` when there was
@@ -125,17 +93,6 @@ mod tests {
 
     fn repaired(s: &str) -> Option<String> {
         repair(s.as_bytes()).map(|v| String::from_utf8(v).unwrap())
-    }
-
-    #[test]
-    fn depth_ignores_strings() {
-        assert!(!exceeds_depth(br#"{"a":[{"b":"[[[[[[{{{{"}]}"#, 3));
-        assert!(exceeds_depth(br#"{"a":[{"b":[]}]}"#, 3));
-        assert!(!exceeds_depth(br#"{"a":"\"[[[[","b":{}}"#, 2));
-        assert!(!exceeds_depth(b"", 0));
-        assert!(exceeds_depth(&b"[".repeat(100_000), 64));
-        // Unbalanced closers never underflow.
-        assert!(!exceeds_depth(b"]]]]{}", 1));
     }
 
     #[test]
