@@ -1,8 +1,9 @@
 //! Request body decoding: `Content-Encoding` (gzip, deflate, br, zstd) with a streaming size cap,
 //! and the legacy store body forms (plain JSON, base64, base64 of zlib).
 //!
-//! Every decoder reads through `Read::take(limit + 1)`, so a decompression bomb stops at the cap
-//! after producing `limit + 1` bytes, without ever allocating more.
+//! Every streaming decoder reads through `Read::take(limit + 1)`, and gzip (the common case,
+//! decoded in place) never grows its output past `limit + 1` bytes, so a decompression bomb stops
+//! at the cap without ever allocating more.
 
 use std::io::Read;
 
@@ -81,10 +82,7 @@ pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>
             }
             Ok(body.to_vec())
         }
-        ContentEncoding::Gzip => {
-            // Events compress about 3:1; start with room for that.
-            read_capped_hint(flate2::read::MultiGzDecoder::new(body), "gzip", limit, body.len() * 4)
-        }
+        ContentEncoding::Gzip => gunzip(body, limit),
         ContentEncoding::Deflate => inflate(body, limit),
         ContentEncoding::Brotli => read_capped(brotli::Decompressor::new(body, 4096), "br", limit),
         ContentEncoding::Zstd => {
@@ -92,6 +90,95 @@ pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>
             read_capped(decoder, "zstd", limit)
         }
     }
+}
+
+/// Undoes gzip (RFC 1952), every member of a multi-member stream, checking each member's CRC-32
+/// and length. Works on the body in place: the SDKs send most events this way, so this skips the
+/// buffered reader that the streaming decoder needs.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let bad = |reason: &str| DecodeError::Corrupt { encoding: "gzip", reason: reason.to_string() };
+    let cap = limit.saturating_add(1);
+    // Events compress about 3:1; start with room for that.
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(cap));
+    let mut inflater = flate2::Decompress::new(false);
+    let mut rest = body;
+    loop {
+        rest = rest.get(gzip_header_len(rest).map_err(bad)?..).unwrap_or_default();
+        inflater.reset(false);
+        let start = out.len();
+        loop {
+            if out.len() == out.capacity() {
+                if out.len() >= cap {
+                    return Err(DecodeError::TooLarge { limit });
+                }
+                let grow = out.capacity().max(4096).min(cap - out.len());
+                out.reserve_exact(grow);
+            }
+            let input = rest.get(usize::try_from(inflater.total_in()).unwrap_or(usize::MAX)..).unwrap_or_default();
+            let before = (inflater.total_in(), out.len());
+            let status = inflater
+                .decompress_vec(input, &mut out, flate2::FlushDecompress::None)
+                .map_err(|e| bad(&e.to_string()))?;
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+            if (inflater.total_in(), out.len()) == before && out.len() < out.capacity() {
+                return Err(bad("the compressed data ends early"));
+            }
+        }
+        if out.len() > limit {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        let consumed = usize::try_from(inflater.total_in()).unwrap_or(usize::MAX);
+        let trailer = rest.get(consumed..consumed.saturating_add(8)).ok_or_else(|| bad("the gzip trailer is missing"))?;
+        let (crc, size) = trailer.split_at(4);
+        let member = out.get(start..).unwrap_or_default();
+        let mut sum = flate2::Crc::new();
+        sum.update(member);
+        if u32::from_le_bytes(crc.try_into().unwrap_or_default()) != sum.sum() {
+            return Err(bad("checksum mismatch (CRC-32)"));
+        }
+        if u32::from_le_bytes(size.try_into().unwrap_or_default()) != member.len() as u32 {
+            return Err(bad("length mismatch"));
+        }
+        rest = rest.get(consumed + 8..).unwrap_or_default();
+        // Another member may follow; zero padding after the last one is tolerated.
+        if rest.iter().all(|&b| b == 0) {
+            return Ok(out);
+        }
+    }
+}
+
+/// The length of a gzip member header (RFC 1952 section 2.3), with its optional fields.
+fn gzip_header_len(data: &[u8]) -> Result<usize, &'static str> {
+    const FHCRC: u8 = 0x02;
+    const FEXTRA: u8 = 0x04;
+    const FNAME: u8 = 0x08;
+    const FCOMMENT: u8 = 0x10;
+    match data.get(..4) {
+        Some([0x1f, 0x8b, 8, _]) => {}
+        Some([0x1f, 0x8b, _, _]) => return Err("unknown compression method in the gzip header"),
+        _ => return Err("invalid gzip header"),
+    }
+    let flags = data.get(3).copied().unwrap_or_default();
+    let mut at = 10;
+    if flags & FEXTRA != 0 {
+        let len = data.get(at..at + 2).ok_or("the gzip header ends early")?;
+        at += 2 + usize::from(u16::from_le_bytes([len[0], len[1]]));
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let text = data.get(at..).ok_or("the gzip header ends early")?;
+            at += 1 + text.iter().position(|&b| b == 0).ok_or("the gzip header ends early")?;
+        }
+    }
+    if flags & FHCRC != 0 {
+        at += 2;
+    }
+    if at > data.len() {
+        return Err("the gzip header ends early");
+    }
+    Ok(at)
 }
 
 /// Decodes a legacy `/store/` body, after `Content-Encoding` has been undone: JSON as is;
@@ -171,18 +258,8 @@ fn read_capped(
     encoding: &'static str,
     limit: usize,
 ) -> Result<Vec<u8>, DecodeError> {
-    read_capped_hint(reader, encoding, limit, 0)
-}
-
-/// [`read_capped`] with a guess of the decoded size, to allocate once.
-fn read_capped_hint(
-    reader: impl Read,
-    encoding: &'static str,
-    limit: usize,
-    hint: usize,
-) -> Result<Vec<u8>, DecodeError> {
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::with_capacity(hint.min(limit.saturating_add(1)));
+    let mut out = Vec::new();
     reader
         .take(cap)
         .read_to_end(&mut out)

@@ -162,6 +162,53 @@ fn corrupt_input_for_every_encoding() {
 }
 
 #[test]
+fn gzip_members_headers_and_checks() {
+    let text = b"{\"message\": \"hello\"}".repeat(50);
+    let one = compress(ContentEncoding::Gzip, &text);
+    let gz = |data: &[u8]| decode(data, ContentEncoding::Gzip, 1 << 20);
+    // Two members (what `cat a.gz b.gz` gives), then zero padding.
+    let mut two = [one.clone(), one.clone()].concat();
+    assert_eq!(gz(&two).unwrap(), [text.clone(), text.clone()].concat());
+    two.extend_from_slice(&[0; 7]);
+    assert_eq!(gz(&two).unwrap().len(), text.len() * 2);
+    // Every optional header field, as GzBuilder writes them (FHCRC is added by hand).
+    let mut w = flate2::GzBuilder::new()
+        .filename("event.json")
+        .comment("from a test")
+        .extra(vec![1, 2, 3])
+        .write(Vec::new(), flate2::Compression::best());
+    w.write_all(&text).unwrap();
+    let full = w.finish().unwrap();
+    assert_eq!(gz(&full).unwrap(), text);
+    let header_end = gzip_header_len(&full).unwrap();
+    let mut with_hcrc = full.clone();
+    with_hcrc[3] |= 0x02;
+    with_hcrc.splice(header_end..header_end, [0xab, 0xcd]);
+    assert_eq!(gz(&with_hcrc).unwrap(), text);
+    // A flipped bit in the CRC, in the length, in the data; something else after the member.
+    let reason = |data: &[u8]| gz(data).unwrap_err().to_string();
+    let mut bad_crc = one.clone();
+    let n = bad_crc.len();
+    bad_crc[n - 8] ^= 1;
+    assert!(reason(&bad_crc).contains("CRC-32"), "{}", reason(&bad_crc));
+    let mut bad_len = one.clone();
+    bad_len[n - 1] ^= 1;
+    assert!(reason(&bad_len).contains("length mismatch"), "{}", reason(&bad_len));
+    let mut trailing = one.clone();
+    trailing.extend_from_slice(b"junk");
+    assert!(reason(&trailing).contains("gzip header"), "{}", reason(&trailing));
+    assert!(reason(&one[..n - 3]).contains("trailer"), "{}", reason(&one[..n - 3]));
+    assert!(reason(&one[..6]).contains("ends early") || reason(&one[..6]).contains("header"));
+    let mut method = one.clone();
+    method[2] = 7;
+    assert!(reason(&method).contains("compression method"));
+    // The cap holds exactly: the decoded size is fine, one byte less is too large.
+    assert_eq!(gz(&one).unwrap().len(), text.len());
+    assert!(decode(&one, ContentEncoding::Gzip, text.len()).is_ok());
+    assert_eq!(decode(&one, ContentEncoding::Gzip, text.len() - 1), Err(DecodeError::TooLarge { limit: text.len() - 1 }));
+}
+
+#[test]
 fn store_bodies() {
     let json = b"  {\"message\": \"hi\"}".to_vec();
     assert_eq!(decode_store_body(&json, 100).unwrap(), json);

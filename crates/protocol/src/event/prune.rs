@@ -14,45 +14,47 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-/// Top-level keys the normaliser reads (modern names and the legacy `sentry.interfaces.*`).
-const TOP_KEYS: [&str; 33] = [
-    "contexts",
-    "culprit",
-    "dist",
-    "environment",
-    "event_id",
-    "exception",
-    "fingerprint",
-    "level",
-    "logentry",
-    "logger",
-    "message",
-    "platform",
-    "query",
-    "release",
-    "request",
-    "sentry.interfaces.Contexts",
-    "sentry.interfaces.Exception",
-    "sentry.interfaces.Http",
-    "sentry.interfaces.Message",
-    "sentry.interfaces.Query",
-    "sentry.interfaces.Stacktrace",
-    "sentry.interfaces.User",
-    "server_name",
-    "spans",
-    "stacktrace",
-    "start_timestamp",
-    "tags",
-    "threads",
-    "time_spent",
-    "timestamp",
-    "transaction",
-    "type",
-    "user",
-];
+/// Whether the normaliser reads this top-level key (modern names and the legacy
+/// `sentry.interfaces.*`). A `match`, not a list: it runs for every key of every event.
+fn is_top_key(key: &str) -> bool {
+    matches!(
+        key,
+        "contexts"
+            | "culprit"
+            | "dist"
+            | "environment"
+            | "event_id"
+            | "exception"
+            | "fingerprint"
+            | "level"
+            | "logentry"
+            | "logger"
+            | "message"
+            | "platform"
+            | "query"
+            | "release"
+            | "request"
+            | "sentry.interfaces.Contexts"
+            | "sentry.interfaces.Exception"
+            | "sentry.interfaces.Http"
+            | "sentry.interfaces.Message"
+            | "sentry.interfaces.Query"
+            | "sentry.interfaces.Stacktrace"
+            | "sentry.interfaces.User"
+            | "server_name"
+            | "spans"
+            | "stacktrace"
+            | "start_timestamp"
+            | "tags"
+            | "threads"
+            | "time_spent"
+            | "timestamp"
+            | "transaction"
+            | "type"
+            | "user"
+    )
+}
 
-/// Per-frame fields that can be large and are never read: locals and surrounding source lines.
-const FRAME_SKIPPED: [&str; 3] = ["vars", "pre_context", "post_context"];
 
 /// What part of an event a value is, which decides which of its keys are kept.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -78,14 +80,15 @@ impl Part {
     /// The part a key's value is, or `Skipped`.
     fn child(self, key: &str) -> Part {
         match self {
-            Part::Top if TOP_KEYS.contains(&key) => match key {
+            Part::Top if is_top_key(key) => match key {
                 "request" | "sentry.interfaces.Http" => Part::Request,
                 "contexts" | "sentry.interfaces.Contexts" => Part::Contexts,
                 _ => Part::Whole,
             },
             Part::Whole | Part::Frames if key == "frames" => Part::Frames,
             Part::Whole | Part::Frames => Part::Whole,
-            Part::Frame if FRAME_SKIPPED.contains(&key) => Part::Skipped,
+            // Locals and surrounding source lines: large, and never read.
+            Part::Frame if matches!(key, "vars" | "pre_context" | "post_context") => Part::Skipped,
             Part::Frame => Part::Whole,
             Part::Request if key == "url" || key == "method" => Part::Whole,
             Part::Contexts => Part::Context,
