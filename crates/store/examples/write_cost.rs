@@ -30,7 +30,7 @@ fn main() {
         let events: Vec<NewEvent> = (n..(n + batch).min(total))
             .map(|i| NewEvent {
                 project_id: p.id,
-                event_id: EventId((i as u128 + 1).to_be_bytes()),
+                event_id: EventId::new_random(),
                 kind: "exception".into(),
                 timestamp: 1.8e9 + i as f64 * 0.01,
                 received: 1.8e9 + i as f64 * 0.01,

@@ -100,9 +100,11 @@ impl SqliteStore {
             reason: e.to_string(),
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Takes effect only when the file is created: 16 KiB pages hold event rows (about 1 KiB
-        // each) with little waste.
-        conn.pragma_update(None, "page_size", 16384)?;
+        // Takes effect only when the file is created. 4 KiB pages: every commit rewrites each page
+        // it touches into the WAL (the event-id index alone touches about one page per event, at
+        // random), so small pages keep the bytes written and synced per commit low. Measured at 8
+        // connections: 16 KiB pages wrote about 3x the bytes and stored 15-40 % fewer events/s.
+        conn.pragma_update(None, "page_size", 4096)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
