@@ -8,6 +8,9 @@
 //!     STREAM_BENCH_EVENTS=200000 cargo bench -p store --bench stream     # a smaller load
 //!
 //! The data file goes to a temporary directory (STREAM_BENCH_DIR to choose where).
+//! `STREAM_BENCH_KEEP=PATH` loads the data, copies the file to PATH and stops without timing:
+//! `bench/stream_under_load.sh` serves that file with the real binary and times the dashboard's
+//! stream page while ingest runs.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -115,6 +118,14 @@ fn main() {
         total as f64 / load.as_secs_f64(),
         std::fs::metadata(dir.path().join("bench.db")).map(|m| m.len() / 1_000_000).unwrap_or(0)
     );
+
+    if let Some(keep) = std::env::var_os("STREAM_BENCH_KEEP") {
+        // Dropping the store closes its connections, which checkpoints the WAL into the file.
+        drop(store);
+        std::fs::copy(dir.path().join("bench.db"), &keep).expect("copying the data file");
+        println!("data file copied to {}", std::path::Path::new(&keep).display());
+        return;
+    }
 
     let sorts = [
         ("priority", Sort::Priority),
