@@ -563,6 +563,10 @@ fn clean_function(function: &str) -> String {
 
 /// Replaces every `0x…` hex run that starts a word with `<addr>`.
 fn strip_addresses(s: &str) -> String {
+    // Most names hold no address at all: no need to look at them character by character.
+    if !s.contains("0x") && !s.contains("0X") {
+        return s.to_string();
+    }
     let cs: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len());
     let mut i = 0;
