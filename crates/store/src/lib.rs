@@ -1,37 +1,59 @@
-//! The Store: projects, client keys, events, groups and their statistics, behind one API.
-//! SQLite is the default backend (one file, WAL, one writer thread that commits in batches);
-//! PostgreSQL and Redis slot in behind the same types later.
+//! The Store: projects, client keys, events, groups and their statistics, accounts and the
+//! notification outbox, behind one backend-neutral interface ([`Store`], [`EventSink`]).
 //!
-//! Architecture invariant: only this crate speaks SQL. Callers hand it finished values
-//! ([`NewEvent`]) and get typed rows back; a write is acknowledged only after its batch has
-//! been committed and fsynced.
+//! - `api`: the traits every backend implements, and [`off_thread`], the bridge from async code.
+//! - `model`, `query`: the values and the one query model (the stream, with keyset cursors).
+//! - `fold`: the event model's rules, pure: how a batch of new events changes the groups it
+//!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
+//!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
+//! - `histogram`: the duration buckets and their quantiles.
+//! - `sqlite`: the default backend (one file, WAL, one writer thread that commits in batches).
+//!
+//! Architecture invariant: only this crate speaks SQL, and only `sqlite` names SQLite. Callers
+//! hand it finished values ([`NewEvent`]) and get typed rows back; a write is acknowledged only
+//! after its batch has been committed and fsynced.
 
+mod api;
+pub mod fold;
+pub mod histogram;
 mod model;
 mod query;
 pub mod sqlite;
 
+pub use api::{Accounts, Admin, EventSink, Maintenance, Outbox, Reads, Store, WriteTicket, off_thread};
 pub use model::*;
-pub use query::{GroupQuery, Sort, StatusFilter};
-pub use sqlite::{
-    Cleaned, Cursor, HistogramBar, Resolution, Session, SqliteStore, StreamPage, StreamQuery, StreamRow, Trending, User,
-    WriterHandle,
-};
+pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};
 
-/// Everything that can go wrong in the store.
+/// Everything that can go wrong in the store, by what a caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("could not open the data file {path}: {reason}")]
-    Open { path: String, reason: String },
+    /// The thing asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// It exists already (a taken slug or email).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is not acceptable; the message says why, for the person who sent it.
     #[error("{0}")]
     Invalid(String),
-    #[error("the store's writer has stopped")]
-    WriterGone,
-    #[error("the store is shutting down")]
-    ShuttingDown,
+    /// The store cannot serve now (disk full or read-only, busy, shutting down): retry later.
+    #[error("the data store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the backend reported: a bug or a damaged data file.
+    #[error("data store error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Unix time in seconds: the one clock of the store and its callers.
+pub fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

@@ -1,8 +1,60 @@
-//! The values the store takes and gives back: projects, keys, events to write, group and
-//! event rows to read.
+//! The values the store takes and gives back: typed ids, projects, keys, events to write,
+//! group and event rows to read. Backend-neutral: no SQL here.
 
-use protocol::{EventId, ProjectId};
-use serde::Serialize;
+use std::fmt;
+
+pub use protocol::{EventId, Level, ProjectId};
+use serde::{Serialize, Serializer};
+
+/// A group's (issue's) id, unique across projects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(pub i64);
+
+/// A user's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub i64);
+
+macro_rules! id_traits {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map(Self)
+            }
+        }
+    )*};
+}
+id_traits!(GroupId, UserId);
+
+/// Ids appear in JSON as plain numbers.
+pub(crate) fn id_json<S: Serializer>(id: &impl IdValue, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(id.value())
+}
+
+/// The number inside a typed id.
+pub trait IdValue {
+    fn value(&self) -> i64;
+}
+impl IdValue for GroupId {
+    fn value(&self) -> i64 {
+        self.0
+    }
+}
+impl IdValue for UserId {
+    fn value(&self) -> i64 {
+        self.0
+    }
+}
+impl IdValue for ProjectId {
+    fn value(&self) -> i64 {
+        self.0
+    }
+}
 
 /// A group's triage status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -47,26 +99,19 @@ impl GroupStatus {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Project {
-    pub id: ProjectIdJson,
+    #[serde(serialize_with = "id_json")]
+    pub id: ProjectId,
     pub slug: String,
     pub name: String,
     pub created_at: f64,
-}
-
-/// `ProjectId` as it appears in JSON: a plain number.
-pub type ProjectIdJson = i64;
-
-impl Project {
-    pub fn project_id(&self) -> ProjectId {
-        ProjectId(self.id)
-    }
 }
 
 /// A client key of a project. The public key is what DSNs carry.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClientKey {
     pub public_key: String,
-    pub project_id: i64,
+    #[serde(serialize_with = "id_json")]
+    pub project_id: ProjectId,
     pub label: Option<String>,
     /// Events per minute this key may send; `None` means the configured default.
     pub rate_limit_per_minute: Option<u64>,
@@ -84,14 +129,15 @@ impl ClientKey {
 /// by the ingest pipeline (grouping is pure and runs outside the writer).
 #[derive(Clone, Debug)]
 pub struct NewEvent {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub event_id: EventId,
+    /// `exception`, `message`, `query`, `transaction` or a kind of the client's own.
     pub kind: String,
     /// Unix seconds, as the client stated.
     pub timestamp: f64,
     /// Unix seconds, when we received it.
     pub received: f64,
-    pub level: String,
+    pub level: Level,
     pub logger: Option<String>,
     pub title: String,
     pub culprit: String,
@@ -108,7 +154,7 @@ pub struct NewEvent {
 /// What happened to one event of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
-    Stored { group_id: i64, new_group: bool, regression: bool },
+    Stored { group_id: GroupId, new_group: bool, regression: bool },
     /// Same project and event id already stored: nothing written, nothing counted.
     Duplicate,
 }
@@ -116,7 +162,7 @@ pub enum WriteOutcome {
 /// Counts of envelope items we accept but do not store as events (sessions, client reports,
 /// attachments, logs, …), per project and item type.
 #[derive(Clone, Debug, Default)]
-pub struct ItemCounts(pub Vec<(i64, String, u64)>);
+pub struct ItemCounts(pub Vec<(ProjectId, String, u64)>);
 
 /// Duration statistics of a group, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -139,8 +185,10 @@ pub struct TagCount {
 /// A group as the read side shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupRow {
-    pub id: i64,
-    pub project_id: i64,
+    #[serde(serialize_with = "id_json")]
+    pub id: GroupId,
+    #[serde(serialize_with = "id_json")]
+    pub project_id: ProjectId,
     pub hash: String,
     pub kind: String,
     pub title: String,
@@ -162,8 +210,10 @@ pub struct GroupRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRow {
     pub event_id: String,
-    pub project_id: i64,
-    pub group_id: i64,
+    pub project_id: ProjectId,
+    pub group_id: GroupId,
+    /// Its place in the group's list of events: pass it as `before` for the next page.
+    pub position: i64,
     pub kind: String,
     pub timestamp: f64,
     pub received: f64,
@@ -178,7 +228,118 @@ pub struct EventRow {
 /// A change of a group's life: created, regressed, resolved, ignored, reopened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Activity {
-    pub group_id: i64,
+    #[serde(serialize_with = "id_json")]
+    pub group_id: GroupId,
+    /// One of the `ACTIVITY_*` names.
     pub kind: String,
     pub at: f64,
+}
+
+/// A group was seen for the first time.
+pub const ACTIVITY_CREATED: &str = "created";
+/// A resolved group got a new event and is unresolved again.
+pub const ACTIVITY_REGRESSION: &str = "regression";
+pub const ACTIVITY_RESOLVED: &str = "resolved";
+pub const ACTIVITY_IGNORED: &str = "ignored";
+pub const ACTIVITY_REOPENED: &str = "reopened";
+
+/// One `group_activity` row, with the project of its group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityEntry {
+    pub id: i64,
+    pub group_id: GroupId,
+    pub project_id: ProjectId,
+    /// `created`, `regression`, `resolved`, `ignored` or `reopened`.
+    pub kind: String,
+    pub at: f64,
+}
+
+/// A delivery to queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDelivery {
+    /// The firing: the same for every action of it.
+    pub firing_id: String,
+    /// The action's index in its rule.
+    pub action: i64,
+    pub project_id: ProjectId,
+    pub group_id: GroupId,
+    pub rule: String,
+    pub plugin: String,
+    /// The action's own settings (JSON object).
+    pub settings: String,
+    /// The notification (JSON).
+    pub payload: String,
+    pub expires_at: f64,
+}
+
+/// A queued delivery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub firing_id: String,
+    pub action: i64,
+    pub project_id: ProjectId,
+    pub group_id: GroupId,
+    pub rule: String,
+    pub plugin: String,
+    pub settings: String,
+    pub payload: String,
+    pub created_at: f64,
+    pub attempts: i64,
+    pub next_attempt_at: f64,
+    pub expires_at: f64,
+    pub delivered_at: Option<f64>,
+    pub failed_at: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+/// What [`crate::Outbox::enqueue_deliveries`] writes in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Enqueue {
+    pub deliveries: Vec<NewDelivery>,
+    /// `(rule, group_id)` pairs that fired now.
+    pub fired: Vec<(String, GroupId)>,
+    /// `(cursor name, position)` to move, if any.
+    pub cursor: Option<(String, i64)>,
+}
+
+/// A user who can log in to the dashboard.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct User {
+    #[serde(serialize_with = "id_json")]
+    pub id: UserId,
+    pub email: String,
+    pub is_admin: bool,
+    pub created_at: f64,
+    pub last_login: Option<f64>,
+}
+
+/// A live session: whose it is and the token its forms must carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub user: User,
+    pub csrf_token: String,
+    pub expires_at: f64,
+}
+
+/// What a cleanup removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cleaned {
+    pub events: u64,
+    pub groups: u64,
+}
+
+/// One event as the writer stored it: what live views and notifications react to, announced
+/// after its batch is committed (duplicates are not announced).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub project_id: ProjectId,
+    pub group_id: GroupId,
+    pub event_id: EventId,
+    pub kind: String,
+    pub level: Level,
+    /// The event created its group.
+    pub new_group: bool,
+    /// The event reopened a resolved group.
+    pub regression: bool,
 }

@@ -3,34 +3,16 @@
 //! Tokens arrive here already hashed: the store never sees a cookie's secret.
 
 use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
 
-use super::{now, SqliteStore};
-use crate::{Result, StoreError};
-
-/// A user who can log in to the dashboard.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct User {
-    pub id: i64,
-    pub email: String,
-    pub is_admin: bool,
-    pub created_at: f64,
-    pub last_login: Option<f64>,
-}
-
-/// A live session: whose it is and the token its forms must carry.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Session {
-    pub user: User,
-    pub csrf_token: String,
-    pub expires_at: f64,
-}
+use super::SqliteStore;
+use crate::now;
+use crate::{Result, Session, StoreError, User, UserId};
 
 const USER_COLUMNS: &str = "u.id, u.email, u.is_admin, u.created_at, u.last_login";
 
 fn user_from(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
-        id: r.get(0)?,
+        id: UserId(r.get(0)?),
         email: r.get(1)?,
         is_admin: r.get::<_, i64>(2)? != 0,
         created_at: r.get(3)?,
@@ -38,9 +20,9 @@ fn user_from(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-impl SqliteStore {
+impl crate::Accounts for SqliteStore {
     /// Creates a user. The email must not be taken (case-insensitively).
-    pub fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User> {
+    fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User> {
         let email = email.trim();
         if email.is_empty() || !email.contains('@') {
             return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
@@ -53,33 +35,33 @@ impl SqliteStore {
         )
         .map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                StoreError::Invalid(format!("a user with the email {email} already exists"))
+                StoreError::Conflict(format!("a user with the email {email} already exists"))
             }
             e => e.into(),
         })?;
-        Ok(User { id: conn.last_insert_rowid(), email: email.to_string(), is_admin, created_at: t, last_login: None })
+        Ok(User { id: UserId(conn.last_insert_rowid()), email: email.to_string(), is_admin, created_at: t, last_login: None })
     }
 
     /// Sets a user's password hash (and logs out their other sessions).
-    pub fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
+    fn set_password(&self, user_id: UserId, password_hash: &str) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let n = tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![user_id, password_hash])?;
+        let n = tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![user_id.0, password_hash])?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("user {user_id}")));
         }
-        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?;
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id.0])?;
         tx.commit()?;
         Ok(())
     }
 
-    pub fn user_count(&self) -> Result<u64> {
+    fn user_count(&self) -> Result<u64> {
         let conn = self.conn()?;
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
         Ok(n.max(0) as u64)
     }
 
-    pub fn users(&self) -> Result<Vec<User>> {
+    fn users(&self) -> Result<Vec<User>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.id"))?;
         let rows = st.query_map([], user_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -87,27 +69,27 @@ impl SqliteStore {
     }
 
     /// A user and their password hash, by email (case-insensitive), for logging in.
-    pub fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
+    fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!("SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.email = ?1"))?;
         Ok(st.query_row([email.trim()], |r| Ok((user_from(r)?, r.get::<_, String>(5)?))).optional()?)
     }
 
     /// Records a session for a user; `token_hash` is the SHA-256 of the cookie's token.
-    pub fn create_session(&self, user_id: i64, token_hash: &str, csrf_token: &str, ttl_secs: f64) -> Result<()> {
+    fn create_session(&self, user_id: UserId, token_hash: &str, csrf_token: &str, ttl_secs: f64) -> Result<()> {
         let conn = self.conn()?;
         let t = now();
         conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [t])?;
         conn.execute(
             "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![token_hash, user_id, csrf_token, t, t + ttl_secs],
+            params![token_hash, user_id.0, csrf_token, t, t + ttl_secs],
         )?;
-        conn.execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![user_id, t])?;
+        conn.execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![user_id.0, t])?;
         Ok(())
     }
 
     /// The live (not expired) session with this token hash.
-    pub fn session(&self, token_hash: &str) -> Result<Option<Session>> {
+    fn session(&self, token_hash: &str) -> Result<Option<Session>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS}, s.csrf_token, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
@@ -120,14 +102,14 @@ impl SqliteStore {
             .optional()?)
     }
 
-    pub fn delete_session(&self, token_hash: &str) -> Result<()> {
+    fn delete_session(&self, token_hash: &str) -> Result<()> {
         let conn = self.conn()?;
         conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
         Ok(())
     }
 
     /// Replaces any unused setup link by a new one (hashed), valid for `ttl_secs`.
-    pub fn create_setup_token(&self, token_hash: &str, ttl_secs: f64) -> Result<()> {
+    fn create_setup_token(&self, token_hash: &str, ttl_secs: f64) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let t = now();
@@ -141,7 +123,7 @@ impl SqliteStore {
     }
 
     /// Whether a setup link is still usable: not used, not expired, and still no user exists.
-    pub fn setup_token_valid(&self, token_hash: &str) -> Result<bool> {
+    fn setup_token_valid(&self, token_hash: &str) -> Result<bool> {
         let conn = self.conn()?;
         Ok(conn.query_row(
             "SELECT EXISTS(SELECT 1 FROM setup_tokens WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2)
@@ -153,7 +135,7 @@ impl SqliteStore {
 
     /// Uses a setup link: creates the first (admin) user, in one transaction, so two visitors
     /// racing with the same link can't both succeed.
-    pub fn use_setup_token(&self, token_hash: &str, email: &str, password_hash: &str) -> Result<User> {
+    fn use_setup_token(&self, token_hash: &str, email: &str, password_hash: &str) -> Result<User> {
         let email = email.trim();
         if email.is_empty() || !email.contains('@') {
             return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
@@ -177,7 +159,7 @@ impl SqliteStore {
         )?;
         let id = tx.last_insert_rowid();
         tx.commit()?;
-        Ok(User { id, email: email.to_string(), is_admin: true, created_at: t, last_login: None })
+        Ok(User { id: UserId(id), email: email.to_string(), is_admin: true, created_at: t, last_login: None })
     }
 }
 

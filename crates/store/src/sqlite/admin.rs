@@ -3,17 +3,17 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{now, SqliteStore};
-use crate::{ClientKey, GroupStatus, Project, Result, StoreError};
+use super::SqliteStore;
+use crate::{now, ClientKey, GroupId, GroupStatus, Project, ProjectId, Result, StoreError, ACTIVITY_IGNORED, ACTIVITY_REOPENED, ACTIVITY_RESOLVED};
 
 fn project_from(r: &Row<'_>) -> rusqlite::Result<Project> {
-    Ok(Project { id: r.get(0)?, slug: r.get(1)?, name: r.get(2)?, created_at: r.get(3)? })
+    Ok(Project { id: ProjectId(r.get(0)?), slug: r.get(1)?, name: r.get(2)?, created_at: r.get(3)? })
 }
 
 fn key_from(r: &Row<'_>) -> rusqlite::Result<ClientKey> {
     Ok(ClientKey {
         public_key: r.get(0)?,
-        project_id: r.get(1)?,
+        project_id: ProjectId(r.get(1)?),
         label: r.get(2)?,
         rate_limit_per_minute: r.get::<_, Option<i64>>(3)?.map(|v| v.max(0) as u64),
         created_at: r.get(4)?,
@@ -36,9 +36,9 @@ pub fn slugify(name: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
-impl SqliteStore {
+impl crate::Admin for SqliteStore {
     /// Creates a project and its first client key.
-    pub fn create_project(&self, name: &str) -> Result<(Project, ClientKey)> {
+    fn create_project(&self, name: &str) -> Result<(Project, ClientKey)> {
         let slug = slugify(name);
         if slug.is_empty() {
             return Err(StoreError::Invalid(format!(
@@ -49,72 +49,72 @@ impl SqliteStore {
         let tx = conn.transaction()?;
         let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM projects WHERE slug = ?1)", [&slug], |r| r.get(0))?;
         if exists {
-            return Err(StoreError::Invalid(format!("a project named \"{slug}\" already exists")));
+            return Err(StoreError::Conflict(format!("a project named \"{slug}\" already exists")));
         }
         let t = now();
         tx.execute("INSERT INTO projects (slug, name, created_at) VALUES (?1, ?2, ?3)", params![slug, name.trim(), t])?;
-        let id = tx.last_insert_rowid();
+        let id = ProjectId(tx.last_insert_rowid());
         let key = insert_key(&tx, id, Some("Default"), None)?;
         tx.commit()?;
         Ok((Project { id, slug, name: name.trim().to_string(), created_at: t }, key))
     }
 
-    pub fn projects(&self) -> Result<Vec<Project>> {
+    fn projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached("SELECT id, slug, name, created_at FROM projects ORDER BY id")?;
         let rows = st.query_map([], project_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    pub fn project(&self, id: i64) -> Result<Option<Project>> {
+    fn project(&self, id: ProjectId) -> Result<Option<Project>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached("SELECT id, slug, name, created_at FROM projects WHERE id = ?1")?;
-        Ok(st.query_row([id], project_from).optional()?)
+        Ok(st.query_row([id.0], project_from).optional()?)
     }
 
-    pub fn project_by_slug(&self, slug: &str) -> Result<Option<Project>> {
+    fn project_by_slug(&self, slug: &str) -> Result<Option<Project>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached("SELECT id, slug, name, created_at FROM projects WHERE slug = ?1")?;
         Ok(st.query_row([slug], project_from).optional()?)
     }
 
     /// Gives a project a new display name (its slug, and so its URLs, stay the same).
-    pub fn rename_project(&self, id: i64, name: &str) -> Result<()> {
+    fn rename_project(&self, id: ProjectId, name: &str) -> Result<()> {
         let name = name.trim();
         if name.is_empty() {
             return Err(StoreError::Invalid("a project needs a name".into()));
         }
         let conn = self.conn()?;
-        if conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![id, name])? == 0 {
+        if conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![id.0, name])? == 0 {
             return Err(StoreError::NotFound(format!("project {id}")));
         }
         Ok(())
     }
 
     /// Adds a client key to a project.
-    pub fn create_key(&self, project_id: i64, label: Option<&str>, rate_limit_per_minute: Option<u64>) -> Result<ClientKey> {
+    fn create_key(&self, project_id: ProjectId, label: Option<&str>, rate_limit_per_minute: Option<u64>) -> Result<ClientKey> {
         let conn = self.conn()?;
         insert_key(&conn, project_id, label, rate_limit_per_minute)
     }
 
     /// The keys of a project, oldest first, revoked ones included.
-    pub fn keys(&self, project_id: i64) -> Result<Vec<ClientKey>> {
+    fn keys(&self, project_id: ProjectId) -> Result<Vec<ClientKey>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!(
             "SELECT {KEY_COLUMNS} FROM project_keys WHERE project_id = ?1 ORDER BY created_at, public_key"
         ))?;
-        let rows = st.query_map([project_id], key_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st.query_map([project_id.0], key_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
-    pub fn key(&self, public_key: &str) -> Result<Option<ClientKey>> {
+    fn key(&self, public_key: &str) -> Result<Option<ClientKey>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM project_keys WHERE public_key = ?1"))?;
         Ok(st.query_row([public_key], key_from).optional()?)
     }
 
     /// Revokes a key: from then on it is refused. Returns false when no such key exists.
-    pub fn revoke_key(&self, public_key: &str) -> Result<bool> {
+    fn revoke_key(&self, public_key: &str) -> Result<bool> {
         let conn = self.conn()?;
         let n = conn.execute(
             "UPDATE project_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE public_key = ?1",
@@ -124,29 +124,29 @@ impl SqliteStore {
     }
 
     /// Resolves, ignores or reopens a group, and records it in the group's activity.
-    pub fn set_group_status(&self, group_id: i64, status: GroupStatus) -> Result<()> {
+    fn set_group_status(&self, group_id: GroupId, status: GroupStatus) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let t = now();
         let n = tx.execute(
             "UPDATE groups SET status = ?2, resolved_at = CASE WHEN ?2 = 1 THEN ?3 ELSE NULL END WHERE id = ?1",
-            params![group_id, status.as_i64(), t],
+            params![group_id.0, status.as_i64(), t],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("group {group_id}")));
         }
         let kind = match status {
-            GroupStatus::Resolved => "resolved",
-            GroupStatus::Ignored => "ignored",
-            GroupStatus::Unresolved => "reopened",
+            GroupStatus::Resolved => ACTIVITY_RESOLVED,
+            GroupStatus::Ignored => ACTIVITY_IGNORED,
+            GroupStatus::Unresolved => ACTIVITY_REOPENED,
         };
-        tx.execute("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)", params![group_id, kind, t])?;
+        tx.execute("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)", params![group_id.0, kind, t])?;
         tx.commit()?;
         Ok(())
     }
 }
 
-fn insert_key(conn: &rusqlite::Connection, project_id: i64, label: Option<&str>, rate: Option<u64>) -> Result<ClientKey> {
+fn insert_key(conn: &rusqlite::Connection, project_id: ProjectId, label: Option<&str>, rate: Option<u64>) -> Result<ClientKey> {
     let key = ClientKey {
         public_key: protocol::PublicKey::new_random().0,
         project_id,
@@ -157,7 +157,7 @@ fn insert_key(conn: &rusqlite::Connection, project_id: i64, label: Option<&str>,
     };
     conn.execute(
         &format!("INSERT INTO project_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, NULL)"),
-        params![key.public_key, project_id, key.label, rate.map(|r| r as i64), key.created_at],
+        params![key.public_key, project_id.0, key.label, rate.map(|r| r as i64), key.created_at],
     )
     .map_err(|e| match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {

@@ -5,22 +5,21 @@
 use rusqlite::params;
 
 use super::SqliteStore;
-use crate::Result;
+use crate::{Cleaned, Result};
 
 /// Rows deleted per transaction.
 const CHUNK: i64 = 2000;
 
-/// What a cleanup removed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Cleaned {
-    pub events: u64,
-    pub groups: u64,
-}
-
 impl SqliteStore {
+    /// The schema version the file is at, and the newest this build knows.
+    pub(super) fn schema_version_impl(&self) -> Result<(i64, i64)> {
+        let conn = self.conn()?;
+        Ok((super::migrate::current_version(&conn)?, super::migrate::latest_version()))
+    }
+
     /// Deletes events received before `cutoff` (unix seconds), and groups last seen before it.
     /// Group counts stay lifetime totals: they are what the issue was, not what is kept.
-    pub fn cleanup(&self, cutoff: f64) -> Result<Cleaned> {
+    pub(super) fn cleanup_impl(&self, cutoff: f64) -> Result<Cleaned> {
         let mut cleaned = Cleaned::default();
         let mut conn = self.conn()?;
         loop {

@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("schema_2_dashboard.sql")),
     (3, include_str!("schema_3_notify.sql")),
     (4, include_str!("schema_4_counters.sql")),
+    (5, include_str!("schema_5_store.sql")),
 ];
 
 pub fn latest_version() -> i64 {
@@ -38,7 +39,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
             tx.execute_batch(sql)?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                rusqlite::params![version, super::now()],
+                rusqlite::params![version, crate::now()],
             )?;
             tracing::info!(version, "applied store migration");
         }

@@ -5,7 +5,6 @@
 mod accounts;
 mod admin;
 mod cleanup;
-mod histogram;
 mod migrate;
 mod outbox;
 mod payload;
@@ -13,19 +12,14 @@ mod read;
 mod stream;
 mod writer;
 
-pub use cleanup::Cleaned;
-pub use outbox::{ActivityEntry, Delivery, Enqueue, NewDelivery};
-pub use accounts::{Session, User};
-pub use stream::*;
-pub use writer::WriterHandle;
+pub use admin::slugify;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 
-use crate::{Result, StoreError};
+use crate::{Cleaned, EventSink, Result, StoreError};
 
 /// The SQLite store. Cheap to share behind an `Arc`; every method is blocking (call it from a
 /// blocking thread in async code).
@@ -68,10 +62,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: dir.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("could not create the data directory {}: {e}", dir.display())))?;
         }
         let store = SqliteStore {
             path: path.to_path_buf(),
@@ -80,14 +72,8 @@ impl SqliteStore {
         };
         let mut conn = store.connect()?;
         migrate::migrate(&mut conn)?;
-        store.pool.lock().map_err(|_| StoreError::Invalid("pool poisoned".into()))?.push(conn);
+        store.pool.lock().map_err(|_| StoreError::Backend("connection pool poisoned".into()))?.push(conn);
         Ok(store)
-    }
-
-    /// The schema version the file is at, and the newest this build knows.
-    pub fn schema_version(&self) -> Result<(i64, i64)> {
-        let conn = self.conn()?;
-        Ok((migrate::current_version(&conn)?, migrate::latest_version()))
     }
 
     pub fn path(&self) -> &Path {
@@ -95,10 +81,11 @@ impl SqliteStore {
     }
 
     pub(crate) fn connect(&self) -> Result<Connection> {
-        let conn = Connection::open(&self.path).map_err(|e| StoreError::Open {
-            path: self.path.display().to_string(),
-            reason: e.to_string(),
+        let conn = Connection::open(&self.path).map_err(|e| {
+            StoreError::Unavailable(format!("could not open the data file {}: {e}", self.path.display()))
         })?;
+        // `rarray(?)`: a list of values as one parameter (the writer's lookup of stored ids).
+        rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // Takes effect only when the file is created. 4 KiB pages: every commit rewrites each page
         // it touches into the WAL (the event-id index alone touches about one page per event, at
@@ -120,14 +107,55 @@ impl SqliteStore {
         Ok(Pooled { store: self, conn: Some(conn) })
     }
 
+}
+
+impl crate::Store for SqliteStore {
     /// Starts the writer thread. Events are written only through it.
-    pub fn start_writer(&self, batch_max: usize) -> Result<WriterHandle> {
+    fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>> {
         let conn = self.connect()?;
         let payloads = payload::PayloadWriter::load(&conn)?;
-        Ok(writer::start(conn, payloads, batch_max.max(1)))
+        Ok(Arc::new(writer::start(conn, payloads, batch_max.max(1))))
     }
 }
 
-pub(crate) fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+impl crate::Maintenance for SqliteStore {
+    fn schema_version(&self) -> Result<(i64, i64)> {
+        self.schema_version_impl()
+    }
+
+    fn cleanup(&self, cutoff: f64) -> Result<Cleaned> {
+        self.cleanup_impl(cutoff)
+    }
+}
+
+/// SQLite's errors, by what a caller can do about them: a full, read-only or busy file is
+/// `Unavailable` (retry later), a broken constraint a `Conflict`, the rest `Backend`.
+pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
+    let text = e.to_string();
+    match e.sqlite_error_code() {
+        Some(
+            ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::CannotOpen
+            | ErrorCode::OutOfMemory
+            | ErrorCode::TooBig,
+        ) => StoreError::Unavailable(text),
+        Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(text),
+        _ => StoreError::Backend(text),
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        classify(e)
+    }
+}
+
+/// Tags as stored with an event: a JSON array of `[key, value]` pairs.
+pub(crate) fn tags_json(tags: &[(String, String)], out: &mut Vec<u8>) {
+    // Serialising strings can't fail.
+    let _ = serde_json::to_writer(&mut *out, tags);
 }

@@ -81,7 +81,7 @@ impl PayloadWriter {
             if let Some(dict) = result
                 && let Ok(compressor) = zstd::bulk::Compressor::with_dictionary(LEVEL, &dict)
             {
-                tx.execute("INSERT INTO payload_dicts (dict, created_at) VALUES (?1, ?2)", params![dict, super::now()])?;
+                tx.execute("INSERT INTO payload_dicts (dict, created_at) VALUES (?1, ?2)", params![dict, crate::now()])?;
                 self.dict_id = Some(tx.last_insert_rowid());
                 self.compressor = compressor;
                 tracing::info!(bytes = dict.len(), "trained a compression dictionary for event payloads");

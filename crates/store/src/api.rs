@@ -1,0 +1,184 @@
+//! The Store interface every backend implements, and the one bridge from async code to it.
+//!
+//! The interface is blocking: SQLite is a library call on the calling thread, and a backend
+//! over the network can block on its own pool as well. Async callers go through [`off_thread`]
+//! (one place that moves work to a blocking thread); the event writer is the exception, since
+//! ingest waits on it for every request: [`EventSink::write`] only queues and hands back a
+//! [`WriteTicket`] to await.
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::{
+    Activity, ActivityEntry, Cleaned, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
+    HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
+    TagCount, Trending, User, UserId, WriteOutcome, Enqueue,
+};
+
+/// Batched, durable writes of events. A backend has one writer per process; what it answers
+/// `Stored` has been committed.
+pub trait EventSink: Send + Sync {
+    /// Queues events (and counts of non-event items) for the next batch. The ticket resolves
+    /// once that batch is committed, with one outcome per event, in order.
+    fn write(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<WriteTicket>;
+    /// Writes everything queued so far, then stops.
+    fn shutdown(&self);
+}
+
+/// The answer to one [`EventSink::write`], once its batch is committed.
+pub struct WriteTicket(oneshot::Receiver<Result<Vec<WriteOutcome>>>);
+
+impl WriteTicket {
+    /// A ticket and the sender that answers it (for backends).
+    pub fn new() -> (oneshot::Sender<Result<Vec<WriteOutcome>>>, WriteTicket) {
+        let (tx, rx) = oneshot::channel();
+        (tx, WriteTicket(rx))
+    }
+
+    pub async fn wait(self) -> Result<Vec<WriteOutcome>> {
+        self.0.await.map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?
+    }
+
+    /// The same as [`wait`](Self::wait), for threads outside an async runtime.
+    pub fn wait_blocking(self) -> Result<Vec<WriteOutcome>> {
+        self.0.blocking_recv().map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?
+    }
+}
+
+/// Reads of groups, events and their statistics.
+pub trait Reads: Send + Sync {
+    /// One page of a project's stream (also what `sentry groups` lists).
+    fn stream(&self, q: &StreamQuery) -> Result<StreamPage>;
+    fn group(&self, id: GroupId) -> Result<Option<GroupRow>>;
+    /// The most frequent values per tag key of a group (at most `per_key` each), keys sorted.
+    fn group_tags(&self, group: GroupId, per_key: usize) -> Result<Vec<(String, Vec<TagCount>)>>;
+    /// A group's events, newest first, from just before `before` (an [`EventRow::position`]).
+    fn group_events(&self, group: GroupId, before: Option<i64>, limit: usize) -> Result<Vec<EventRow>>;
+    /// One event of a project by its id.
+    fn event(&self, project: ProjectId, id: &EventId) -> Result<Option<EventRow>>;
+    /// How many events a project has stored.
+    fn event_count(&self, project: ProjectId) -> Result<u64>;
+    /// The life of a group, oldest first.
+    fn activity(&self, group: GroupId) -> Result<Vec<Activity>>;
+    /// Accepted non-event items per type, summed over all days.
+    fn item_counts(&self, project: ProjectId) -> Result<Vec<(String, u64)>>;
+    /// A group's events in the interval (all time without one), from the chart buckets.
+    fn group_interval_count(&self, group: GroupId, since: Option<f64>, now: f64) -> Result<u64>;
+    /// A group's events with a timestamp in minute `from_minute` (unix minutes) or later.
+    fn group_count_since(&self, group: GroupId, from_minute: i64) -> Result<u64>;
+    /// A group's events over [since, now] in `points` equal parts.
+    fn group_series(&self, group: GroupId, since: f64, now: f64, points: usize) -> Result<Vec<u64>>;
+    /// The events of some projects over [since, now] in `points` equal parts.
+    fn project_series(&self, projects: &[ProjectId], since: f64, now: f64, points: usize) -> Result<Vec<u64>>;
+    /// The most frequent values of a tag key in a project (the choices of a filter widget).
+    fn project_tag_values(&self, project: ProjectId, key: &str, limit: usize) -> Result<Vec<TagCount>>;
+    /// A group's duration histogram, bar by bar (empty without durations).
+    fn duration_histogram(&self, group: GroupId) -> Result<Vec<HistogramBar>>;
+    /// Unresolved groups first seen since `since`, newest first, across projects.
+    fn new_groups(&self, projects: &[ProjectId], since: f64, limit: usize) -> Result<Vec<GroupRow>>;
+    /// Unresolved groups whose last 15 minutes ran hottest against their last 24 hours.
+    fn trending(&self, projects: &[ProjectId], now: f64, limit: usize) -> Result<Vec<Trending>>;
+}
+
+/// Projects, client keys and group status.
+pub trait Admin: Send + Sync {
+    /// Creates a project and its first client key. A taken slug is a `Conflict`.
+    fn create_project(&self, name: &str) -> Result<(Project, ClientKey)>;
+    fn projects(&self) -> Result<Vec<Project>>;
+    fn project(&self, id: ProjectId) -> Result<Option<Project>>;
+    fn project_by_slug(&self, slug: &str) -> Result<Option<Project>>;
+    /// A new display name; the slug, and so the URLs, stay.
+    fn rename_project(&self, id: ProjectId, name: &str) -> Result<()>;
+    fn create_key(&self, project: ProjectId, label: Option<&str>, rate_limit_per_minute: Option<u64>) -> Result<ClientKey>;
+    /// The keys of a project, oldest first, revoked ones included.
+    fn keys(&self, project: ProjectId) -> Result<Vec<ClientKey>>;
+    fn key(&self, public_key: &str) -> Result<Option<ClientKey>>;
+    /// From then on the key is refused. False when there is no such key.
+    fn revoke_key(&self, public_key: &str) -> Result<bool>;
+    /// Resolves, ignores or reopens a group, and records it in the group's activity.
+    fn set_group_status(&self, group: GroupId, status: GroupStatus) -> Result<()>;
+}
+
+/// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
+pub trait Accounts: Send + Sync {
+    /// A taken email (case-insensitively) is a `Conflict`.
+    fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User>;
+    /// Sets a user's password hash and ends their sessions.
+    fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;
+    fn user_count(&self) -> Result<u64>;
+    fn users(&self) -> Result<Vec<User>>;
+    /// A user and their password hash, by email (case-insensitive).
+    fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>>;
+    fn create_session(&self, user: UserId, token_hash: &str, csrf_token: &str, ttl_secs: f64) -> Result<()>;
+    /// The live (not expired) session with this token hash.
+    fn session(&self, token_hash: &str) -> Result<Option<Session>>;
+    fn delete_session(&self, token_hash: &str) -> Result<()>;
+    /// Replaces any unused setup link by a new one, valid for `ttl_secs`.
+    fn create_setup_token(&self, token_hash: &str, ttl_secs: f64) -> Result<()>;
+    /// Not used, not expired, and still no user exists.
+    fn setup_token_valid(&self, token_hash: &str) -> Result<bool>;
+    /// Uses a setup link: creates the first (admin) user, atomically, so two visitors racing
+    /// with the same link can't both succeed.
+    fn use_setup_token(&self, token_hash: &str, email: &str, password_hash: &str) -> Result<User>;
+}
+
+/// The notification outbox and the engine's bookkeeping. Deliveries are *claimed* with a
+/// lease before they are sent: while a claim holds, no other claimer gets the row, so several
+/// processes can share one outbox without sending twice.
+pub trait Outbox: Send + Sync {
+    /// The position of cursor `name`; `None` when it was never set.
+    fn notify_cursor(&self, name: &str) -> Result<Option<i64>>;
+    /// The newest activity id (0 when there is none), where a new cursor starts.
+    fn last_activity_id(&self) -> Result<i64>;
+    /// Activity after id `after`, oldest first, at most `limit` rows.
+    fn activity_after(&self, after: i64, limit: usize) -> Result<Vec<ActivityEntry>>;
+    /// When `rule` last fired for `group`.
+    fn last_fired(&self, rule: &str, group: GroupId) -> Result<Option<f64>>;
+    /// Queues deliveries, marks the rules that fired and moves the cursor, atomically. A
+    /// delivery whose (firing, action) is already queued is left out. Returns how many were
+    /// queued.
+    fn enqueue_deliveries(&self, e: &Enqueue) -> Result<usize>;
+    /// Claims up to `limit` deliveries due at `now` (pending, not expired, not claimed by a
+    /// live lease) for `claimer` until `now + lease_secs`, oldest first.
+    fn claim_deliveries(&self, claimer: &str, now: f64, lease_secs: f64, limit: usize) -> Result<Vec<Delivery>>;
+    /// The earliest next attempt of a pending delivery, to know how long to sleep.
+    fn next_delivery_at(&self) -> Result<Option<f64>>;
+    /// Every delivery, newest first.
+    fn deliveries(&self, limit: usize) -> Result<Vec<Delivery>>;
+    /// Records a successful attempt and releases the claim.
+    fn delivery_done(&self, id: i64) -> Result<()>;
+    /// Records a failed attempt: retried at `retry_at`, or given up for good when `None`.
+    fn delivery_failed(&self, id: i64, error: &str, retry_at: Option<f64>) -> Result<()>;
+    /// Gives up on pending deliveries whose time is over. Returns how many.
+    fn expire_deliveries(&self, now: f64) -> Result<usize>;
+    /// After a restart: pending deliveries not claimed by a live lease are due now (their
+    /// backoff was for the last run). Returns how many.
+    fn resume_deliveries(&self, now: f64) -> Result<usize>;
+}
+
+/// Upgrades and retention.
+pub trait Maintenance: Send + Sync {
+    /// The schema version the data is at, and the newest this build knows.
+    fn schema_version(&self) -> Result<(i64, i64)>;
+    /// Deletes events received before `cutoff` (unix seconds), and groups last seen before it.
+    fn cleanup(&self, cutoff: f64) -> Result<Cleaned>;
+}
+
+/// A whole backend: what callers hold, as `Arc<dyn Store>`.
+pub trait Store: Reads + Admin + Accounts + Outbox + Maintenance {
+    /// Starts this process's event writer; events are written only through it.
+    fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
+}
+
+/// Runs blocking store work (and whatever goes with it) off the async threads: the one bridge
+/// from async code to the blocking interface.
+pub async fn off_thread<T, E>(f: impl FnOnce() -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Backend(format!("a store task failed: {e}")).into()))
+}

@@ -1,0 +1,406 @@
+//! The event model's rules, pure: a batch of new events plus the current state of the groups
+//! they touch becomes a [`Plan`] — which events are stored and which are duplicates, their
+//! clamped timestamps, new groups, regressions, each group's new counters and priority, the
+//! summed deltas of tag counts, time buckets and duration histograms, and the activity rows.
+//! A backend loads what [`Batch::group_keys`] and [`Batch::event_keys`] name, calls [`fold`],
+//! and only applies the plan: no rule lives in SQL.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{
+    ACTIVITY_CREATED, ACTIVITY_REGRESSION, EventId, GroupId, GroupStatus, ItemCounts, NewEvent, ProjectId,
+    WriteOutcome, histogram,
+};
+
+/// How far into the future a client's clock may be: later timestamps count as "received + this".
+pub const MAX_CLOCK_SKEW_SECS: f64 = 60.0;
+
+/// The requests of one batch: each one's events and counts of non-event items.
+pub struct Batch<'a> {
+    pub jobs: Vec<(&'a [NewEvent], &'a ItemCounts)>,
+}
+
+impl<'a> Batch<'a> {
+    /// The groups the batch touches, as (project, grouping hash), each once.
+    pub fn group_keys(&self) -> Vec<(ProjectId, &'a str)> {
+        let mut seen = HashSet::new();
+        self.events().map(|e| (e.project_id, e.hash.as_str())).filter(|k| seen.insert(*k)).collect()
+    }
+
+    /// The event ids of the batch, each once: the backend says which are already stored.
+    pub fn event_keys(&self) -> Vec<(ProjectId, EventId)> {
+        let mut seen = HashSet::new();
+        self.events().map(|e| (e.project_id, e.event_id)).filter(|k| seen.insert(*k)).collect()
+    }
+
+    fn events(&self) -> impl Iterator<Item = &'a NewEvent> + '_ {
+        self.jobs.iter().flat_map(|(events, _)| events.iter())
+    }
+}
+
+/// A group as the rules see it: before the batch (loaded by the backend), and after (in the
+/// plan, for the backend to write back).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupState {
+    /// `None` for a group this batch creates.
+    pub id: Option<GroupId>,
+    pub project_id: ProjectId,
+    pub hash: String,
+    pub kind: String,
+    pub status: GroupStatus,
+    pub times_seen: i64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+    /// Duration count, sum, min and max (ms).
+    pub ts_count: i64,
+    pub ts_sum: f64,
+    pub ts_min: Option<f64>,
+    pub ts_max: Option<f64>,
+    /// The newest event's id, title, culprit, level, logger and grouping components: a group
+    /// shows its latest event.
+    pub last_event_id: String,
+    pub title: String,
+    pub culprit: String,
+    pub level: String,
+    pub logger: Option<String>,
+    pub components: String,
+    /// Recent and frequent first: `last_seen + 600 · ln(times_seen)` (the seed's score).
+    pub priority: f64,
+    /// The batch reopened it (it was resolved): its resolution time is cleared.
+    pub reopened: bool,
+}
+
+/// The priority score of a group.
+pub fn priority(last_seen: f64, times_seen: i64) -> f64 {
+    last_seen + 600.0 * (times_seen.max(1) as f64).ln()
+}
+
+/// The timestamp an event is counted at: a time in the future (clock skew) counts as when it
+/// was received; old ones are kept; a non-finite one is the receive time.
+pub fn clamp_timestamp(timestamp: f64, received: f64) -> f64 {
+    if timestamp.is_finite() { timestamp.min(received + MAX_CLOCK_SKEW_SECS) } else { received }
+}
+
+/// One event to insert, into the group at `group` (an index into [`Plan::groups`]).
+#[derive(Debug)]
+pub struct PlannedEvent<'a> {
+    pub event: &'a NewEvent,
+    pub group: usize,
+    /// The clamped timestamp.
+    pub timestamp: f64,
+}
+
+/// What happens to one event of the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Planned {
+    Stored { group: usize, new_group: bool, regression: bool },
+    Duplicate,
+}
+
+/// Counter deltas of a batch, summed per key. Groups are indexes into [`Plan::groups`]; tag keys
+/// and values borrow from the batch's events.
+#[derive(Debug, Default)]
+pub struct Deltas<'a> {
+    /// (group, key, value) → (count, first seen, last seen).
+    pub group_tags: HashMap<(usize, &'a str, &'a str), (i64, f64, f64)>,
+    /// (project, key, value) → (count, last seen).
+    pub project_tags: HashMap<(ProjectId, &'a str, &'a str), (i64, f64)>,
+    /// (group, unix minute / hour / day) → count.
+    pub group_minutes: HashMap<(usize, i64), i64>,
+    pub group_hours: HashMap<(usize, i64), i64>,
+    pub group_days: HashMap<(usize, i64), i64>,
+    /// (project, unix minute / hour) → count.
+    pub project_minutes: HashMap<(ProjectId, i64), i64>,
+    pub project_hours: HashMap<(ProjectId, i64), i64>,
+    /// (group, histogram bucket) → count.
+    pub durations: HashMap<(usize, i64), i64>,
+    /// (project, item type, unix day) → count of accepted non-event items.
+    pub item_counts: HashMap<(ProjectId, &'a str, i64), i64>,
+}
+
+/// Everything a backend writes for one batch.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    /// Every group the batch touches, in its new state; those with `id: None` are created
+    /// first, and their ids given back to [`Plan::outcomes`].
+    pub groups: Vec<GroupState>,
+    pub events: Vec<PlannedEvent<'a>>,
+    /// Per request, per event.
+    pub planned: Vec<Vec<Planned>>,
+    pub deltas: Deltas<'a>,
+    /// (group, `ACTIVITY_*` kind, when).
+    pub activity: Vec<(usize, &'static str, f64)>,
+}
+
+impl Plan<'_> {
+    /// The answer to each request, once every group has its id (`ids[i]` for `groups[i]`).
+    pub fn outcomes(&self, ids: &[GroupId]) -> Vec<Vec<WriteOutcome>> {
+        self.planned
+            .iter()
+            .map(|job| {
+                job.iter()
+                    .map(|p| match *p {
+                        Planned::Stored { group, new_group, regression } => {
+                            WriteOutcome::Stored { group_id: ids[group], new_group, regression }
+                        }
+                        Planned::Duplicate => WriteOutcome::Duplicate,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Folds a batch into a plan. `existing` holds the stored state of the groups the batch touches
+/// (those not in it are new), `stored` the event ids already stored, `now` the commit time
+/// (activity rows and item-count days).
+pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(ProjectId, EventId)>, now: f64) -> Plan<'a> {
+    let mut plan = Plan::default();
+    let mut slots: HashMap<(ProjectId, String), usize> = HashMap::new();
+    for g in existing {
+        slots.insert((g.project_id, g.hash.clone()), plan.groups.len());
+        plan.groups.push(g);
+    }
+    let mut seen: HashSet<(ProjectId, EventId)> = HashSet::new();
+    let day = (now / 86400.0).floor() as i64;
+    for (events, counts) in &batch.jobs {
+        let mut planned = Vec::with_capacity(events.len());
+        for ev in events.iter() {
+            let key = (ev.project_id, ev.event_id);
+            if stored.contains(&key) || !seen.insert(key) {
+                planned.push(Planned::Duplicate);
+                continue;
+            }
+            let ts = clamp_timestamp(ev.timestamp, ev.received);
+            let (slot, new_group) = match slots.get(&(ev.project_id, ev.hash.clone())) {
+                Some(&slot) => (slot, false),
+                None => {
+                    let slot = plan.groups.len();
+                    slots.insert((ev.project_id, ev.hash.clone()), slot);
+                    plan.groups.push(new_group_state(ev, ts));
+                    plan.activity.push((slot, ACTIVITY_CREATED, now));
+                    (slot, true)
+                }
+            };
+            let g = &mut plan.groups[slot];
+            let mut regression = false;
+            if g.status == GroupStatus::Resolved {
+                g.status = GroupStatus::Unresolved;
+                g.reopened = true;
+                regression = true;
+                plan.activity.push((slot, ACTIVITY_REGRESSION, now));
+            }
+            fold_event(g, slot, ev, ts, &mut plan.deltas);
+            plan.events.push(PlannedEvent { event: ev, group: slot, timestamp: ts });
+            planned.push(Planned::Stored { group: slot, new_group, regression });
+        }
+        plan.planned.push(planned);
+        for (project, ty, n) in &counts.0 {
+            *plan.deltas.item_counts.entry((*project, ty.as_str(), day)).or_default() += *n as i64;
+        }
+    }
+    // Groups loaded but not touched (every event a duplicate) keep their state: they are
+    // written back unchanged, which is harmless; priority is computed for the touched ones.
+    for g in &mut plan.groups {
+        g.priority = priority(g.last_seen, g.times_seen);
+    }
+    plan
+}
+
+fn new_group_state(ev: &NewEvent, ts: f64) -> GroupState {
+    GroupState {
+        id: None,
+        project_id: ev.project_id,
+        hash: ev.hash.clone(),
+        kind: ev.kind.clone(),
+        status: GroupStatus::Unresolved,
+        times_seen: 0,
+        first_seen: ts,
+        last_seen: ts,
+        ts_count: 0,
+        ts_sum: 0.0,
+        ts_min: None,
+        ts_max: None,
+        last_event_id: String::new(),
+        title: ev.title.clone(),
+        culprit: ev.culprit.clone(),
+        level: ev.level.as_str().to_string(),
+        logger: ev.logger.clone(),
+        components: ev.components.clone(),
+        priority: 0.0,
+        reopened: false,
+    }
+}
+
+fn fold_event<'a>(g: &mut GroupState, slot: usize, ev: &'a NewEvent, ts: f64, d: &mut Deltas<'a>) {
+    g.times_seen += 1;
+    g.first_seen = g.first_seen.min(ts);
+    if ts >= g.last_seen || g.last_event_id.is_empty() {
+        g.last_seen = g.last_seen.max(ts);
+        g.last_event_id = ev.event_id.to_string();
+        g.title.clone_from(&ev.title);
+        g.culprit.clone_from(&ev.culprit);
+        g.level = ev.level.as_str().to_string();
+        g.logger.clone_from(&ev.logger);
+        g.components.clone_from(&ev.components);
+    }
+    if let Some(ms) = ev.time_spent.filter(|m| m.is_finite() && *m >= 0.0) {
+        g.ts_count += 1;
+        g.ts_sum += ms;
+        g.ts_min = Some(g.ts_min.map_or(ms, |m| m.min(ms)));
+        g.ts_max = Some(g.ts_max.map_or(ms, |m| m.max(ms)));
+        *d.durations.entry((slot, histogram::bucket(ms))).or_default() += 1;
+    }
+    for (k, v) in &ev.tags {
+        let e = d.group_tags.entry((slot, k.as_str(), v.as_str())).or_insert((0, ts, ts));
+        e.0 += 1;
+        e.1 = e.1.min(ts);
+        e.2 = e.2.max(ts);
+        let p = d.project_tags.entry((ev.project_id, k.as_str(), v.as_str())).or_insert((0, ts));
+        p.0 += 1;
+        p.1 = p.1.max(ts);
+    }
+    let minute = (ts / 60.0).floor() as i64;
+    *d.group_minutes.entry((slot, minute)).or_default() += 1;
+    *d.group_hours.entry((slot, minute.div_euclid(60))).or_default() += 1;
+    *d.group_days.entry((slot, minute.div_euclid(1440))).or_default() += 1;
+    *d.project_minutes.entry((ev.project_id, minute)).or_default() += 1;
+    *d.project_hours.entry((ev.project_id, minute.div_euclid(60))).or_default() += 1;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Level;
+
+    const P: ProjectId = ProjectId(1);
+
+    fn ev(n: u8, hash: &str, ts: f64, received: f64) -> NewEvent {
+        NewEvent {
+            project_id: P,
+            event_id: EventId([n; 16]),
+            kind: "exception".into(),
+            timestamp: ts,
+            received,
+            level: Level::Error,
+            logger: None,
+            title: format!("title {n}"),
+            culprit: "c".into(),
+            hash: hash.into(),
+            components: "[]".into(),
+            tags: vec![("server".into(), format!("web-{}", n % 2))],
+            time_spent: Some(f64::from(n)),
+            payload: Vec::new(),
+        }
+    }
+
+    fn stored_group(id: i64, hash: &str, status: GroupStatus) -> GroupState {
+        GroupState {
+            id: Some(GroupId(id)),
+            status,
+            times_seen: 5,
+            first_seen: 100.0,
+            last_seen: 500.0,
+            last_event_id: "old".into(),
+            ..new_group_state(&ev(0, hash, 100.0, 100.0), 100.0)
+        }
+    }
+
+    fn plan_of<'a>(events: &'a [NewEvent], counts: &'a ItemCounts, existing: Vec<GroupState>, stored: &[(ProjectId, EventId)]) -> Plan<'a> {
+        let batch = Batch { jobs: vec![(events, counts)] };
+        fold(&batch, existing, &stored.iter().copied().collect(), 10_000.0)
+    }
+
+    #[test]
+    fn new_groups_are_created_once_with_an_activity_row() {
+        let events = [ev(1, "a", 1000.0, 1000.0), ev(2, "a", 1060.0, 1060.0), ev(3, "b", 1030.0, 1030.0)];
+        let counts = ItemCounts::default();
+        let plan = plan_of(&events, &counts, vec![], &[]);
+        assert_eq!(plan.groups.len(), 2);
+        assert!(plan.groups.iter().all(|g| g.id.is_none()));
+        assert_eq!(
+            plan.planned[0],
+            [
+                Planned::Stored { group: 0, new_group: true, regression: false },
+                Planned::Stored { group: 0, new_group: false, regression: false },
+                Planned::Stored { group: 1, new_group: true, regression: false },
+            ]
+        );
+        assert_eq!(plan.activity, [(0, ACTIVITY_CREATED, 10_000.0), (1, ACTIVITY_CREATED, 10_000.0)]);
+        let a = &plan.groups[0];
+        assert_eq!((a.times_seen, a.first_seen, a.last_seen), (2, 1000.0, 1060.0));
+        assert_eq!((a.ts_count, a.ts_sum, a.ts_min, a.ts_max), (2, 3.0, Some(1.0), Some(2.0)));
+        assert_eq!(a.title, "title 2", "a group shows its latest event");
+        assert_eq!(a.priority, priority(1060.0, 2));
+        let ids = [GroupId(7), GroupId(8)];
+        assert_eq!(plan.outcomes(&ids)[0][2], WriteOutcome::Stored { group_id: GroupId(8), new_group: true, regression: false });
+    }
+
+    #[test]
+    fn duplicates_change_nothing_within_a_batch_and_across_batches() {
+        let events = [ev(1, "a", 1000.0, 1000.0), ev(1, "a", 1000.0, 1000.0), ev(2, "a", 1000.0, 1000.0)];
+        let counts = ItemCounts::default();
+        let plan = plan_of(&events, &counts, vec![], &[(P, EventId([2; 16]))]);
+        assert_eq!(plan.planned[0][1], Planned::Duplicate);
+        assert_eq!(plan.planned[0][2], Planned::Duplicate);
+        assert_eq!(plan.events.len(), 1);
+        assert_eq!(plan.groups[0].times_seen, 1);
+        // An event whose id is stored creates no group.
+        let only_dup = [ev(2, "z", 1000.0, 1000.0)];
+        let plan = plan_of(&only_dup, &counts, vec![], &[(P, EventId([2; 16]))]);
+        assert!(plan.groups.is_empty() && plan.activity.is_empty() && plan.deltas.group_tags.is_empty());
+    }
+
+    #[test]
+    fn a_resolved_group_regresses_once_and_an_ignored_one_stays_ignored() {
+        let events = [ev(1, "a", 600.0, 600.0), ev(2, "a", 610.0, 610.0), ev(3, "i", 600.0, 600.0)];
+        let counts = ItemCounts::default();
+        let existing = vec![stored_group(4, "a", GroupStatus::Resolved), stored_group(5, "i", GroupStatus::Ignored)];
+        let plan = plan_of(&events, &counts, existing, &[]);
+        assert_eq!(plan.planned[0][0], Planned::Stored { group: 0, new_group: false, regression: true });
+        assert_eq!(plan.planned[0][1], Planned::Stored { group: 0, new_group: false, regression: false });
+        assert_eq!(plan.planned[0][2], Planned::Stored { group: 1, new_group: false, regression: false });
+        assert_eq!(plan.activity, [(0, ACTIVITY_REGRESSION, 10_000.0)]);
+        assert!(plan.groups[0].reopened && plan.groups[0].status == GroupStatus::Unresolved);
+        assert_eq!(plan.groups[1].status, GroupStatus::Ignored);
+        assert_eq!(plan.groups[0].times_seen, 7);
+    }
+
+    #[test]
+    fn future_timestamps_are_clamped_and_old_ones_kept() {
+        assert_eq!(clamp_timestamp(5000.0, 1000.0), 1000.0 + MAX_CLOCK_SKEW_SECS);
+        assert_eq!(clamp_timestamp(10.0, 1000.0), 10.0);
+        assert_eq!(clamp_timestamp(f64::NAN, 1000.0), 1000.0);
+        let events = [ev(1, "a", 1e12, 1000.0)];
+        let counts = ItemCounts::default();
+        let plan = plan_of(&events, &counts, vec![], &[]);
+        assert_eq!(plan.events[0].timestamp, 1060.0);
+        assert_eq!(plan.groups[0].last_seen, 1060.0);
+        assert!(plan.deltas.group_minutes.contains_key(&(0, 17)), "{:?}", plan.deltas.group_minutes);
+    }
+
+    #[test]
+    fn an_older_event_counts_but_does_not_become_the_latest() {
+        let events = [ev(9, "a", 200.0, 900.0)];
+        let counts = ItemCounts::default();
+        let plan = plan_of(&events, &counts, vec![stored_group(4, "a", GroupStatus::Unresolved)], &[]);
+        let g = &plan.groups[0];
+        assert_eq!((g.first_seen, g.last_seen, g.last_event_id.as_str(), g.times_seen), (100.0, 500.0, "old", 6));
+    }
+
+    #[test]
+    fn deltas_are_summed_per_key() {
+        let events = [ev(1, "a", 60.0, 60.0), ev(3, "a", 61.0, 61.0), ev(2, "b", 3700.0, 3700.0)];
+        let counts = ItemCounts(vec![(P, "session".into(), 3), (P, "session".into(), 2)]);
+        let plan = plan_of(&events, &counts, vec![], &[]);
+        let d = &plan.deltas;
+        assert_eq!(d.group_tags[&(0, "server", "web-1")], (2, 60.0, 61.0));
+        assert_eq!(d.project_tags[&(P, "server", "web-1")], (2, 61.0));
+        assert_eq!(d.project_tags[&(P, "server", "web-0")], (1, 3700.0));
+        assert_eq!(d.group_minutes[&(0, 1)], 2);
+        assert_eq!(d.project_hours[&(P, 0)], 2);
+        assert_eq!(d.project_hours[&(P, 1)], 1);
+        assert_eq!(d.durations.values().sum::<i64>(), 3);
+        assert_eq!(d.item_counts[&(P, "session", 0)], 5);
+    }
+}
