@@ -24,6 +24,21 @@ pub use api::{Accounts, Admin, EventSink, Maintenance, Outbox, Reads, Store, Wri
 pub use model::*;
 pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};
 
+/// Where the data lives: the one choice of backend, made once by the caller that wires the
+/// process together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file (created, with its directory, when missing).
+    Sqlite { path: std::path::PathBuf },
+}
+
+/// Opens a backend, applying pending migrations.
+pub fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
+    match backend {
+        Backend::Sqlite { path } => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?)),
+    }
+}
+
 /// Everything that can go wrong in the store, by what a caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
