@@ -5,16 +5,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use store::{ClientKey, SqliteStore};
+use store::{ClientKey, Store};
 
 pub struct KeyCache {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     ttl: Duration,
     entries: Mutex<HashMap<String, (Option<ClientKey>, Instant)>>,
 }
 
 impl KeyCache {
-    pub fn new(store: Arc<SqliteStore>, ttl: Duration) -> KeyCache {
+    pub fn new(store: Arc<dyn Store>, ttl: Duration) -> KeyCache {
         KeyCache { store, ttl, entries: Mutex::new(HashMap::new()) }
     }
 

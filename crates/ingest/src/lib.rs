@@ -1,20 +1,22 @@
-//! The ingest pipeline, between the HTTP edge and the store: who may send (client keys, rate
-//! limits), what an envelope or store body turns into (normalised, grouped events; counted
-//! non-event items), and backpressure (a bounded number of events waiting for the disk).
+//! The ingest pipeline, between the HTTP edge and the store, as one call:
+//! [`Pipeline::accept`] takes a request as read (the endpoint, the key it named, the body and
+//! its share of the memory budget) and runs decode → parse → authorise → process → submit,
+//! answering [`Accepted`] once the events are durable, or an [`IngestError`] that says why not.
+//! Every refusal and every item dropped on purpose is counted by [`DiscardReason`].
 //!
 //! Path of an event through this crate (see ARCHITECTURE.md for the whole path):
-//! 1. [`Pipeline::authorize`]: the key must exist, belong to the project and not be revoked;
-//!    the key's and project's per-minute rates are checked.
-//! 2. [`process`]: each `event` / `transaction` item is normalised and grouped; a transaction's
-//!    db spans become Query events of their own. Other item types are counted, not stored.
-//! 3. [`Pipeline::submit`]: the events take places in the bounded queue (or the request is
-//!    refused with "overloaded"), go to the store's writer, and the call returns once the
-//!    batch holding them is committed and fsynced.
-//! 4. [`alerts`]: the committed batch wakes the notification engine, which turns the group
-//!    activity and the groups' counts into outbox deliveries and sends them through plugins.
+//! 1. decode (`protocol::decode`), counted against the memory budget as it grows;
+//! 2. parse (`protocol::envelope`), and find the key (the request's, else the envelope's DSN);
+//! 3. [`Pipeline::authorize`]: the key must exist, belong to the project and not be revoked;
+//!    the key's and project's per-minute rates are checked;
+//! 4. [`process`]: each `event` / `transaction` item is normalised and grouped; a transaction's
+//!    db spans become Query events of their own. Other item types are counted, not stored;
+//! 5. submit: the events take places in the bounded queue (or the request is refused as
+//!    overloaded), go to the store's writer, and the call returns once the batch holding them
+//!    is committed and fsynced; the stored events are then broadcast ([`Pipeline::subscribe`]).
 
 mod budget;
-pub mod alerts;
+mod discard;
 mod keys;
 pub mod process;
 mod rate;
@@ -22,16 +24,19 @@ mod rate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{Envelope, EventId, Limits};
-use store::{ItemCounts, NewEvent, SqliteStore, WriteOutcome, WriterHandle};
+use protocol::decode::{decode, decode_store_body};
+use protocol::{ContentEncoding, DecodeError, Dsn, Envelope, EnvelopeError, EventId, Limits};
+use store::{EventSink, ItemCounts, NewEvent, ProjectId, Store, StoredEvent, WriteOutcome};
 use tokio::sync::Semaphore;
 
 pub use budget::{MemoryBudget, Reservation};
+pub use discard::{DiscardReason, Discards, item_category, REQUEST};
 pub use keys::KeyCache;
 pub use process::ProcessError;
 pub use rate::{RateLimited, RateLimiter};
 
-/// Why a request was refused. The HTTP layer maps each to a status.
+/// Why a request was refused. The HTTP layer maps each to a status; [`IngestError::reason`]
+/// is what `/metrics` counts.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("no client key: send it in X-Sentry-Auth, Authorization or the sentry_key query parameter")]
@@ -41,15 +46,65 @@ pub enum IngestError {
     #[error("client key {0} has been revoked")]
     RevokedKey(String),
     #[error("client key {key} belongs to project {key_project}, not to project {project}")]
-    WrongProject { key: String, key_project: i64, project: i64 },
+    WrongProject { key: String, key_project: ProjectId, project: ProjectId },
+    /// The key could not be read from the request (a bad header, two different keys).
+    #[error("{0}")]
+    BadKey(String),
+    #[error("there is no project \"{0}\": the project id in the DSN must be a number")]
+    NoSuchProject(String),
     #[error(transparent)]
     RateLimited(#[from] RateLimited),
     #[error("the server is overloaded: too many events are waiting to be written; retry later")]
     Overloaded,
+    #[error("the server is overloaded: too much data is waiting to be written; retry later")]
+    OverBudget,
+    #[error("the request body is over the limit of {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("the request body did not arrive within {0} s")]
+    Timeout(u64),
+    /// A request the edge could not read (a broken body, a bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("malformed envelope: {0}")]
+    Envelope(#[from] EnvelopeError),
     #[error(transparent)]
     Invalid(#[from] ProcessError),
     #[error("the event could not be stored: {0}")]
     Store(#[from] store::StoreError),
+    #[error("the server failed while processing the request")]
+    Crashed,
+}
+
+impl IngestError {
+    /// Why, as counted in `/metrics`.
+    pub fn reason(&self) -> DiscardReason {
+        match self {
+            IngestError::MissingKey => DiscardReason::MissingKey,
+            IngestError::UnknownKey(_) | IngestError::BadKey(_) => DiscardReason::UnknownKey,
+            IngestError::RevokedKey(_) => DiscardReason::RevokedKey,
+            IngestError::WrongProject { .. } => DiscardReason::WrongProject,
+            IngestError::NoSuchProject(_) => DiscardReason::NoSuchProject,
+            IngestError::RateLimited(_) => DiscardReason::RateLimited,
+            IngestError::Overloaded | IngestError::OverBudget => DiscardReason::Overloaded,
+            IngestError::Timeout(_) => DiscardReason::Timeout,
+            IngestError::Store(_) | IngestError::Crashed => DiscardReason::StoreUnavailable,
+            _ if self.is_too_large() => DiscardReason::TooLarge,
+            _ => DiscardReason::Invalid,
+        }
+    }
+
+    /// Whether the refusal is about size (413) rather than content.
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            IngestError::BodyTooLarge(_) => true,
+            IngestError::Decode(e) => matches!(e, DecodeError::TooLarge { .. }),
+            IngestError::Envelope(e) => e.is_too_large(),
+            IngestError::Invalid(e) => e.is_too_large(),
+            _ => false,
+        }
+    }
 }
 
 /// Settings of the pipeline, from the config file.
@@ -62,8 +117,8 @@ pub struct PipelineConfig {
     pub per_key_per_minute: u64,
     /// Events per minute per project (0 = unlimited).
     pub per_project_per_minute: u64,
-    /// Projects whose limit differs from `per_project_per_minute`, by project id.
-    pub project_limits: std::collections::HashMap<i64, u64>,
+    /// Projects whose limit differs from `per_project_per_minute`.
+    pub project_limits: std::collections::HashMap<ProjectId, u64>,
     /// Bytes of bodies and queued events held in memory at most.
     pub max_inflight_bytes: usize,
 }
@@ -71,37 +126,49 @@ pub struct PipelineConfig {
 /// The project a request was authorized for.
 #[derive(Clone, Debug)]
 pub struct Authorized {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub public_key: String,
 }
 
-/// One event as the writer stored it: what live views and notifications react to. Sent on the
-/// pipeline's broadcast channel ([`Pipeline::subscribe`]) after the batch is committed.
-#[derive(Clone, Debug)]
-pub struct StoredEvent {
-    pub project_id: i64,
-    pub group_id: i64,
-    pub event_id: EventId,
-    pub kind: String,
-    pub level: String,
-    /// The event created its group.
-    pub new_group: bool,
-    /// The event reopened a resolved group.
-    pub regression: bool,
+/// Which endpoint a request came to.
+#[derive(Clone, Copy, Debug)]
+pub enum Endpoint {
+    /// `/api/{project}/envelope/`.
+    Envelope(ProjectId),
+    /// `/api/{project}/store/`, or `/api/store/` where the key alone names the project: the
+    /// key was checked ([`Pipeline::authorize`]) before the body was read, for this project.
+    Store(ProjectId),
 }
 
-/// What a successful submission stored.
+/// A request as the edge read it.
+pub struct Request {
+    pub endpoint: Endpoint,
+    /// The key the request itself named (headers or query string), if any.
+    pub key: Option<String>,
+    pub encoding: ContentEncoding,
+    pub body: Vec<u8>,
+    /// The body's share of the memory budget; held until the events are written.
+    pub reservation: Reservation,
+    /// Unix seconds, when it arrived.
+    pub received: f64,
+}
+
+/// What an accepted request stored.
 #[derive(Clone, Debug, Default)]
-pub struct Submitted {
+pub struct Accepted {
     /// The id to answer with: the envelope's or the (first) event's.
     pub event_id: Option<EventId>,
     pub outcomes: Vec<WriteOutcome>,
 }
 
+/// Bodies up to this size are decoded and parsed right on the async worker: tens of
+/// microseconds, cheaper than handing them to another thread. Larger ones go to a blocking
+/// thread, one per core at a time.
+const INLINE_MAX: usize = 64 * 1024;
+
 /// The pipeline, shared by all requests.
 pub struct Pipeline {
-    pub store: Arc<SqliteStore>,
-    writer: WriterHandle,
+    writer: Arc<dyn EventSink>,
     queue: Arc<Semaphore>,
     queue_capacity: usize,
     keys: KeyCache,
@@ -110,25 +177,26 @@ pub struct Pipeline {
     grouping: grouping::GroupingConfig,
     stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
     budget: MemoryBudget,
+    discards: Discards,
     /// Events stored (not duplicates) since start.
     stored_total: std::sync::atomic::AtomicU64,
-    /// Decoding and parsing run on blocking threads, at most this many at once.
+    /// Decoding and parsing of large bodies run on blocking threads, at most this many at once.
     cpu_slots: Arc<Semaphore>,
 }
 
 impl Pipeline {
-    pub fn new(store: Arc<SqliteStore>, writer: WriterHandle, config: PipelineConfig) -> Pipeline {
+    pub fn new(store: Arc<dyn Store>, writer: Arc<dyn EventSink>, config: PipelineConfig) -> Pipeline {
         let capacity = config.queue_capacity.max(1);
         Pipeline {
-            keys: KeyCache::new(store.clone(), Duration::from_secs(1)),
+            keys: KeyCache::new(store, Duration::from_secs(1)),
             rates: RateLimiter::new(),
             queue: Arc::new(Semaphore::new(capacity)),
             queue_capacity: capacity,
-            store,
             writer,
             grouping: grouping::GroupingConfig::default(),
             stored: tokio::sync::broadcast::channel(1024).0,
             budget: MemoryBudget::new(config.max_inflight_bytes),
+            discards: Discards::default(),
             stored_total: std::sync::atomic::AtomicU64::new(0),
             cpu_slots: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
             config,
@@ -151,15 +219,19 @@ impl Pipeline {
         &self.budget
     }
 
-    /// Waits for a turn to do CPU work (decoding, parsing) on a blocking thread, so that a
-    /// burst of requests can't have more decoders at work than there are cores.
-    pub async fn cpu_slot(&self) -> tokio::sync::OwnedSemaphorePermit {
-        self.cpu_slots.clone().acquire_owned().await.expect("the CPU semaphore is never closed")
+    /// What was refused or dropped so far, by reason and item.
+    pub fn discards(&self) -> Vec<(DiscardReason, &'static str, u64)> {
+        self.discards.snapshot()
+    }
+
+    /// Counts a request refused before it reached [`accept`](Self::accept) (at the edge).
+    pub fn refused(&self, e: &IngestError) {
+        self.discards.add(e.reason(), REQUEST, 1);
     }
 
     /// Checks a key for a project (`None` for the legacy `/api/store/` path, where the key
-    /// decides the project). Blocking: it may read the store.
-    pub fn authorize(&self, project_id: Option<i64>, key: Option<&str>) -> Result<Authorized, IngestError> {
+    /// decides the project). May read the store (through a one-second cache).
+    pub fn authorize(&self, project_id: Option<ProjectId>, key: Option<&str>) -> Result<Authorized, IngestError> {
         let key = key.filter(|k| !k.is_empty()).ok_or(IngestError::MissingKey)?;
         let found = self.keys.get(key)?.ok_or_else(|| IngestError::UnknownKey(key.to_string()))?;
         if !found.is_active() {
@@ -173,40 +245,107 @@ impl Pipeline {
         let key_limit = found.rate_limit_per_minute.unwrap_or(self.config.per_key_per_minute);
         let project_limit =
             self.config.project_limits.get(&found.project_id).copied().unwrap_or(self.config.per_project_per_minute);
-        self.rates.check(&found.public_key, key_limit, found.project_id, project_limit)?;
+        self.rates.check(&found.public_key, key_limit, found.project_id.0, project_limit)?;
         Ok(Authorized { project_id: found.project_id, public_key: found.public_key })
     }
 
-    /// Turns an envelope into events and counts. Pure CPU work.
-    pub fn process_envelope(&self, auth: &Authorized, envelope: &Envelope, received: f64) -> Result<process::Processed, IngestError> {
-        Ok(process::envelope(auth.project_id, envelope, &self.config.limits, &self.grouping, received)?)
+    /// The whole pipeline for one request: decode, parse, authorise, process, submit. Returns
+    /// once the events are durable. Refusals are counted.
+    pub async fn accept(self: &Arc<Self>, req: Request) -> Result<Accepted, IngestError> {
+        let result = self.accept_inner(req).await;
+        if let Err(e) = &result {
+            self.refused(e);
+        }
+        result
     }
 
-    /// Turns a legacy store body (decoded JSON) into events.
-    pub fn process_store_body(&self, auth: &Authorized, body: &[u8], received: f64) -> Result<process::Processed, IngestError> {
-        Ok(process::store_body(auth.project_id, body, &self.config.limits, &self.grouping, received)?)
+    async fn accept_inner(self: &Arc<Self>, req: Request) -> Result<Accepted, IngestError> {
+        let Request { endpoint, key, encoding, body, mut reservation, received } = req;
+        let size = body.len();
+        let pipeline = self.clone();
+        let work = move || -> Result<(process::Processed, Reservation), IngestError> {
+            let processed = pipeline.process(endpoint, key, encoding, body, &mut reservation, received)?;
+            Ok((processed, reservation))
+        };
+        let (processed, reservation) = if size <= INLINE_MAX {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or(Err(IngestError::Crashed))?
+        } else {
+            let slot = self.cpu_slots.clone().acquire_owned().await.expect("the CPU semaphore is never closed");
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                work()
+            })
+            .await
+            .map_err(|_| IngestError::Crashed)??
+        };
+        let accepted = self.submit(processed).await?;
+        drop(reservation);
+        Ok(accepted)
+    }
+
+    /// Decode, parse, authorise and process: CPU work.
+    fn process(
+        &self,
+        endpoint: Endpoint,
+        key: Option<String>,
+        encoding: ContentEncoding,
+        body: Vec<u8>,
+        reservation: &mut Reservation,
+        received: f64,
+    ) -> Result<process::Processed, IngestError> {
+        let limits = &self.config.limits;
+        let data = decode(&body, encoding, limits.max_decompressed_bytes)?;
+        drop(body);
+        match endpoint {
+            Endpoint::Envelope(project) => {
+                hold(reservation, data.len())?;
+                let env = Envelope::parse(&data, limits)?;
+                let key = match (key, env.dsn()) {
+                    (Some(k), _) => Some(k),
+                    (None, Some(dsn)) => Some(
+                        dsn.parse::<Dsn>()
+                            .map_err(|e| IngestError::BadKey(format!("the envelope's dsn is not valid: {e}")))?
+                            .public_key,
+                    ),
+                    (None, None) => None,
+                };
+                let auth = self.authorize(Some(project), key.as_deref())?;
+                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, received)?)
+            }
+            Endpoint::Store(project) => {
+                let json = decode_store_body(&data, limits.max_decompressed_bytes)?;
+                drop(data);
+                hold(reservation, json.len())?;
+                Ok(process::store_body(project, &json, limits, &self.grouping, received)?)
+            }
+        }
     }
 
     /// Writes processed events durably; returns once they are committed.
-    pub async fn submit(&self, processed: process::Processed) -> Result<Submitted, IngestError> {
+    async fn submit(&self, processed: process::Processed) -> Result<Accepted, IngestError> {
+        for (category, n) in &processed.not_stored {
+            self.discards.add(DiscardReason::NotStored, category, *n);
+        }
         let n = processed.events.len() as u32;
         let _permit = if n > 0 {
-            Some(self.queue.clone().try_acquire_many_owned(n.min(self.queue_capacity as u32)).map_err(|_| IngestError::Overloaded)?)
+            Some(
+                self.queue
+                    .clone()
+                    .try_acquire_many_owned(n.min(self.queue_capacity as u32))
+                    .map_err(|_| IngestError::Overloaded)?,
+            )
         } else {
             None
         };
         let counts = ItemCounts(processed.counts);
         if processed.events.is_empty() && counts.0.is_empty() {
-            return Ok(Submitted { event_id: processed.event_id, outcomes: vec![] });
+            return Ok(Accepted { event_id: processed.event_id, outcomes: vec![] });
         }
-        let heads: Vec<(i64, EventId, String, String)> = processed
-            .events
-            .iter()
-            .map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level.clone()))
-            .collect();
-        let outcomes = self.writer.write(processed.events, counts).await?;
+        let heads: Vec<(ProjectId, EventId, String, store::Level)> =
+            processed.events.iter().map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level)).collect();
+        let outcomes = self.writer.write(processed.events, counts)?.wait().await?;
         self.announce(heads, &outcomes);
-        Ok(Submitted { event_id: processed.event_id, outcomes })
+        Ok(Accepted { event_id: processed.event_id, outcomes })
     }
 
     /// Events stored (duplicates not counted) since this process started.
@@ -214,9 +353,10 @@ impl Pipeline {
         self.stored_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn announce(&self, heads: Vec<(i64, EventId, String, String)>, outcomes: &[WriteOutcome]) {
+    fn announce(&self, heads: Vec<(ProjectId, EventId, String, store::Level)>, outcomes: &[WriteOutcome]) {
         let n = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Stored { .. })).count();
         self.stored_total.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.discards.add(DiscardReason::Duplicate, "event", (outcomes.len() - n) as u64);
         if self.stored.receiver_count() == 0 {
             return;
         }
@@ -247,6 +387,11 @@ impl Pipeline {
 
     /// Stores events that were built elsewhere (tests, tools); blocking.
     pub fn write_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<WriteOutcome>, IngestError> {
-        Ok(self.writer.write_blocking(events, ItemCounts::default())?)
+        Ok(self.writer.write(events, ItemCounts::default())?.wait_blocking()?)
     }
+}
+
+/// Counts decoded bytes against the memory budget; refuses the request when it is spent.
+fn hold(reservation: &mut Reservation, bytes: usize) -> Result<(), IngestError> {
+    if reservation.grow(bytes) { Ok(()) } else { Err(IngestError::OverBudget) }
 }

@@ -6,7 +6,11 @@
 use grouping::GroupingConfig;
 use protocol::event::{normalize_item, normalize_slice, span_queries};
 use protocol::{Envelope, Event, EventId, ItemType, Limits, NormalizeError};
-use store::NewEvent;
+use std::collections::HashMap;
+
+use store::{NewEvent, ProjectId};
+
+use crate::discard::item_category;
 
 /// Why a body could not be turned into events.
 #[derive(Debug, thiserror::Error)]
@@ -33,18 +37,23 @@ pub struct Processed {
     pub event_id: Option<EventId>,
     pub events: Vec<NewEvent>,
     /// (project, item type, count) of accepted non-event items.
-    pub counts: Vec<(i64, String, u64)>,
+    pub counts: Vec<(ProjectId, String, u64)>,
+    /// The same items by category, for discard accounting.
+    pub not_stored: Vec<(&'static str, u64)>,
 }
 
 /// Processes every item of an envelope.
 pub fn envelope(
-    project_id: i64,
+    project_id: ProjectId,
     env: &Envelope,
     limits: &Limits,
     grouping: &GroupingConfig,
     received: f64,
 ) -> Result<Processed, ProcessError> {
     let mut out = Processed { event_id: env.event_id(), ..Processed::default() };
+    // Where each item type's count is, so counting stays linear in the number of items.
+    let mut slots: HashMap<&str, usize> = HashMap::new();
+    let mut categories: HashMap<&'static str, u64> = HashMap::new();
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
             ItemType::Event | ItemType::Transaction => {
@@ -56,15 +65,27 @@ pub fn envelope(
                 }
                 push_event(&mut out.events, project_id, event, &item.payload, grouping, received);
             }
-            _ => count(&mut out.counts, project_id, item.ty.as_str()),
+            _ => {
+                let ty = item.ty.as_str();
+                match slots.get(ty) {
+                    Some(&i) => out.counts[i].2 += 1,
+                    None => {
+                        slots.insert(ty, out.counts.len());
+                        out.counts.push((project_id, ty.to_string(), 1));
+                    }
+                }
+                *categories.entry(item_category(&item.ty)).or_default() += 1;
+            }
         }
     }
+    out.not_stored = categories.into_iter().collect();
+    out.not_stored.sort_unstable();
     Ok(out)
 }
 
 /// Processes a legacy store body: one event as JSON (already decoded and decompressed).
 pub fn store_body(
-    project_id: i64,
+    project_id: ProjectId,
     body: &[u8],
     limits: &Limits,
     grouping: &GroupingConfig,
@@ -80,15 +101,8 @@ pub fn store_body(
     Ok(out)
 }
 
-fn count(counts: &mut Vec<(i64, String, u64)>, project_id: i64, ty: &str) {
-    match counts.iter_mut().find(|(_, t, _)| t == ty) {
-        Some(c) => c.2 += 1,
-        None => counts.push((project_id, ty.to_string(), 1)),
-    }
-}
-
 /// Groups one event and appends it, with the Query events of its db spans.
-fn push_event(out: &mut Vec<NewEvent>, project_id: i64, event: Event, payload: &[u8], cfg: &GroupingConfig, received: f64) {
+fn push_event(out: &mut Vec<NewEvent>, project_id: ProjectId, event: Event, payload: &[u8], cfg: &GroupingConfig, received: f64) {
     for query in span_queries(&event) {
         let payload = span_query_payload(&event, &query);
         out.push(new_event(project_id, &query, payload, cfg, received));
@@ -97,7 +111,7 @@ fn push_event(out: &mut Vec<NewEvent>, project_id: i64, event: Event, payload: &
 }
 
 /// Builds the storable form of a normalised event.
-pub fn new_event(project_id: i64, event: &Event, payload: Vec<u8>, cfg: &GroupingConfig, received: f64) -> NewEvent {
+pub fn new_event(project_id: ProjectId, event: &Event, payload: Vec<u8>, cfg: &GroupingConfig, received: f64) -> NewEvent {
     let g = grouping::group(event, cfg);
     NewEvent {
         project_id,
@@ -105,7 +119,7 @@ pub fn new_event(project_id: i64, event: &Event, payload: Vec<u8>, cfg: &Groupin
         kind: event.kind.as_str().to_string(),
         timestamp: event.timestamp,
         received,
-        level: event.level.as_str().to_string(),
+        level: event.level,
         logger: event.logger.clone(),
         title: g.title,
         culprit: g.culprit,

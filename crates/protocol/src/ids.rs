@@ -74,9 +74,17 @@ impl FromStr for EventId {
     }
 }
 
-/// A project's numeric id, the last path segment of a DSN.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+/// A project's numeric id, the last path segment of a DSN. A plain number in JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize)]
+#[serde(transparent)]
 pub struct ProjectId(pub i64);
+
+impl FromStr for ProjectId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(ProjectId)
+    }
+}
 
 impl fmt::Display for ProjectId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

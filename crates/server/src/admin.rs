@@ -5,14 +5,16 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use store::{GroupQuery, GroupStatus, Sort, SqliteStore, StatusFilter};
+use std::sync::Arc;
+
+use store::{GroupId, GroupStatus, ProjectId, Sort, StatusFilter, Store, StreamQuery};
 
 use crate::cli::{EventsArgs, GroupsArgs, KeyCommand, ProjectCommand};
 use crate::config::{self, Config};
 use crate::{open_store, process_env};
 
 /// The DSN clients use to send to a project with a key.
-pub fn dsn(config: &Config, public_key: &str, project_id: i64) -> String {
+pub fn dsn(config: &Config, public_key: &str, project_id: ProjectId) -> String {
     let url = config.public_url();
     let (scheme, rest) = url.split_once("://").unwrap_or(("http", url.as_str()));
     format!("{scheme}://{public_key}@{rest}/{project_id}")
@@ -42,7 +44,7 @@ pub fn init(path: &Path) -> Result<Config> {
 }
 
 /// Creates the project `default` when there is no project yet, and prints its DSN.
-pub fn ensure_default_project(config: &Config, store: &SqliteStore) -> Result<()> {
+pub fn ensure_default_project(config: &Config, store: &Arc<dyn Store>) -> Result<()> {
     if store.projects()?.is_empty() {
         let (project, key) = store.create_project("default")?;
         println!("Created the project \"{}\". Send events to it with this DSN:", project.slug);
@@ -77,7 +79,7 @@ pub fn upgrade(config: &Config) -> Result<()> {
     Ok(())
 }
 
-fn project_json(config: &Config, store: &SqliteStore, p: &store::Project) -> Result<Value> {
+fn project_json(config: &Config, store: &Arc<dyn Store>, p: &store::Project) -> Result<Value> {
     let key = store.keys(p.id)?.into_iter().find(|k| k.is_active());
     Ok(json!({
         "id": p.id,
@@ -119,7 +121,7 @@ pub fn project(config: &Config, cmd: ProjectCommand) -> Result<()> {
     Ok(())
 }
 
-fn project_by_slug(store: &SqliteStore, slug: &str) -> Result<store::Project> {
+fn project_by_slug(store: &Arc<dyn Store>, slug: &str) -> Result<store::Project> {
     match store.project_by_slug(slug)? {
         Some(p) => Ok(p),
         None => {
@@ -183,7 +185,7 @@ pub fn rfc3339(ts: f64) -> String {
         .unwrap_or_default()
 }
 
-pub fn group_json(store: &SqliteStore, g: &store::GroupRow) -> Result<Value> {
+pub fn group_json(store: &Arc<dyn Store>, g: &store::GroupRow) -> Result<Value> {
     let tags: serde_json::Map<String, Value> = store
         .group_tags(g.id, 10)?
         .into_iter()
@@ -214,7 +216,8 @@ pub fn group_json(store: &SqliteStore, g: &store::GroupRow) -> Result<Value> {
 pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
     let store = open_store(config)?;
     let p = project_by_slug(&store, &args.project)?;
-    let mut q = GroupQuery::new(p.id);
+    let mut q = StreamQuery::new(p.id, store::now());
+    q.sparkline_points = 0;
     q.sort = Sort::parse(&args.sort)
         .with_context(|| format!("unknown sort \"{}\"; use one of: {}", args.sort, Sort::NAMES.join(", ")))?;
     q.status = match args.status.as_str() {
@@ -225,7 +228,7 @@ pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
         ),
     };
     q.limit = args.limit;
-    let rows = store.groups(&q)?;
+    let rows: Vec<store::GroupRow> = store.stream(&q)?.rows.into_iter().map(|r| r.group).collect();
     if args.json {
         let out = rows.iter().map(|g| group_json(&store, g)).collect::<Result<Vec<_>>>()?;
         println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
@@ -246,10 +249,11 @@ pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
 
 pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
     let store = open_store(config)?;
-    if store.group(args.group)?.is_none() {
+    let group = GroupId(args.group);
+    if store.group(group)?.is_none() {
         bail!("there is no group {}; `sentry groups --project SLUG` lists them", args.group);
     }
-    let rows = store.events(args.group, args.limit)?;
+    let rows = store.group_events(group, None, args.limit)?;
     if args.json {
         let out: Vec<Value> = rows
             .iter()

@@ -241,14 +241,13 @@ impl Config {
         }
     }
 
-    /// The notification engine's settings: plugins, rules, retries, and the base of links.
-    pub fn alert_config(&self) -> ingest::alerts::AlertConfig {
+    /// The notification engine's settings: plugins, rules and retries.
+    pub fn alert_config(&self) -> alerts::AlertConfig {
         let n = &self.notify;
-        ingest::alerts::AlertConfig {
-            public_url: self.public_url(),
+        alerts::AlertConfig {
             plugins: self.alerts.plugins.clone(),
             rules: self.alerts.rules.clone(),
-            retry: ingest::alerts::RetryPolicy {
+            retry: alerts::RetryPolicy {
                 initial: std::time::Duration::from_secs(n.retry_initial_seconds),
                 max: std::time::Duration::from_secs(n.retry_max_seconds.max(n.retry_initial_seconds)),
                 expire: std::time::Duration::from_secs(n.expire_hours * 3600),

@@ -63,8 +63,9 @@ pub(crate) fn process_env() -> Vec<(String, String)> {
     std::env::vars().collect()
 }
 
-/// Opens the store of a config, applying migrations.
-pub(crate) fn open_store(config: &Config) -> Result<store::SqliteStore> {
+/// Opens the store of a config, applying migrations: the one place that chooses a backend.
+pub(crate) fn open_store(config: &Config) -> Result<std::sync::Arc<dyn store::Store>> {
     let path: PathBuf = config.sqlite_path();
-    store::SqliteStore::open(&path).with_context(|| format!("opening the data store {}", path.display()))
+    store::open(&store::Backend::Sqlite { path: path.clone() })
+        .with_context(|| format!("opening the data store {}", path.display()))
 }

@@ -17,10 +17,12 @@ pub fn run(config: &Config, cmd: NotifyCommand) -> Result<()> {
 }
 
 fn test(config: &Config, project: &str, plugin: &str) -> Result<()> {
-    let store = Arc::new(crate::open_store(config)?);
+    let store = crate::open_store(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let alert_config = config.alert_config();
-    let sent = runtime.block_on(ingest::alerts::send_test(store, &alert_config, project, plugin));
+    let links: Arc<dyn alerts::Links> =
+        Arc::new(crate::serve::DashboardLinks(web::dashboard::Links::new(&config.public_url())));
+    let sent = runtime.block_on(alerts::send_test(store, &alert_config, links, project, plugin));
     // Let the plugin's connection say goodbye (IRC QUIT) before the runtime goes.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match sent {

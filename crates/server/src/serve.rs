@@ -132,7 +132,7 @@ fn init_logging(config: &Config, debug: bool) {
 fn serve(config: Config, debug: bool) -> Result<()> {
     init_logging(&config, debug);
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = Arc::new(crate::open_store(&config)?);
+    let store = crate::open_store(&config)?;
     admin::ensure_default_project(&config, &store)?;
     let writer = store.start_writer(config.ingest.batch_max)?;
     start_cleanup(store.clone(), config.retention.days);
@@ -152,7 +152,8 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     // Notifications: rules over what the pipeline stores, deliveries through the outbox.
     let alerts = {
         let _guard = runtime.enter();
-        ingest::alerts::start(store.clone(), pipeline.subscribe(), config.alert_config())
+        let links: Arc<dyn alerts::Links> = Arc::new(DashboardLinks(web::dashboard::Links::new(&config.public_url())));
+        alerts::start(store.clone(), pipeline.subscribe(), config.alert_config(), links)
     };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| {
@@ -182,6 +183,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         };
         let dashboard = Arc::new(web::dashboard::Dashboard::new(dashboard, &public));
         let app = web::router(web::AppState {
+            store: store.clone(),
             pipeline: pipeline.clone(),
             public_url: public,
             request_timeout: timeout,
@@ -210,7 +212,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
 
 /// `[projects.<slug>] rate_limit_per_minute`, by project id. Slugs with no project yet are
 /// named in the log.
-fn project_limits(config: &Config, store: &store::SqliteStore) -> Result<std::collections::HashMap<i64, u64>> {
+fn project_limits(config: &Config, store: &Arc<dyn store::Store>) -> Result<std::collections::HashMap<store::ProjectId, u64>> {
     let mut limits = std::collections::HashMap::new();
     for (slug, p) in &config.projects {
         let Some(limit) = p.rate_limit_per_minute else { continue };
@@ -225,7 +227,7 @@ fn project_limits(config: &Config, store: &store::SqliteStore) -> Result<std::co
 }
 
 /// Deletes what is past the retention period a minute after start, then every hour.
-fn start_cleanup(store: Arc<store::SqliteStore>, days: u32) {
+fn start_cleanup(store: Arc<dyn store::Store>, days: u32) {
     if days == 0 {
         return;
     }
@@ -244,6 +246,18 @@ fn start_cleanup(store: Arc<store::SqliteStore>, days: u32) {
     });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "could not start the retention cleanup");
+    }
+}
+
+/// The dashboard's links, for notifications (the alert engine spells no dashboard URL).
+pub(crate) struct DashboardLinks(pub(crate) web::dashboard::Links);
+
+impl alerts::Links for DashboardLinks {
+    fn issue(&self, project_slug: &str, group: store::GroupId) -> String {
+        self.0.issue(project_slug, group)
+    }
+    fn project(&self, project_slug: &str) -> String {
+        self.0.project(project_slug)
     }
 }
 

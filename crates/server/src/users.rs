@@ -54,7 +54,7 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
 
 /// While no user exists: a new one-time link that lets the first visitor become the
 /// administrator (printed by `sentry start`).
-pub fn setup_link(config: &Config, store: &store::SqliteStore) -> Result<Option<String>> {
+pub fn setup_link(config: &Config, store: &std::sync::Arc<dyn store::Store>) -> Result<Option<String>> {
     if store.user_count()? > 0 {
         return Ok(None);
     }

@@ -15,7 +15,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::EventId;
-use store::{GroupStatus, ItemCounts, NewEvent, Sort, SqliteStore, StreamQuery};
+use store::sqlite::SqliteStore;
+use store::{GroupId, GroupStatus, ItemCounts, Level, NewEvent, Reads, Sort, Store, StreamQuery, Admin};
 
 /// xorshift64*: fast and reproducible.
 struct Rng(u64);
@@ -86,7 +87,7 @@ fn main() {
             kind: if timed { "query" } else { "exception" }.into(),
             timestamp: now - age,
             received: now,
-            level: level.into(),
+            level: Level::parse(level).unwrap_or(Level::Error),
             logger: Some(format!("app.module{}", g % 30)),
             title: format!("{} number {g} in the shop", if timed { "SELECT FROM orders" } else { "KeyError" }),
             culprit: format!("app.module{}.handler{}", g % 30, g % 7),
@@ -97,16 +98,16 @@ fn main() {
             payload: br#"{"message":"bench"}"#.to_vec(),
         });
         if batch.len() == 5000 {
-            writer.write_blocking(std::mem::take(&mut batch), ItemCounts::default()).expect("write");
+            writer.write(std::mem::take(&mut batch), ItemCounts::default()).expect("write").wait_blocking().expect("write");
         }
     }
-    writer.write_blocking(batch, ItemCounts::default()).expect("write");
+    writer.write(batch, ItemCounts::default()).expect("write").wait_blocking().expect("write");
     writer.shutdown();
     // A tenth of the groups resolved, a twentieth ignored.
     for g in 1..=groups as i64 {
         match g % 20 {
-            0 => store.set_group_status(g, GroupStatus::Ignored).ok(),
-            1 | 2 => store.set_group_status(g, GroupStatus::Resolved).ok(),
+            0 => store.set_group_status(GroupId(g), GroupStatus::Ignored).ok(),
+            1 | 2 => store.set_group_status(GroupId(g), GroupStatus::Resolved).ok(),
             _ => None,
         };
     }

@@ -1,17 +1,17 @@
-//! The writer's ceiling: events per second through `WriterHandle` with no HTTP and no parsing,
+//! The writer's ceiling: events per second through the store's `EventSink` with no HTTP and no parsing,
 //! in batches like under load. `cargo run --release -p store --example write_cost -- [EVENTS] [BATCH]`.
 
 use std::time::Instant;
 
 use protocol::EventId;
-use store::{ItemCounts, NewEvent, SqliteStore};
+use store::{ItemCounts, Level, NewEvent};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let total: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50_000);
     let batch: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(64);
     let dir = std::env::temp_dir().join(format!("write-cost-{}", std::process::id()));
-    let store = SqliteStore::open(&dir.join("sentry.db")).unwrap();
+    let store = store::open(&store::Backend::Sqlite { path: dir.join("sentry.db") }).unwrap();
     let (p, _) = store.create_project("bench").unwrap();
     let w = store.start_writer(2000).unwrap();
     let payload = |n: usize| {
@@ -34,7 +34,7 @@ fn main() {
                 kind: "exception".into(),
                 timestamp: 1.8e9 + i as f64 * 0.01,
                 received: 1.8e9 + i as f64 * 0.01,
-                level: "error".into(),
+                level: Level::Error,
                 logger: None,
                 title: format!("KeyError: 'SKU-{}'", i % 50),
                 culprit: "shop.views in checkout".into(),
@@ -53,7 +53,7 @@ fn main() {
             })
             .collect();
         n += events.len();
-        w.write_blocking(events, ItemCounts::default()).unwrap();
+        w.write(events, ItemCounts::default()).unwrap().wait_blocking().unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     w.shutdown();

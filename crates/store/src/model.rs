@@ -4,14 +4,16 @@
 use std::fmt;
 
 pub use protocol::{EventId, Level, ProjectId};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-/// A group's (issue's) id, unique across projects.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A group's (issue's) id, unique across projects. A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
 pub struct GroupId(pub i64);
 
-/// A user's id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A user's id. A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
 pub struct UserId(pub i64);
 
 macro_rules! id_traits {
@@ -30,31 +32,6 @@ macro_rules! id_traits {
     )*};
 }
 id_traits!(GroupId, UserId);
-
-/// Ids appear in JSON as plain numbers.
-pub(crate) fn id_json<S: Serializer>(id: &impl IdValue, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_i64(id.value())
-}
-
-/// The number inside a typed id.
-pub trait IdValue {
-    fn value(&self) -> i64;
-}
-impl IdValue for GroupId {
-    fn value(&self) -> i64 {
-        self.0
-    }
-}
-impl IdValue for UserId {
-    fn value(&self) -> i64 {
-        self.0
-    }
-}
-impl IdValue for ProjectId {
-    fn value(&self) -> i64 {
-        self.0
-    }
-}
 
 /// A group's triage status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -99,7 +76,6 @@ impl GroupStatus {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Project {
-    #[serde(serialize_with = "id_json")]
     pub id: ProjectId,
     pub slug: String,
     pub name: String,
@@ -110,7 +86,6 @@ pub struct Project {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClientKey {
     pub public_key: String,
-    #[serde(serialize_with = "id_json")]
     pub project_id: ProjectId,
     pub label: Option<String>,
     /// Events per minute this key may send; `None` means the configured default.
@@ -185,9 +160,7 @@ pub struct TagCount {
 /// A group as the read side shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GroupRow {
-    #[serde(serialize_with = "id_json")]
     pub id: GroupId,
-    #[serde(serialize_with = "id_json")]
     pub project_id: ProjectId,
     pub hash: String,
     pub kind: String,
@@ -228,7 +201,6 @@ pub struct EventRow {
 /// A change of a group's life: created, regressed, resolved, ignored, reopened.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Activity {
-    #[serde(serialize_with = "id_json")]
     pub group_id: GroupId,
     /// One of the `ACTIVITY_*` names.
     pub kind: String,
@@ -306,7 +278,6 @@ pub struct Enqueue {
 /// A user who can log in to the dashboard.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct User {
-    #[serde(serialize_with = "id_json")]
     pub id: UserId,
     pub email: String,
     pub is_admin: bool,

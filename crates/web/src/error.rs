@@ -5,7 +5,6 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ingest::IngestError;
-use protocol::{AuthError, DecodeError, EnvelopeError};
 
 /// A refused request.
 #[derive(Debug)]
@@ -91,38 +90,22 @@ impl IntoResponse for ApiError {
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
         let reason = e.to_string();
-        match e {
-            IngestError::MissingKey | IngestError::UnknownKey(_) => ApiError::Unauthorized(reason),
-            IngestError::RevokedKey(_) | IngestError::WrongProject { .. } => ApiError::Forbidden(reason),
-            IngestError::RateLimited(r) => ApiError::RateLimited { retry_after: r.retry_after, header: r.header(), reason },
-            IngestError::Overloaded | IngestError::Store(_) => ApiError::Unavailable(reason),
-            IngestError::Invalid(p) if p.is_too_large() => ApiError::TooLarge(reason),
-            IngestError::Invalid(_) => ApiError::BadRequest(reason),
-        }
-    }
-}
-
-impl From<DecodeError> for ApiError {
-    fn from(e: DecodeError) -> ApiError {
-        match e {
-            DecodeError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
-            _ => ApiError::BadRequest(e.to_string()),
-        }
-    }
-}
-
-impl From<EnvelopeError> for ApiError {
-    fn from(e: EnvelopeError) -> ApiError {
         if e.is_too_large() {
-            ApiError::TooLarge(e.to_string())
-        } else {
-            ApiError::BadRequest(format!("malformed envelope: {e}"))
+            return ApiError::TooLarge(reason);
         }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> ApiError {
-        ApiError::Unauthorized(format!("bad authentication: {e}"))
+        match e {
+            IngestError::MissingKey | IngestError::UnknownKey(_) | IngestError::BadKey(_) => ApiError::Unauthorized(reason),
+            IngestError::RevokedKey(_) | IngestError::WrongProject { .. } => ApiError::Forbidden(reason),
+            IngestError::NoSuchProject(_) => ApiError::NotFound(reason),
+            IngestError::RateLimited(r) => ApiError::RateLimited { retry_after: r.retry_after, header: r.header(), reason },
+            IngestError::Timeout(_) => ApiError::Timeout(reason),
+            IngestError::Overloaded | IngestError::OverBudget | IngestError::Store(_) | IngestError::Crashed => {
+                ApiError::Unavailable(reason)
+            }
+            IngestError::BodyTooLarge(_) => ApiError::TooLarge(reason),
+            IngestError::BadRequest(_) | IngestError::Decode(_) | IngestError::Envelope(_) | IngestError::Invalid(_) => {
+                ApiError::BadRequest(reason)
+            }
+        }
     }
 }

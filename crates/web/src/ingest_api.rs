@@ -1,24 +1,16 @@
-//! The ingest endpoints. Each one: find the key, read the body within its limit, decode,
-//! parse, authorize, process (on a blocking thread), submit, and answer `{"id": …}` once the
-//! events are durable.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The ingest endpoints, thin: each one extracts what the request says (project, key,
+//! encoding), reads the body within its limit and the memory budget, and hands it to
+//! `ingest::Pipeline::accept`, which runs the rest; then maps the answer to HTTP.
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
-use ingest::process::Processed;
-use ingest::Reservation;
-use protocol::decode::{decode, decode_store_body};
-use protocol::{Auth, ContentEncoding, Dsn, Envelope};
+use ingest::{Endpoint, IngestError, Request, Reservation};
+use protocol::{Auth, ContentEncoding, ProjectId};
 
 use crate::{ApiError, AppState, ALLOWED_METHODS};
-
-fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
 
 /// `OPTIONS`: the CORS preflight of browser SDKs.
 pub async fn preflight() -> Response {
@@ -46,36 +38,16 @@ pub async fn envelope(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let project_id = parse_project(&project)?;
-    let from_request = request_key(&headers, query.as_deref())?;
-    let encoding = content_encoding(&headers)?;
-    let mut reservation = state.pipeline.budget().reserve();
-    let raw = read_body(&state, body, &mut reservation).await?;
-    let pipeline = state.pipeline.clone();
-    let received = now();
-    let size = raw.len();
-    let (processed, reservation) = cpu_work(&state, size, move || {
-        let mut reservation = reservation;
-        let limits = pipeline.limits();
-        let data = decode(&raw, encoding, limits.max_decompressed_bytes)?;
-        drop(raw);
-        hold(&mut reservation, data.len())?;
-        let env = Envelope::parse(&data, limits)?;
-        let key = match (from_request, env.dsn()) {
-            (Some(k), _) => Some(k),
-            (None, Some(dsn)) => Some(
-                dsn.parse::<Dsn>()
-                    .map_err(|e| ApiError::Unauthorized(format!("the envelope's dsn is not valid: {e}")))?
-                    .public_key,
-            ),
-            (None, None) => None,
-        };
-        let auth = pipeline.authorize(Some(project_id), key.as_deref())?;
-        Ok((pipeline.process_envelope(&auth, &env, received)?, reservation))
-    })
-    .await?;
-    submit(&state, processed, reservation).await
+) -> Response {
+    let edge = async {
+        let project_id = parse_project(&project)?;
+        let key = request_key(&headers, query.as_deref())?;
+        let encoding = content_encoding(&headers)?;
+        let mut reservation = state.pipeline.budget().reserve();
+        let body = read_body(&state, body, &mut reservation).await?;
+        Ok(Request { endpoint: Endpoint::Envelope(project_id), key, encoding, body, reservation, received: store::now() })
+    };
+    accept(&state, edge.await).await
 }
 
 /// `POST /api/{project_id}/store/`: one event as JSON, possibly deflated and base64-encoded
@@ -86,121 +58,75 @@ pub async fn store(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    let project_id = parse_project(&project)?;
-    store_inner(state, Some(project_id), query, headers, body).await
+) -> Response {
+    let edge = async {
+        let project_id = parse_project(&project)?;
+        store_request(&state, Some(project_id), query, headers, body).await
+    };
+    accept(&state, edge.await).await
 }
 
 /// `POST /api/store/`: the oldest form, where the key alone names the project.
-pub async fn store_legacy(
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    store_inner(state, None, query, headers, body).await
+pub async fn store_legacy(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
+    let edge = store_request(&state, None, query, headers, body).await;
+    accept(&state, edge).await
 }
 
-async fn store_inner(
-    state: AppState,
-    project_id: Option<i64>,
+async fn store_request(
+    state: &AppState,
+    project_id: Option<ProjectId>,
     query: Option<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
+) -> Result<Request, IngestError> {
     let key = request_key(&headers, query.as_deref())?;
-    let pipeline = state.pipeline.clone();
     // Refuse unknown and revoked keys before reading the body.
-    let auth = {
-        let pipeline = pipeline.clone();
-        let key = key.clone();
-        cpu_work(&state, 0, move || Ok(pipeline.authorize(project_id, key.as_deref())?)).await?
-    };
+    let auth = state.pipeline.authorize(project_id, key.as_deref())?;
     let encoding = content_encoding(&headers)?;
-    let mut reservation = pipeline.budget().reserve();
-    let raw = read_body(&state, body, &mut reservation).await?;
-    let received = now();
-    let size = raw.len();
-    let (processed, reservation) = cpu_work(&state, size, move || {
-        let mut reservation = reservation;
-        let limits = pipeline.limits();
-        let data = decode(&raw, encoding, limits.max_decompressed_bytes)?;
-        drop(raw);
-        let json = decode_store_body(&data, limits.max_decompressed_bytes)?;
-        drop(data);
-        hold(&mut reservation, json.len())?;
-        Ok((pipeline.process_store_body(&auth, &json, received)?, reservation))
-    })
-    .await?;
-    submit(&state, processed, reservation).await
+    let mut reservation = state.pipeline.budget().reserve();
+    let body = read_body(state, body, &mut reservation).await?;
+    Ok(Request { endpoint: Endpoint::Store(auth.project_id), key, encoding, body, reservation, received: store::now() })
 }
 
-/// Counts decoded bytes against the memory budget; refuses the request when it is spent.
-fn hold(reservation: &mut Reservation, bytes: usize) -> Result<(), ApiError> {
-    if reservation.grow(bytes) {
-        Ok(())
-    } else {
-        Err(overloaded())
-    }
-}
-
-fn overloaded() -> ApiError {
-    ApiError::Unavailable("the server is overloaded: too much data is waiting to be written; retry later".into())
-}
-
-/// Submits the events; the reservation (their memory) is held until they are written.
-async fn submit(state: &AppState, processed: Processed, reservation: Reservation) -> Result<Response, ApiError> {
-    let submitted = state.pipeline.submit(processed).await?;
-    drop(reservation);
-    let body = match submitted.event_id {
-        Some(id) => serde_json::json!({ "id": id.to_string() }),
-        None => serde_json::json!({}),
+/// Hands what the edge read to the pipeline, and answers: `{"id": …}` once the events are
+/// durable, or the refusal. Every refusal is counted by reason: the edge's here, the
+/// pipeline's by `accept`.
+async fn accept(state: &AppState, edge: Result<Request, IngestError>) -> Response {
+    let result = match edge {
+        Ok(req) => state.pipeline.accept(req).await,
+        Err(e) => {
+            state.pipeline.refused(&e);
+            Err(e)
+        }
     };
-    Ok(axum::Json(body).into_response())
-}
-
-/// Bodies up to this size are decoded and parsed right on the async worker: tens of
-/// microseconds, cheaper than handing them to another thread. Larger ones go to a blocking
-/// thread, one per core at a time.
-const INLINE_MAX: usize = 64 * 1024;
-
-async fn cpu_work<T: Send + 'static>(
-    state: &AppState,
-    body_bytes: usize,
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let failed = || ApiError::Unavailable("the server failed while processing the request".into());
-    if body_bytes <= INLINE_MAX {
-        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| Err(failed()));
+    match result {
+        Ok(accepted) => {
+            let body = match accepted.event_id {
+                Some(id) => serde_json::json!({ "id": id.to_string() }),
+                None => serde_json::json!({}),
+            };
+            axum::Json(body).into_response()
+        }
+        Err(e) => ApiError::from(e).into_response(),
     }
-    let slot = state.pipeline.cpu_slot().await;
-    tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        f()
-    })
-    .await
-    .map_err(|_| failed())?
 }
 
-fn parse_project(s: &str) -> Result<i64, ApiError> {
-    s.parse::<i64>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| ApiError::NotFound(format!("there is no project \"{s}\": the project id in the DSN must be a number")))
+fn parse_project(s: &str) -> Result<ProjectId, IngestError> {
+    s.parse::<i64>().ok().filter(|p| *p > 0).map(ProjectId).ok_or_else(|| IngestError::NoSuchProject(s.to_string()))
 }
 
-fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, ApiError> {
+fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, IngestError> {
     let value = headers.get("content-encoding").map(|v| v.to_str().unwrap_or("(not text)"));
     Ok(ContentEncoding::parse(value)?)
 }
 
 /// The client key from the request itself (headers or query string). Several forms naming
 /// different keys are refused.
-fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, ApiError> {
+fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, IngestError> {
     let mut keys: Vec<String> = Vec::new();
     if let Some(v) = headers.get("x-sentry-auth") {
-        let text = v.to_str().map_err(|_| ApiError::Unauthorized("X-Sentry-Auth is not text".into()))?;
-        keys.push(Auth::from_header(text)?.key);
+        let text = v.to_str().map_err(|_| IngestError::BadKey("X-Sentry-Auth is not text".into()))?;
+        keys.push(Auth::from_header(text).map_err(bad_auth)?.key);
     }
     // Authorization may carry another scheme for a proxy in front of us: only a Sentry one counts.
     if let Some(Ok(text)) = headers.get("authorization").map(|v| v.to_str())
@@ -209,36 +135,40 @@ fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String
         keys.push(auth.key);
     }
     if let Some(q) = query.filter(|q| q.contains("sentry_key")) {
-        keys.push(Auth::from_query(q)?.key);
+        keys.push(Auth::from_query(q).map_err(bad_auth)?.key);
     }
     keys.dedup();
     match keys.len() {
         0 => Ok(None),
         1 => Ok(keys.pop()),
-        _ => Err(ApiError::BadRequest("the request names two different client keys; send one".into())),
+        _ => Err(IngestError::BadRequest("the request names two different client keys; send one".into())),
     }
+}
+
+fn bad_auth(e: protocol::AuthError) -> IngestError {
+    IngestError::BadKey(format!("bad authentication: {e}"))
 }
 
 /// Reads the whole body: refused with 413 as soon as it passes `max_body_bytes`, 503 when the
 /// memory budget is spent, 408 when the client takes longer than the request timeout.
-async fn read_body(state: &AppState, body: Body, reservation: &mut Reservation) -> Result<Vec<u8>, ApiError> {
+async fn read_body(state: &AppState, body: Body, reservation: &mut Reservation) -> Result<Vec<u8>, IngestError> {
     let limit = state.pipeline.limits().max_body_bytes;
     let read = async {
         let mut body = body;
         let mut buf = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ApiError::BadRequest(format!("could not read the request body: {e}")))?;
+            let frame = frame.map_err(|e| IngestError::BadRequest(format!("could not read the request body: {e}")))?;
             let Ok(data) = frame.into_data() else { continue };
             if buf.len() + data.len() > limit {
-                return Err(ApiError::TooLarge(format!("the request body is over the limit of {limit} bytes")));
+                return Err(IngestError::BodyTooLarge(limit));
             }
-            hold(reservation, data.len())?;
+            if !reservation.grow(data.len()) {
+                return Err(IngestError::OverBudget);
+            }
             buf.extend_from_slice(&data);
         }
         Ok(buf)
     };
     let timeout = state.request_timeout;
-    tokio::time::timeout(timeout, read).await.map_err(|_| {
-        ApiError::Timeout(format!("the request body did not arrive within {} s", timeout.as_secs()))
-    })?
+    tokio::time::timeout(timeout, read).await.map_err(|_| IngestError::Timeout(timeout.as_secs()))?
 }

@@ -2,9 +2,10 @@
 //! `/api/store/`), CORS for browser SDKs, health, the mapping of every refusal to a status
 //! ([`ApiError`]), and the web dashboard ([`dashboard`]).
 //!
-//! Architecture invariant: only this crate knows HTTP. Handlers read the body within its limit,
-//! hand the bytes to `ingest` (on a blocking thread: decoding and parsing are CPU work), and
-//! answer 200 only once `ingest` says the events are durable.
+//! Architecture invariant: only this crate knows HTTP, and only its route table spells a
+//! dashboard URL ([`dashboard::Links`] gives them to others). Ingest handlers read the body
+//! within its limit, hand it to `ingest::Pipeline::accept`, and answer 200 only once it says
+//! the events are durable.
 
 pub mod dashboard;
 mod error;
@@ -26,6 +27,9 @@ pub use serve::serve;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The store, for the dashboard's reads and changes.
+    pub store: Arc<dyn store::Store>,
+    /// Ingest: what the API endpoints hand requests to.
     pub pipeline: Arc<Pipeline>,
     /// Base URL people and clients use to reach this server, without a trailing slash.
     pub public_url: String,

@@ -1,5 +1,5 @@
-//! `/metrics`: counters in the Prometheus text format — ingest requests by endpoint and status,
-//! and the pipeline's gauges (events queued, memory budget in use).
+//! `/metrics`: counters in the Prometheus text format — ingest requests by status, what was
+//! discarded by reason and item, and the pipeline's gauges (events queued, memory budget in use).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,5 +59,10 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     out.push_str("# HELP sentry_ingest_memory_limit_bytes The configured bound of sentry_ingest_memory_bytes.\n");
     out.push_str("# TYPE sentry_ingest_memory_limit_bytes gauge\n");
     out.push_str(&format!("sentry_ingest_memory_limit_bytes {}\n", p.budget().total()));
+    out.push_str("# HELP sentry_discarded_total Requests refused and items dropped on purpose, by reason and item.\n");
+    out.push_str("# TYPE sentry_discarded_total counter\n");
+    for (reason, item, n) in p.discards() {
+        out.push_str(&format!("sentry_discarded_total{{reason=\"{}\",item=\"{item}\"}} {n}\n", reason.as_str()));
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use ingest::alerts::{ActionSpec, PluginSpec, RuleSpec, When};
+use alerts::{ActionSpec, PluginSpec, RuleSpec, When};
 use notify::{Plugin, Settings};
 use serde_json::Value;
 use toml::Spanned;
@@ -226,7 +226,9 @@ fn rule(
             }
         }
     };
-    let level = get("level").map(|v| choice(src, "level", v, LEVELS).map(str::to_string)).transpose()?;
+    let level = get("level")
+        .map(|v| choice(src, "level", v, LEVELS).map(|s| store::Level::parse(s).unwrap_or(store::Level::Error)))
+        .transpose()?;
     let mut tags = Vec::new();
     if let Some(v) = get("tags") {
         let DeValue::Table(t) = v.get_ref() else {
@@ -264,13 +266,12 @@ fn rule(
         let Some(plugin) = notify::find(registry, &plugin_name) else {
             return Err(src.err(item.span().start, format!("unknown plugin {plugin_name:?}; the plugins are: {}", plugin_names(registry))));
         };
-        let config = ingest::alerts::AlertConfig {
-            public_url: String::new(),
+        let config = alerts::AlertConfig {
             plugins: alerts.plugins.clone(),
             rules: Vec::new(),
             retry: Default::default(),
         };
-        if let Err(e) = ingest::alerts::action_settings(&config, plugin.as_ref(), &settings) {
+        if let Err(e) = alerts::action_settings(&config, plugin.as_ref(), &settings) {
             let section = if alerts.plugins.iter().any(|p| p.name == plugin_name) {
                 String::new()
             } else {
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(alerts.rules.len(), 3);
         let r = &alerts.rules[0];
         assert_eq!((r.name.as_str(), r.project.as_str(), &r.when), ("shop-new_group-1", "shop", &When::NewGroup));
-        assert_eq!(r.level.as_deref(), Some("error"));
+        assert_eq!(r.level, Some(store::Level::Error));
         assert_eq!(r.tags, [("environment".to_string(), "production".to_string())]);
         assert_eq!(r.actions[1].plugin, "webhook");
         assert_eq!(r.actions[1].settings["format"], "slack");

@@ -162,38 +162,3 @@ impl crate::Accounts for SqliteStore {
         Ok(User { id: UserId(id), email: email.to_string(), is_admin: true, created_at: t, last_login: None })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn open() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
-        (dir, store)
-    }
-
-    #[test]
-    fn users_sessions_and_setup_links() {
-        let (_d, s) = open();
-        s.create_setup_token("t1", 60.0).unwrap();
-        assert!(s.setup_token_valid("t1").unwrap());
-        assert!(!s.setup_token_valid("nope").unwrap());
-        let u = s.use_setup_token("t1", "Admin@Example.com", "hash").unwrap();
-        assert!(u.is_admin);
-        // Used once: refused afterwards, and no second first user.
-        assert!(!s.setup_token_valid("t1").unwrap());
-        assert!(s.use_setup_token("t1", "b@example.com", "h").is_err());
-        assert!(s.create_user("admin@example.com", "h", false).is_err(), "emails are unique case-insensitively");
-        let (found, hash) = s.user_for_login("ADMIN@example.com").unwrap().unwrap();
-        assert_eq!((found.id, hash.as_str()), (u.id, "hash"));
-
-        s.create_session(u.id, "sess", "csrf", 60.0).unwrap();
-        let sess = s.session("sess").unwrap().unwrap();
-        assert_eq!((sess.user.id, sess.csrf_token.as_str()), (u.id, "csrf"));
-        s.create_session(u.id, "old", "c", -1.0).unwrap();
-        assert!(s.session("old").unwrap().is_none(), "expired sessions are not live");
-        s.set_password(u.id, "new").unwrap();
-        assert!(s.session("sess").unwrap().is_none(), "a new password ends the other sessions");
-    }
-}

@@ -141,6 +141,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cursor;
 
     #[test]
     fn cursors_round_trip() {

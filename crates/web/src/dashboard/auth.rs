@@ -4,6 +4,7 @@
 //! limit on failed logins per address and per email, and the one-time setup link that lets the
 //! first visitor of a new install set the admin password.
 
+use std::sync::Arc;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -70,7 +71,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 /// Creates a one-time setup link's token and records its hash; returns the token.
-pub fn new_setup_token(store: &store::SqliteStore) -> store::Result<String> {
+pub fn new_setup_token(store: &Arc<dyn store::Store>) -> store::Result<String> {
     let token = random_token();
     store.create_setup_token(&token_hash(&token), 7.0 * 86400.0)?;
     Ok(token)
@@ -159,7 +160,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         let next = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else { return Err(PageError::Login { next }) };
         let hash = token_hash(&token);
-        let store = state.pipeline.store.clone();
+        let store = state.store.clone();
         let h = hash.clone();
         let session = blocking(move || Ok(store.session(&h)?)).await?;
         match session {
@@ -296,7 +297,7 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
             wait.div_ceil(60)
         )));
     }
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let (email, password) = (form.email.clone(), form.password.clone());
     let found = blocking(move || {
         let found = store.user_for_login(&email)?;
@@ -346,7 +347,7 @@ pub struct CsrfForm {
 /// `POST /logout`
 pub async fn logout(State(state): State<AppState>, user: CurrentUser, headers: HeaderMap, Form(form): Form<CsrfForm>) -> PageResult {
     user.check_csrf(&form.csrf, &headers)?;
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let hash = user.token_hash.clone();
     blocking(move || Ok(store.delete_session(&hash)?)).await?;
     let mut resp = Redirect::to("/login").into_response();
@@ -357,7 +358,7 @@ pub async fn logout(State(state): State<AppState>, user: CurrentUser, headers: H
 /// `GET /setup/{token}`: the first visitor sets the admin's email and password.
 pub async fn setup_page(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>) -> PageResult {
     let (csrf, fresh) = login_csrf(&headers);
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let hash = token_hash(&token);
     let valid = blocking(move || Ok(store.setup_token_valid(&hash)?)).await?;
     let page = SetupPage { csrf: csrf.clone(), token, email: String::new(), error: None, valid };
@@ -387,7 +388,7 @@ pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token
         let page = SetupPage { csrf, token, email: form.email, error: Some(problem), valid: true };
         return render(&page);
     }
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let hash = token_hash(&token);
     let (email, password) = (form.email.clone(), form.password.clone());
     let result = blocking(move || {

@@ -11,9 +11,10 @@
 //! Adding a built-in filter: write one type implementing [`Filter`] and name it in [`builtin`]
 //! and [`BUILTIN_NAMES`].
 
+use std::sync::Arc;
 use protocol::Level;
 use serde::Serialize;
-use store::{GroupStatus, SqliteStore, StatusFilter, StreamQuery};
+use store::{GroupStatus, ProjectId, StatusFilter, Store, StreamQuery};
 
 /// How a filter is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -66,7 +67,7 @@ pub trait Filter: Send + Sync {
     /// The processor: narrows the query to `value`, or says why the value can't be used.
     fn apply(&self, value: &str, q: &mut StreamQuery) -> Result<(), String>;
     /// The renderer's choices for a project, most frequent first.
-    fn choices(&self, store: &SqliteStore, project_id: i64) -> store::Result<Vec<Choice>>;
+    fn choices(&self, store: &Arc<dyn Store>, project_id: ProjectId) -> store::Result<Vec<Choice>>;
 }
 
 /// Filters that can be named in `slices` as a plain string.
@@ -175,7 +176,7 @@ impl Filter for TagFilter {
         q.tags.push((self.key.clone(), value.to_string()));
         Ok(())
     }
-    fn choices(&self, store: &SqliteStore, project_id: i64) -> store::Result<Vec<Choice>> {
+    fn choices(&self, store: &Arc<dyn Store>, project_id: ProjectId) -> store::Result<Vec<Choice>> {
         Ok(store
             .project_tag_values(project_id, &self.key, 10)?
             .into_iter()
@@ -202,7 +203,7 @@ impl Filter for LevelFilter {
         q.tags.push(("level".into(), level.as_str().into()));
         Ok(())
     }
-    fn choices(&self, store: &SqliteStore, project_id: i64) -> store::Result<Vec<Choice>> {
+    fn choices(&self, store: &Arc<dyn Store>, project_id: ProjectId) -> store::Result<Vec<Choice>> {
         let counts = store.project_tag_values(project_id, "level", 20)?;
         Ok(["fatal", "error", "warning", "info", "debug"]
             .iter()
@@ -233,7 +234,7 @@ impl Filter for StatusFilterKind {
         };
         Ok(())
     }
-    fn choices(&self, _: &SqliteStore, _: i64) -> store::Result<Vec<Choice>> {
+    fn choices(&self, _: &Arc<dyn Store>, _: ProjectId) -> store::Result<Vec<Choice>> {
         Ok(["unresolved", "resolved", "ignored"].iter().map(|v| Choice { value: v.to_string(), count: None }).collect())
     }
 }
@@ -269,7 +270,7 @@ impl Filter for IntervalFilter {
         q.since = secs.map(|s| q.now - s);
         Ok(())
     }
-    fn choices(&self, _: &SqliteStore, _: i64) -> store::Result<Vec<Choice>> {
+    fn choices(&self, _: &Arc<dyn Store>, _: ProjectId) -> store::Result<Vec<Choice>> {
         Ok(INTERVALS.iter().map(|(n, _)| Choice { value: n.to_string(), count: None }).collect())
     }
 }
@@ -291,7 +292,7 @@ impl Filter for TextFilter {
         q.text.push(value.to_string());
         Ok(())
     }
-    fn choices(&self, _: &SqliteStore, _: i64) -> store::Result<Vec<Choice>> {
+    fn choices(&self, _: &Arc<dyn Store>, _: ProjectId) -> store::Result<Vec<Choice>> {
         Ok(Vec::new())
     }
 }

@@ -17,7 +17,7 @@ use super::pages::project_by_slug;
 use super::{blocking, PageResult};
 use crate::AppState;
 
-fn events(state: &AppState, project: Option<(i64, String)>) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+fn events(state: &AppState, project: Option<(store::ProjectId, String)>) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
     let rx = state.pipeline.subscribe();
     let hello = Event::default().event("hello").data("{}");
     let updates = stream::unfold((rx, project), |(mut rx, project)| async move {
@@ -69,7 +69,7 @@ fn sse(stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -
 
 /// `GET /p/{slug}/live`
 pub async fn project(State(state): State<AppState>, _user: CurrentUser, Path(slug): Path<String>) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let p = blocking(move || project_by_slug(&store, &slug)).await?;
     Ok(sse(events(&state, Some((p.id, p.slug)))))
 }

@@ -67,6 +67,50 @@ impl Dashboard {
     }
 }
 
+/// The dashboard's paths, the one place (with the router below) that spells them. Slugs are
+/// URL-encoded.
+pub mod paths {
+    use super::format::url_encode;
+    use store::GroupId;
+
+    /// A project's stream: `/p/{slug}/`.
+    pub fn stream(slug: &str) -> String {
+        format!("/p/{}/", url_encode(slug))
+    }
+
+    /// An issue's page: `/p/{slug}/issues/{id}/`.
+    pub fn issue(slug: &str, group: GroupId) -> String {
+        format!("{}issues/{group}/", stream(slug))
+    }
+
+    /// An event's page: `/p/{slug}/issues/{id}/events/{event_id}/`.
+    pub fn event(slug: &str, group: GroupId, event_id: &str) -> String {
+        format!("{}events/{}/", issue(slug, group), url_encode(event_id))
+    }
+}
+
+/// Full links to dashboard pages, for what leaves the server (notifications): the public URL
+/// and a path from [`paths`].
+#[derive(Clone, Debug)]
+pub struct Links {
+    public_url: String,
+}
+
+impl Links {
+    /// `public_url` without a trailing slash, as people reach the server.
+    pub fn new(public_url: &str) -> Links {
+        Links { public_url: public_url.trim_end_matches('/').to_string() }
+    }
+
+    pub fn issue(&self, slug: &str, group: store::GroupId) -> String {
+        format!("{}{}", self.public_url, paths::issue(slug, group))
+    }
+
+    pub fn project(&self, slug: &str) -> String {
+        format!("{}{}", self.public_url, paths::stream(slug))
+    }
+}
+
 /// The dashboard's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -123,6 +167,8 @@ pub enum PageError {
     Forbidden(String),
     BadRequest(String),
     TooManyRequests(String),
+    /// The store can't serve now (disk full, busy): try again shortly.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -130,8 +176,9 @@ impl From<store::StoreError> for PageError {
     fn from(e: store::StoreError) -> PageError {
         match e {
             store::StoreError::NotFound(what) => PageError::NotFound(format!("{what} does not exist")),
-            store::StoreError::Invalid(why) => PageError::BadRequest(why),
-            e => PageError::Internal(e.to_string()),
+            store::StoreError::Invalid(why) | store::StoreError::Conflict(why) => PageError::BadRequest(why),
+            store::StoreError::Unavailable(why) => PageError::Unavailable(why),
+            e @ store::StoreError::Backend(_) => PageError::Internal(e.to_string()),
         }
     }
 }
@@ -153,6 +200,10 @@ impl IntoResponse for PageError {
             PageError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Can't do that", m),
             PageError::TooManyRequests(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m),
+            PageError::Unavailable(m) => {
+                tracing::warn!(error = %m, "dashboard page could not reach the store");
+                (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment", "The data store is busy or full right now.".to_string())
+            }
             PageError::Internal(m) => {
                 tracing::error!(error = %m, "dashboard page failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", m)
@@ -166,9 +217,10 @@ impl IntoResponse for PageError {
 
 pub type PageResult<T = Response> = Result<T, PageError>;
 
-/// Runs blocking work (store calls, rendering) off the async threads.
+/// Runs blocking work (store calls, rendering) off the async threads, through the store's
+/// one bridge.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> PageResult<T> + Send + 'static) -> PageResult<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| PageError::Internal(format!("a page task failed: {e}")))?
+    store::off_thread(f).await
 }
 
 /// Renders a template into a response.

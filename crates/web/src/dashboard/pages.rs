@@ -2,13 +2,14 @@
 //! (with its raw JSON), and the triage actions (resolve, ignore, reopen). Handlers are thin:
 //! read the URL, query the store on a blocking thread, fill a view, render its template.
 
+use std::sync::Arc;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
-use store::{GroupRow, GroupStatus, Project, Sort, SqliteStore, StatusFilter, StreamQuery};
+use store::{GroupId, GroupRow, GroupStatus, Project, ProjectId, Sort, StatusFilter, Store, StreamQuery};
 
 use super::auth::CurrentUser;
 use super::event_view::EventView;
@@ -29,7 +30,7 @@ pub struct Nav {
     pub section: &'static str,
 }
 
-pub(super) fn nav(store: &SqliteStore, user: &CurrentUser, current: &str, section: &'static str) -> PageResult<Nav> {
+pub(super) fn nav(store: &Arc<dyn Store>, user: &CurrentUser, current: &str, section: &'static str) -> PageResult<Nav> {
     Ok(Nav {
         email: user.user.email.clone(),
         is_admin: user.user.is_admin,
@@ -54,7 +55,7 @@ pub struct ErrorPage {
     pub message: String,
 }
 
-pub(super) fn project_by_slug(store: &SqliteStore, slug: &str) -> PageResult<Project> {
+pub(super) fn project_by_slug(store: &Arc<dyn Store>, slug: &str) -> PageResult<Project> {
     store.project_by_slug(slug)?.ok_or_else(|| PageError::NotFound(format!("there is no project \"{slug}\"")))
 }
 
@@ -80,8 +81,8 @@ pub struct GroupLink {
     pub detail: String,
 }
 
-fn group_href(slug: &str, id: i64) -> String {
-    format!("/p/{}/issues/{id}/", format::url_encode(slug))
+fn group_href(slug: &str, id: GroupId) -> String {
+    super::paths::issue(slug, id)
 }
 
 #[derive(Template)]
@@ -104,20 +105,20 @@ pub struct IntervalQuery {
 
 /// `GET /dashboard?interval=24h`: event rate, new and trending groups across projects.
 pub async fn dashboard(State(state): State<AppState>, user: CurrentUser, Query(q): Query<IntervalQuery>) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     blocking(move || {
         let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
         let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
         let now = format::now();
         let since = now - secs;
         let projects = store.projects()?;
-        let slug_of = |id: i64| projects.iter().find(|p| p.id == id).map(|p| p.slug.clone()).unwrap_or_default();
-        let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+        let slug_of = |id: ProjectId| projects.iter().find(|p| p.id == id).map(|p| p.slug.clone()).unwrap_or_default();
+        let ids: Vec<ProjectId> = projects.iter().map(|p| p.id).collect();
         let series = store.project_series(&ids, since, now, 48)?;
         let mut per_project = Vec::new();
         for p in &projects {
             let n: u64 = store.project_series(&[p.id], since, now, 1)?.iter().sum();
-            per_project.push((format!("/p/{}/?interval={interval}", format::url_encode(&p.slug)), p.name.clone(), format::count(n)));
+            per_project.push((format!("{}?interval={interval}", super::paths::stream(&p.slug)), p.name.clone(), format::count(n)));
         }
         let link = |g: &GroupRow, detail: String| GroupLink {
             href: group_href(&slug_of(g.project_id), g.id),
@@ -177,7 +178,7 @@ pub struct SliceView {
 }
 
 pub struct RowView {
-    pub id: i64,
+    pub id: GroupId,
     pub href: String,
     pub title: String,
     pub culprit: String,
@@ -270,7 +271,7 @@ pub async fn stream(
     Path(slug): Path<String>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let slices = state.dashboard.config.slices.get(&slug).cloned().unwrap_or_else(filters::default_slices);
     blocking(move || {
         let project = project_by_slug(&store, &slug)?;
@@ -321,7 +322,7 @@ pub async fn stream(
             }
         }
         let st = StreamState { sort: sort.clone(), interval: interval.clone(), status: status.clone(), slices: set, q: q.clone() };
-        let base = format!("/p/{}/", format::url_encode(&project.slug));
+        let base = super::paths::stream(&project.slug);
 
         let page = store.stream(&query)?;
         let rows: Vec<RowView> = page
@@ -484,7 +485,7 @@ pub struct EventDetail {
 }
 
 fn event_detail(slug: &str, e: &store::EventRow, now: f64) -> EventDetail {
-    let href = format!("{}events/{}/", group_href(slug, e.group_id), e.event_id);
+    let href = super::paths::event(slug, e.group_id, &e.event_id);
     EventDetail {
         json_href: format!("{href}json"),
         href,
@@ -496,7 +497,7 @@ fn event_detail(slug: &str, e: &store::EventRow, now: f64) -> EventDetail {
         tags: e
             .tags
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone(), format!("/p/{}/?q={}", format::url_encode(slug), format::url_encode(&search_term(k, v)))))
+            .map(|(k, v)| (k.clone(), v.clone(), format!("{}?q={}", super::paths::stream(slug), format::url_encode(&search_term(k, v)))))
             .collect(),
         v: EventView::from_payload(&e.payload),
     }
@@ -543,10 +544,10 @@ pub struct GroupQuery {
 }
 
 /// The group `id` of the project `slug`; a group of another project is "not found".
-fn group_of(store: &SqliteStore, slug: &str, id: &str) -> PageResult<(Project, GroupRow)> {
+fn group_of(store: &Arc<dyn Store>, slug: &str, id: &str) -> PageResult<(Project, GroupRow)> {
     let project = project_by_slug(store, slug)?;
     let not_found = || PageError::NotFound(format!("there is no issue {id} in the project \"{slug}\""));
-    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let id: GroupId = id.parse().map_err(|_| not_found())?;
     let group = store.group(id)?.filter(|g| g.project_id == project.id).ok_or_else(not_found)?;
     Ok((project, group))
 }
@@ -558,7 +559,7 @@ pub async fn group(
     Path((slug, id)): Path<(String, String)>,
     Query(q): Query<GroupQuery>,
 ) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     blocking(move || {
         let (project, g) = group_of(&store, &slug, &id)?;
         let now = format::now();
@@ -579,7 +580,7 @@ pub async fn group(
                         pct: format!("{:.0}%", t.count as f64 / g.count.max(1) as f64 * 100.0),
                         bar: charts::share_bar(t.count, g.count),
                         count: format::count(t.count),
-                        href: format!("/p/{}/?q={}", format::url_encode(&project.slug), format::url_encode(&search_term(&k, &t.value))),
+                        href: format!("{}?q={}", super::paths::stream(&project.slug), format::url_encode(&search_term(&k, &t.value))),
                         value: t.value,
                     })
                     .collect();
@@ -612,13 +613,13 @@ pub async fn group(
                 contributes: c["contributes"].as_bool().unwrap_or(true),
             })
             .collect();
-        let page_events = store.group_events_page(g.id, q.events_before, 20)?;
+        let page_events = store.group_events(g.id, q.events_before, 20)?;
         let events_next = (page_events.len() == 20)
-            .then(|| page_events.last().map(|(rowid, _)| format!("{base}?interval={interval}&events_before={rowid}#events")))
+            .then(|| page_events.last().map(|e| format!("{base}?interval={interval}&events_before={}#events", e.position)))
             .flatten();
         let events = page_events
             .iter()
-            .map(|(_, e)| EventLine {
+            .map(|e| EventLine {
                 href: format!("{base}events/{}/", e.event_id),
                 id: e.event_id[..8.min(e.event_id.len())].to_string(),
                 ago: format::ago(e.timestamp, now),
@@ -628,9 +629,9 @@ pub async fn group(
                 duration: e.time_spent.map(format::ms).unwrap_or_default(),
             })
             .collect();
-        let latest = store.events(g.id, 1)?.first().map(|e| event_detail(&project.slug, e, now));
+        let latest = store.group_events(g.id, None, 1)?.first().map(|e| event_detail(&project.slug, e, now));
         let activity_rows = store.activity(g.id)?;
-        let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == "regression");
+        let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
         let page = GroupPage {
             nav: nav(&store, &user, &project.slug, "group")?,
@@ -686,7 +687,7 @@ pub async fn set_status(
     user.check_csrf(&form.csrf, &headers)?;
     let status = GroupStatus::parse(&form.status)
         .ok_or_else(|| PageError::BadRequest(format!("\"{}\" is not a status: use resolved, ignored or unresolved", form.status)))?;
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let href = blocking(move || {
         let (project, g) = group_of(&store, &slug, &id)?;
         store.set_group_status(g.id, status)?;
@@ -707,7 +708,7 @@ struct EventPage {
     raw: String,
 }
 
-fn event_of(store: &SqliteStore, slug: &str, id: &str, event_id: &str) -> PageResult<(Project, GroupRow, store::EventRow)> {
+fn event_of(store: &Arc<dyn Store>, slug: &str, id: &str, event_id: &str) -> PageResult<(Project, GroupRow, store::EventRow)> {
     let (project, g) = group_of(store, slug, id)?;
     let not_found = || PageError::NotFound(format!("there is no event {event_id} in this issue"));
     let eid: protocol::EventId = event_id.parse().map_err(|_| not_found())?;
@@ -721,7 +722,7 @@ pub async fn event(
     user: CurrentUser,
     Path((slug, id, event_id)): Path<(String, String, String)>,
 ) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     blocking(move || {
         let (project, g, e) = event_of(&store, &slug, &id, &event_id)?;
         let page = EventPage {
@@ -743,7 +744,7 @@ pub async fn event_json(
     _user: CurrentUser,
     Path((slug, id, event_id)): Path<(String, String, String)>,
 ) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let payload = blocking(move || Ok(event_of(&store, &slug, &id, &event_id)?.2.payload)).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], payload).into_response())
 }

@@ -14,7 +14,7 @@ use super::{blocking, format, render, PageError, PageResult};
 use crate::AppState;
 
 /// The DSN an SDK uses to send to a project with a key.
-pub fn dsn(public_url: &str, public_key: &str, project_id: i64) -> String {
+pub fn dsn(public_url: &str, public_key: &str, project_id: store::ProjectId) -> String {
     let (scheme, rest) = public_url.split_once("://").unwrap_or(("http", public_url));
     format!("{scheme}://{public_key}@{rest}/{project_id}")
 }
@@ -48,7 +48,7 @@ pub struct MessageQuery {
 
 /// `GET /settings/`
 pub async fn index(State(state): State<AppState>, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<MessageQuery>) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let url = state.public_url.clone();
     blocking(move || {
         let mut projects = Vec::new();
@@ -106,7 +106,7 @@ pub async fn project(
     Path(slug): Path<String>,
     axum::extract::Query(q): axum::extract::Query<MessageQuery>,
 ) -> PageResult {
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let url = state.public_url.clone();
     blocking(move || {
         let p = project_by_slug(&store, &slug)?;
@@ -140,7 +140,7 @@ pub struct NameForm {
 /// `POST /settings/projects`
 pub async fn create_project(State(state): State<AppState>, user: CurrentUser, headers: HeaderMap, Form(form): Form<NameForm>) -> PageResult {
     user.check_csrf(&form.csrf, &headers)?;
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let slug = blocking(move || Ok(store.create_project(&form.name)?.0.slug)).await?;
     Ok(Redirect::to(&format!("/settings/projects/{}/?done=created", format::url_encode(&slug))).into_response())
 }
@@ -154,7 +154,7 @@ pub async fn rename_project(
     Form(form): Form<NameForm>,
 ) -> PageResult {
     user.check_csrf(&form.csrf, &headers)?;
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let slug = blocking(move || {
         let p = project_by_slug(&store, &slug)?;
         store.rename_project(p.id, &form.name)?;
@@ -187,7 +187,7 @@ pub async fn create_key(
         "" => None,
         r => Some(r.parse::<u64>().map_err(|_| PageError::BadRequest(format!("\"{r}\" is not a number of events per minute")))?),
     };
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let slug = blocking(move || {
         let p = project_by_slug(&store, &slug)?;
         let label = Some(form.label.trim()).filter(|l| !l.is_empty());
@@ -213,7 +213,7 @@ pub async fn revoke_key(
     Form(form): Form<CsrfOnly>,
 ) -> PageResult {
     user.check_csrf(&form.csrf, &headers)?;
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     let slug = blocking(move || {
         let p = project_by_slug(&store, &slug)?;
         match store.key(&key)? {
@@ -242,7 +242,7 @@ pub async fn create_user(State(state): State<AppState>, user: CurrentUser, heade
     user.check_csrf(&form.csrf, &headers)?;
     user.require_admin()?;
     check_new_password(&form.password, None).map_err(PageError::BadRequest)?;
-    let store = state.pipeline.store.clone();
+    let store = state.store.clone();
     blocking(move || {
         let hash = hash_password(&form.password).map_err(PageError::Internal)?;
         store.create_user(&form.email, &hash, form.admin.is_some())?;

@@ -1,0 +1,495 @@
+//! The conformance suite: the behaviour every Store backend must have, written once against
+//! the interface (`Arc<dyn Store>`) and run for each backend by `conformance!` — idempotency by
+//! event id, folding into groups, regressions, the stream's sorts, filters, intervals and
+//! cursors, counters, accounts, projects and keys, outbox claims with leases, retention.
+
+use std::sync::Arc;
+
+use protocol::EventId;
+use store::{
+    ACTIVITY_CREATED, Enqueue, GroupId, GroupRow, GroupStatus, ItemCounts, Level, NewDelivery, NewEvent, ProjectId, Sort,
+    StatusFilter, Store, StoreError, StreamQuery, WriteOutcome,
+};
+
+/// A fresh, empty store of one backend, and what keeps it alive (its directory).
+type Open = fn() -> (Box<dyn std::any::Any>, Arc<dyn Store>);
+
+/// Runs every test of the suite against the backend `open` makes, as a module of tests.
+macro_rules! conformance {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            const OPEN: super::Open = $open;
+            conformance!(@tests writes_fold_into_groups_and_are_idempotent, sorts_and_tag_filters,
+                resolved_group_reopens_as_regression, projects_keys_and_item_counts, concurrent_writers_share_batches,
+                cleanup_removes_old_events_and_groups_seen_only_before, outbox_queues_once_per_firing_and_action,
+                outbox_claims_hold_while_their_lease_does, stream_sorts_filters_intervals_and_pages_stably,
+                hourly_daily_and_project_counters_follow_the_events, accounts_sessions_and_setup_links,
+                events_keep_their_tags_and_page_by_position);
+        }
+    };
+    (@tests $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let (_keep, store) = OPEN();
+                super::$name(store);
+            }
+        )*
+    };
+}
+
+conformance!(sqlite, || {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::open(&store::Backend::Sqlite { path: dir.path().join("sentry.db") }).unwrap();
+    (Box::new(dir), store)
+});
+
+/// One page of a project's groups, as `sentry groups` lists them.
+fn groups(store: &dyn Store, project: ProjectId, sort: Sort, status: StatusFilter, tags: &[(&str, &str)]) -> Vec<GroupRow> {
+    let mut q = StreamQuery::new(project, 2e9);
+    q.sort = sort;
+    q.status = status;
+    q.tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    q.limit = 100;
+    store.stream(&q).unwrap().rows.into_iter().map(|r| r.group).collect()
+}
+
+fn unresolved(store: &dyn Store, project: ProjectId) -> Vec<GroupRow> {
+    groups(store, project, Sort::LastSeen, StatusFilter::Only(GroupStatus::Unresolved), &[])
+}
+
+fn write(w: &Arc<dyn store::EventSink>, events: Vec<NewEvent>, counts: ItemCounts) -> Vec<WriteOutcome> {
+    w.write(events, counts).unwrap().wait_blocking().unwrap()
+}
+
+fn event(project: ProjectId, n: u8, hash: &str, ts: f64) -> NewEvent {
+    NewEvent {
+        project_id: project,
+        event_id: EventId([n; 16]),
+        kind: "query".into(),
+        timestamp: ts,
+        received: ts,
+        level: Level::Error,
+        logger: Some("db".into()),
+        title: format!("title {hash}"),
+        culprit: "culprit".into(),
+        hash: hash.into(),
+        components: "[]".into(),
+        tags: vec![("server".into(), format!("web-{}", n % 2)), ("level".into(), "error".into())],
+        time_spent: Some(n as f64 * 10.0),
+        payload: format!("{{\"n\":{n}}}").into_bytes(),
+    }
+}
+
+fn writes_fold_into_groups_and_are_idempotent(store: Arc<dyn Store>) {
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let out = write(&w, vec![event(p.id, 1, "a", 1000.0), event(p.id, 2, "a", 1060.0), event(p.id, 3, "b", 1030.0)], ItemCounts::default());
+    assert!(matches!(out[0], WriteOutcome::Stored { new_group: true, .. }));
+    assert!(matches!(out[1], WriteOutcome::Stored { new_group: false, .. }));
+    // The same ids again, in a later batch and twice within one batch: nothing changes.
+    let again = write(&w, vec![event(p.id, 1, "a", 1000.0), event(p.id, 4, "a", 1090.0), event(p.id, 4, "a", 1090.0)], ItemCounts::default());
+    assert_eq!(again[0], WriteOutcome::Duplicate);
+    assert!(matches!(again[1], WriteOutcome::Stored { .. }));
+    assert_eq!(again[2], WriteOutcome::Duplicate);
+    assert_eq!(store.event_count(p.id).unwrap(), 4);
+
+    let groups = groups(&*store, p.id, Sort::Frequency, StatusFilter::Only(GroupStatus::Unresolved), &[]);
+    assert_eq!(groups.len(), 2);
+    let a = &groups[0];
+    assert_eq!((a.title.as_str(), a.count), ("title a", 3));
+    assert_eq!((a.first_seen, a.last_seen), (1000.0, 1090.0));
+    let ts = a.time_spent.as_ref().unwrap();
+    assert_eq!((ts.count, ts.max_ms, ts.min_ms), (3, 40.0, 10.0));
+    assert!((ts.avg_ms - 70.0 / 3.0).abs() < 1e-9);
+    let tags = store.group_tags(a.id, 10).unwrap();
+    let server = &tags.iter().find(|(k, _)| k == "server").unwrap().1;
+    assert_eq!(server.iter().map(|t| t.count).sum::<u64>(), 3);
+    assert_eq!(store.group_events(a.id, None, 10).unwrap().len(), 3);
+    assert_eq!(store.group_events(a.id, None, 10).unwrap()[0].payload, b"{\"n\":4}");
+    w.shutdown();
+}
+
+fn sorts_and_tag_filters(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(100).unwrap();
+    write(&w, vec![event(p.id, 1, "old", 100.0), event(p.id, 2, "new", 500.0), event(p.id, 3, "new", 510.0)], ItemCounts::default());
+    let titles = |sort, tags: Vec<(&str, &str)>| {
+        groups(&*store, p.id, sort, StatusFilter::Only(GroupStatus::Unresolved), &tags)
+            .into_iter()
+            .map(|g| g.title)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(titles(Sort::FirstSeen, vec![]), ["title new", "title old"]);
+    assert_eq!(titles(Sort::TimeSpent, vec![]), ["title new", "title old"]);
+    // server web-1 is on odd events only: 1 (old) and 3 (new); web-0 only on 2 (new).
+    assert_eq!(titles(Sort::LastSeen, vec![("server", "web-0")]), ["title new"]);
+    assert_eq!(titles(Sort::LastSeen, vec![("server", "web-1")]).len(), 2);
+    assert!(titles(Sort::LastSeen, vec![("server", "nope")]).is_empty());
+    w.shutdown();
+}
+
+fn resolved_group_reopens_as_regression(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let out = write(&w, vec![event(p.id, 1, "a", 100.0)], ItemCounts::default());
+    let WriteOutcome::Stored { group_id, .. } = out[0] else { panic!() };
+    store.set_group_status(group_id, GroupStatus::Resolved).unwrap();
+    assert!(unresolved(&*store, p.id).is_empty());
+    let out = write(&w, vec![event(p.id, 2, "a", 200.0)], ItemCounts::default());
+    assert_eq!(out[0], WriteOutcome::Stored { group_id, new_group: false, regression: true });
+    assert_eq!(unresolved(&*store, p.id).len(), 1);
+    let kinds: Vec<String> = store.activity(group_id).unwrap().into_iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, ["created", "resolved", "regression"]);
+    // Ignored groups stay ignored.
+    store.set_group_status(group_id, GroupStatus::Ignored).unwrap();
+    let out = write(&w, vec![event(p.id, 3, "a", 300.0)], ItemCounts::default());
+    assert!(matches!(out[0], WriteOutcome::Stored { regression: false, .. }));
+    let ignored = groups(&*store, p.id, Sort::LastSeen, StatusFilter::Only(GroupStatus::Ignored), &[]);
+    assert_eq!(ignored[0].count, 3);
+    w.shutdown();
+}
+
+fn projects_keys_and_item_counts(store: Arc<dyn Store>) {
+    let (p, first) = store.create_project("p").unwrap();
+    assert!(matches!(store.create_project("P"), Err(StoreError::Conflict(_))), "slugs are unique");
+    assert!(matches!(store.create_project("***"), Err(StoreError::Invalid(_))));
+    store.rename_project(p.id, "Shop floor").unwrap();
+    assert_eq!(store.project_by_slug("p").unwrap().unwrap().name, "Shop floor");
+    assert_eq!(store.project(p.id).unwrap().unwrap().slug, "p");
+    assert!(matches!(store.rename_project(ProjectId(999), "x"), Err(StoreError::NotFound(_))));
+    assert!(matches!(store.create_key(ProjectId(999), None, None), Err(StoreError::NotFound(_))));
+    let second = store.create_key(p.id, Some("ci"), Some(5)).unwrap();
+    assert_eq!(store.keys(p.id).unwrap().len(), 2);
+    assert!(store.revoke_key(&first.public_key).unwrap());
+    assert!(!store.key(&first.public_key).unwrap().unwrap().is_active());
+    assert!(store.key(&second.public_key).unwrap().unwrap().is_active());
+    assert!(!store.revoke_key("nope").unwrap());
+    let w = store.start_writer(10).unwrap();
+    write(&w, vec![], ItemCounts(vec![(p.id, "session".into(), 2), (p.id, "client_report".into(), 1)]));
+    write(&w, vec![], ItemCounts(vec![(p.id, "session".into(), 1)]));
+    assert_eq!(store.item_counts(p.id).unwrap(), [("client_report".to_string(), 1), ("session".to_string(), 3)]);
+    w.shutdown();
+}
+
+fn concurrent_writers_share_batches(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    // Fifty requests queued at once, answered together.
+    let tickets: Vec<_> =
+        (0..50u8).map(|n| w.write(vec![event(p.id, n, "same", 1000.0 + n as f64)], ItemCounts::default()).unwrap()).collect();
+    for t in tickets {
+        assert!(matches!(t.wait_blocking().unwrap()[0], WriteOutcome::Stored { .. }));
+    }
+    let groups = unresolved(&*store, p.id);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].count, 50);
+    w.shutdown();
+}
+
+fn cleanup_removes_old_events_and_groups_seen_only_before(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let mut old = event(p.id, 1, "old", 1000.0);
+    old.received = 1000.0;
+    let mut mixed_old = event(p.id, 2, "mixed", 1000.0);
+    mixed_old.received = 1000.0;
+    let mut mixed_new = event(p.id, 3, "mixed", 5000.0);
+    mixed_new.received = 5000.0;
+    write(&w, vec![old, mixed_old, mixed_new], ItemCounts::default());
+    let cleaned = store.cleanup(2000.0).unwrap();
+    assert_eq!(cleaned, store::Cleaned { events: 2, groups: 1 });
+    let groups = unresolved(&*store, p.id);
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].title, "title mixed");
+    assert_eq!(store.event_count(p.id).unwrap(), 1);
+    assert!(store.group_tags(groups[0].id, 10).unwrap().iter().all(|(_, v)| !v.is_empty()));
+    // Nothing left to clean: a second run is a no-op.
+    assert_eq!(store.cleanup(2000.0).unwrap(), store::Cleaned::default());
+    w.shutdown();
+}
+
+fn outbox_queues_once_per_firing_and_action(store: Arc<dyn Store>) {
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let w = store.start_writer(100).unwrap();
+    write(&w, vec![event(p.id, 1, "a", 1000.0)], ItemCounts::default());
+    let activity = store.activity_after(0, 10).unwrap();
+    assert_eq!(activity.len(), 1);
+    assert_eq!((activity[0].kind.as_str(), activity[0].project_id), (ACTIVITY_CREATED, p.id));
+    let group = activity[0].group_id;
+    assert_eq!(store.notify_cursor("activity").unwrap(), None);
+    assert_eq!(store.group_count_since(group, 0).unwrap(), 1);
+    assert_eq!(store.group_count_since(group, 1000 / 60 + 1).unwrap(), 0);
+
+    let delivery = |action| NewDelivery {
+        firing_id: "r:new:1".into(),
+        action,
+        project_id: p.id,
+        group_id: group,
+        rule: "r".into(),
+        plugin: "email".into(),
+        settings: "{}".into(),
+        payload: "{}".into(),
+        expires_at: f64::MAX,
+    };
+    let e = Enqueue { deliveries: vec![delivery(0), delivery(1)], fired: vec![("r".into(), group)], cursor: Some(("activity".into(), activity[0].id)) };
+    assert_eq!(store.enqueue_deliveries(&e).unwrap(), 2);
+    // The same firing again (a crash before the cursor moved, say): nothing new.
+    assert_eq!(store.enqueue_deliveries(&e).unwrap(), 0);
+    assert_eq!(store.notify_cursor("activity").unwrap(), Some(activity[0].id));
+    assert!(store.last_fired("r", group).unwrap().is_some());
+    assert!(store.activity_after(activity[0].id, 10).unwrap().is_empty());
+
+    let now = 2e9;
+    let due = store.claim_deliveries("a", now, 30.0, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    store.delivery_done(due[0].id).unwrap();
+    store.delivery_failed(due[1].id, "mail server down", Some(now + 60.0)).unwrap();
+    assert!(store.claim_deliveries("a", now, 30.0, 10).unwrap().is_empty());
+    assert_eq!(store.next_delivery_at().unwrap(), Some(now + 60.0));
+    // A restart makes it due at once.
+    assert_eq!(store.resume_deliveries(now).unwrap(), 1);
+    let again = store.claim_deliveries("a", now, 30.0, 10).unwrap();
+    assert_eq!((again.len(), again[0].attempts, again[0].last_error.as_deref()), (1, 1, Some("mail server down")));
+    store.delivery_failed(again[0].id, "refused", None).unwrap();
+    assert!(store.claim_deliveries("a", now, 30.0, 10).unwrap().is_empty());
+    let all = store.deliveries(10).unwrap();
+    assert_eq!(all.iter().filter(|d| d.delivered_at.is_some()).count(), 1);
+    assert_eq!(all.iter().filter(|d| d.failed_at.is_some()).count(), 1);
+}
+
+/// A Query event of group `hash` at `ts` with `server` and `customer` tags and a duration.
+fn tagged(project: ProjectId, id: u32, hash: &str, ts: f64, server: &str, ms: Option<f64>) -> NewEvent {
+    let mut e = event(project, 0, hash, ts);
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&id.to_be_bytes());
+    e.event_id = EventId(bytes);
+    e.tags = vec![("server".into(), server.into()), ("level".into(), "error".into())];
+    e.time_spent = ms;
+    e
+}
+
+fn stream_sorts_filters_intervals_and_pages_stably(store: Arc<dyn Store>) {
+    use store::Cursor;
+    let (p, _) = store.create_project("Stream").unwrap();
+    let (other, _) = store.create_project("Other").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    let now = 1_800_000_000.0;
+    // Group gN has N+1 events: the old ones two days ago, one within the last 10 minutes for
+    // even N. Odd groups run on web-2.
+    let mut evs = Vec::new();
+    let mut id = 0;
+    for n in 0..30u32 {
+        let hash = format!("g{n:02}");
+        let server = if n % 2 == 0 { "web-1" } else { "web-2" };
+        for k in 0..=n {
+            id += 1;
+            let ts = if k == 0 && n % 2 == 0 { now - 300.0 } else { now - 2.0 * 86400.0 - f64::from(k) };
+            evs.push(tagged(p.id, id, &hash, ts, server, (n > 20).then_some(f64::from(n))));
+        }
+    }
+    id += 1;
+    evs.push(tagged(other.id, id, "x", now - 10.0, "web-1", None));
+    write(&w, evs, ItemCounts::default());
+
+    // Frequency in the last hour: only the even groups, each with one event there.
+    let mut q = StreamQuery::new(p.id, now);
+    q.sort = Sort::Frequency;
+    q.since = Some(now - 3600.0);
+    let page = store.stream(&q).unwrap();
+    assert_eq!(page.rows.len(), 15);
+    assert!(page.rows.iter().all(|r| r.interval_count == 1 && r.group.title.ends_with(|c: char| "02468".contains(c))));
+    assert_eq!(page.rows[0].sparkline.iter().sum::<u64>(), 1);
+
+    // All time by frequency, filtered by tag: odd groups only, most events first.
+    let mut q = StreamQuery::new(p.id, now);
+    q.sort = Sort::Frequency;
+    q.tags = vec![("server".into(), "web-2".into())];
+    let titles: Vec<String> = store.stream(&q).unwrap().rows.iter().map(|r| r.group.title.clone()).collect();
+    assert_eq!(titles.first().map(String::as_str), Some("title g29"));
+    assert_eq!(titles.len(), 15);
+
+    // Time spent: only groups with durations, slowest first.
+    let mut q = StreamQuery::new(p.id, now);
+    q.sort = Sort::TimeSpent;
+    let rows = store.stream(&q).unwrap().rows;
+    assert_eq!(rows.len(), 9);
+    assert_eq!(rows[0].group.title, "title g29");
+
+    // Text search.
+    let mut q = StreamQuery::new(p.id, now);
+    q.text = vec!["G1".into()];
+    assert_eq!(store.stream(&q).unwrap().rows.len(), 10, "g10..g19, case-insensitively");
+
+    // Paging by last seen, 7 at a time, while a new event lands between pages: every group
+    // shows up exactly once.
+    for sort in [Sort::LastSeen, Sort::Priority, Sort::FirstSeen, Sort::Frequency] {
+        let mut q = StreamQuery::new(p.id, now);
+        q.sort = sort;
+        q.limit = 7;
+        let mut seen = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            q.cursor = cursor;
+            let page = store.stream(&q).unwrap();
+            seen.extend(page.rows.iter().map(|r| r.group.id));
+            if seen.len() == 7 && sort == Sort::LastSeen {
+                id += 1;
+                write(&w, vec![tagged(p.id, id, "g29", now - 1.0, "web-2", Some(29.0))], ItemCounts::default());
+            }
+            match page.next {
+                Some(c) => cursor = Some(Cursor::parse(&c.encode()).unwrap()),
+                None => break,
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "{sort:?}: no group twice");
+        assert!(seen.len() >= 29, "{sort:?}: {} groups", seen.len());
+    }
+
+    // The filter widgets' choices count events of this project only.
+    let servers = store.project_tag_values(p.id, "server", 10).unwrap();
+    let web2: u64 = (0..30u64).filter(|n| n % 2 == 1).map(|n| n + 1).sum::<u64>() + 1;
+    assert_eq!(servers[0].value, "web-2");
+    assert_eq!(servers[0].count, web2);
+    let series = store.project_series(&[p.id], now - 86400.0 * 3.0, now, 12).unwrap();
+    assert_eq!(series.iter().sum::<u64>(), store.event_count(p.id).unwrap());
+
+}
+
+fn hourly_daily_and_project_counters_follow_the_events(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let (other, _) = store.create_project("other").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    let base = 1_800_000_000.0;
+    // Two groups of one project across two hours, in two batches; another project beside them.
+    let first: Vec<NewEvent> = (0..30u8).map(|n| event(p.id, n, if n % 2 == 0 { "a" } else { "b" }, base + f64::from(n) * 200.0)).collect();
+    let second: Vec<NewEvent> = (30..40u8).map(|n| event(p.id, n, "a", base + f64::from(n) * 200.0)).collect();
+    write(&w, first, ItemCounts::default());
+    write(&w, second, ItemCounts::default());
+    write(&w, vec![event(other.id, 200, "a", base)], ItemCounts::default());
+    let now = base + 40.0 * 200.0;
+    let series: u64 = store.project_series(&[p.id], base - 60.0, now + 60.0, 10).unwrap().iter().sum();
+    assert_eq!(series, 40, "the project's event-rate series counts every event once");
+    let groups = unresolved(&*store, p.id);
+    for g in &groups {
+        assert_eq!(store.group_interval_count(g.id, Some(base - 60.0), now + 60.0).unwrap(), g.count, "{}", g.title);
+    }
+    // server is web-0 on even events, web-1 on odd ones: 20 each; the other project's is apart.
+    let servers = store.project_tag_values(p.id, "server", 10).unwrap();
+    assert_eq!(servers.iter().map(|t| t.count).sum::<u64>(), 40, "{servers:?}");
+    assert!(servers.iter().all(|t| t.count == 20), "{servers:?}");
+    assert_eq!(store.project_tag_values(other.id, "server", 10).unwrap().iter().map(|t| t.count).sum::<u64>(), 1);
+    w.shutdown();
+}
+
+fn outbox_claims_hold_while_their_lease_does(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("Shop").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let WriteOutcome::Stored { group_id, .. } = write(&w, vec![event(p.id, 1, "a", 1000.0)], ItemCounts::default())[0] else {
+        panic!()
+    };
+    let deliveries = (0..6)
+        .map(|i| NewDelivery {
+            firing_id: format!("r:{i}"),
+            action: 0,
+            project_id: p.id,
+            group_id,
+            rule: "r".into(),
+            plugin: "webhook".into(),
+            settings: "{}".into(),
+            payload: "{}".into(),
+            expires_at: f64::MAX,
+        })
+        .collect();
+    assert_eq!(store.enqueue_deliveries(&Enqueue { deliveries, ..Enqueue::default() }).unwrap(), 6);
+    let now = 2e9;
+    // Two claimers at once, from two threads: every row goes to exactly one of them.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| (0..3).flat_map(|_| store.claim_deliveries("a", now, 60.0, 2).unwrap()).collect::<Vec<_>>());
+        let b = s.spawn(|| (0..3).flat_map(|_| store.claim_deliveries("b", now, 60.0, 2).unwrap()).collect::<Vec<_>>());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|d| d.id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids.len(), 6, "{} + {} claimed", a.len(), b.len());
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "no delivery was claimed twice");
+    // While the leases hold, nobody else gets them, not even after a restart's resume.
+    assert!(store.claim_deliveries("c", now + 30.0, 60.0, 10).unwrap().is_empty());
+    assert_eq!(store.resume_deliveries(now + 30.0).unwrap(), 0);
+    // A claimer that died: its rows are due again once the lease is over.
+    let done = a.first().or(b.first()).unwrap().id;
+    store.delivery_done(done).unwrap();
+    let taken_over = store.claim_deliveries("c", now + 61.0, 60.0, 10).unwrap();
+    assert_eq!(taken_over.len(), 5);
+    assert!(taken_over.iter().all(|d| d.id != done), "a delivered row is not claimed again");
+    w.shutdown();
+}
+
+fn accounts_sessions_and_setup_links(store: Arc<dyn Store>) {
+    store.create_setup_token("t1", 60.0).unwrap();
+    assert!(store.setup_token_valid("t1").unwrap());
+    assert!(!store.setup_token_valid("nope").unwrap());
+    let u = store.use_setup_token("t1", "Admin@Example.com", "hash").unwrap();
+    assert!(u.is_admin);
+    // Used once: refused afterwards, and no second first user.
+    assert!(!store.setup_token_valid("t1").unwrap());
+    assert!(store.use_setup_token("t1", "b@example.com", "h").is_err());
+    assert!(
+        matches!(store.create_user("admin@example.com", "h", false), Err(StoreError::Conflict(_))),
+        "emails are unique case-insensitively"
+    );
+    assert!(matches!(store.create_user("not an email", "h", false), Err(StoreError::Invalid(_))));
+    let (found, hash) = store.user_for_login("ADMIN@example.com").unwrap().unwrap();
+    assert_eq!((found.id, hash.as_str()), (u.id, "hash"));
+    let bob = store.create_user("bob@example.com", "h2", false).unwrap();
+    assert_eq!(store.user_count().unwrap(), 2);
+    assert_eq!(store.users().unwrap().iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["Admin@Example.com", "bob@example.com"]);
+
+    store.create_session(u.id, "sess", "csrf", 60.0).unwrap();
+    store.create_session(bob.id, "bob", "c2", 60.0).unwrap();
+    let sess = store.session("sess").unwrap().unwrap();
+    assert_eq!((sess.user.id, sess.csrf_token.as_str()), (u.id, "csrf"));
+    assert!(sess.user.last_login.is_some());
+    store.create_session(u.id, "old", "c", -1.0).unwrap();
+    assert!(store.session("old").unwrap().is_none(), "expired sessions are not live");
+    store.set_password(u.id, "new").unwrap();
+    assert!(store.session("sess").unwrap().is_none(), "a new password ends the user's sessions");
+    assert!(store.session("bob").unwrap().is_some(), "and only theirs");
+    store.delete_session("bob").unwrap();
+    assert!(store.session("bob").unwrap().is_none());
+    assert!(matches!(store.set_password(store::UserId(999), "x"), Err(StoreError::NotFound(_))));
+}
+
+fn events_keep_their_tags_and_page_by_position(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let mut evs: Vec<NewEvent> = (1..=5u8).map(|n| event(p.id, n, "a", 1000.0 + f64::from(n))).collect();
+    // The tags are what ingest derived, not something read from the payload again.
+    evs[4].tags = vec![("customer".into(), "acme".into()), ("release".into(), "1.2 \"beta\"".into())];
+    evs[4].payload = b"not even json".to_vec();
+    let out = write(&w, evs, ItemCounts::default());
+    let WriteOutcome::Stored { group_id, .. } = out[0] else { panic!() };
+    let newest = store.event(p.id, &EventId([5; 16])).unwrap().unwrap();
+    assert_eq!(newest.tags, [("customer".to_string(), "acme".to_string()), ("release".to_string(), "1.2 \"beta\"".to_string())]);
+    assert_eq!(newest.payload, b"not even json");
+    assert_eq!((newest.group_id, newest.project_id, newest.level.as_str()), (group_id, p.id, "error"));
+    assert!(store.event(p.id, &EventId([9; 16])).unwrap().is_none());
+    // Pages of two, newest first, each starting after the last one's position.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.group_events(group_id, before, 2).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|e| e.position);
+        seen.extend(page.into_iter().map(|e| e.event_id[..2].to_string()));
+    }
+    assert_eq!(seen, ["05", "04", "03", "02", "01"]);
+    assert!(store.group(GroupId(group_id.0 + 1000)).unwrap().is_none());
+    w.shutdown();
+}
