@@ -39,6 +39,6 @@ fn main() {
         std::hint::black_box(grouping::group(&event, &cfg));
     });
     time("whole", &mut || {
-        std::hint::black_box(ingest::process::envelope(1, &env, &limits, &cfg, 0.0).unwrap());
+        std::hint::black_box(ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, 0.0).unwrap());
     });
 }

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use protocol::ItemType;
-
 /// Why something a client sent was not stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DiscardReason {
@@ -73,23 +71,6 @@ impl DiscardReason {
             DiscardReason::NotStored => "not_stored",
             DiscardReason::Duplicate => "duplicate",
         }
-    }
-}
-
-/// What was discarded: a whole request, or one item of a known category. Client-chosen item
-/// type names are folded into `unknown`, so the label set stays bounded.
-pub fn item_category(ty: &ItemType) -> &'static str {
-    match ty {
-        ItemType::Event => "event",
-        ItemType::Transaction => "transaction",
-        ItemType::Attachment => "attachment",
-        ItemType::Session => "session",
-        ItemType::Sessions => "sessions",
-        ItemType::ClientReport => "client_report",
-        ItemType::CheckIn => "check_in",
-        ItemType::Log => "log",
-        ItemType::Span => "span",
-        ItemType::Other(_) => "unknown",
     }
 }
 

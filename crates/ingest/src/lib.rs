@@ -30,7 +30,7 @@ use store::{EventSink, ItemCounts, NewEvent, ProjectId, Store, StoredEvent, Writ
 use tokio::sync::Semaphore;
 
 pub use budget::{MemoryBudget, Reservation};
-pub use discard::{DiscardReason, Discards, item_category, REQUEST};
+pub use discard::{DiscardReason, Discards, REQUEST};
 pub use keys::KeyCache;
 pub use process::ProcessError;
 pub use rate::{RateLimited, RateLimiter};

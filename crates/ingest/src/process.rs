@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use store::{NewEvent, ProjectId};
 
-use crate::discard::item_category;
 
 /// Why a body could not be turned into events.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +73,7 @@ pub fn envelope(
                         out.counts.push((project_id, ty.to_string(), 1));
                     }
                 }
-                *categories.entry(item_category(&item.ty)).or_default() += 1;
+                *categories.entry(item.ty.category()).or_default() += 1;
             }
         }
     }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Over a rate limit.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,7 +38,7 @@ impl RateLimiter {
 
     /// Counts one request against the key's and the project's limits (0 = unlimited).
     pub fn check(&self, key: &str, key_limit: u64, project: i64, project_limit: u64) -> Result<(), RateLimited> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = store::now().max(0.0) as u64;
         self.check_at(now, key, key_limit, project, project_limit)
     }
 

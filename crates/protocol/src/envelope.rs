@@ -98,6 +98,15 @@ impl ItemType {
     /// The wire name.
     pub fn as_str(&self) -> &str {
         match self {
+            ItemType::Other(s) => s,
+            known => known.category(),
+        }
+    }
+
+    /// The wire name of a type we know, `unknown` for any other: a bounded set of names, for
+    /// counters.
+    pub fn category(&self) -> &'static str {
+        match self {
             ItemType::Event => "event",
             ItemType::Transaction => "transaction",
             ItemType::Attachment => "attachment",
@@ -107,7 +116,7 @@ impl ItemType {
             ItemType::CheckIn => "check_in",
             ItemType::Log => "log",
             ItemType::Span => "span",
-            ItemType::Other(s) => s,
+            ItemType::Other(_) => "unknown",
         }
     }
 

@@ -68,7 +68,7 @@ pub fn cleanup(config: &Config, days: Option<u32>) -> Result<()> {
 
 /// Unix seconds `days` ago.
 pub fn retention_cutoff(days: u32) -> f64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let now = store::now();
     now - f64::from(days) * 86_400.0
 }
 

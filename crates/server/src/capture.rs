@@ -21,7 +21,7 @@ pub fn build_event(args: &CaptureArgs) -> Result<Value> {
     let mut fields: Map<String, Value> =
         pairs(&args.fields, "--field")?.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let tags: Map<String, Value> = pairs(&args.tags, "--tag")?.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    let now = store::now();
     let mut event = json!({
         "event_id": protocol::EventId::new_random().to_string(),
         "timestamp": now,

@@ -195,3 +195,57 @@ fn lenient_inputs_are_accepted() {
     let r = server.post(&env, &[("X-Sentry-Auth", &auth)], b"{oops\n");
     assert!(r.header("access-control-expose-headers").unwrap_or_default().contains("x-sentry-error"));
 }
+
+/// The counter `sentry_discarded_total{reason, item}` in `/metrics` (0 when absent).
+fn discarded(server: &Server, reason: &str, item: &str) -> u64 {
+    let metrics = server.get("/metrics").text();
+    let key = format!("sentry_discarded_total{{reason=\"{reason}\",item=\"{item}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&key)).map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+#[test]
+fn metrics_count_every_dropped_item_and_refused_request_by_reason() {
+    let server = Server::start();
+    let p = server.create_project("counted");
+    let env = format!("/api/{}/envelope/", p.id);
+    let auth = p.auth();
+    let headers = [("X-Sentry-Auth", auth.as_str()), ("Content-Type", "application/x-sentry-envelope")];
+    // One event and one item of every kind that is accepted but not stored.
+    let event = event_json(1, "kept");
+    let mut body = format!("{{\"event_id\":\"{:032x}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{event}\n", 1, event.len());
+    for (ty, payload) in [
+        ("session", r#"{"sid":"x","status":"ok"}"#),
+        ("sessions", r#"{"aggregates":[]}"#),
+        ("client_report", r#"{"discarded_events":[]}"#),
+        ("attachment", "some bytes"),
+        ("check_in", r#"{"check_in_id":"x","status":"ok"}"#),
+        ("log", r#"{"items":[]}"#),
+        ("span", r#"{"span_id":"x"}"#),
+        ("profile_chunk", r#"{}"#),
+        ("something-new", r#"{}"#),
+        ("something-else", r#"{}"#),
+    ] {
+        body.push_str(&format!("{{\"type\":\"{ty}\",\"length\":{}}}\n{payload}\n", payload.len()));
+    }
+    assert_eq!(server.post(&env, &headers, body.as_bytes()).status, 200);
+    // The same event again: a duplicate.
+    assert_eq!(server.post(&env, &headers, &envelope(1, &event)).status, 200);
+    for item in ["session", "sessions", "client_report", "attachment", "check_in", "log", "span"] {
+        assert_eq!(discarded(&server, "not_stored", item), 1, "{item}");
+    }
+    assert_eq!(discarded(&server, "not_stored", "unknown"), 3, "client-chosen types share one label");
+    assert_eq!(discarded(&server, "duplicate", "event"), 1);
+    assert_eq!(discarded(&server, "not_stored", "event"), 0, "the event was stored");
+
+    // Refused requests, by reason.
+    let unknown = "Sentry sentry_key=0123456789abcdef0123456789abcdef, sentry_version=7";
+    assert_eq!(server.post(&env, &[("X-Sentry-Auth", unknown)], &envelope(2, &event_json(2, "x"))).status, 401);
+    assert_eq!(server.post(&env, &[], &envelope(3, &event_json(3, "x"))).status, 401);
+    assert_eq!(server.post(&env, &headers, b"not an envelope").status, 400);
+    assert_eq!(server.post("/api/zero/envelope/", &headers, b"").status, 404);
+    assert_eq!(server.post(&env, &[("X-Sentry-Auth", auth.as_str()), ("Content-Encoding", "gzip")], b"not gzip").status, 400);
+    assert_eq!(discarded(&server, "unknown_key", "request"), 1);
+    assert_eq!(discarded(&server, "missing_key", "request"), 1);
+    assert_eq!(discarded(&server, "invalid", "request"), 2);
+    assert_eq!(discarded(&server, "no_such_project", "request"), 1);
+}

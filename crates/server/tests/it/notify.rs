@@ -107,7 +107,16 @@ fn sdk_error_produces_a_mail_an_irc_line_and_webhook_calls() {
     let groups = server.groups("shop");
     assert_eq!(groups.len(), 1, "{groups:?}");
     let group_id = groups[0]["id"].as_u64().expect("group id");
-    let link = format!("{}/projects/shop/groups/{group_id}/", server.base_url());
+
+    // The link every notification carries opens the issue's page.
+    let generic_call = hooks.wait_for(1, Duration::from_secs(30), |r| r.path == "/generic");
+    let link = generic_call[0].json()["link"].as_str().expect("the notification has a link").to_string();
+    let path = link.strip_prefix(&server.base_url()).unwrap_or_else(|| panic!("{link} is not on {}", server.base_url()));
+    let session = server.admin_session();
+    let page = server.get_as(&session, path);
+    assert_eq!(page.status, 200, "following {link}: {}", page.text());
+    assert!(page.text().contains("ZeroDivisionError"), "{link} is not the issue's page");
+    assert!(page.text().contains(&format!("/issues/{group_id}/")), "{link} is not issue {group_id}'s page");
 
     // The mail: subject, the link first, the in-app frames innermost first, both parts.
     let mails = smtp.wait_for(1, Duration::from_secs(30));

@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn search_narrows_the_query() {
-        let mut q = StreamQuery::new(1, 1000.0);
+        let mut q = StreamQuery::new(ProjectId(1), 1000.0);
         let problems = apply_search("level:warn customer:acme is:resolved boom interval:1h level:loud", &mut q);
         assert_eq!(q.tags, vec![("level".into(), "warning".into()), ("customer".into(), "acme".into())]);
         assert_eq!(q.status, StatusFilter::Only(GroupStatus::Resolved));

@@ -1,12 +1,6 @@
 //! Small formatting helpers for pages: times ("3 min ago" and UTC), counts, durations, and URL
 //! query strings.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
-}
-
 /// `2026-05-01 12:00:03 UTC`
 pub fn utc(ts: f64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");

@@ -109,7 +109,7 @@ pub async fn dashboard(State(state): State<AppState>, user: CurrentUser, Query(q
     blocking(move || {
         let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
         let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
-        let now = format::now();
+        let now = store::now();
         let since = now - secs;
         let projects = store.projects()?;
         let slug_of = |id: ProjectId| projects.iter().find(|p| p.id == id).map(|p| p.slug.clone()).unwrap_or_default();
@@ -277,7 +277,7 @@ pub async fn stream(
         let project = project_by_slug(&store, &slug)?;
         let param = |k: &str| params.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
         let mut problems = Vec::new();
-        let now = format::now();
+        let now = store::now();
         let mut query = StreamQuery::new(project.id, now);
 
         let sort = param("sort").unwrap_or_else(|| "priority".into());
@@ -562,7 +562,7 @@ pub async fn group(
     let store = state.store.clone();
     blocking(move || {
         let (project, g) = group_of(&store, &slug, &id)?;
-        let now = format::now();
+        let now = store::now();
         let base = group_href(&project.slug, g.id);
         let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
         let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
@@ -730,7 +730,7 @@ pub async fn event(
             slug: project.slug.clone(),
             group_href: group_href(&project.slug, g.id),
             raw: EventView::pretty(&e.payload),
-            latest: Some(event_detail(&project.slug, &e, format::now())),
+            latest: Some(event_detail(&project.slug, &e, store::now())),
             g,
         };
         render(&page)
