@@ -332,7 +332,7 @@ mod tests {
         assert_eq!(alerts.rules[1].throttle_minutes, 30);
         assert_eq!(alerts.rules[2].when, When::Slow { p95_ms: 500.0 });
         let engine = config.alert_config();
-        assert_eq!(engine.public_url, "https://sentry.example.com");
+        assert_eq!(config.public_url(), "https://sentry.example.com");
         assert_eq!(engine.retry.initial.as_secs(), 10);
     }
 
