@@ -68,6 +68,8 @@ pub struct GroupState {
     pub priority: f64,
     /// The batch reopened it (it was resolved): its resolution time is cleared.
     pub reopened: bool,
+    /// The batch stored an event in it: its row is written back.
+    pub touched: bool,
 }
 
 /// The priority score of a group.
@@ -121,8 +123,9 @@ pub struct Deltas<'a> {
 /// Everything a backend writes for one batch.
 #[derive(Debug, Default)]
 pub struct Plan<'a> {
-    /// Every group the batch touches, in its new state; those with `id: None` are created
-    /// first, and their ids given back to [`Plan::outcomes`].
+    /// Every group the batch names, in its new state (`touched` when an event was stored in
+    /// it); those with `id: None` are created first, and their ids given back to
+    /// [`Plan::outcomes`].
     pub groups: Vec<GroupState>,
     pub events: Vec<PlannedEvent<'a>>,
     /// Per request, per event.
@@ -199,9 +202,7 @@ pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(
             *plan.deltas.item_counts.entry((*project, ty.as_str(), day)).or_default() += *n as i64;
         }
     }
-    // Groups loaded but not touched (every event a duplicate) keep their state: they are
-    // written back unchanged, which is harmless; priority is computed for the touched ones.
-    for g in &mut plan.groups {
+    for g in plan.groups.iter_mut().filter(|g| g.touched) {
         g.priority = priority(g.last_seen, g.times_seen);
     }
     plan
@@ -229,10 +230,12 @@ fn new_group_state(ev: &NewEvent, ts: f64) -> GroupState {
         components: ev.components.clone(),
         priority: 0.0,
         reopened: false,
+        touched: false,
     }
 }
 
 fn fold_event<'a>(g: &mut GroupState, slot: usize, ev: &'a NewEvent, ts: f64, d: &mut Deltas<'a>) {
+    g.touched = true;
     g.times_seen += 1;
     g.first_seen = g.first_seen.min(ts);
     if ts >= g.last_seen || g.last_event_id.is_empty() {
@@ -364,6 +367,7 @@ mod tests {
         assert!(plan.groups[0].reopened && plan.groups[0].status == GroupStatus::Unresolved);
         assert_eq!(plan.groups[1].status, GroupStatus::Ignored);
         assert_eq!(plan.groups[0].times_seen, 7);
+        assert!(plan.groups.iter().all(|g| g.touched));
     }
 
     #[test]
@@ -386,6 +390,11 @@ mod tests {
         let plan = plan_of(&events, &counts, vec![stored_group(4, "a", GroupStatus::Unresolved)], &[]);
         let g = &plan.groups[0];
         assert_eq!((g.first_seen, g.last_seen, g.last_event_id.as_str(), g.times_seen), (100.0, 500.0, "old", 6));
+        // A group named only by a duplicate is left as it was.
+        let dup = [ev(9, "a", 200.0, 900.0)];
+        let plan = plan_of(&dup, &counts, vec![stored_group(4, "a", GroupStatus::Unresolved)], &[(P, EventId([9; 16]))]);
+        assert!(!plan.groups[0].touched);
+        assert_eq!(plan.groups[0].times_seen, 5);
     }
 
     #[test]

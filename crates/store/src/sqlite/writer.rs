@@ -154,6 +154,7 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
                 kind: r.get(15)?,
                 priority: r.get::<_, Option<f64>>(16)?.unwrap_or(0.0),
                 reopened: false,
+                touched: false,
             });
         }
     }
@@ -198,6 +199,10 @@ fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupI
     let mut ids = Vec::with_capacity(plan.groups.len());
     for g in &plan.groups {
         let id = match g.id {
+            Some(id) if !g.touched => {
+                ids.push(id);
+                continue;
+            }
             Some(id) => id,
             None => {
                 ins.execute(params![
