@@ -4,7 +4,7 @@
 //! (email over SMTP, IRC, webhooks in five shapes) live here; [`registry`] is the one list of
 //! them, so adding a plugin touches nothing else.
 //!
-//! This crate knows nothing of the store or the config file: the engine in `ingest` builds a
+//! This crate knows nothing of the store or the config file: the engine in `alerts` builds a
 //! [`Notification`], writes it to the outbox and calls [`Plugin::rule_fired`] to deliver it.
 
 pub mod email;

@@ -23,7 +23,7 @@ pub struct Notification {
     /// Unix seconds.
     pub first_seen: f64,
     pub last_seen: f64,
-    /// The group page: `{url}/projects/{slug}/groups/{id}/`.
+    /// The group's page on the dashboard, as the web crate's path table spells it.
     pub link: String,
     /// The rule that fired.
     pub rule: String,

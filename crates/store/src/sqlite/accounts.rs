@@ -45,7 +45,7 @@ impl crate::Accounts for SqliteStore {
     /// Sets a user's password hash (and logs out their other sessions).
     fn set_password(&self, user_id: UserId, password_hash: &str) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let n = tx.execute("UPDATE users SET password_hash = ?2 WHERE id = ?1", params![user_id.0, password_hash])?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("user {user_id}")));
@@ -111,7 +111,7 @@ impl crate::Accounts for SqliteStore {
     /// Replaces any unused setup link by a new one (hashed), valid for `ttl_secs`.
     fn create_setup_token(&self, token_hash: &str, ttl_secs: f64) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
         tx.execute("DELETE FROM setup_tokens WHERE used_at IS NULL", [])?;
         tx.execute(

@@ -46,7 +46,7 @@ impl crate::Admin for SqliteStore {
             )));
         }
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM projects WHERE slug = ?1)", [&slug], |r| r.get(0))?;
         if exists {
             return Err(StoreError::Conflict(format!("a project named \"{slug}\" already exists")));
@@ -126,7 +126,7 @@ impl crate::Admin for SqliteStore {
     /// Resolves, ignores or reopens a group, and records it in the group's activity.
     fn set_group_status(&self, group_id: GroupId, status: GroupStatus) -> Result<()> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
         let n = tx.execute(
             "UPDATE groups SET status = ?2, resolved_at = CASE WHEN ?2 = 1 THEN ?3 ELSE NULL END WHERE id = ?1",

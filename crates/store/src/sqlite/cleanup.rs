@@ -34,7 +34,7 @@ impl SqliteStore {
         }
         let minute = (cutoff / 60.0).floor() as i64;
         loop {
-            let tx = conn.transaction()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let ids: Vec<i64> = {
                 let mut st = tx.prepare("SELECT id FROM groups WHERE last_seen < ?1 LIMIT ?2")?;
                 st.query_map(params![cutoff, CHUNK], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?

@@ -1,6 +1,10 @@
 //! The SQLite backend: one file in WAL mode, fsync on every commit (`synchronous=FULL`), one
 //! writer thread that commits events in batches, and a small pool of connections for reads and
 //! for rare administrative writes (projects, keys, status changes).
+//!
+//! Every transaction that writes starts `IMMEDIATE`: it takes the write lock first, waiting up
+//! to the busy timeout for it, instead of reading first and failing at once with "database is
+//! locked" when another process (the server, a CLI command) wrote in between.
 
 mod accounts;
 mod admin;
