@@ -88,8 +88,6 @@ impl SqliteStore {
         let conn = Connection::open(&self.path).map_err(|e| {
             StoreError::Unavailable(format!("could not open the data file {}: {e}", self.path.display()))
         })?;
-        // `rarray(?)`: a list of values as one parameter (the writer's lookup of stored ids).
-        rusqlite::vtab::array::load_module(&conn)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // Takes effect only when the file is created. 4 KiB pages: every commit rewrites each page
         // it touches into the WAL (the event-id index alone touches about one page per event, at

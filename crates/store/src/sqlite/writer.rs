@@ -1,6 +1,5 @@
 //! The single writer: a thread that takes batches of events from a queue and, in one
-//! transaction, loads the state of the groups they touch and which of their ids are stored,
-//! folds them into a plan (`crate::fold`: the rules), applies the plan (groups created and
+//! transaction, loads the state of the groups they touch, folds them into a plan (`crate::fold`: the rules), applies the plan (groups created and
 //! updated, events inserted, tag counts, buckets and histograms upserted by summed deltas),
 //! commits with one fsync, and only then answers every waiting request. Group commit: while
 //! one batch commits, the next one queues up.
@@ -13,7 +12,6 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use rusqlite::types::Value;
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -109,18 +107,28 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
     }
 }
 
-/// One batch in one transaction: load, fold, apply, commit.
+/// One batch in one transaction: load, fold, apply, commit. The fold first assumes that none
+/// of the batch's event ids is stored (the usual case: no lookup needed); when an insert finds
+/// one that is, the transaction is rolled back and the batch folded again knowing which.
 fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, batch: &Batch<'_>) -> Result<Vec<Vec<WriteOutcome>>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let existing = load_groups(&tx, batch)?;
-    let stored = stored_ids(&tx, batch)?;
-    let plan = fold::fold(batch, existing, &stored, crate::now());
-    let ids = write_groups(&tx, &plan)?;
-    insert_events(&tx, payloads, &plan, &ids)?;
-    write_deltas(&tx, &plan, &ids)?;
-    payloads.after_batch(&tx)?;
-    tx.commit()?;
-    Ok(plan.outcomes(&ids))
+    let mut stored = HashSet::new();
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing = load_groups(&tx, batch)?;
+        let plan = fold::fold(batch, existing, &stored, crate::now());
+        let ids = write_groups(&tx, &plan)?;
+        let already = insert_events(&tx, payloads, &plan, &ids)?;
+        if !already.is_empty() {
+            // Retries and replays: drop this attempt (rolled back with `tx`) and fold again.
+            // Every planned event was tried, so `already` names all that were stored before.
+            stored.extend(already);
+            continue;
+        }
+        write_deltas(&tx, &plan, &ids)?;
+        payloads.after_batch(&tx)?;
+        tx.commit()?;
+        return Ok(plan.outcomes(&ids));
+    }
 }
 
 fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<GroupState>> {
@@ -156,27 +164,6 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
                 reopened: false,
                 touched: false,
             });
-        }
-    }
-    Ok(out)
-}
-
-/// Which of the batch's event ids are already stored: one indexed lookup for them all.
-fn stored_ids(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<HashSet<(ProjectId, EventId)>> {
-    let keys = batch.event_keys();
-    let mut projects: Vec<ProjectId> = keys.iter().map(|k| k.0).collect();
-    projects.sort_unstable();
-    projects.dedup();
-    let mut st = tx.prepare_cached("SELECT event_id FROM events WHERE project_id = ?1 AND event_id IN rarray(?2)")?;
-    let mut out = HashSet::new();
-    for p in projects {
-        let ids: Vec<Value> = keys.iter().filter(|k| k.0 == p).map(|k| Value::Blob(k.1.0.to_vec())).collect();
-        let mut rows = st.query(params![p.0, std::rc::Rc::new(ids)])?;
-        while let Some(r) = rows.next()? {
-            let id: Vec<u8> = r.get(0)?;
-            if let Ok(bytes) = <[u8; 16]>::try_from(id.as_slice()) {
-                out.insert((p, EventId(bytes)));
-            }
         }
     }
     Ok(out)
@@ -235,8 +222,15 @@ fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupI
     Ok(ids)
 }
 
-/// Inserts the plan's events, each with its tags, compressed with its payload.
-fn insert_events(tx: &Connection, payloads: &mut PayloadWriter, plan: &Plan<'_>, ids: &[GroupId]) -> rusqlite::Result<()> {
+/// Inserts the plan's events, each with its tags, compressed with its payload. Returns the ids
+/// that were already stored (and so not inserted).
+fn insert_events(
+    tx: &Connection,
+    payloads: &mut PayloadWriter,
+    plan: &Plan<'_>,
+    ids: &[GroupId],
+) -> rusqlite::Result<Vec<(ProjectId, EventId)>> {
+    let mut already = Vec::new();
     let mut st = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title,
                              time_spent, dict, payload, tags_len)
@@ -264,8 +258,11 @@ fn insert_events(tx: &Connection, payloads: &mut PayloadWriter, plan: &Plan<'_>,
             payload,
             tags_len,
         ])?;
+        if tx.changes() == 0 {
+            already.push((ev.project_id, ev.event_id));
+        }
     }
-    Ok(())
+    Ok(already)
 }
 
 fn write_deltas(tx: &Connection, plan: &Plan<'_>, ids: &[GroupId]) -> rusqlite::Result<()> {
