@@ -7,15 +7,15 @@
 #
 # Installs, each step only when missing (a second run does no network I/O):
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
-#     the tests start), ngircd (the IRC server of the notification tests), curl (only to fetch
-#     rustup when cargo is missing);
-#     the tests start), chromium and chromium-driver (the dashboard tests drive headless
-#     Chromium), curl (only to fetch rustup when cargo is missing);
-#   - Rust through rustup, when there is no cargo;
+#     the tests start), ngircd (the IRC server of the notification tests), chromium and
+#     chromium-driver (the dashboard tests drive headless Chromium), curl (only to fetch rustup
+#     when cargo is missing);
+#   - Rust through rustup, when there is no cargo, and clippy, when it is missing;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
 #   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
-# binaries) and `cargo test --workspace`, with the env vars the tests read:
+# binaries), `cargo clippy --workspace --all-targets -- -D warnings` and `cargo test --workspace`,
+# with the env vars the tests read:
 #   SENTRY_TEST_PYTHON, SENTRY_TEST_PYTHON_BROTLI, SENTRY_TEST_PG_BIN.
 set -euo pipefail
 
@@ -87,6 +87,10 @@ if ! command -v cargo >/dev/null; then
   curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --no-modify-path
   PATH="$HOME/.cargo/bin:$PATH"
 fi
+if ! cargo clippy --version >/dev/null 2>&1; then
+  say "rustup: adding the clippy component"
+  rustup component add clippy
+fi
 
 # --- 3. Python venvs with the real clients ----------------------------------------------------
 # venv DIR REQUIREMENTS: (re)creates DIR when broken, pip-installs when the requirements changed.
@@ -116,13 +120,16 @@ export SENTRY_TEST_PG_BIN="$PG_BIN"
 if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   say "setup done; to run the tests yourself:"
   echo "export SENTRY_TEST_PYTHON=$SENTRY_TEST_PYTHON SENTRY_TEST_PYTHON_BROTLI=$SENTRY_TEST_PYTHON_BROTLI SENTRY_TEST_PG_BIN=$SENTRY_TEST_PG_BIN"
-  echo "cargo build --workspace --all-targets && cargo test --workspace"
+  echo "cargo build --workspace --all-targets && cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace"
   exit 0
 fi
 
 # --- 4. build and test ------------------------------------------------------------------------
 say "cargo $(cargo --version | cut -d' ' -f2): building the workspace (all targets)"
 cargo build --workspace --all-targets
+
+say "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo test --workspace $*"
 cargo test --workspace "$@"
