@@ -120,7 +120,7 @@ export SENTRY_TEST_PG_BIN="$PG_BIN"
 if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   say "setup done; to run the tests yourself:"
   echo "export SENTRY_TEST_PYTHON=$SENTRY_TEST_PYTHON SENTRY_TEST_PYTHON_BROTLI=$SENTRY_TEST_PYTHON_BROTLI SENTRY_TEST_PG_BIN=$SENTRY_TEST_PG_BIN"
-  echo "cargo build --workspace --all-targets && cargo test --workspace"
+  echo "cargo build --workspace --all-targets && cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace"
   exit 0
 fi
 

@@ -45,6 +45,29 @@ pub enum DsnError {
 }
 
 impl Dsn {
+    /// The DSN of a project on the server reached at `public_url` (`http://127.0.0.1:9000`,
+    /// `https://example.com/sentry`): the key goes before the host, the project id after the
+    /// URL's path. A trailing slash, a query string or a fragment of the URL is dropped.
+    pub fn for_project(
+        public_url: &str,
+        public_key: &PublicKey,
+        project: ProjectId,
+    ) -> Result<Dsn, DsnError> {
+        let (scheme, authority, path) = split_url(public_url)?;
+        if public_key.0.is_empty() {
+            return Err(DsnError::MissingPublicKey);
+        }
+        validate_host(authority)?;
+        Ok(Dsn {
+            scheme,
+            public_key: public_key.0.clone(),
+            secret_key: None,
+            host: authority.to_string(),
+            path: path.trim_end_matches('/').to_string(),
+            project_id: project.0.to_string(),
+        })
+    }
+
     /// The envelope endpoint: `{scheme}://{host}{path}/api/{project_id}/envelope/`.
     pub fn envelope_url(&self) -> String {
         self.api_url("envelope")
@@ -77,22 +100,7 @@ impl FromStr for Dsn {
     type Err = DsnError;
 
     fn from_str(s: &str) -> Result<Dsn, DsnError> {
-        let s = s.trim();
-        let (scheme, rest) = s.split_once("://").ok_or(DsnError::MissingScheme)?;
-        let scheme = scheme.to_ascii_lowercase();
-        if scheme != "http" && scheme != "https" {
-            return Err(if scheme.is_empty() {
-                DsnError::MissingScheme
-            } else {
-                DsnError::UnsupportedScheme(scheme)
-            });
-        }
-        // A query string or fragment carries nothing we use; ignore it.
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
+        let (scheme, authority, path) = split_url(s)?;
         let (userinfo, host) = authority
             .rsplit_once('@')
             .ok_or(DsnError::MissingPublicKey)?;
@@ -118,6 +126,26 @@ impl FromStr for Dsn {
             project_id: project_id.to_string(),
         })
     }
+}
+
+/// Splits `scheme://authority/path` into the lowercase scheme, the authority and the path
+/// (`""` or starting with `/`). Only `http` and `https`; a query string or fragment carries
+/// nothing we use and is ignored.
+fn split_url(s: &str) -> Result<(String, &str, &str), DsnError> {
+    let (scheme, rest) = s.trim().split_once("://").ok_or(DsnError::MissingScheme)?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(if scheme.is_empty() {
+            DsnError::MissingScheme
+        } else {
+            DsnError::UnsupportedScheme(scheme)
+        });
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    Ok(match rest.find('/') {
+        Some(i) => (scheme, &rest[..i], &rest[i..]),
+        None => (scheme, rest, ""),
+    })
 }
 
 /// Accepts `name`, `name:port`, `[v6]` and `[v6]:port`; refuses empty hosts, empty or
@@ -213,6 +241,72 @@ mod tests {
         let d = dsn("  HTTPS://key:@host.example/5/?x=1 ");
         assert_eq!(d.to_string(), "https://key@host.example/5");
         assert_eq!(dsn("http://k@h/notanumber").project(), None);
+    }
+
+    #[test]
+    fn for_project_parses_back_to_the_same_parts() {
+        let key = PublicKey("0123456789abcdef0123456789abcdef".into());
+        let cases = [
+            ("http://127.0.0.1:9000", "127.0.0.1:9000", ""),
+            ("https://example.com/sentry", "example.com", "/sentry"),
+            ("https://example.com/sentry/", "example.com", "/sentry"),
+            ("HTTPS://example.com:8443/a/b", "example.com:8443", "/a/b"),
+            ("http://[::1]:9000", "[::1]:9000", ""),
+        ];
+        for (url, host, path) in cases {
+            let made =
+                Dsn::for_project(url, &key, ProjectId(7)).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let back: Dsn = made
+                .to_string()
+                .parse()
+                .unwrap_or_else(|e| panic!("{made}: {e}"));
+            assert_eq!(back, made, "{url}");
+            assert_eq!(back.key(), key, "{url}");
+            assert_eq!(
+                (back.host.as_str(), back.path.as_str()),
+                (host, path),
+                "{url}"
+            );
+            assert_eq!(back.project(), Some(ProjectId(7)), "{url}");
+        }
+        assert_eq!(
+            Dsn::for_project("https://example.com/sentry", &key, ProjectId(7))
+                .unwrap()
+                .to_string(),
+            "https://0123456789abcdef0123456789abcdef@example.com/sentry/7"
+        );
+    }
+
+    #[test]
+    fn for_project_refuses_what_is_not_a_server_url() {
+        let key = PublicKey("k".into());
+        let cases = [
+            ("127.0.0.1:9000", DsnError::MissingScheme),
+            (
+                "ftp://example.com",
+                DsnError::UnsupportedScheme("ftp".into()),
+            ),
+            ("http://", DsnError::MissingHost),
+            (
+                "http://host:port",
+                DsnError::InvalidHost("host:port".into()),
+            ),
+            (
+                "http://user@host",
+                DsnError::InvalidHost("user@host".into()),
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(
+                Dsn::for_project(url, &key, ProjectId(1)),
+                Err(want),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            Dsn::for_project("http://host", &PublicKey(String::new()), ProjectId(1)),
+            Err(DsnError::MissingPublicKey)
+        );
     }
 
     #[test]

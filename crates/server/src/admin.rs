@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use protocol::{Dsn, PublicKey};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -13,11 +14,12 @@ use crate::cli::{EventsArgs, GroupsArgs, KeyCommand, ProjectCommand};
 use crate::config::{self, Config};
 use crate::{open_store, process_env};
 
-/// The DSN clients use to send to a project with a key.
-pub fn dsn(config: &Config, public_key: &str, project_id: ProjectId) -> String {
+/// The DSN clients use to send to a project with a key, on the server's public URL.
+pub fn dsn(config: &Config, public_key: &str, project_id: ProjectId) -> Result<String> {
     let url = config.public_url();
-    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url.as_str()));
-    format!("{scheme}://{public_key}@{rest}/{project_id}")
+    let dsn = Dsn::for_project(&url, &PublicKey(public_key.to_string()), project_id)
+        .with_context(|| format!("the public URL {url} (the `url` setting) cannot be used in a DSN"))?;
+    Ok(dsn.to_string())
 }
 
 /// `sentry init`: writes the config, creates the data directory, the store and a first project.
@@ -48,7 +50,7 @@ pub fn ensure_default_project(config: &Config, store: &Arc<dyn Store>) -> Result
     if store.projects()?.is_empty() {
         let (project, key) = store.create_project("default")?;
         println!("Created the project \"{}\". Send events to it with this DSN:", project.slug);
-        println!("  {}", dsn(config, &key.public_key, project.id));
+        println!("  {}", dsn(config, &key.public_key, project.id)?);
     }
     Ok(())
 }
@@ -85,7 +87,7 @@ fn project_json(config: &Config, store: &Arc<dyn Store>, p: &store::Project) -> 
         "id": p.id,
         "slug": p.slug,
         "name": p.name,
-        "dsn": key.map(|k| dsn(config, &k.public_key, p.id)),
+        "dsn": key.map(|k| dsn(config, &k.public_key, p.id)).transpose()?,
     }))
 }
 
@@ -94,7 +96,7 @@ pub fn project(config: &Config, cmd: ProjectCommand) -> Result<()> {
     match cmd {
         ProjectCommand::Create { name, json } => {
             let (p, key) = store.create_project(&name)?;
-            let dsn = dsn(config, &key.public_key, p.id);
+            let dsn = dsn(config, &key.public_key, p.id)?;
             if json {
                 println!("{}", json!({"id": p.id, "slug": p.slug, "dsn": dsn}));
             } else {
@@ -137,7 +139,7 @@ pub fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
         KeyCommand::Create { project, label, rate_limit, json } => {
             let p = project_by_slug(&store, &project)?;
             let key = store.create_key(p.id, label.as_deref(), rate_limit)?;
-            let dsn = dsn(config, &key.public_key, p.id);
+            let dsn = dsn(config, &key.public_key, p.id)?;
             if json {
                 println!("{}", json!({"key": key.public_key, "dsn": dsn, "project": p.slug, "rate_limit_per_minute": rate_limit}));
             } else {
@@ -151,17 +153,17 @@ pub fn key(config: &Config, cmd: KeyCommand) -> Result<()> {
                 let rows: Vec<Value> = keys
                     .iter()
                     .map(|k| {
-                        json!({
-                            "key": k.public_key, "label": k.label, "dsn": dsn(config, &k.public_key, p.id),
+                        Ok(json!({
+                            "key": k.public_key, "label": k.label, "dsn": dsn(config, &k.public_key, p.id)?,
                             "rate_limit_per_minute": k.rate_limit_per_minute, "revoked": !k.is_active(),
-                        })
+                        }))
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 println!("{}", Value::Array(rows));
             } else {
                 for k in keys {
                     let state = if k.is_active() { "active " } else { "revoked" };
-                    println!("{state}  {}  {}", dsn(config, &k.public_key, p.id), k.label.unwrap_or_default());
+                    println!("{state}  {}  {}", dsn(config, &k.public_key, p.id)?, k.label.unwrap_or_default());
                 }
             }
         }
@@ -280,4 +282,38 @@ pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
         println!("{}  {}  {:<8} {}", e.event_id, rfc3339(e.timestamp), e.level, e.title);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_dsn_parses_back_to_the_same_parts() {
+        let key = "0123456789abcdef0123456789abcdef";
+        let cases = [
+            (None, "127.0.0.1:9000", ""),
+            (Some("https://example.com/sentry"), "example.com", "/sentry"),
+            (Some("https://example.com/sentry/"), "example.com", "/sentry"),
+            (Some("http://sentry.internal:8080"), "sentry.internal:8080", ""),
+            (Some("https://example.com:8443/a/b"), "example.com:8443", "/a/b"),
+        ];
+        for (url, host, path) in cases {
+            let config = Config { url: url.map(String::from), bind: "127.0.0.1:9000".parse().unwrap(), ..Config::default() };
+            let printed = dsn(&config, key, ProjectId(42)).unwrap();
+            let back: Dsn = printed.parse().unwrap_or_else(|e| panic!("{printed}: {e}"));
+            assert_eq!(back.key(), PublicKey(key.into()), "{printed}");
+            assert_eq!(back.host, host, "{printed}");
+            assert_eq!(back.path, path, "{printed}");
+            assert_eq!(back.project(), Some(ProjectId(42)), "{printed}");
+            assert_eq!(back.to_string(), printed);
+        }
+    }
+
+    #[test]
+    fn a_public_url_that_cannot_make_a_dsn_is_an_error() {
+        let config = Config { url: Some("http://host:port".into()), ..Config::default() };
+        let err = dsn(&config, "k", ProjectId(1)).unwrap_err();
+        assert!(format!("{err:#}").contains("http://host:port"), "{err:#}");
+    }
 }

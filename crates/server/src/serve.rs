@@ -169,7 +169,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         println!("Data is kept in {}", config.data_dir.display());
         for p in store.projects()? {
             if let Some(k) = store.keys(p.id)?.into_iter().find(|k| k.is_active()) {
-                println!("Project \"{}\": DSN {}", p.slug, admin::dsn(&config, &k.public_key, p.id));
+                println!("Project \"{}\": DSN {}", p.slug, admin::dsn(&config, &k.public_key, p.id)?);
             }
         }
         println!("Dashboard: {public}/");

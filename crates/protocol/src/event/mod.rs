@@ -4,6 +4,7 @@
 
 mod exception;
 mod format;
+mod interface;
 mod normalize;
 mod prune;
 mod scan;
@@ -11,6 +12,7 @@ mod spans;
 mod tags;
 mod timestamp;
 
+pub use interface::Interface;
 pub use normalize::{
     MAX_MESSAGE_CHARS, NormalizeError, normalize, normalize_item, normalize_slice,
 };

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::exception::{crashed_thread, parse_exceptions, parse_stacktrace};
+use super::interface::Interface;
 use super::spans::parse_spans;
 use super::tags::{TagSet, clip_chars, context_label, url_without_query};
 use super::timestamp::parse_timestamp;
@@ -129,10 +130,7 @@ fn normalize_value(
             });
         }
     };
-    let exceptions = parse_exceptions(first_of(
-        &obj,
-        &["exception", "sentry.interfaces.Exception"],
-    ));
+    let exceptions = parse_exceptions(Interface::Exception.get(&obj));
     let ty = obj
         .get("type")
         .and_then(Value::as_str)
@@ -162,17 +160,14 @@ fn normalize_value(
     } else {
         Level::Error
     });
-    let stacktrace = parse_stacktrace(first_of(
-        &obj,
-        &["stacktrace", "sentry.interfaces.Stacktrace"],
-    ))
+    let stacktrace = parse_stacktrace(Interface::Stacktrace.get(&obj))
     .or_else(|| {
         exceptions
             .is_empty()
             .then(|| crashed_thread(obj.get("threads")))
             .flatten()
     });
-    let query = first_of(&obj, &["sentry.interfaces.Query", "query"]).and_then(parse_query);
+    let query = Interface::Query.get(&obj).and_then(parse_query);
     let start_timestamp = is_transaction
         .then(|| obj.get("start_timestamp").and_then(parse_timestamp))
         .flatten();
@@ -203,8 +198,10 @@ fn normalize_value(
         release: text(obj.get("release")),
         dist: text(obj.get("dist")),
         environment: text(obj.get("environment")),
-        message: ["logentry", "sentry.interfaces.Message", "message"]
+        message: Interface::Message
+            .keys()
             .iter()
+            .chain(&["message"])
             .find_map(|k| obj.get(*k).and_then(parse_logentry)),
         exceptions,
         stacktrace,
@@ -214,8 +211,8 @@ fn normalize_value(
         trimmed_tags: Vec::new(),
         fingerprint: obj.get("fingerprint").and_then(parse_fingerprint),
         culprit: text(obj.get("culprit")),
-        user: first_of(&obj, &["user", "sentry.interfaces.User"]).and_then(parse_user),
-        request: first_of(&obj, &["request", "sentry.interfaces.Http"]).and_then(parse_request),
+        user: Interface::User.get(&obj).and_then(parse_user),
+        request: Interface::Request.get(&obj).and_then(parse_request),
         start_timestamp,
         spans: if is_transaction {
             parse_spans(obj.get("spans"))
@@ -245,7 +242,7 @@ fn kind_from_type(ty: Option<String>) -> EventKind {
 /// The tags as sent, then the derived ones, and the keys that were trimmed.
 fn tags(obj: &Map<String, Value>, event: &Event) -> (Vec<(String, String)>, Vec<String>) {
     let mut tags = TagSet::from_value(obj.get("tags"));
-    let contexts = first_of(obj, &["contexts", "sentry.interfaces.Contexts"]);
+    let contexts = Interface::Contexts.get(obj);
     tags.derive("logger", event.logger.as_deref());
     tags.derive("level", Some(event.level.as_str()));
     tags.derive("server", event.server_name.as_deref());
@@ -264,12 +261,6 @@ fn tags(obj: &Map<String, Value>, event: &Event) -> (Vec<(String, String)>, Vec<
     tags.derive("browser", context_label(contexts, "browser").as_deref());
     tags.derive("os", context_label(contexts, "os").as_deref());
     (tags.tags, tags.trimmed)
-}
-
-/// The first of `keys` present with a non-null value (modern name first, then legacy alias).
-fn first_of<'a>(obj: &'a Map<String, Value>, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter()
-        .find_map(|k| obj.get(*k).filter(|v| !v.is_null()))
 }
 
 /// A non-empty string, or a number or boolean as text.

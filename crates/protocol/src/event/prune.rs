@@ -16,7 +16,7 @@ use serde_json::{Map, Number, Value};
 
 /// Whether the normaliser reads this top-level key (modern names and the legacy
 /// `sentry.interfaces.*`). A `match`, not a list: it runs for every key of every event.
-fn is_top_key(key: &str) -> bool {
+pub(super) fn is_top_key(key: &str) -> bool {
     matches!(
         key,
         "contexts"

@@ -4,6 +4,7 @@
 //! query, request, user, breadcrumbs, contexts and extra data. Everything here is plain text;
 //! the templates escape it.
 
+use protocol::event::Interface;
 use serde_json::{Map, Value};
 
 use super::format;
@@ -179,9 +180,9 @@ impl EventView {
             return EventView { message: Some(String::from_utf8_lossy(payload).into_owned()), ..EventView::default() };
         };
         let mut v = EventView::default();
-        let get = |keys: &[&str]| keys.iter().find_map(|k| ev.get(*k).filter(|x| !x.is_null()));
+        let get = |i: Interface| i.get(&ev);
 
-        v.message = match get(&["logentry", "sentry.interfaces.Message"]) {
+        v.message = match get(Interface::Message) {
             Some(Value::Object(le)) => Some(str_of(le, &["formatted", "message"])),
             _ => match ev.get("message") {
                 Some(Value::Object(m)) => Some(str_of(m, &["formatted", "message"])),
@@ -191,27 +192,27 @@ impl EventView {
         }
         .filter(|m| !m.is_empty());
 
-        let mut excs: Vec<ExceptionView> = values(get(&["exception", "sentry.interfaces.Exception"]))
+        let mut excs: Vec<ExceptionView> = values(get(Interface::Exception))
             .into_iter()
             .filter_map(Value::as_object)
             .map(exception)
             .collect();
         excs.reverse();
         v.exceptions = excs;
-        v.stacktrace = frames(get(&["stacktrace", "sentry.interfaces.Stacktrace"]));
+        v.stacktrace = frames(get(Interface::Stacktrace));
         if v.stacktrace.is_empty()
             && let Some(Value::Object(t)) = values(ev.get("threads")).into_iter().find(|t| t.get("stacktrace").is_some())
         {
             v.stacktrace = frames(t.get("stacktrace"));
         }
 
-        if let Some(Value::Object(q)) = get(&["query", "sentry.interfaces.Query"]) {
+        if let Some(Value::Object(q)) = get(Interface::Query) {
             v.query = Some(str_of(q, &["query"]));
             v.engine = Some(str_of(q, &["engine"])).filter(|e| !e.is_empty());
         }
         v.transaction = ev.get("transaction").map(text).filter(|t| !t.is_empty());
 
-        if let Some(Value::Object(r)) = get(&["request", "sentry.interfaces.Http"]) {
+        if let Some(Value::Object(r)) = get(Interface::Request) {
             v.request = Some(RequestView {
                 method: str_of(r, &["method"]),
                 url: str_of(r, &["url"]),
@@ -227,9 +228,9 @@ impl EventView {
                 env: pairs(r.get("env")),
             });
         }
-        v.user = pairs(get(&["user", "sentry.interfaces.User"]));
+        v.user = pairs(get(Interface::User));
 
-        v.breadcrumbs = values(get(&["breadcrumbs"]))
+        v.breadcrumbs = values(ev.get("breadcrumbs"))
             .into_iter()
             .filter_map(Value::as_object)
             .map(|b| CrumbView {
@@ -245,7 +246,7 @@ impl EventView {
             })
             .collect();
 
-        if let Some(Value::Object(ctx)) = ev.get("contexts") {
+        if let Some(Value::Object(ctx)) = get(Interface::Contexts) {
             v.contexts = ctx.iter().map(|(name, c)| (name.clone(), pairs(Some(c)))).collect();
         }
         v.extra = pairs(ev.get("extra"));
@@ -295,5 +296,14 @@ mod tests {
         let legacy = br#"{"message":"hello","sentry.interfaces.Query":{"query":"SELECT 1","engine":"psycopg2"}}"#;
         let v = EventView::from_payload(legacy);
         assert_eq!((v.query.as_deref(), v.engine.as_deref(), v.message.as_deref()), (Some("SELECT 1"), Some("psycopg2"), Some("hello")));
+
+        let raven = br#"{"sentry.interfaces.Exception":{"values":[{"type":"KeyError","value":"'a'"}]},
+            "sentry.interfaces.Http":{"method":"POST","url":"http://x/"},"sentry.interfaces.User":{"id":"7"},
+            "sentry.interfaces.Message":{"message":"Order %s failed"}}"#;
+        let v = EventView::from_payload(raven);
+        assert_eq!(v.exceptions[0].ty, "KeyError");
+        assert_eq!(v.request.as_ref().unwrap().method, "POST");
+        assert_eq!(v.user, vec![("id".into(), "7".into())]);
+        assert_eq!(v.message.as_deref(), Some("Order %s failed"));
     }
 }

@@ -1,7 +1,10 @@
-//! Live updates: a server-sent events stream of the groups each committed batch touched
-//! (`event: group`, data `{"project": slug, "group": id, "new": bool, "regression": bool}`),
-//! fed by the ingest pipeline's broadcast. The page's script reloads its list when one arrives;
-//! without script the page simply does not update itself.
+//! Live updates: a server-sent events stream fed by the ingest pipeline's broadcast. It opens
+//! with `event: hello` (data `{}`); then, per committed batch that touched a group of the page's
+//! project (any project for `/live`), one `event: groups` whose data is a JSON array with one
+//! object per group, `{"project_id": id, "group": id, "new": bool, "regression": bool}`. When the
+//! stream fell behind and missed batches it sends `groups` with `[]`. A comment every 15 seconds
+//! keeps the connection open; the stream ends when the server stops. The page's script reloads
+//! its list when `groups` arrives; without script the page simply does not update itself.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -169,6 +169,7 @@ pub enum PageError {
     TooManyRequests(String),
     /// The store can't serve now (disk full, busy): try again shortly.
     Unavailable(String),
+    /// Our fault. The message goes to the log with a request id; the page shows only the id.
     Internal(String),
 }
 
@@ -205,14 +206,37 @@ impl IntoResponse for PageError {
                 (StatusCode::SERVICE_UNAVAILABLE, "Try again in a moment", "The data store is busy or full right now.".to_string())
             }
             PageError::Internal(m) => {
-                tracing::error!(error = %m, "dashboard page failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", m)
+                let id = request_id();
+                tracing::error!(request_id = %id, error = %m, "dashboard page failed");
+                let message = format!(
+                    "Something went wrong on our side. If it happens again, give the administrator this request id: {id}."
+                );
+                let mut resp = error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", message);
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                return resp;
             }
         };
-        let page = pages::ErrorPage { title: title.to_string(), message };
-        let body = askama::Template::render(&page).unwrap_or_else(|_| "error".into());
-        (status, Html(body)).into_response()
+        error_page(status, title, message)
     }
+}
+
+fn error_page(status: StatusCode, title: &str, message: String) -> Response {
+    let page = pages::ErrorPage { title: title.to_string(), message };
+    let body = askama::Template::render(&page).unwrap_or_else(|_| "error".into());
+    (status, Html(body)).into_response()
+}
+
+/// A short id that ties an error page to its log line: 8 hex digits, random (or from the clock
+/// if the system's generator fails).
+fn request_id() -> String {
+    let mut buf = [0u8; 4];
+    if getrandom::fill(&mut buf).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        buf = nanos.to_be_bytes();
+    }
+    hex::encode(buf)
 }
 
 pub type PageResult<T = Response> = Result<T, PageError>;
@@ -226,4 +250,37 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> PageResult<T
 /// Renders a template into a response.
 pub(crate) fn render(t: &impl askama::Template) -> PageResult {
     Ok(Html(t.render()?).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn body(resp: Response) -> String {
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_shows_a_request_id_not_the_message() {
+        let resp = PageError::Internal("secret detail".into()).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let id = resp.headers().get("x-request-id").expect("an X-Request-Id header").to_str().unwrap().to_string();
+        assert_eq!(id.len(), 8);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        let body = body(resp).await;
+        assert!(!body.contains("secret detail"), "{body}");
+        assert!(body.contains("Something went wrong on our side"), "{body}");
+        assert!(body.contains(&id), "{body}");
+    }
+
+    #[tokio::test]
+    async fn other_errors_show_their_message() {
+        let resp = PageError::NotFound("there is no project x".into()).into_response();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert!(resp.headers().get("x-request-id").is_none());
+        assert!(body(resp).await.contains("there is no project x"));
+    }
 }

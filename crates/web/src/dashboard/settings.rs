@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect};
 use axum::Form;
+use protocol::{Dsn, ProjectId, PublicKey};
 use serde::Deserialize;
 
 use super::auth::{check_new_password, hash_password, CurrentUser};
@@ -13,10 +14,11 @@ use super::pages::{nav, project_by_slug, Nav};
 use super::{blocking, format, render, PageError, PageResult};
 use crate::AppState;
 
-/// The DSN an SDK uses to send to a project with a key.
-pub fn dsn(public_url: &str, public_key: &str, project_id: store::ProjectId) -> String {
-    let (scheme, rest) = public_url.split_once("://").unwrap_or(("http", public_url));
-    format!("{scheme}://{public_key}@{rest}/{project_id}")
+/// The DSN an SDK uses to send to a project with a key, on the server's public URL.
+pub fn dsn(public_url: &str, public_key: &str, project_id: ProjectId) -> PageResult<String> {
+    Dsn::for_project(public_url, &PublicKey(public_key.to_string()), project_id)
+        .map(|d| d.to_string())
+        .map_err(|e| PageError::Internal(format!("the public URL {public_url} cannot be used in a DSN: {e}")))
 }
 
 pub struct ProjectLine {
@@ -55,7 +57,7 @@ pub async fn index(State(state): State<AppState>, user: CurrentUser, axum::extra
         for p in store.projects()? {
             let key = store.keys(p.id)?.into_iter().find(|k| k.is_active());
             projects.push(ProjectLine {
-                dsn: key.map(|k| dsn(&url, &k.public_key, p.id)).unwrap_or_else(|| "(no active key)".into()),
+                dsn: key.map(|k| dsn(&url, &k.public_key, p.id)).transpose()?.unwrap_or_else(|| "(no active key)".into()),
                 href: format!("/settings/projects/{}/", format::url_encode(&p.slug)),
                 slug: p.slug,
                 name: p.name,
@@ -114,16 +116,16 @@ pub async fn project(
         let keys = store
             .keys(p.id)?
             .into_iter()
-            .map(|k| KeyLine {
-                dsn: dsn(&url, &k.public_key, p.id),
+            .map(|k| Ok(KeyLine {
+                dsn: dsn(&url, &k.public_key, p.id)?,
                 label: k.label.clone().unwrap_or_default(),
                 rate: k.rate_limit_per_minute.map(|r| format!("{r} / min")).unwrap_or_else(|| "server default".into()),
                 created: format::utc(k.created_at),
                 revoked: k.revoked_at.map(format::utc),
                 revoke_href: format!("{base}keys/{}/revoke", format::url_encode(&k.public_key)),
                 public_key: k.public_key,
-            })
-            .collect();
+            }))
+            .collect::<PageResult<_>>()?;
         render(&ProjectPage { nav: nav(&store, &user, &p.slug, "settings")?, slug: p.slug, name: p.name, keys, message: q.done })
     })
     .await
