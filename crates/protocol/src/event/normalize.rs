@@ -154,8 +154,10 @@ fn normalize_value(
         .get("timestamp")
         .and_then(parse_timestamp)
         .unwrap_or(received_at);
+    let query = Interface::Query.get(&obj).and_then(parse_query);
+    // Without a level, a transaction or a query is a measurement (info); anything else an error.
     let level = obj.get("level").and_then(parse_level);
-    let level = level.unwrap_or(if is_transaction {
+    let level = level.unwrap_or(if is_transaction || (exceptions.is_empty() && query.is_some()) {
         Level::Info
     } else {
         Level::Error
@@ -167,7 +169,6 @@ fn normalize_value(
             .then(|| crashed_thread(obj.get("threads")))
             .flatten()
     });
-    let query = Interface::Query.get(&obj).and_then(parse_query);
     let start_timestamp = is_transaction
         .then(|| obj.get("start_timestamp").and_then(parse_timestamp))
         .flatten();

@@ -98,6 +98,14 @@ fn timestamps_and_levels() {
     assert_eq!(level(json!("bogus")), Level::Error);
     assert_eq!(level(json!(null)), Level::Error);
     assert_eq!(norm(json!({"type": "transaction"})).level, Level::Info);
+    // A query without a level is a measurement; with an exception it is an error; a stated
+    // level is kept.
+    assert_eq!(norm(json!({"query": {"query": "SELECT 1"}})).level, Level::Info);
+    assert_eq!(norm(json!({"query": {"query": "SELECT 1"}, "level": "error"})).level, Level::Error);
+    assert_eq!(
+        norm(json!({"query": {"query": "SELECT 1"}, "exception": {"values": [{"type": "E"}]}})).level,
+        Level::Error
+    );
 }
 
 #[test]
