@@ -1,6 +1,7 @@
 //! The operator commands: init, upgrade, projects, keys, and the read-side views of groups
 //! and events.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -20,37 +21,53 @@ pub fn dsn(config: &Config, public_key: &str, project_id: ProjectId) -> String {
     format!("{scheme}://{public_key}@{rest}/{project_id}")
 }
 
-/// `sentry init`: writes the config, creates the data directory, the store and a first project.
-/// Returns the config written.
-pub fn init(path: &Path) -> Result<Config> {
+/// `sentry init`: writes the config, creates the data directory, the store and a first project,
+/// and prints its DSN.
+pub fn init(path: &Path) -> Result<()> {
+    let config = write_config(path, None)?;
+    let store = open_store(&config)?;
+    println!("Data will be kept in {}", config.data_dir.display());
+    if ensure_default_project(&store)? {
+        let p = store.projects()?.into_iter().next().context("the project just created is missing")?;
+        let key = store.keys(p.id)?.into_iter().find(|k| k.is_active()).context("the new project has no key")?;
+        println!("Created the project \"{}\". Send events to it with this DSN:", p.slug);
+        println!("  {}", dsn(&config, &key.public_key, p.id));
+    }
+    Ok(())
+}
+
+/// Writes a new commented config file (the defaults and `SENTRY_*` variables, with `bind` if
+/// given) and creates the data directory. Refuses to overwrite a file. Returns the config
+/// written.
+pub fn write_config(path: &Path, bind: Option<SocketAddr>) -> Result<Config> {
     if path.exists() {
         bail!(
             "{} already exists; sentry init does not overwrite it. Edit it, or remove it first to start over.",
             path.display()
         );
     }
-    let config = Config::defaults_with_env(&process_env())?;
+    let mut config = Config::defaults_with_env(&process_env())?;
+    if let Some(bind) = bind {
+        config.bind = bind;
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, config::reference_toml(&config.bind.to_string(), &config.data_dir))
         .with_context(|| format!("writing {}", path.display()))?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = open_store(&config)?;
     println!("Wrote the config file {}", path.display());
-    println!("Data will be kept in {}", config.data_dir.display());
-    ensure_default_project(&config, &store)?;
     Ok(config)
 }
 
-/// Creates the project `default` when there is no project yet, and prints its DSN.
-pub fn ensure_default_project(config: &Config, store: &Arc<dyn Store>) -> Result<()> {
+/// Creates the project `default` when there is no project yet; says whether it did. The
+/// callers print its DSN.
+pub fn ensure_default_project(store: &Arc<dyn Store>) -> Result<bool> {
     if store.projects()?.is_empty() {
-        let (project, key) = store.create_project("default")?;
-        println!("Created the project \"{}\". Send events to it with this DSN:", project.slug);
-        println!("  {}", dsn(config, &key.public_key, project.id));
+        store.create_project("default")?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// `sentry cleanup`: deletes what is older than the retention period.

@@ -1,0 +1,118 @@
+//! A newcomer's first hour with the command line: a background start that fails says so, one
+//! data directory serves one server, the first start with `--bind` prints the right DSN once,
+//! and `localhost:PORT` is an address.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{free_port, try_request, Server, SENTRY_BIN};
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Waits until `GET /healthz` on `addr` answers 200, or panics if `child` exits or 30 s pass.
+fn wait_healthy(child: &mut Child, addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while try_request(addr, "GET", "/healthz", &[], b"", Duration::from_secs(1)).map(|r| r.status).ok() != Some(200) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited with {status} before answering");
+        }
+        assert!(Instant::now() < deadline, "the server never answered on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn background_start_on_a_taken_port_fails_and_says_why() {
+    let server = Server::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let started = Instant::now();
+    let out = server.cli(&["start", "--bind", &format!("127.0.0.1:{port}")]);
+    let said = text(&out);
+    assert!(!out.status.success(), "start succeeded on a taken port: {said}");
+    assert!(!said.contains("is running in the background"), "{said}");
+    assert!(said.contains("Address already in use") && said.contains(&format!("127.0.0.1:{port}")), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(20), "it waited for nothing");
+    let stop = server.cli(&["stop"]);
+    assert!(!stop.status.success());
+    assert!(text(&stop).contains("not running"), "{}", text(&stop));
+    drop(taken);
+}
+
+#[test]
+fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let server = Server::start();
+    let pid = server.pid().unwrap();
+    let started = Instant::now();
+    let out = server.cli(&["start", "--no-daemon", "--bind", &format!("127.0.0.1:{}", free_port())]);
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(10), "it did not refuse at once");
+    assert!(said.contains(&format!("another Sentry (pid {pid})")) && said.contains("data directory"), "{said}");
+    assert!(said.contains(&server.data_dir().display().to_string()), "{said}");
+    // In the background, the same refusal reaches the terminal.
+    let out = server.cli(&["start", "--bind", &format!("127.0.0.1:{}", free_port())]);
+    assert!(!out.status.success() && text(&out).contains("another Sentry"), "{}", text(&out));
+    assert_eq!(server.get("/healthz").status, 200, "the first server still runs");
+}
+
+#[test]
+fn first_start_with_bind_prints_the_dsn_once_on_that_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentry.toml");
+    let port = free_port();
+    let command = || {
+        let mut cmd = Command::new(SENTRY_BIN);
+        cmd.arg("--config").arg(&conf).env("SENTRY_DATA_DIR", dir.path().join("data")).env_remove("SENTRY_BIND");
+        cmd
+    };
+    let mut child = command()
+        .args(["start", "--no-daemon", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&mut child, SocketAddr::from(([127, 0, 0, 1], port)));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("@127.0.0.1:").count(), 1, "one DSN: {stdout}");
+    assert!(stdout.contains(&format!("@127.0.0.1:{port}/1")), "{stdout}");
+    assert_eq!(stdout.matches("Data ").count(), 1, "the data directory is named once: {stdout}");
+    assert!(std::fs::read_to_string(&conf).unwrap().contains(&format!("bind = \"127.0.0.1:{port}\"")));
+
+    // A user created afterwards is told the address the server really has.
+    let mut cmd = command();
+    cmd.args(["user", "create", "ann@example.com", "--admin", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"a long enough password 42\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("http://127.0.0.1:{port}/login")), "{}", text(&out));
+}
+
+#[test]
+fn localhost_is_an_address_to_bind() {
+    let server = Server::new();
+    let port = free_port();
+    let mut child = server
+        .command()
+        .args(["start", "--no-daemon", "--bind", &format!("localhost:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&mut child, SocketAddr::from(([127, 0, 0, 1], port)));
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = server.cli(&["start", "--no-daemon", "--bind", "no such host:1"]);
+    assert!(!out.status.success() && text(&out).contains("HOST:PORT"), "{}", text(&out));
+}
