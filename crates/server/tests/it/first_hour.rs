@@ -1,13 +1,14 @@
 //! A newcomer's first hour with the command line: a background start that fails says so, one
 //! data directory serves one server, the first start with `--bind` prints the right DSN once,
-//! and `localhost:PORT` is an address.
+//! `localhost:PORT` is an address, and `user create` without a terminal points to
+//! `--password-stdin`.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, try_request, Server, SENTRY_BIN};
+use crate::harness::{free_port, run_with_timeout, try_request, Server, SENTRY_BIN};
 
 fn text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -115,4 +116,17 @@ fn localhost_is_an_address_to_bind() {
     let _ = child.wait();
     let out = server.cli(&["start", "--no-daemon", "--bind", "no such host:1"]);
     assert!(!out.status.success() && text(&out).contains("HOST:PORT"), "{}", text(&out));
+}
+
+#[test]
+fn user_create_without_a_terminal_points_to_password_stdin() {
+    let server = Server::new();
+    let mut cmd = server.command();
+    cmd.args(["user", "create", "bob@example.com"]).stdin(Stdio::null());
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("not a terminal") && said.contains("--password-stdin"), "{said}");
+    assert!(!said.contains("No such device"), "{said}");
+    assert!(server.cli_ok(&["user", "list"]).contains("No users yet"));
 }
