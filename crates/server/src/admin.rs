@@ -202,6 +202,18 @@ pub fn rfc3339(ts: f64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 text of unix seconds, in UTC, always with three digits of milliseconds
+/// (`2026-12-01T12:00:03.120Z`), so that a column of them lines up.
+pub fn rfc3339_millis(ts: f64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos((ts * 1e9) as i128)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
 pub fn group_json(store: &Arc<dyn Store>, g: &store::GroupRow) -> Result<Value> {
     let tags: serde_json::Map<String, Value> = store
         .group_tags(g.id, 10)?
@@ -253,15 +265,62 @@ pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
     }
     if rows.is_empty() {
         println!("No {} groups in \"{}\".", args.status, p.slug);
+        return Ok(());
     }
-    for g in rows {
-        let dur = g.time_spent.map(|t| format!("  avg {:.1} ms", t.avg_ms)).unwrap_or_default();
-        println!("{:>6}  {:>6}x  {:<11} {:<8} {}{dur}", g.id, g.count, g.kind, g.level, g.title);
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|g| {
+            let avg = g.time_spent.as_ref().map(|t| format!("{:.1}", t.avg_ms)).unwrap_or_default();
+            [g.id.to_string(), g.count.to_string(), g.kind.clone(), g.level.clone(), avg, g.title.clone()]
+        })
+        .collect();
+    let table = Table::new(["ID", "COUNT", "KIND", "LEVEL", "AVG MS", "TITLE"], &cells);
+    println!("{}", table.line(&table.header));
+    for (g, row) in rows.iter().zip(&cells) {
+        println!("{}", table.line(row));
+        // The culprit (where it happened) goes under the title.
         if !g.culprit.is_empty() {
-            println!("{:>35}{}", "", g.culprit);
+            println!("{:width$}{}", "", g.culprit, width = table.offset(5));
         }
     }
     Ok(())
+}
+
+/// A table of left-aligned columns, each as wide as its widest cell, two spaces apart.
+struct Table<const N: usize> {
+    header: [String; N],
+    widths: [usize; N],
+}
+
+impl<const N: usize> Table<N> {
+    fn new(header: [&str; N], rows: &[[String; N]]) -> Self {
+        let header = header.map(str::to_string);
+        let mut widths = [0; N];
+        for row in std::iter::once(&header).chain(rows) {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        Table { header, widths }
+    }
+
+    /// Where column `i` starts, in characters.
+    fn offset(&self, i: usize) -> usize {
+        self.widths[..i].iter().map(|w| w + 2).sum()
+    }
+
+    /// One row as text; the last column is not padded.
+    fn line(&self, row: &[String; N]) -> String {
+        let mut out = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < N {
+                out.push_str(&format!("{cell:<width$}  ", width = self.widths[i]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out
+    }
 }
 
 pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
@@ -294,7 +353,7 @@ pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
         return Ok(());
     }
     for e in rows {
-        println!("{}  {}  {:<8} {}", e.event_id, rfc3339(e.timestamp), e.level, e.title);
+        println!("{}  {}  {:<8} {}", e.event_id, rfc3339_millis(e.timestamp), e.level, e.title);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! A newcomer's first hour with the command line: a background start that fails says so, one
 //! data directory serves one server, the first start with `--bind` prints the right DSN once,
-//! `localhost:PORT` is an address, and `user create` without a terminal points to
-//! `--password-stdin`.
+//! `localhost:PORT` is an address, `user create` without a terminal points to
+//! `--password-stdin`, and `sentry groups` prints an aligned table.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -129,4 +129,54 @@ fn user_create_without_a_terminal_points_to_password_stdin() {
     assert!(said.contains("not a terminal") && said.contains("--password-stdin"), "{said}");
     assert!(!said.contains("No such device"), "{said}");
     assert!(server.cli_ok(&["user", "list"]).contains("No users yet"));
+}
+
+#[test]
+fn groups_print_a_table_whose_rows_line_up_with_the_header() {
+    let server = Server::start();
+    let p = server.create_project("tables");
+    let send = |body: &str| {
+        assert_eq!(server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], body.as_bytes()).status, 200);
+    };
+    send(r#"{"event_id":"00000000000000000000000000000001","message":"short","level":"info"}"#);
+    // A query has a culprit (the database) and a duration.
+    server.cli_ok(&["capture", "Query", "--dsn", &p.dsn, "--field", "query=SELECT 1", "--field", "engine=psycopg2", "--time-spent", "36"]);
+    for n in 3..15 {
+        send(&format!(r#"{{"event_id":"{n:032x}","message":"many times"}}"#));
+    }
+    let out = server.cli_ok(&["groups", "--project", "tables"]);
+    let mut lines = out.lines();
+    let header = lines.next().unwrap();
+    let names = ["ID", "COUNT", "KIND", "LEVEL", "AVG MS", "TITLE"];
+    let offsets: Vec<usize> = names.iter().map(|n| header.find(n).unwrap_or_else(|| panic!("no {n} in {header:?}"))).collect();
+    assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{header:?}");
+    let title = *offsets.last().unwrap();
+    let (mut rows, mut culprits) = (0, 0);
+    for line in lines {
+        let chars: Vec<char> = line.chars().collect();
+        if line.starts_with(' ') {
+            // A culprit, under the title.
+            assert!(chars[..title].iter().all(|c| *c == ' ') && chars[title] != ' ', "{line:?} in\n{out}");
+            culprits += 1;
+            continue;
+        }
+        rows += 1;
+        for (i, &at) in offsets.iter().enumerate() {
+            if names[i] == "AVG MS" {
+                continue; // empty for groups without a duration
+            }
+            assert!(chars[at] != ' ' && (at == 0 || chars[at - 1] == ' '), "column {} of {line:?} is not at {at}:\n{out}", names[i]);
+        }
+    }
+    assert_eq!(rows, 3, "{out}");
+    assert!(culprits >= 1, "the query's culprit: {out}");
+    assert!(out.contains("36.0"), "the query's average duration: {out}");
+
+    // Event timestamps always have three digits of milliseconds.
+    let groups = server.groups("tables");
+    let short = groups.iter().find(|g| g["title"] == "short").unwrap();
+    let events = server.cli_ok(&["events", "--group", &short["id"].to_string()]);
+    let stamp = events.split("  ").nth(1).unwrap_or_default();
+    assert!(stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{events}");
+    assert!(stamp[20..23].bytes().all(|b| b.is_ascii_digit()), "{events}");
 }
