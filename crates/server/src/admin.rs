@@ -1,6 +1,7 @@
 //! The operator commands: init, upgrade, projects, keys, and the read-side views of groups
 //! and events.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -22,37 +23,53 @@ pub fn dsn(config: &Config, public_key: &str, project_id: ProjectId) -> Result<S
     Ok(dsn.to_string())
 }
 
-/// `sentry init`: writes the config, creates the data directory, the store and a first project.
-/// Returns the config written.
-pub fn init(path: &Path) -> Result<Config> {
+/// `sentry init`: writes the config, creates the data directory, the store and a first project,
+/// and prints its DSN.
+pub fn init(path: &Path) -> Result<()> {
+    let config = write_config(path, None)?;
+    let store = open_store(&config)?;
+    println!("Data will be kept in {}", config.data_dir.display());
+    if ensure_default_project(&store)? {
+        let p = store.projects()?.into_iter().next().context("the project just created is missing")?;
+        let key = store.keys(p.id)?.into_iter().find(|k| k.is_active()).context("the new project has no key")?;
+        println!("Created the project \"{}\". Send events to it with this DSN:", p.slug);
+        println!("  {}", dsn(&config, &key.public_key, p.id)?);
+    }
+    Ok(())
+}
+
+/// Writes a new commented config file (the defaults and `SENTRY_*` variables, with `bind` if
+/// given) and creates the data directory. Refuses to overwrite a file. Returns the config
+/// written.
+pub fn write_config(path: &Path, bind: Option<SocketAddr>) -> Result<Config> {
     if path.exists() {
         bail!(
             "{} already exists; sentry init does not overwrite it. Edit it, or remove it first to start over.",
             path.display()
         );
     }
-    let config = Config::defaults_with_env(&process_env())?;
+    let mut config = Config::defaults_with_env(&process_env())?;
+    if let Some(bind) = bind {
+        config.bind = bind;
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     std::fs::write(path, config::reference_toml(&config.bind.to_string(), &config.data_dir))
         .with_context(|| format!("writing {}", path.display()))?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = open_store(&config)?;
     println!("Wrote the config file {}", path.display());
-    println!("Data will be kept in {}", config.data_dir.display());
-    ensure_default_project(&config, &store)?;
     Ok(config)
 }
 
-/// Creates the project `default` when there is no project yet, and prints its DSN.
-pub fn ensure_default_project(config: &Config, store: &Arc<dyn Store>) -> Result<()> {
+/// Creates the project `default` when there is no project yet; says whether it did. The
+/// callers print its DSN.
+pub fn ensure_default_project(store: &Arc<dyn Store>) -> Result<bool> {
     if store.projects()?.is_empty() {
-        let (project, key) = store.create_project("default")?;
-        println!("Created the project \"{}\". Send events to it with this DSN:", project.slug);
-        println!("  {}", dsn(config, &key.public_key, project.id)?);
+        store.create_project("default")?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// `sentry cleanup`: deletes what is older than the retention period.
@@ -187,6 +204,18 @@ pub fn rfc3339(ts: f64) -> String {
         .unwrap_or_default()
 }
 
+/// RFC 3339 text of unix seconds, in UTC, always with three digits of milliseconds
+/// (`2026-12-01T12:00:03.120Z`), so that a column of them lines up.
+pub fn rfc3339_millis(ts: f64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos((ts * 1e9) as i128)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
 pub fn group_json(store: &Arc<dyn Store>, g: &store::GroupRow) -> Result<Value> {
     let tags: serde_json::Map<String, Value> = store
         .group_tags(g.id, 10)?
@@ -238,15 +267,62 @@ pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
     }
     if rows.is_empty() {
         println!("No {} groups in \"{}\".", args.status, p.slug);
+        return Ok(());
     }
-    for g in rows {
-        let dur = g.time_spent.map(|t| format!("  avg {:.1} ms", t.avg_ms)).unwrap_or_default();
-        println!("{:>6}  {:>6}x  {:<11} {:<8} {}{dur}", g.id, g.count, g.kind, g.level, g.title);
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|g| {
+            let avg = g.time_spent.as_ref().map(|t| format!("{:.1}", t.avg_ms)).unwrap_or_default();
+            [g.id.to_string(), g.count.to_string(), g.kind.clone(), g.level.clone(), avg, g.title.clone()]
+        })
+        .collect();
+    let table = Table::new(["ID", "COUNT", "KIND", "LEVEL", "AVG MS", "TITLE"], &cells);
+    println!("{}", table.line(&table.header));
+    for (g, row) in rows.iter().zip(&cells) {
+        println!("{}", table.line(row));
+        // The culprit (where it happened) goes under the title.
         if !g.culprit.is_empty() {
-            println!("{:>35}{}", "", g.culprit);
+            println!("{:width$}{}", "", g.culprit, width = table.offset(5));
         }
     }
     Ok(())
+}
+
+/// A table of left-aligned columns, each as wide as its widest cell, two spaces apart.
+struct Table<const N: usize> {
+    header: [String; N],
+    widths: [usize; N],
+}
+
+impl<const N: usize> Table<N> {
+    fn new(header: [&str; N], rows: &[[String; N]]) -> Self {
+        let header = header.map(str::to_string);
+        let mut widths = [0; N];
+        for row in std::iter::once(&header).chain(rows) {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        Table { header, widths }
+    }
+
+    /// Where column `i` starts, in characters.
+    fn offset(&self, i: usize) -> usize {
+        self.widths[..i].iter().map(|w| w + 2).sum()
+    }
+
+    /// One row as text; the last column is not padded.
+    fn line(&self, row: &[String; N]) -> String {
+        let mut out = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < N {
+                out.push_str(&format!("{cell:<width$}  ", width = self.widths[i]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out
+    }
 }
 
 pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
@@ -279,7 +355,7 @@ pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
         return Ok(());
     }
     for e in rows {
-        println!("{}  {}  {:<8} {}", e.event_id, rfc3339(e.timestamp), e.level, e.title);
+        println!("{}  {}  {:<8} {}", e.event_id, rfc3339_millis(e.timestamp), e.level, e.title);
     }
     Ok(())
 }

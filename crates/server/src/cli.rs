@@ -63,6 +63,7 @@ pub enum NotifyCommand {
     /// Send a test message through a plugin, with its [plugins.NAME] settings, and say whether
     /// it was delivered.
     Test {
+        /// The project's slug (see `sentry project list`).
         #[arg(long, value_name = "SLUG")]
         project: String,
         /// email, irc or webhook.
@@ -71,8 +72,10 @@ pub enum NotifyCommand {
     },
     /// List the newest notifications in the outbox: delivered, pending or given up.
     Outbox {
+        /// Show at most this many notifications.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -109,6 +112,7 @@ pub enum ProjectCommand {
     },
     /// List projects with their DSNs.
     List {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -118,6 +122,7 @@ pub enum ProjectCommand {
 pub enum KeyCommand {
     /// Create another client key for a project and print its DSN.
     Create {
+        /// The project's slug (see `sentry project list`).
         #[arg(long, value_name = "SLUG")]
         project: String,
         /// A name to remember the key by.
@@ -126,13 +131,16 @@ pub enum KeyCommand {
         /// Events per minute this key may send (default: the config's rate_limits.per_key_per_minute).
         #[arg(long, value_name = "N")]
         rate_limit: Option<u64>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// List a project's keys, revoked ones included.
     List {
+        /// The project's slug (see `sentry project list`).
         #[arg(long, value_name = "SLUG")]
         project: String,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -162,6 +170,7 @@ pub enum UserCommand {
 
 #[derive(Args, Debug)]
 pub struct GroupsArgs {
+    /// The project's slug (see `sentry project list`).
     #[arg(long, value_name = "SLUG")]
     pub project: String,
     /// Order: last_seen, first_seen, frequency, time_spent, total_time_spent or priority.
@@ -170,6 +179,7 @@ pub struct GroupsArgs {
     /// Which groups: unresolved, resolved, ignored or all.
     #[arg(long, default_value = "unresolved")]
     pub status: String,
+    /// Show at most this many groups.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// Print JSON instead of a table.
@@ -182,8 +192,10 @@ pub struct EventsArgs {
     /// The group id (from `sentry groups`).
     #[arg(long)]
     pub group: i64,
+    /// Show at most this many events.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -210,4 +222,27 @@ pub struct CaptureArgs {
     /// The message text.
     #[arg(long)]
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_option_has_a_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "sentry", &mut missing);
+        assert!(missing.is_empty(), "options without a help text: {missing:?}");
+    }
 }

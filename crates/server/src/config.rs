@@ -308,6 +308,21 @@ impl Config {
     }
 }
 
+/// An address to listen on: `IP:PORT`, or a host name and a port (`localhost:9000`), which is
+/// looked up and becomes its first IPv4 address (else its first address). `None`: neither.
+pub fn parse_bind(text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse() {
+        return Some(addr);
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return None;
+    }
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).ok()?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied()
+}
+
 /// Where `sentry` looks for its config file unless told otherwise: `~/.sentry/sentry.toml`.
 pub fn default_config_path() -> PathBuf {
     home_dir(&[]).join(".sentry").join("sentry.toml")

@@ -22,7 +22,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let explicit = cli.config.is_some();
     let path = cli.config.clone().unwrap_or_else(config::default_config_path);
     match cli.command {
-        Command::Init => admin::init(&path).map(|_| ()),
+        Command::Init => admin::init(&path),
         Command::Start(args) => serve::start(&path, args),
         Command::Stop => serve::stop(&load(&path, explicit)?),
         Command::Upgrade => admin::upgrade(&load(&path, explicit)?),

@@ -1,8 +1,10 @@
 //! `sentry start` and `sentry stop`: the server in the foreground (`--no-daemon`) or detached
 //! with a pid file and a log file; graceful shutdown on SIGTERM or Ctrl-C (stop accepting,
-//! finish requests in flight, write everything queued, exit).
+//! finish requests in flight, write everything queued, exit). A running server holds a lock on
+//! its data directory (`sentry.lock`), so a second one on the same data refuses to start.
 
-use std::net::{SocketAddr, TcpStream};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -19,16 +21,21 @@ use crate::config::Config;
 const DAEMON_CHILD: &str = "SENTRY_DAEMON_CHILD";
 
 pub fn start(path: &Path, args: StartArgs) -> Result<()> {
+    let bind = match &args.bind {
+        Some(text) => Some(crate::config::parse_bind(text).with_context(|| {
+            format!("--bind {text}: not an address; write it as IP:PORT or HOST:PORT, for example 127.0.0.1:9000 or localhost:9000")
+        })?),
+        None => None,
+    };
     let mut config = if path.exists() {
         Config::load(path)?
     } else {
         println!("No config file at {} yet: creating one first.", path.display());
-        admin::init(path)?
+        // The project and its DSN come with the server's first start, on the right address.
+        admin::write_config(path, bind)?
     };
-    if let Some(bind) = &args.bind {
-        config.bind = bind
-            .parse()
-            .with_context(|| format!("--bind {bind}: not an address; write it as IP:PORT, for example 127.0.0.1:9000"))?;
+    if let Some(bind) = bind {
+        config.bind = bind;
     }
     if args.no_daemon {
         serve(config, args.debug)
@@ -38,17 +45,22 @@ pub fn start(path: &Path, args: StartArgs) -> Result<()> {
 }
 
 /// Starts this same binary in the background with `--no-daemon`, logging to the log file, and
-/// waits until it answers.
+/// waits until that child is listening: it writes its pid to the pid file only once it has
+/// bound the port. If the child exits instead, its last words in the log are shown.
 fn detach(path: &Path, config: &Config, args: &StartArgs) -> Result<()> {
     if let Some(pid) = running_pid(config) {
         bail!("Sentry is already running (pid {pid}); stop it with `sentry stop`");
     }
     std::fs::create_dir_all(&config.data_dir)?;
+    // No live process has this pid file: it is left over from a crash.
+    let _ = std::fs::remove_file(config.pid_file());
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(config.log_file())
         .with_context(|| format!("opening the log file {}", config.log_file().display()))?;
+    // Where this start's lines begin in the log.
+    let log_start = log.metadata()?.len();
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("--config").arg(path).arg("start").arg("--no-daemon").arg("--bind").arg(config.bind.to_string());
@@ -65,33 +77,107 @@ fn detach(path: &Path, config: &Config, args: &StartArgs) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait()? {
-            bail!("the server stopped at once ({status}); see its log: {}", config.log_file().display());
+            let said = log_since(&config.log_file(), log_start, 10);
+            bail!(
+                "the server stopped at once ({status}). Its log said:\n{said}\nThe whole log: {}",
+                config.log_file().display()
+            );
         }
-        if TcpStream::connect_timeout(&connect_addr(config.bind), Duration::from_millis(200)).is_ok() {
+        let listening = std::fs::read_to_string(config.pid_file())
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+            == Some(child.id());
+        if listening {
             println!("Sentry is running in the background (pid {}).", child.id());
             println!("  Dashboard and API: {}/", config.public_url());
             println!("  Data: {}", config.data_dir.display());
             println!("  Log: {}", config.log_file().display());
             println!("  Stop it with: sentry stop");
-            // The server printed its setup link to the log; show a fresh one here instead.
-            if let Ok(store) = crate::open_store(config)
-                && let Ok(Some(link)) = crate::users::setup_link(config, &store)
-            {
-                println!("  No one can log in yet. Open this one-time link to set the administrator's password:\n    {link}");
+            if let Ok(store) = crate::open_store(config) {
+                print_dsns(config, &store, "  ")?;
+                // The server printed its setup link to the log; show a fresh one here instead.
+                if let Ok(Some(link)) = crate::users::setup_link(config, &store) {
+                    println!("  No one can log in yet. Open this one-time link to set the administrator's password:\n    {link}");
+                }
             }
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("the server did not answer within 30 s; see its log: {}", config.log_file().display())
+    bail!(
+        "the server (pid {}) did not start listening within 30 s; see its log: {}",
+        child.id(),
+        config.log_file().display()
+    )
 }
 
-fn connect_addr(bind: SocketAddr) -> SocketAddr {
-    if bind.ip().is_unspecified() {
-        SocketAddr::from(([127, 0, 0, 1], bind.port()))
-    } else {
-        bind
+/// What the log file says after byte `start`, indented: its `error:` lines if it has some,
+/// else its last `max` non-empty lines.
+fn log_since(log: &Path, start: u64, max: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = File::open(log)
+        && file.seek(SeekFrom::Start(start)).is_ok()
+    {
+        let mut bytes = Vec::new();
+        let _ = file.read_to_end(&mut bytes);
+        text = String::from_utf8_lossy(&bytes).into_owned();
     }
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // The error the server exited with is what matters; else the last lines say the most.
+    let errors: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("error: ")).collect();
+    if !errors.is_empty() {
+        lines = errors;
+    }
+    if lines.is_empty() {
+        return "  (nothing)".to_string();
+    }
+    lines[lines.len().saturating_sub(max)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// One line per project with an active key: `Project "slug": DSN …`.
+fn print_dsns(config: &Config, store: &Arc<dyn store::Store>, indent: &str) -> Result<()> {
+    for p in store.projects()? {
+        if let Some(k) = store.keys(p.id)?.into_iter().find(|k| k.is_active()) {
+            println!("{indent}Project \"{}\": DSN {}", p.slug, admin::dsn(config, &k.public_key, p.id)?);
+        }
+    }
+    Ok(())
+}
+
+/// Takes the data directory's lock file for as long as the returned file is open (the life of
+/// the process), and writes this process's id into it. Another server holding it: an error
+/// that names its pid.
+fn lock_data_dir(config: &Config) -> Result<File> {
+    let path = config.data_dir.join("sentry.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let who = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("another Sentry (pid {pid})"),
+                Err(_) => "another Sentry".to_string(),
+            };
+            bail!(
+                "{who} is using the data directory {}; stop it first (`sentry stop`, or Ctrl-C where it runs), \
+                 or give this one another data_dir",
+                config.data_dir.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    file.set_len(0)?;
+    file.write_all(std::process::id().to_string().as_bytes())?;
+    Ok(file)
 }
 
 fn running_pid(config: &Config) -> Option<u32> {
@@ -132,8 +218,12 @@ fn init_logging(config: &Config, debug: bool) {
 fn serve(config: Config, debug: bool) -> Result<()> {
     init_logging(&config, debug);
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    // Held until this function returns: while the server runs.
+    let _lock = lock_data_dir(&config)?;
     let store = crate::open_store(&config)?;
-    admin::ensure_default_project(&config, &store)?;
+    if admin::ensure_default_project(&store)? {
+        println!("Created the project \"default\"; its DSN is below.");
+    }
     let writer = store.start_writer(config.ingest.batch_max)?;
     start_cleanup(store.clone(), config.retention.days);
     let pipeline = Arc::new(Pipeline::new(
@@ -167,11 +257,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         let public = config.public_url();
         println!("Sentry is listening on http://{addr} (public URL {public}/)");
         println!("Data is kept in {}", config.data_dir.display());
-        for p in store.projects()? {
-            if let Some(k) = store.keys(p.id)?.into_iter().find(|k| k.is_active()) {
-                println!("Project \"{}\": DSN {}", p.slug, admin::dsn(&config, &k.public_key, p.id)?);
-            }
-        }
+        print_dsns(&config, &store, "")?;
         println!("Dashboard: {public}/");
         if let Some(link) = crate::users::setup_link(&config, &store)? {
             println!("No one can log in yet. Open this one-time link to set the administrator's password:\n  {link}");

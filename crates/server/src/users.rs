@@ -20,6 +20,13 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
                 std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
                 line.trim_end_matches(['\n', '\r']).to_string()
             } else {
+                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    bail!(
+                        "standard input is not a terminal, so the password can't be asked for; \
+                         give it on standard input with --password-stdin, for example: \
+                         printf '%s\\n' \"$PASSWORD\" | sentry user create {email} --password-stdin"
+                    );
+                }
                 let first = rpassword::prompt_password(format!("Password for {email}: ")).context("reading the password")?;
                 let again = rpassword::prompt_password("The same password again: ").context("reading the password")?;
                 if first != again {

@@ -1,7 +1,6 @@
 //! Reading one value for a declared key, from the file or from a `SENTRY_*` variable, and
 //! writing it back as TOML: the per-[`Kind`] rules and the words used to describe them.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use toml::de::DeValue;
@@ -49,10 +48,9 @@ impl Kind {
             return Ok(Parsed::Unset);
         }
         match *self {
-            Kind::Address => text
-                .parse::<SocketAddr>()
+            Kind::Address => super::parse_bind(text)
                 .map(Parsed::Address)
-                .map_err(|_| {
+                .ok_or_else(|| {
                     Problem::Invalid(
                         "not an address; write it as IP:PORT, for example \"127.0.0.1:9000\""
                             .into(),

@@ -9,6 +9,7 @@ mod clients;
 mod corpus;
 mod dashboard;
 mod durability;
+mod first_hour;
 mod reliability;
 mod tidy;
 mod notify;
