@@ -59,6 +59,9 @@ fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
     let mut bad_utf8_header = b"{\"event_id\":\"".to_vec();
     bad_utf8_header.extend_from_slice(&[0xff, 0xfe]);
     bad_utf8_header.extend_from_slice(b"\"}\n");
+    let three_events = [envelope(30, &event_json(30, "one")), format!("{{\"type\":\"event\"}}\n{}\n{{\"type\":\"event\"}}\n{}\n", event_json(31, "two"), event_json(32, "three")).into_bytes()].concat();
+    let event_and_transaction = [envelope(33, &event_json(33, "event")), b"{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"start_timestamp\":1,\"timestamp\":2}\n".to_vec()].concat();
+    let many_items = [envelope(34, &event_json(34, "many")), b"{\"type\":\"session\"}\n{}\n".repeat(1000)].concat();
     let c = |name, path: &String, headers: Vec<(&str, String)>, body: Vec<u8>, status, reason| Case {
         name,
         path: path.clone(),
@@ -91,6 +94,9 @@ fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
         c("envelope: event payload a string", &env, a(), envelope(2, "\"text\""), 400, "not a valid event"),
         c("envelope: event item over max_event_bytes", &env, a(), envelope(3, &big_event), 413, "larger than"),
         c("envelope: deep nesting in an event", &env, a(), envelope(4, &deep), 400, "deep"),
+        c("envelope: three event items", &env, a(), three_events, 400, "at most one event"),
+        c("envelope: an event and a transaction", &env, a(), event_and_transaction, 400, "at most one event"),
+        c("envelope: more than 1,000 items", &env, a(), many_items, 413, "more than 1000 items"),
         c("auth: no key at all", &store, vec![], event_json(5, "x").into_bytes(), 401, "no client key"),
         c("auth: unknown key", &store, vec![("X-Sentry-Auth", "Sentry sentry_key=ffffffffffffffffffffffffffffffff, sentry_version=7".into())], event_json(6, "x").into_bytes(), 401, "unknown client key"),
         c("auth: header without sentry_key", &store, vec![("X-Sentry-Auth", "Sentry sentry_version=7".into())], event_json(7, "x").into_bytes(), 401, ""),
