@@ -104,6 +104,9 @@ fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
         c("auth: revoked key", &store, vec![("X-Sentry-Auth", format!("Sentry sentry_key={revoked_key}, sentry_version=7"))], event_json(8, "x").into_bytes(), 403, "revoked"),
         c("auth: another project's key", &store, vec![("X-Sentry-Auth", other.auth())], event_json(10, "x").into_bytes(), 403, "belongs to project"),
         c("auth: two different keys", &format!("{store}?sentry_key={}", other.key()), a(), event_json(11, "x").into_bytes(), 400, "two different"),
+        c("auth: sentry_key twice in the query, different", &format!("{store}?sentry_key={}&sentry_key={}", p.key(), other.key()), vec![], event_json(16, "x").into_bytes(), 400, "names two different client keys"),
+        c("auth: two X-Sentry-Auth headers, different", &store, vec![("X-Sentry-Auth", auth.clone()), ("X-Sentry-Auth", other.auth())], event_json(17, "x").into_bytes(), 400, "names two different client keys"),
+        c("auth: two keys in one X-Sentry-Auth", &store, vec![("X-Sentry-Auth", format!("Sentry sentry_key={}, sentry_key={}", p.key(), other.key()))], event_json(18, "x").into_bytes(), 400, "names two different client keys"),
         c("path: project id is not a number", &"/api/shop/store/".to_string(), a(), event_json(12, "x").into_bytes(), 404, "project"),
         c("encoding: unknown", &store, with("Content-Encoding", "compress"), event_json(13, "x").into_bytes(), 400, "compress"),
         c("encoding: gzip header on plain JSON", &store, with("Content-Encoding", "gzip"), event_json(14, "x").into_bytes(), 400, "gzip"),
@@ -180,6 +183,8 @@ fn lenient_inputs_are_accepted() {
         ("brotli envelope", env.clone(), h("br"), br(&envelope(8, &event_json(8, "br")))),
         ("zstd envelope", env.clone(), h("zstd"), zst(&envelope(9, &event_json(9, "zstd")))),
         ("key in the query string", format!("{env}?sentry_key={}&sentry_version=7", p.key()), vec![], envelope(10, &event_json(10, "query key"))),
+        ("the same key twice in the query string", format!("{env}?sentry_key={0}&sentry_key={0}", p.key()), vec![], envelope(14, &event_json(14, "same key twice"))),
+        ("the same X-Sentry-Auth header twice", env.clone(), vec![("X-Sentry-Auth", auth.as_str()), ("X-Sentry-Auth", auth.as_str())], envelope(15, &event_json(15, "same header twice"))),
         ("key in the envelope's dsn", env.clone(), vec![], format!("{{\"dsn\":\"{}\"}}\n{{\"type\":\"event\"}}\n{}\n", p.dsn, event_json(11, "dsn key")).into_bytes()),
         ("Authorization: Sentry", env.clone(), vec![("Authorization", auth.as_str())], envelope(12, &event_json(12, "authorization"))),
         ("legacy /api/store/", "/api/store/".to_string(), h("identity"), event_json(13, "legacy path").into_bytes()),
@@ -189,7 +194,7 @@ fn lenient_inputs_are_accepted() {
         assert_eq!(r.status, 200, "{name}: {}", r.text());
     }
     let titles: Vec<String> = server.groups("lenient").iter().map(|g| g["title"].as_str().unwrap().to_string()).collect();
-    for want in ["no length", "crlf", "nan", "b64", "zlib", "gz", "xgz", "br", "zstd", "query key", "dsn key", "authorization", "legacy path"] {
+    for want in ["same key twice", "same header twice", "no length", "crlf", "nan", "b64", "zlib", "gz", "xgz", "br", "zstd", "query key", "dsn key", "authorization", "legacy path"] {
         assert!(titles.iter().any(|t| t == want), "no group {want:?} in {titles:?}");
     }
     assert!(titles.iter().any(|t| t.starts_with("bad ")), "{titles:?}");
