@@ -260,3 +260,41 @@ fn metrics_count_every_dropped_item_and_refused_request_by_reason() {
     assert_eq!(discarded(&server, "invalid", "request"), 2);
     assert_eq!(discarded(&server, "no_such_project", "request"), 1);
 }
+
+/// A request with both `Content-Length` and `Transfer-Encoding: chunked` (a request smuggling
+/// attempt when a proxy reads one and we the other): hyper frames the body by the chunks alone,
+/// as RFC 9112 says, and closes the connection after answering, so bytes past the chunked body
+/// are never read as a second request. Pinned here so that a change of HTTP library is noticed.
+#[test]
+fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
+    use std::io::Read;
+    let server = Server::start();
+    let p = server.create_project("smuggle");
+    let event = event_json(1, "chunked");
+    let smuggled = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (first, second) in [("Content-Length: 5", "Transfer-Encoding: chunked"), ("Transfer-Encoding: chunked", "Content-Length: 5")] {
+        let body = format!("{:x}\r\n{event}\r\n0\r\n\r\n{smuggled}", event.len());
+        let request = format!(
+            "POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: {}\r\n{first}\r\n{second}\r\nConnection: keep-alive\r\n\r\n{body}",
+            p.id,
+            p.auth()
+        );
+        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("the server closes the connection");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{first}, {second}: {answer}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{first}, {second}: one answer only: {answer}");
+    }
+    assert_eq!(server.groups("smuggle")[0]["title"], "chunked");
+    // Framing hyper refuses outright.
+    for framing in ["Transfer-Encoding: gzip\r\nContent-Length: 2", "Content-Length: 2\r\nContent-Length: 3"] {
+        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.write_all(format!("POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{{}}", p.id).as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{framing}: {answer}");
+    }
+}
