@@ -27,6 +27,7 @@ fn event(kind: EventKind) -> Event {
         time_spent: None,
         tags: Vec::new(),
         trimmed_tags: Vec::new(),
+        dropped_tags: 0,
         fingerprint: None,
         culprit: None,
         user: None,

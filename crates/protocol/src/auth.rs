@@ -24,9 +24,12 @@ pub struct Auth {
     pub client: Option<String>,
 }
 
-/// Why a request's auth could not be read. The HTTP layer answers 401 or 403.
+/// Why a request's auth could not be read. The HTTP layer answers 401, or 400 for
+/// [`AuthError::TwoKeys`].
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum AuthError {
+    #[error("the request names two different client keys; send one")]
+    TwoKeys,
     #[error("auth has no sentry_key")]
     MissingKey,
     #[error("auth header is not of the `Sentry` scheme")]
@@ -148,8 +151,14 @@ impl Auth {
     /// Builds an `Auth` from `sentry_*` pairs; the first occurrence of a name wins.
     fn from_pairs(pairs: Vec<(String, String)>) -> Result<Auth, AuthError> {
         let mut auth = Auth::default();
-        let mut key = None;
+        let mut key: Option<String> = None;
         for (name, value) in pairs {
+            if name == "sentry_key"
+                && !value.is_empty()
+                && key.as_ref().is_some_and(|k| *k != value)
+            {
+                return Err(AuthError::TwoKeys);
+            }
             let slot = match name.as_str() {
                 "sentry_key" => &mut key,
                 "sentry_secret" => &mut auth.secret,
@@ -314,6 +323,35 @@ mod tests {
             Auth::from_query("sentry_key=%ff"),
             Err(AuthError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn two_different_keys_are_refused_the_same_key_twice_is_not() {
+        assert_eq!(
+            Auth::from_query("sentry_key=a&sentry_key=b"),
+            Err(AuthError::TwoKeys)
+        );
+        assert_eq!(
+            Auth::from_header("Sentry sentry_key=a, sentry_version=7, sentry_key=b"),
+            Err(AuthError::TwoKeys)
+        );
+        assert_eq!(
+            AuthError::TwoKeys.to_string(),
+            "the request names two different client keys; send one"
+        );
+        assert_eq!(
+            Auth::from_query("sentry_key=a&sentry_key=a").unwrap().key,
+            "a"
+        );
+        // An empty value names no key.
+        assert_eq!(
+            Auth::from_query("sentry_key=&sentry_key=a&sentry_key=")
+                .unwrap()
+                .key,
+            "a"
+        );
+        // Percent-encoding is decoded first: the same key either way.
+        assert_eq!(Auth::from_query("sentry_key=a%62&sentry_key=ab").unwrap().key, "ab");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Strict on framing, lenient on content: unknown item types and unknown header attributes are
 //! kept, a trailing `\r` on a header line and empty lines between items are tolerated. Item
 //! indexes in errors count from 0.
+//!
+//! Two rules on the items as a whole, as in Relay: at most one `event` or `transaction` item
+//! (an envelope is one event and what belongs to it), and at most `max_envelope_items` items.
 
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -63,6 +66,17 @@ pub enum EnvelopeError {
     },
     #[error("envelope item {index}: payload of the declared length is not followed by a newline")]
     TrailingBytesAfterPayload { index: usize },
+    #[error(
+        "envelope item {index}: a second {ty} item; an envelope carries at most one event or \
+         transaction (item {first} is the first)"
+    )]
+    DuplicateEvent {
+        index: usize,
+        first: usize,
+        ty: String,
+    },
+    #[error("envelope has more than {limit} items")]
+    TooManyItems { limit: usize },
     #[error("envelope item {index}: {ty} item is larger than {limit} bytes")]
     ItemTooLarge {
         index: usize,
@@ -74,7 +88,10 @@ pub enum EnvelopeError {
 impl EnvelopeError {
     /// Whether this is a size refusal (413) rather than a malformed envelope (400).
     pub fn is_too_large(&self) -> bool {
-        matches!(self, EnvelopeError::ItemTooLarge { .. })
+        matches!(
+            self,
+            EnvelopeError::ItemTooLarge { .. } | EnvelopeError::TooManyItems { .. }
+        )
     }
 }
 
@@ -120,6 +137,11 @@ impl ItemType {
         }
     }
 
+    /// Whether this is an `event` or a `transaction`: an envelope carries at most one of them.
+    pub fn is_event(&self) -> bool {
+        matches!(self, ItemType::Event | ItemType::Transaction)
+    }
+
     /// The size limit that applies to one item of this type, if any.
     pub fn size_limit(&self, limits: &Limits) -> Option<usize> {
         match self {
@@ -157,7 +179,9 @@ impl Item {
 
 impl Envelope {
     /// Parses an envelope body (already decompressed). Items over their type's size limit are
-    /// refused with [`EnvelopeError::ItemTooLarge`].
+    /// refused with [`EnvelopeError::ItemTooLarge`], a second event or transaction with
+    /// [`EnvelopeError::DuplicateEvent`], more than `max_envelope_items` items with
+    /// [`EnvelopeError::TooManyItems`].
     pub fn parse(body: &[u8], limits: &Limits) -> Result<Envelope, EnvelopeError> {
         let (line, mut pos) = next_line(body, 0);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -165,6 +189,7 @@ impl Envelope {
         }
         let headers = json_object(line).map_err(EnvelopeError::InvalidHeader)?;
         let mut items = Vec::new();
+        let mut first_event = None;
         while pos < body.len() {
             let (line, after_header) = next_line(body, pos);
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -172,7 +197,22 @@ impl Envelope {
                 continue;
             }
             let index = items.len();
+            if index >= limits.max_envelope_items {
+                return Err(EnvelopeError::TooManyItems {
+                    limit: limits.max_envelope_items,
+                });
+            }
             let (item, next) = parse_item(body, line, after_header, index, limits)?;
+            if item.ty.is_event() {
+                if let Some(first) = first_event {
+                    return Err(EnvelopeError::DuplicateEvent {
+                        index,
+                        first,
+                        ty: item.ty.as_str().to_string(),
+                    });
+                }
+                first_event = Some(index);
+            }
             items.push(item);
             pos = next;
         }

@@ -1,5 +1,5 @@
 //! Size limits for what clients send. Defaults follow Sentry's documented limits; every one is
-//! configurable. Exceeding a limit is a typed error that the HTTP layer answers with 413.
+//! configurable. Exceeding a size limit is a typed error that the HTTP layer answers with 413.
 
 /// Byte and depth limits applied while reading a request.
 #[derive(Clone, Debug, PartialEq)]
@@ -14,6 +14,8 @@ pub struct Limits {
     pub max_attachment_bytes: usize,
     /// Deepest JSON nesting accepted in an event.
     pub max_json_depth: usize,
+    /// Most items in one envelope.
+    pub max_envelope_items: usize,
 }
 
 impl Default for Limits {
@@ -24,6 +26,7 @@ impl Default for Limits {
             max_event_bytes: 1024 * 1024,
             max_attachment_bytes: 20 * 1024 * 1024,
             max_json_depth: 64,
+            max_envelope_items: 1000,
         }
     }
 }

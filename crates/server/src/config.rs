@@ -85,6 +85,7 @@ pub struct LimitsConfig {
     pub max_event_bytes: usize,
     pub max_attachment_bytes: usize,
     pub max_json_depth: usize,
+    pub max_envelope_items: usize,
 }
 
 /// `[ingest]`.
@@ -238,6 +239,7 @@ impl Config {
             max_event_bytes: l.max_event_bytes,
             max_attachment_bytes: l.max_attachment_bytes,
             max_json_depth: l.max_json_depth,
+            max_envelope_items: l.max_envelope_items,
         }
     }
 
@@ -284,6 +286,7 @@ impl Config {
                 max_event_bytes: limits.max_event_bytes,
                 max_attachment_bytes: limits.max_attachment_bytes,
                 max_json_depth: limits.max_json_depth,
+                max_envelope_items: limits.max_envelope_items,
             },
             ingest: IngestConfig {
                 queue_capacity: 10_000,

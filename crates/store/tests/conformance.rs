@@ -154,6 +154,9 @@ fn projects_keys_and_item_counts(store: Arc<dyn Store>) {
     let (p, first) = store.create_project("p").unwrap();
     assert!(matches!(store.create_project("P"), Err(StoreError::Conflict(_))), "slugs are unique");
     assert!(matches!(store.create_project("***"), Err(StoreError::Invalid(_))));
+    assert!(matches!(store.create_project(&"x".repeat(101)), Err(StoreError::Invalid(m)) if m.contains("at most 100 characters")));
+    assert_eq!(store.create_project(&format!("  {}  ", "y".repeat(100))).unwrap().0.name.len(), 100, "100 is allowed");
+    assert!(matches!(store.rename_project(p.id, &"x".repeat(100_000)), Err(StoreError::Invalid(_))));
     store.rename_project(p.id, "Shop floor").unwrap();
     assert_eq!(store.project_by_slug("p").unwrap().unwrap().name, "Shop floor");
     assert_eq!(store.project(p.id).unwrap().unwrap().slug, "p");

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use ingest::{Endpoint, IngestError, Request, Reservation};
-use protocol::{Auth, ContentEncoding, ProjectId};
+use protocol::{Auth, AuthError, ContentEncoding, ProjectId};
 
 use crate::{ApiError, AppState, ALLOWED_METHODS};
 
@@ -120,33 +120,38 @@ fn content_encoding(headers: &HeaderMap) -> Result<ContentEncoding, IngestError>
     Ok(ContentEncoding::parse(value)?)
 }
 
-/// The client key from the request itself (headers or query string). Several forms naming
-/// different keys are refused.
+/// The client key from the request itself (headers, each of them if repeated, and query
+/// string). Several forms naming different keys are refused; the same key twice is fine.
 fn request_key(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, IngestError> {
     let mut keys: Vec<String> = Vec::new();
-    if let Some(v) = headers.get("x-sentry-auth") {
+    for v in headers.get_all("x-sentry-auth") {
         let text = v.to_str().map_err(|_| IngestError::BadKey("X-Sentry-Auth is not text".into()))?;
         keys.push(Auth::from_header(text).map_err(bad_auth)?.key);
     }
     // Authorization may carry another scheme for a proxy in front of us: only a Sentry one counts.
-    if let Some(Ok(text)) = headers.get("authorization").map(|v| v.to_str())
-        && let Ok(auth) = Auth::from_authorization(text)
-    {
-        keys.push(auth.key);
+    for v in headers.get_all("authorization") {
+        match v.to_str().map(Auth::from_authorization) {
+            Ok(Ok(auth)) => keys.push(auth.key),
+            Ok(Err(AuthError::TwoKeys)) => return Err(bad_auth(AuthError::TwoKeys)),
+            _ => {}
+        }
     }
     if let Some(q) = query.filter(|q| q.contains("sentry_key")) {
         keys.push(Auth::from_query(q).map_err(bad_auth)?.key);
     }
-    keys.dedup();
-    match keys.len() {
-        0 => Ok(None),
-        1 => Ok(keys.pop()),
-        _ => Err(IngestError::BadRequest("the request names two different client keys; send one".into())),
+    match keys.split_first() {
+        None => Ok(None),
+        Some((first, rest)) if rest.iter().all(|k| k == first) => Ok(Some(first.clone())),
+        Some(_) => Err(bad_auth(AuthError::TwoKeys)),
     }
 }
 
-fn bad_auth(e: protocol::AuthError) -> IngestError {
-    IngestError::BadKey(format!("bad authentication: {e}"))
+/// Two different keys are a malformed request (400); any other auth error is a bad key (401).
+fn bad_auth(e: AuthError) -> IngestError {
+    match e {
+        AuthError::TwoKeys => IngestError::BadRequest(e.to_string()),
+        e => IngestError::BadKey(format!("bad authentication: {e}")),
+    }
 }
 
 /// Reads the whole body: refused with 413 as soon as it passes `max_body_bytes`, 503 when the

@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(cors));
     Router::new()
         .merge(api)
-        .merge(dashboard::router())
+        .merge(dashboard::router(&state))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .with_state(state)

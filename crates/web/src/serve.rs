@@ -1,6 +1,14 @@
 //! Serving connections: HTTP/1 with a limit on how long a client may take to send its headers
 //! (so slow clients can't hold connections open), and a graceful stop that finishes the
 //! requests in flight before returning.
+//!
+//! Request framing is hyper's, which follows RFC 9112: a request with both `Content-Length`
+//! and `Transfer-Encoding` is read by its chunks alone (the length is dropped before any
+//! handler sees the request) and its connection is closed after the answer, so nothing after
+//! the chunked body can be taken for a second request (request smuggling); `Transfer-Encoding`
+//! without `chunked` last, or two different `Content-Length`s, are answered 400 by hyper
+//! itself. The test `bad_input::content_length_with_transfer_encoding_cannot_smuggle_a_request`
+//! pins this.
 
 use std::future::Future;
 use std::pin::pin;

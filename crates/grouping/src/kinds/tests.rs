@@ -24,6 +24,7 @@ pub(crate) fn event(kind: EventKind) -> Event {
         time_spent: None,
         tags: Vec::new(),
         trimmed_tags: Vec::new(),
+        dropped_tags: 0,
         fingerprint: None,
         culprit: None,
         user: None,

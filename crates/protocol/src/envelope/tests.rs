@@ -223,6 +223,67 @@ fn serialize_writes_lengths() {
     assert_eq!(back.serialize(), body);
 }
 
+#[test]
+fn at_most_one_event_or_transaction() {
+    // One of each kind, with other items around it, is fine.
+    for ty in ["event", "transaction"] {
+        let body = format!(
+            "{{}}\n{{\"type\":\"session\"}}\n{{}}\n{{\"type\":\"{ty}\"}}\n{{}}\n\
+             {{\"type\":\"attachment\",\"length\":1}}\nx\n"
+        );
+        assert_eq!(ok(body.as_bytes()).items.len(), 3);
+    }
+    let err = parse(
+        b"{}\n{\"type\":\"event\"}\n{}\n{\"type\":\"session\"}\n{}\n{\"type\":\"event\"}\n{}\n\
+{\"type\":\"event\"}\n{}\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        EnvelopeError::DuplicateEvent {
+            index: 2,
+            first: 0,
+            ty: "event".into()
+        }
+    );
+    assert!(!err.is_too_large());
+    assert_eq!(
+        err.to_string(),
+        "envelope item 2: a second event item; an envelope carries at most one event or \
+         transaction (item 0 is the first)"
+    );
+    // An event and a transaction together are refused too.
+    let err = parse(b"{}\n{\"type\":\"transaction\"}\n{}\n{\"type\":\"event\"}\n{}\n").unwrap_err();
+    assert!(matches!(err, EnvelopeError::DuplicateEvent { index: 1, first: 0, .. }));
+}
+
+#[test]
+fn item_count_limit() {
+    let limits = Limits {
+        max_envelope_items: 3,
+        ..Limits::default()
+    };
+    let body = |n: usize| {
+        let mut b = b"{}\n".to_vec();
+        for _ in 0..n {
+            b.extend_from_slice(b"{\"type\":\"session\"}\n{}\n");
+        }
+        b
+    };
+    assert_eq!(Envelope::parse(&body(3), &limits).unwrap().items.len(), 3);
+    let err = Envelope::parse(&body(4), &limits).unwrap_err();
+    assert_eq!(err, EnvelopeError::TooManyItems { limit: 3 });
+    assert!(err.is_too_large());
+    assert_eq!(err.to_string(), "envelope has more than 3 items");
+    // Empty lines between items are not items.
+    let mut b = body(3);
+    b.extend_from_slice(b"\n\n\r\n");
+    assert!(Envelope::parse(&b, &limits).is_ok());
+    // The default allows 1,000.
+    assert_eq!(parse(&body(1000)).unwrap().items.len(), 1000);
+    assert!(parse(&body(1001)).is_err());
+}
+
 fn item_type() -> impl Strategy<Value = ItemType> {
     prop_oneof![
         Just(ItemType::Event),
@@ -248,7 +309,10 @@ fn envelope() -> impl Strategy<Value = Envelope> {
             .collect(),
         items: items
             .into_iter()
-            .map(|(ty, payload, filename)| {
+            .enumerate()
+            .map(|(i, (ty, payload, filename))| {
+                // At most one event or transaction, as a valid envelope has: the first item may be one.
+                let ty = if i > 0 && ty.is_event() { ItemType::Session } else { ty };
                 let mut item = Item::new(ty, payload);
                 item.headers
                     .insert("filename".into(), Value::String(filename));

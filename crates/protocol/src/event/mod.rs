@@ -17,7 +17,7 @@ pub use normalize::{
     MAX_MESSAGE_CHARS, NormalizeError, normalize, normalize_item, normalize_slice,
 };
 pub use spans::span_queries;
-pub use tags::{MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_CHARS};
+pub use tags::{MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_CHARS, MAX_TAGS};
 pub use timestamp::{parse_timestamp, parse_timestamp_str};
 
 use crate::ids::EventId;
@@ -236,10 +236,12 @@ pub struct Event {
     pub time_spent: Option<f64>,
     /// Tags as sent (both wire forms), then the derived ones (logger, level, server, url,
     /// environment, release, transaction, browser, os, user) where not already present.
-    /// Keys trimmed to 200 bytes, values to 200 chars.
+    /// Keys trimmed to 200 bytes, values to 200 chars; at most `MAX_TAGS` of the tags sent.
     pub tags: Vec<(String, String)>,
     /// Tag keys whose value was trimmed.
     pub trimmed_tags: Vec<String>,
+    /// How many tags were sent past `MAX_TAGS` and dropped.
+    pub dropped_tags: usize,
     /// Client fingerprint, if sent. May contain `{{ default }}`.
     pub fingerprint: Option<Vec<String>>,
     /// Culprit as sent by the client (legacy); grouping computes one when absent.

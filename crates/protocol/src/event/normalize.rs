@@ -210,6 +210,7 @@ fn normalize_value(
         time_spent,
         tags: Vec::new(),
         trimmed_tags: Vec::new(),
+        dropped_tags: 0,
         fingerprint: obj.get("fingerprint").and_then(parse_fingerprint),
         culprit: text(obj.get("culprit")),
         user: Interface::User.get(&obj).and_then(parse_user),
@@ -221,7 +222,7 @@ fn normalize_value(
             Vec::new()
         },
     };
-    (event.tags, event.trimmed_tags) = tags(&obj, &event);
+    (event.tags, event.trimmed_tags, event.dropped_tags) = tags(&obj, &event);
     Ok(event)
 }
 
@@ -240,8 +241,9 @@ fn kind_from_type(ty: Option<String>) -> EventKind {
     }
 }
 
-/// The tags as sent, then the derived ones, and the keys that were trimmed.
-fn tags(obj: &Map<String, Value>, event: &Event) -> (Vec<(String, String)>, Vec<String>) {
+/// The tags as sent, then the derived ones, the keys that were trimmed, and how many tags were
+/// dropped.
+fn tags(obj: &Map<String, Value>, event: &Event) -> (Vec<(String, String)>, Vec<String>, usize) {
     let mut tags = TagSet::from_value(obj.get("tags"));
     let contexts = Interface::Contexts.get(obj);
     tags.derive("logger", event.logger.as_deref());
@@ -261,7 +263,7 @@ fn tags(obj: &Map<String, Value>, event: &Event) -> (Vec<(String, String)>, Vec<
     tags.derive("user", event.user.as_ref().and_then(User::label));
     tags.derive("browser", context_label(contexts, "browser").as_deref());
     tags.derive("os", context_label(contexts, "os").as_deref());
-    (tags.tags, tags.trimmed)
+    (tags.tags, tags.trimmed, tags.dropped)
 }
 
 /// A non-empty string, or a number or boolean as text.

@@ -98,6 +98,7 @@ pub fn span_queries(tx: &Event) -> Vec<Event> {
                 time_spent: Some(span.duration_ms()),
                 tags,
                 trimmed_tags: tx.trimmed_tags.clone(),
+                dropped_tags: tx.dropped_tags,
                 fingerprint: None,
                 culprit: None,
                 user: tx.user.clone(),

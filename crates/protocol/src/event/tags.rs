@@ -1,5 +1,11 @@
 //! Event tags: both wire forms (object, list of pairs), any scalar value, trimmed to Sentry's
 //! limits, then the tags derived from the event itself (logger, level, server, url, …).
+//!
+//! At most [`MAX_TAGS`] tags are kept from what the client sent (the first ones, in the order
+//! sent; an object's keys come sorted); the rest are counted and dropped. Derived tags are
+//! added on top, so an event with too many tags still has its level, release and the like.
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -7,12 +13,19 @@ use serde_json::{Map, Value};
 pub const MAX_TAG_KEY_BYTES: usize = 200;
 /// Longest tag value, in characters.
 pub const MAX_TAG_VALUE_CHARS: usize = 200;
+/// Most tags kept from what a client sent, by distinct key.
+pub const MAX_TAGS: usize = 200;
 
-/// Tags being collected: first value per key wins, trimmed keys are remembered.
+/// Tags being collected: first value per key wins, trimmed keys are remembered, tags past
+/// the limit are counted.
 #[derive(Default)]
 pub(crate) struct TagSet {
     pub tags: Vec<(String, String)>,
     pub trimmed: Vec<String>,
+    /// Tags sent past [`MAX_TAGS`] with a key not kept, each counted once per time sent.
+    pub dropped: usize,
+    /// The keys in `tags`, so that a duplicate is found in constant time.
+    keys: HashSet<String>,
 }
 
 impl TagSet {
@@ -22,19 +35,33 @@ impl TagSet {
         match v {
             Some(Value::Object(map)) => {
                 for (k, v) in map {
-                    set.push(k, tag_value(v));
+                    set.push_sent(k, || tag_value(v));
                 }
             }
             Some(Value::Array(pairs)) => {
                 for pair in pairs {
                     if let Some((k, v)) = pair_of(pair) {
-                        set.push(&tag_value(k), tag_value(v));
+                        set.push_sent(&tag_value(k), || tag_value(v));
                     }
                 }
             }
             _ => {}
         }
         set
+    }
+
+    /// A tag as the client sent it: kept while fewer than [`MAX_TAGS`] are, else counted in
+    /// `dropped` (unless its key is already kept, when it is a duplicate as ever). The value is
+    /// only built for a tag that is kept.
+    fn push_sent(&mut self, key: &str, value: impl FnOnce() -> String) {
+        if self.tags.len() < MAX_TAGS {
+            self.push(key, value());
+            return;
+        }
+        let key = key.trim();
+        if !key.is_empty() && !self.keys.contains(clip_bytes(key, MAX_TAG_KEY_BYTES).0) {
+            self.dropped += 1;
+        }
     }
 
     /// Adds a tag unless its key is empty or already present. Trims key and value to the limits.
@@ -44,17 +71,19 @@ impl TagSet {
             return;
         }
         let (key, key_cut) = clip_bytes(key, MAX_TAG_KEY_BYTES);
-        if self.tags.iter().any(|(k, _)| k == key) {
+        if self.keys.contains(key) {
             return;
         }
         let (value, value_cut) = clip_chars(value, MAX_TAG_VALUE_CHARS);
         if key_cut || value_cut {
             self.trimmed.push(key.to_string());
         }
+        self.keys.insert(key.to_string());
         self.tags.push((key.to_string(), value));
     }
 
-    /// Adds a derived tag when there is a non-empty value and no tag with that key yet.
+    /// Adds a derived tag when there is a non-empty value and no tag with that key yet; not
+    /// bound by [`MAX_TAGS`].
     pub fn derive(&mut self, key: &str, value: Option<&str>) {
         if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
             self.push(key, value.to_string());
@@ -198,6 +227,41 @@ mod tests {
         assert_eq!(key.len(), 200);
         assert_eq!(value, "v");
         assert_eq!(set.trimmed, vec!["lang".to_string(), key.clone()]);
+    }
+
+    #[test]
+    fn at_most_max_tags_from_the_client_and_derived_ones_on_top() {
+        // The list form, with duplicates of kept keys past the limit.
+        let mut list: Vec<Value> = (0..108_000).map(|i| json!([format!("k{i}"), i])).collect();
+        list.push(json!(["k0", "again"]));
+        list.push(json!(["", "no key"]));
+        let mut set = TagSet::from_value(Some(&Value::Array(list)));
+        assert_eq!(set.tags.len(), MAX_TAGS);
+        assert_eq!(set.tags[0], ("k0".to_string(), "0".to_string()));
+        assert_eq!(set.tags[MAX_TAGS - 1].0, format!("k{}", MAX_TAGS - 1));
+        assert_eq!(set.dropped, 108_000 - MAX_TAGS);
+        set.derive("level", Some("error"));
+        set.derive("k5", Some("derived"));
+        assert_eq!(set.tags.len(), MAX_TAGS + 1);
+        assert_eq!(set.tags[MAX_TAGS], ("level".to_string(), "error".to_string()));
+        assert_eq!(set.tags[5].1, "5");
+        // The object form: keys sorted, the first MAX_TAGS kept.
+        let map: Map<String, Value> = (0..1000).map(|i| (format!("t{i:04}"), json!("v"))).collect();
+        let set = TagSet::from_value(Some(&Value::Object(map)));
+        assert_eq!(set.tags.len(), MAX_TAGS);
+        assert_eq!(set.tags[MAX_TAGS - 1].0, format!("t{:04}", MAX_TAGS - 1));
+        assert_eq!(set.dropped, 1000 - MAX_TAGS);
+        // Duplicates and empty keys do not use up the limit.
+        let mut list: Vec<Value> = (0..500).map(|_| json!(["same", "v"])).collect();
+        list.extend((0..500).map(|_| json!([" ", "v"])));
+        list.extend((0..MAX_TAGS).map(|i| json!([format!("k{i}"), "v"])));
+        let set = TagSet::from_value(Some(&Value::Array(list)));
+        assert_eq!(set.tags.len(), MAX_TAGS);
+        assert_eq!(set.dropped, 1);
+        // Keys that differ only past the key limit are one key.
+        let long = "x".repeat(MAX_TAG_KEY_BYTES);
+        let set = TagSet::from_value(Some(&json!([[format!("{long}a"), 1], [format!("{long}b"), 2]])));
+        assert_eq!(set.tags, vec![(long, "1".to_string())]);
     }
 
     #[test]

@@ -254,6 +254,15 @@ pub(super) const KEYS: &[Key] = &[
         get: |c| Parsed::Number(c.limits.max_json_depth as u64),
     },
     Key {
+        section: "limits",
+        name: "max_envelope_items",
+        kind: POSITIVE,
+        optional: false,
+        help: "The most items (events, attachments, sessions, ...) one envelope may carry.",
+        set: |c, v| c.limits.max_envelope_items = v.number() as usize,
+        get: |c| Parsed::Number(c.limits.max_envelope_items as u64),
+    },
+    Key {
         section: "ingest",
         name: "queue_capacity",
         kind: POSITIVE,

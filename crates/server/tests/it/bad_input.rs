@@ -59,6 +59,9 @@ fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
     let mut bad_utf8_header = b"{\"event_id\":\"".to_vec();
     bad_utf8_header.extend_from_slice(&[0xff, 0xfe]);
     bad_utf8_header.extend_from_slice(b"\"}\n");
+    let three_events = [envelope(30, &event_json(30, "one")), format!("{{\"type\":\"event\"}}\n{}\n{{\"type\":\"event\"}}\n{}\n", event_json(31, "two"), event_json(32, "three")).into_bytes()].concat();
+    let event_and_transaction = [envelope(33, &event_json(33, "event")), b"{\"type\":\"transaction\"}\n{\"type\":\"transaction\",\"start_timestamp\":1,\"timestamp\":2}\n".to_vec()].concat();
+    let many_items = [envelope(34, &event_json(34, "many")), b"{\"type\":\"session\"}\n{}\n".repeat(1000)].concat();
     let c = |name, path: &String, headers: Vec<(&str, String)>, body: Vec<u8>, status, reason| Case {
         name,
         path: path.clone(),
@@ -91,6 +94,9 @@ fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
         c("envelope: event payload a string", &env, a(), envelope(2, "\"text\""), 400, "not a valid event"),
         c("envelope: event item over max_event_bytes", &env, a(), envelope(3, &big_event), 413, "larger than"),
         c("envelope: deep nesting in an event", &env, a(), envelope(4, &deep), 400, "deep"),
+        c("envelope: three event items", &env, a(), three_events, 400, "at most one event"),
+        c("envelope: an event and a transaction", &env, a(), event_and_transaction, 400, "at most one event"),
+        c("envelope: more than 1,000 items", &env, a(), many_items, 413, "more than 1000 items"),
         c("auth: no key at all", &store, vec![], event_json(5, "x").into_bytes(), 401, "no client key"),
         c("auth: unknown key", &store, vec![("X-Sentry-Auth", "Sentry sentry_key=ffffffffffffffffffffffffffffffff, sentry_version=7".into())], event_json(6, "x").into_bytes(), 401, "unknown client key"),
         c("auth: header without sentry_key", &store, vec![("X-Sentry-Auth", "Sentry sentry_version=7".into())], event_json(7, "x").into_bytes(), 401, ""),
@@ -98,6 +104,9 @@ fn cases(p: &Project, other: &Project, revoked_key: &str) -> Vec<Case> {
         c("auth: revoked key", &store, vec![("X-Sentry-Auth", format!("Sentry sentry_key={revoked_key}, sentry_version=7"))], event_json(8, "x").into_bytes(), 403, "revoked"),
         c("auth: another project's key", &store, vec![("X-Sentry-Auth", other.auth())], event_json(10, "x").into_bytes(), 403, "belongs to project"),
         c("auth: two different keys", &format!("{store}?sentry_key={}", other.key()), a(), event_json(11, "x").into_bytes(), 400, "two different"),
+        c("auth: sentry_key twice in the query, different", &format!("{store}?sentry_key={}&sentry_key={}", p.key(), other.key()), vec![], event_json(16, "x").into_bytes(), 400, "names two different client keys"),
+        c("auth: two X-Sentry-Auth headers, different", &store, vec![("X-Sentry-Auth", auth.clone()), ("X-Sentry-Auth", other.auth())], event_json(17, "x").into_bytes(), 400, "names two different client keys"),
+        c("auth: two keys in one X-Sentry-Auth", &store, vec![("X-Sentry-Auth", format!("Sentry sentry_key={}, sentry_key={}", p.key(), other.key()))], event_json(18, "x").into_bytes(), 400, "names two different client keys"),
         c("path: project id is not a number", &"/api/shop/store/".to_string(), a(), event_json(12, "x").into_bytes(), 404, "project"),
         c("encoding: unknown", &store, with("Content-Encoding", "compress"), event_json(13, "x").into_bytes(), 400, "compress"),
         c("encoding: gzip header on plain JSON", &store, with("Content-Encoding", "gzip"), event_json(14, "x").into_bytes(), 400, "gzip"),
@@ -174,6 +183,8 @@ fn lenient_inputs_are_accepted() {
         ("brotli envelope", env.clone(), h("br"), br(&envelope(8, &event_json(8, "br")))),
         ("zstd envelope", env.clone(), h("zstd"), zst(&envelope(9, &event_json(9, "zstd")))),
         ("key in the query string", format!("{env}?sentry_key={}&sentry_version=7", p.key()), vec![], envelope(10, &event_json(10, "query key"))),
+        ("the same key twice in the query string", format!("{env}?sentry_key={0}&sentry_key={0}", p.key()), vec![], envelope(14, &event_json(14, "same key twice"))),
+        ("the same X-Sentry-Auth header twice", env.clone(), vec![("X-Sentry-Auth", auth.as_str()), ("X-Sentry-Auth", auth.as_str())], envelope(15, &event_json(15, "same header twice"))),
         ("key in the envelope's dsn", env.clone(), vec![], format!("{{\"dsn\":\"{}\"}}\n{{\"type\":\"event\"}}\n{}\n", p.dsn, event_json(11, "dsn key")).into_bytes()),
         ("Authorization: Sentry", env.clone(), vec![("Authorization", auth.as_str())], envelope(12, &event_json(12, "authorization"))),
         ("legacy /api/store/", "/api/store/".to_string(), h("identity"), event_json(13, "legacy path").into_bytes()),
@@ -183,7 +194,7 @@ fn lenient_inputs_are_accepted() {
         assert_eq!(r.status, 200, "{name}: {}", r.text());
     }
     let titles: Vec<String> = server.groups("lenient").iter().map(|g| g["title"].as_str().unwrap().to_string()).collect();
-    for want in ["no length", "crlf", "nan", "b64", "zlib", "gz", "xgz", "br", "zstd", "query key", "dsn key", "authorization", "legacy path"] {
+    for want in ["same key twice", "same header twice", "no length", "crlf", "nan", "b64", "zlib", "gz", "xgz", "br", "zstd", "query key", "dsn key", "authorization", "legacy path"] {
         assert!(titles.iter().any(|t| t == want), "no group {want:?} in {titles:?}");
     }
     assert!(titles.iter().any(|t| t.starts_with("bad ")), "{titles:?}");
@@ -248,4 +259,42 @@ fn metrics_count_every_dropped_item_and_refused_request_by_reason() {
     assert_eq!(discarded(&server, "missing_key", "request"), 1);
     assert_eq!(discarded(&server, "invalid", "request"), 2);
     assert_eq!(discarded(&server, "no_such_project", "request"), 1);
+}
+
+/// A request with both `Content-Length` and `Transfer-Encoding: chunked` (a request smuggling
+/// attempt when a proxy reads one and we the other): hyper frames the body by the chunks alone,
+/// as RFC 9112 says, and closes the connection after answering, so bytes past the chunked body
+/// are never read as a second request. Pinned here so that a change of HTTP library is noticed.
+#[test]
+fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
+    use std::io::Read;
+    let server = Server::start();
+    let p = server.create_project("smuggle");
+    let event = event_json(1, "chunked");
+    let smuggled = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (first, second) in [("Content-Length: 5", "Transfer-Encoding: chunked"), ("Transfer-Encoding: chunked", "Content-Length: 5")] {
+        let body = format!("{:x}\r\n{event}\r\n0\r\n\r\n{smuggled}", event.len());
+        let request = format!(
+            "POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: {}\r\n{first}\r\n{second}\r\nConnection: keep-alive\r\n\r\n{body}",
+            p.id,
+            p.auth()
+        );
+        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("the server closes the connection");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{first}, {second}: {answer}");
+        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{first}, {second}: one answer only: {answer}");
+    }
+    assert_eq!(server.groups("smuggle")[0]["title"], "chunked");
+    // Framing hyper refuses outright.
+    for framing in ["Transfer-Encoding: gzip\r\nContent-Length: 2", "Content-Length: 2\r\nContent-Length: 3"] {
+        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        s.write_all(format!("POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\n{framing}\r\n\r\n{{}}", p.id).as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{framing}: {answer}");
+    }
 }

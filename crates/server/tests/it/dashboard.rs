@@ -258,6 +258,41 @@ fn settings_create_rename_keys_and_users() {
 }
 
 #[test]
+fn long_project_names_and_searches_get_a_plain_message() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    server.send_event(&project, &message("order dill failed", "web-1", "acme"));
+    let s = server.admin_session();
+    let projects = || server.cli_json(&["project", "list", "--json"]).as_array().map(Vec::len);
+    let before = projects();
+    let long = "n".repeat(100_000);
+    let r = server.post_form_as(&s, "/settings/projects", &[("csrf", &s.csrf), ("name", &long)]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("at most 100 characters"), "{}", r.text());
+    let r = server.post_form_as(&s, "/settings/projects/shop/rename", &[("csrf", &s.csrf), ("name", &long)]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("at most 100 characters"));
+    let out = server.cli(&["project", "create", &"n".repeat(101)]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 100 characters"), "{out:?}");
+    assert_eq!(projects(), before, "nothing was created");
+
+    // A 30 KB search, or 15,000 words: the page, with a message, not an error (past 64 KB the
+    // URL itself is refused, 414).
+    let page = server.get_as(&s, &format!("/p/shop/?q={}", "x".repeat(30_000)));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("longer than 1000 characters"));
+    assert_eq!(row_ids(&page.text()).len(), 1, "not applied");
+    let page = server.get_as(&s, &format!("/p/shop/?q={}", vec!["d"; 15_000].join("+")));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("longer than 1000 characters"));
+    let page = server.get_as(&s, &format!("/p/shop/?q={}", vec!["order"; 30].join("+")));
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("only the first 20 were applied"));
+    assert_eq!(row_ids(&page.text()).len(), 1);
+}
+
+#[test]
 fn live_updates_arrive_over_server_sent_events() {
     let mut server = Server::start();
     let project = server.create_project("shop");

@@ -1,7 +1,8 @@
 //! The dashboard's defences against the real binary: no page without a session, no state change
 //! without the session's CSRF token (or from another origin), one project's issues not readable
-//! through another project's URLs, login attempts rate limited, and HTML/JS sent in any event
-//! field shown as text and never run (checked in headless Chromium).
+//! through another project's URLs, login attempts rate limited, pages never cached (and HSTS
+//! over https), and HTML/JS sent in any event field shown as text and never run (checked in
+//! headless Chromium).
 
 use serde_json::json;
 
@@ -123,6 +124,36 @@ fn login_attempts_are_rate_limited_and_cookies_are_httponly() {
     assert!(r.header("content-security-policy").is_none() || r.status == 303);
     let dash = other.request("GET", "/dashboard", &[("Cookie", raw.split(';').next().unwrap())], b"");
     assert!(dash.header("content-security-policy").unwrap_or_default().contains("script-src 'self'"));
+}
+
+#[test]
+fn dashboard_pages_are_never_cached_and_https_gets_hsts() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    server.send_event(&project, &json!({"message": "x"}));
+    let id = server.groups("shop")[0]["id"].as_u64().unwrap();
+    let s = server.admin_session();
+    for path in ["/login".to_string(), "/dashboard".into(), "/p/shop/".into(), format!("/p/shop/issues/{id}/"), "/settings/".into(), "/p/shop/issues/0/".into()] {
+        let r = server.get_as(&s, &path);
+        assert_eq!(r.header("cache-control"), Some("no-store"), "{path}: {}", r.status);
+        assert_eq!(r.header("strict-transport-security"), None, "{path}: plain http");
+    }
+    // A redirect to the login page is not cached either.
+    assert_eq!(server.get("/dashboard").header("cache-control"), Some("no-store"));
+    // Static assets keep their own caching.
+    for path in ["/static/app.css", "/static/app.js"] {
+        assert_eq!(server.get(path).header("cache-control"), Some("max-age=300"), "{path}");
+    }
+    // The ingest API is not the dashboard.
+    assert_eq!(server.get("/healthz").header("cache-control"), None);
+
+    let https = Server::start_with_config("url = \"https://sentry.example.com\"\n");
+    let s = https.admin_session();
+    for path in ["/login", "/dashboard", "/static/app.css"] {
+        let r = https.get_as(&s, path);
+        assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"), "{path}");
+    }
+    assert_eq!(https.get_as(&s, "/dashboard").header("cache-control"), Some("no-store"));
 }
 
 /// Every field an attacker controls, with markup that would run if it were not escaped.

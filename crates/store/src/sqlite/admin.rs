@@ -23,6 +23,17 @@ fn key_from(r: &Row<'_>) -> rusqlite::Result<ClientKey> {
 
 const KEY_COLUMNS: &str = "public_key, project_id, label, rate_limit_per_minute, created_at, revoked_at";
 
+/// Longest project name, in characters.
+const MAX_PROJECT_NAME_CHARS: usize = 100;
+
+/// Refuses a project name longer than [`MAX_PROJECT_NAME_CHARS`].
+fn check_name_length(name: &str) -> Result<()> {
+    if name.trim().chars().count() > MAX_PROJECT_NAME_CHARS {
+        return Err(StoreError::Invalid(format!("a project name can be at most {MAX_PROJECT_NAME_CHARS} characters long")));
+    }
+    Ok(())
+}
+
 /// Turns a project name into a slug: lowercase letters, digits and dashes.
 pub fn slugify(name: &str) -> String {
     let mut out = String::new();
@@ -39,6 +50,7 @@ pub fn slugify(name: &str) -> String {
 impl crate::Admin for SqliteStore {
     /// Creates a project and its first client key.
     fn create_project(&self, name: &str) -> Result<(Project, ClientKey)> {
+        check_name_length(name)?;
         let slug = slugify(name);
         if slug.is_empty() {
             return Err(StoreError::Invalid(format!(
@@ -84,6 +96,7 @@ impl crate::Admin for SqliteStore {
         if name.is_empty() {
             return Err(StoreError::Invalid("a project needs a name".into()));
         }
+        check_name_length(name)?;
         let conn = self.conn()?;
         if conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![id.0, name])? == 0 {
             return Err(StoreError::NotFound(format!("project {id}")));

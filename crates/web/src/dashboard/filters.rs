@@ -333,10 +333,29 @@ pub fn parse_search(q: &str) -> Vec<Term> {
         .collect()
 }
 
+/// Longest search box text, in characters: a longer one is not applied.
+pub const MAX_SEARCH_CHARS: usize = 1000;
+/// Most terms (words and `key:value` pairs) of the search box applied; the rest are not.
+pub const MAX_SEARCH_TERMS: usize = 20;
+
 /// Applies the search box to a query; returns the problems to show (the rest still applies).
+/// A search longer than [`MAX_SEARCH_CHARS`] is not applied at all, and only its first
+/// [`MAX_SEARCH_TERMS`] terms are: each word becomes a pattern in the database's query.
 pub fn apply_search(q: &str, query: &mut StreamQuery) -> Vec<String> {
     let mut problems = Vec::new();
-    for term in parse_search(q) {
+    if q.chars().nth(MAX_SEARCH_CHARS).is_some() {
+        problems.push(format!("the search is longer than {MAX_SEARCH_CHARS} characters, so it was not applied; shorten it"));
+        return problems;
+    }
+    let mut terms = parse_search(q);
+    if terms.len() > MAX_SEARCH_TERMS {
+        problems.push(format!(
+            "the search has {} terms; only the first {MAX_SEARCH_TERMS} were applied",
+            terms.len()
+        ));
+        terms.truncate(MAX_SEARCH_TERMS);
+    }
+    for term in terms {
         let result = match &term {
             Term::Text(w) => TextFilter.apply(w, query),
             Term::Pair(k, v) => search_filter(k).apply(v, query),
@@ -386,6 +405,26 @@ mod tests {
         assert_eq!(q.text, vec!["boom".to_string()]);
         assert_eq!(q.since, Some(1000.0 - 3600.0));
         assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn long_searches_are_capped() {
+        let mut q = StreamQuery::new(ProjectId(1), 1000.0);
+        let problems = apply_search(&"x".repeat(60_000), &mut q);
+        assert!(q.text.is_empty());
+        assert_eq!(problems, ["the search is longer than 1000 characters, so it was not applied; shorten it"]);
+        // Exactly the limit is applied.
+        let mut q = StreamQuery::new(ProjectId(1), 1000.0);
+        assert!(apply_search(&"é".repeat(MAX_SEARCH_CHARS), &mut q).is_empty());
+        assert_eq!(q.text.len(), 1);
+        // Too many words: the first 20 apply.
+        let words: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+        let mut q = StreamQuery::new(ProjectId(1), 1000.0);
+        let problems = apply_search(&words.join(" "), &mut q);
+        assert_eq!(q.text, words[..MAX_SEARCH_TERMS]);
+        assert_eq!(problems, ["the search has 30 terms; only the first 20 were applied"]);
+        let mut q = StreamQuery::new(ProjectId(1), 1000.0);
+        assert_eq!(apply_search(&vec!["w"; 15_000].join(" "), &mut q).len(), 1, "15,000 words are 30,000 characters");
     }
 
     #[test]

@@ -112,7 +112,7 @@ impl Links {
 }
 
 /// The dashboard's routes.
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
         .route("/login", get(auth::login_page).post(auth::login))
@@ -135,16 +135,23 @@ pub fn router() -> Router<AppState> {
         .route("/settings/users", post(settings::create_user))
         .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) }))
         .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) }))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::map_response_with_state(state.dashboard.secure_cookies, security_headers))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "max-age=300")], body).into_response()
 }
 
-/// Pages may not be framed, sniffed or run scripts from anywhere but us.
-async fn security_headers(mut resp: Response) -> Response {
+/// Pages may not be framed, sniffed or run scripts from anywhere but us; they are not kept in
+/// any cache (they show what only a logged-in person may see), except what sets its own
+/// `Cache-Control` (the static assets). Over https (`secure` is the public URL's scheme),
+/// browsers are told to use https only, for a year.
+async fn security_headers(axum::extract::State(secure): axum::extract::State<bool>, mut resp: Response) -> Response {
     let h = resp.headers_mut();
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if secure {
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     h.insert(
         "content-security-policy",
         HeaderValue::from_static(

@@ -148,6 +148,21 @@ fn tags_both_forms_and_derived() {
     let long = norm(json!({"tags": {"k": "v".repeat(300)}}));
     assert_eq!(long.tag("k").unwrap().len(), 200);
     assert_eq!(long.trimmed_tags, ["k"]);
+    assert_eq!(long.dropped_tags, 0);
+}
+
+#[test]
+fn too_many_tags_are_dropped_past_the_limit() {
+    // About 800 KB, within the default event size limit.
+    let list: Vec<String> = (0..50_000).map(|i| format!("[\"k{i}\",\"v\"]")).collect();
+    let body = format!(r#"{{"level":"warning","release":"r@1","tags":[{}]}}"#, list.join(","));
+    let e = slice(&body).unwrap();
+    assert_eq!(e.tags.len(), crate::event::MAX_TAGS + 2);
+    assert_eq!(e.dropped_tags, 50_000 - crate::event::MAX_TAGS);
+    assert_eq!(e.tag("k0"), Some("v"));
+    assert_eq!(e.tag("k200"), None);
+    assert_eq!(e.tag("level"), Some("warning"));
+    assert_eq!(e.tag("release"), Some("r@1"));
 }
 
 #[test]
