@@ -43,20 +43,6 @@ pub enum GroupStatus {
 }
 
 impl GroupStatus {
-    pub fn as_i64(self) -> i64 {
-        match self {
-            GroupStatus::Unresolved => 0,
-            GroupStatus::Resolved => 1,
-            GroupStatus::Ignored => 2,
-        }
-    }
-    pub fn from_i64(v: i64) -> GroupStatus {
-        match v {
-            1 => GroupStatus::Resolved,
-            2 => GroupStatus::Ignored,
-            _ => GroupStatus::Unresolved,
-        }
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             GroupStatus::Unresolved => "unresolved",

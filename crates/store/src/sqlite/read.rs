@@ -6,7 +6,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use super::SqliteStore;
 use super::stream::{group_series_on, interval_count_on, spread, stream_sql};
 use crate::{
-    histogram, Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, GroupStatus, HistogramBar, ProjectId,
+    histogram, Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, HistogramBar, ProjectId,
     Resolution, Result, Sort, StreamPage, StreamQuery, StreamRow, TagCount, Trending,
 };
 
@@ -26,7 +26,7 @@ pub(super) fn group_from(r: &Row<'_>) -> rusqlite::Result<RawGroup> {
         culprit: r.get(5)?,
         level: r.get(6)?,
         logger: r.get(7)?,
-        status: GroupStatus::from_i64(r.get(8)?),
+        status: super::status_of(r.get(8)?),
         count: r.get::<_, i64>(9)?.max(0) as u64,
         first_seen: r.get(10)?,
         last_seen: r.get(11)?,

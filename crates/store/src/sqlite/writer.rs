@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use super::payload::PayloadWriter;
 use super::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
-use crate::{EventId, EventSink, GroupId, GroupStatus, ItemCounts, NewEvent, ProjectId, Result, StoreError, WriteOutcome, WriteTicket};
+use crate::{EventId, EventSink, GroupId, ItemCounts, NewEvent, ProjectId, Result, StoreError, WriteOutcome, WriteTicket};
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
@@ -145,7 +145,7 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
                 id: Some(GroupId(r.get(0)?)),
                 project_id: project,
                 hash: hash.to_string(),
-                status: GroupStatus::from_i64(r.get(1)?),
+                status: super::status_of(r.get(1)?),
                 times_seen: r.get(2)?,
                 first_seen: r.get(3)?,
                 last_seen: r.get(4)?,
@@ -200,7 +200,7 @@ fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupI
         };
         up.execute(params![
             id.0,
-            g.status.as_i64(),
+            super::status_code(g.status),
             g.times_seen,
             g.first_seen,
             g.last_seen,
