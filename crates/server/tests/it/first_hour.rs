@@ -1,7 +1,8 @@
 //! A newcomer's first hour with the command line: a background start that fails says so, one
 //! data directory serves one server, the first start with `--bind` prints the right DSN once,
 //! `localhost:PORT` is an address, `user create` without a terminal points to
-//! `--password-stdin`, and `sentry groups` prints an aligned table.
+//! `--password-stdin`, `sentry groups` prints an aligned table, and a background start shows
+//! the same working setup link on the terminal and in its log.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -179,4 +180,38 @@ fn groups_print_a_table_whose_rows_line_up_with_the_header() {
     let stamp = events.split("  ").nth(1).unwrap_or_default();
     assert!(stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{events}");
     assert!(stamp[20..23].bytes().all(|b| b.is_ascii_digit()), "{events}");
+}
+
+/// Stops a background server when the test ends, even when it fails.
+struct StopOnDrop<'a>(&'a Server);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cli(&["stop"]);
+    }
+}
+
+/// The setup links (`/setup/…` paths) in `text`, in order.
+fn setup_paths(server: &Server, text: &str) -> Vec<String> {
+    text.lines().filter_map(|l| l.trim().strip_prefix(&server.url("")).filter(|p| p.starts_with("/setup/")).map(str::to_string)).collect()
+}
+
+#[test]
+fn background_start_shows_one_setup_link_that_works() {
+    let server = Server::new();
+    let log_path = server.data_dir().join("sentry.log");
+    for start in ["first", "after a restart"] {
+        let out = server.cli(&["start"]);
+        let _stop = StopOnDrop(&server);
+        assert!(out.status.success(), "{}", text(&out));
+        let shown = setup_paths(&server, &String::from_utf8_lossy(&out.stdout));
+        assert_eq!(shown.len(), 1, "{start}: the terminal shows one setup link:\n{}", text(&out));
+        let logged = setup_paths(&server, &std::fs::read_to_string(&log_path).unwrap());
+        assert_eq!(logged.last(), shown.first(), "{start}: the newest link in the log is the one on the terminal");
+        let page = server.get(&shown[0]);
+        assert_eq!(page.status, 200, "{start}");
+        assert!(page.text().contains("setup-form") && !page.text().contains("used or has expired"), "{start}: {}", page.text());
+        let stop = server.cli(&["stop"]);
+        assert!(stop.status.success(), "{}", text(&stop));
+    }
 }
