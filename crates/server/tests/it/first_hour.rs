@@ -2,7 +2,8 @@
 //! data directory serves one server, the first start with `--bind` prints the right DSN once,
 //! `localhost:PORT` is an address, `user create` without a terminal points to
 //! `--password-stdin`, `sentry groups` prints an aligned table, and a background start shows
-//! the same working setup link on the terminal and in its log.
+//! the same working setup link on the terminal and in its log, and `config check` warns about
+//! slugs that name no project and lists every valid section.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -213,5 +214,50 @@ fn background_start_shows_one_setup_link_that_works() {
         assert!(page.text().contains("setup-form") && !page.text().contains("used or has expired"), "{start}: {}", page.text());
         let stop = server.cli(&["stop"]);
         assert!(stop.status.success(), "{}", text(&stop));
+    }
+}
+
+#[test]
+fn config_check_warns_about_slugs_that_name_no_project() {
+    // The harness writes two lines first: [projects.shop] is on line 4, the rule's project on 8.
+    let mut server = Server::with_config(
+        "\n[projects.shop]\nrate_limit_per_minute = 100\n\n[[rules]]\nproject = \"shp\"\nwhen = \"new_group\"\nactions = [\"webhook\"]\n\n\
+         [plugins.webhook]\nurl = \"http://127.0.0.1:9/hook\"\n",
+    );
+    let file = server.config_path().display().to_string();
+    // No data yet: nothing to compare with, and it says so.
+    let out = server.cli(&["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("project slugs not checked"), "{}", text(&out));
+
+    server.launch();
+    let out = server.cli(&["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "a warning does not fail the check: {}", text(&out));
+    assert!(
+        err.contains(&format!("warning: {file}:4: [projects.shop] names no project; the projects are: default")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("warning: {file}:8: [[rules]] project = \"shp\" names no project; the projects are: default")),
+        "{err}"
+    );
+
+    // Once the project exists, the warning about it goes away.
+    server.create_project("shop");
+    let err = String::from_utf8_lossy(&server.cli(&["config", "check"]).stderr).into_owned();
+    assert!(!err.contains("[projects.shop]") && err.contains("project = \"shp\""), "{err}");
+    assert!(err.contains("the projects are: default, shop"), "{err}");
+}
+
+#[test]
+fn an_unknown_section_lists_every_valid_section() {
+    let server = Server::with_config("\n[projcts.shop]\nslices = [\"level\"]\n");
+    let out = server.cli(&["config", "check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains(&format!("{}:4: unknown section [projcts]", server.config_path().display())), "{err}");
+    for section in ["[store]", "[limits]", "[ingest]", "[rate_limits]", "[retention]", "[notify]", "[projects.<slug>]", "[plugins.<name>]", "[[rules]]"] {
+        assert!(err.contains(section), "{section} is missing from: {err}");
     }
 }
