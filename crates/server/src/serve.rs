@@ -143,7 +143,7 @@ fn setup_link_in_log(log: &Path, start: u64) -> Option<String> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
     let text = String::from_utf8_lossy(&bytes);
-    text.lines().map(str::trim).filter(|l| l.starts_with("http") && l.contains("/setup/")).last().map(str::to_string)
+    text.lines().map(str::trim).rfind(|l| l.starts_with("http") && l.contains("/setup/")).map(str::to_string)
 }
 
 /// One line per project with an active key: `Project "slug": DSN …`.
