@@ -3,14 +3,15 @@
 //! `localhost:PORT` is an address, `user create` without a terminal points to
 //! `--password-stdin`, `sentry groups` prints an aligned table, and a background start shows
 //! the same working setup link on the terminal and in its log, and `config check` warns about
-//! slugs that name no project and lists every valid section.
+//! slugs that name no project and lists every valid section, and `user passwd` sets a new
+//! password and ends the user's sessions.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, run_with_timeout, try_request, Server, SENTRY_BIN};
+use crate::harness::{free_port, run_with_timeout, try_request, Server, ADMIN_EMAIL, ADMIN_PASSWORD, SENTRY_BIN};
 
 fn text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -260,4 +261,39 @@ fn an_unknown_section_lists_every_valid_section() {
     for section in ["[store]", "[limits]", "[ingest]", "[rate_limits]", "[retention]", "[notify]", "[projects.<slug>]", "[plugins.<name>]", "[[rules]]"] {
         assert!(err.contains(section), "{section} is missing from: {err}");
     }
+}
+
+/// `sentry user passwd EMAIL --password-stdin` with `password` on standard input.
+fn passwd(server: &Server, email: &str, password: &str) -> std::process::Output {
+    let mut cmd = server.command();
+    cmd.args(["user", "passwd", email, "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_passwd_sets_a_new_password_and_ends_the_sessions() {
+    let server = Server::start();
+    let old_session = server.admin_session();
+    assert_eq!(server.get_as(&old_session, "/dashboard").status, 200);
+
+    // Refusals change nothing.
+    let out = passwd(&server, "nobody@example.com", "a new password");
+    assert!(!out.status.success() && text(&out).contains("no user nobody@example.com"), "{}", text(&out));
+    let out = passwd(&server, ADMIN_EMAIL, "short");
+    assert!(!out.status.success() && text(&out).contains("the password was not changed"), "{}", text(&out));
+    let mut cmd = server.command();
+    cmd.args(["user", "passwd", ADMIN_EMAIL]).stdin(Stdio::null());
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
+    assert!(!out.status.success() && text(&out).contains("sentry user passwd admin@example.com --password-stdin"), "{}", text(&out));
+    assert_eq!(server.get_as(&old_session, "/dashboard").status, 200, "a refused change keeps the session");
+
+    let out = passwd(&server, "Admin@Example.com", "a new password");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(ADMIN_EMAIL), "{}", text(&out));
+    assert!(server.login(ADMIN_EMAIL, ADMIN_PASSWORD).is_err(), "the old password still logs in");
+    assert_ne!(server.get_as(&old_session, "/dashboard").status, 200, "the old session still works");
+    let new_session = server.login(ADMIN_EMAIL, "a new password").unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    assert_eq!(server.get_as(&new_session, "/dashboard").status, 200);
 }
