@@ -164,6 +164,14 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a user's new password; the old one stops working and the user's sessions end.
+    Passwd {
+        /// The email address the user logs in with.
+        email: String,
+        /// Read the new password from the first line of standard input instead of asking.
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// List the users.
     List,
 }

@@ -12,6 +12,7 @@ mod load;
 mod notify;
 pub mod projects;
 mod reference;
+pub mod slugs;
 #[cfg(test)]
 mod tests;
 mod value;

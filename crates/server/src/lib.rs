@@ -36,7 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 config.alerts.rules.len(),
                 if plugins.is_empty() { "none".to_string() } else { plugins.join(", ") }
             );
-            Ok(())
+            check_project_slugs(&path, &config)
         }
         Command::Project(cmd) => admin::project(&load(&path, explicit)?, cmd),
         Command::Key(cmd) => admin::key(&load(&path, explicit)?, cmd),
@@ -47,6 +47,32 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cleanup { days } => admin::cleanup(&load(&path, explicit)?, days),
         Command::Notify(cmd) => notify_cmd::run(&load(&path, explicit)?, cmd),
     }
+}
+
+/// `sentry config check`, last part: warns (on standard error, without failing) about each
+/// `[projects.<slug>]` and rule `project = "<slug>"` whose slug names no project in the store.
+/// Without a data store yet there is nothing to compare with, and it says so.
+fn check_project_slugs(path: &Path, config: &Config) -> Result<()> {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mentions = config::slugs::slug_mentions(&text);
+    if mentions.is_empty() {
+        return Ok(());
+    }
+    if !config.sqlite_path().exists() {
+        println!(
+            "  project slugs not checked: there is no data yet ({} does not exist)",
+            config.sqlite_path().display()
+        );
+        return Ok(());
+    }
+    let store = open_store(config)?;
+    let slugs: Vec<String> = store.projects()?.into_iter().map(|p| p.slug).collect();
+    let known = if slugs.is_empty() { "none yet".to_string() } else { slugs.join(", ") };
+    for m in mentions.iter().filter(|m| !slugs.contains(&m.slug)) {
+        eprintln!("warning: {}:{}: {} names no project; the projects are: {known}", path.display(), m.line, m.written);
+    }
+    Ok(())
 }
 
 /// The config for commands that need one: the file if it exists; without a file (and without

@@ -95,10 +95,11 @@ fn detach(path: &Path, config: &Config, args: &StartArgs) -> Result<()> {
             println!("  Stop it with: sentry stop");
             if let Ok(store) = crate::open_store(config) {
                 print_dsns(config, &store, "  ")?;
-                // The server printed its setup link to the log; show a fresh one here instead.
-                if let Ok(Some(link)) = crate::users::setup_link(config, &store) {
-                    println!("  No one can log in yet. Open this one-time link to set the administrator's password:\n    {link}");
-                }
+            }
+            // The server printed its setup link to the log before it wrote the pid file. Show
+            // that same link: making another one here would make the logged one stop working.
+            if let Some(link) = setup_link_in_log(&config.log_file(), log_start) {
+                println!("  No one can log in yet. Open this one-time link to set the administrator's password:\n    {link}");
             }
             return Ok(());
         }
@@ -132,6 +133,17 @@ fn log_since(log: &Path, start: u64, max: usize) -> String {
         return "  (nothing)".to_string();
     }
     lines[lines.len().saturating_sub(max)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// The last setup link (`…/setup/TOKEN`) the log file shows after byte `start`: the one this
+/// start's server printed.
+fn setup_link_in_log(log: &Path, start: u64) -> Option<String> {
+    let mut file = File::open(log).ok()?;
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    text.lines().map(str::trim).rfind(|l| l.starts_with("http") && l.contains("/setup/")).map(str::to_string)
 }
 
 /// One line per project with an active key: `Project "slug": DSN …`.
@@ -251,9 +263,6 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         })?;
         let addr = listener.local_addr()?;
         ignore_file_size_signal();
-        if std::env::var_os(DAEMON_CHILD).is_some() {
-            std::fs::write(config.pid_file(), std::process::id().to_string())?;
-        }
         let public = config.public_url();
         println!("Sentry is listening on http://{addr} (public URL {public}/)");
         println!("Data is kept in {}", config.data_dir.display());
@@ -261,6 +270,11 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         println!("Dashboard: {public}/");
         if let Some(link) = crate::users::setup_link(&config, &store)? {
             println!("No one can log in yet. Open this one-time link to set the administrator's password:\n  {link}");
+        }
+        // Only now: the parent (`detach`) waits for the pid file, then reads the setup link
+        // printed above from the log.
+        if std::env::var_os(DAEMON_CHILD).is_some() {
+            std::fs::write(config.pid_file(), std::process::id().to_string())?;
         }
         tracing::info!(%addr, data = %config.data_dir.display(), "listening");
         let timeout = Duration::from_secs(config.ingest.request_timeout_secs);

@@ -1,6 +1,6 @@
-//! `sentry user create EMAIL [--admin] [--password-stdin]` and `sentry user list`: the people who
-//! log in to the web dashboard, and the one-time setup link `sentry start` prints while there
-//! is nobody yet.
+//! `sentry user create EMAIL [--admin] [--password-stdin]`, `sentry user passwd EMAIL
+//! [--password-stdin]` and `sentry user list`: the people who log in to the web dashboard, and
+//! the one-time setup link `sentry start` prints while there is nobody yet.
 
 use std::io::BufRead;
 
@@ -15,28 +15,7 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
     let store = open_store(config)?;
     match cmd {
         UserCommand::Create { email, admin, password_stdin } => {
-            let password = if password_stdin {
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
-                line.trim_end_matches(['\n', '\r']).to_string()
-            } else {
-                if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                    bail!(
-                        "standard input is not a terminal, so the password can't be asked for; \
-                         give it on standard input with --password-stdin, for example: \
-                         printf '%s\\n' \"$PASSWORD\" | sentry user create {email} --password-stdin"
-                    );
-                }
-                let first = rpassword::prompt_password(format!("Password for {email}: ")).context("reading the password")?;
-                let again = rpassword::prompt_password("The same password again: ").context("reading the password")?;
-                if first != again {
-                    bail!("the two passwords differ; nothing was created");
-                }
-                first
-            };
-            if let Err(problem) = check_new_password(&password, None) {
-                bail!("{problem}; nothing was created");
-            }
+            let password = read_password(&email, password_stdin, "create", "nothing was created")?;
             let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
             let user = store.create_user(&email, &hash, admin)?;
             println!(
@@ -44,6 +23,18 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
                 if user.is_admin { "administrator" } else { "user" },
                 user.email,
                 config.public_url()
+            );
+        }
+        UserCommand::Passwd { email, password_stdin } => {
+            let Some((user, _)) = store.user_for_login(&email)? else {
+                bail!("there is no user {email}; see `sentry user list`");
+            };
+            let password = read_password(&user.email, password_stdin, "passwd", "the password was not changed")?;
+            let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+            store.set_password(user.id, &hash)?;
+            println!(
+                "Set a new password for {}; the old one no longer works, and the sessions logged in with it have ended.",
+                user.email
             );
         }
         UserCommand::List => {
@@ -57,6 +48,35 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A new password for `email`: the first line of standard input with `stdin`, else asked
+/// twice on the terminal. Checked to be long enough; `nothing_done` ends a refusal.
+/// `command` is the `sentry user` subcommand, for the hint when there is no terminal.
+fn read_password(email: &str, stdin: bool, command: &str, nothing_done: &str) -> Result<String> {
+    let password = if stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            bail!(
+                "standard input is not a terminal, so the password can't be asked for; \
+                 give it on standard input with --password-stdin, for example: \
+                 printf '%s\\n' \"$PASSWORD\" | sentry user {command} {email} --password-stdin"
+            );
+        }
+        let first = rpassword::prompt_password(format!("Password for {email}: ")).context("reading the password")?;
+        let again = rpassword::prompt_password("The same password again: ").context("reading the password")?;
+        if first != again {
+            bail!("the two passwords differ; {nothing_done}");
+        }
+        first
+    };
+    if let Err(problem) = check_new_password(&password, None) {
+        bail!("{problem}; {nothing_done}");
+    }
+    Ok(password)
 }
 
 /// While no user exists: a new one-time link that lets the first visitor become the

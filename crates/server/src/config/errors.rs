@@ -98,12 +98,12 @@ pub enum ConfigError {
 
 /// The section names, comma-separated.
 fn section_names() -> String {
-    let mut names: Vec<&str> = SECTIONS
+    let mut names: Vec<String> = SECTIONS
         .iter()
-        .map(|s| s.name)
-        .filter(|n| !n.is_empty())
+        .filter(|s| !s.name.is_empty())
+        .map(|s| format!("[{}]", s.name))
         .collect();
-    names.extend(["plugins.<name>", "rules"]);
+    names.extend(["[projects.<slug>]", "[plugins.<name>]", "[[rules]]"].map(String::from));
     names.join(", ")
 }
 

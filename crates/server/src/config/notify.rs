@@ -397,6 +397,6 @@ mod tests {
     #[test]
     fn unknown_sections_mention_plugins_and_rules() {
         let m = load("[plugin.email]\nhost = \"x\"\n").unwrap_err().to_string();
-        assert!(m.contains("plugins.<name>, rules"), "{m}");
+        assert!(m.contains("[projects.<slug>], [plugins.<name>], [[rules]]"), "{m}");
     }
 }

@@ -1,14 +1,17 @@
 //! A newcomer's first hour with the command line: a background start that fails says so, one
 //! data directory serves one server, the first start with `--bind` prints the right DSN once,
 //! `localhost:PORT` is an address, `user create` without a terminal points to
-//! `--password-stdin`, and `sentry groups` prints an aligned table.
+//! `--password-stdin`, `sentry groups` prints an aligned table, and a background start shows
+//! the same working setup link on the terminal and in its log, and `config check` warns about
+//! slugs that name no project and lists every valid section, and `user passwd` sets a new
+//! password and ends the user's sessions.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, run_with_timeout, try_request, Server, SENTRY_BIN};
+use crate::harness::{free_port, run_with_timeout, try_request, Server, ADMIN_EMAIL, ADMIN_PASSWORD, SENTRY_BIN};
 
 fn text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -179,4 +182,118 @@ fn groups_print_a_table_whose_rows_line_up_with_the_header() {
     let stamp = events.split("  ").nth(1).unwrap_or_default();
     assert!(stamp.len() == 24 && stamp.ends_with('Z') && stamp.as_bytes()[19] == b'.', "{events}");
     assert!(stamp[20..23].bytes().all(|b| b.is_ascii_digit()), "{events}");
+}
+
+/// Stops a background server when the test ends, even when it fails.
+struct StopOnDrop<'a>(&'a Server);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.cli(&["stop"]);
+    }
+}
+
+/// The setup links (`/setup/…` paths) in `text`, in order.
+fn setup_paths(server: &Server, text: &str) -> Vec<String> {
+    text.lines().filter_map(|l| l.trim().strip_prefix(&server.url("")).filter(|p| p.starts_with("/setup/")).map(str::to_string)).collect()
+}
+
+#[test]
+fn background_start_shows_one_setup_link_that_works() {
+    let server = Server::new();
+    let log_path = server.data_dir().join("sentry.log");
+    for start in ["first", "after a restart"] {
+        let out = server.cli(&["start"]);
+        let _stop = StopOnDrop(&server);
+        assert!(out.status.success(), "{}", text(&out));
+        let shown = setup_paths(&server, &String::from_utf8_lossy(&out.stdout));
+        assert_eq!(shown.len(), 1, "{start}: the terminal shows one setup link:\n{}", text(&out));
+        let logged = setup_paths(&server, &std::fs::read_to_string(&log_path).unwrap());
+        assert_eq!(logged.last(), shown.first(), "{start}: the newest link in the log is the one on the terminal");
+        let page = server.get(&shown[0]);
+        assert_eq!(page.status, 200, "{start}");
+        assert!(page.text().contains("setup-form") && !page.text().contains("used or has expired"), "{start}: {}", page.text());
+        let stop = server.cli(&["stop"]);
+        assert!(stop.status.success(), "{}", text(&stop));
+    }
+}
+
+#[test]
+fn config_check_warns_about_slugs_that_name_no_project() {
+    // The harness writes two lines first: [projects.shop] is on line 4, the rule's project on 8.
+    let mut server = Server::with_config(
+        "\n[projects.shop]\nrate_limit_per_minute = 100\n\n[[rules]]\nproject = \"shp\"\nwhen = \"new_group\"\nactions = [\"webhook\"]\n\n\
+         [plugins.webhook]\nurl = \"http://127.0.0.1:9/hook\"\n",
+    );
+    let file = server.config_path().display().to_string();
+    // No data yet: nothing to compare with, and it says so.
+    let out = server.cli(&["config", "check"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("project slugs not checked"), "{}", text(&out));
+
+    server.launch();
+    let out = server.cli(&["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "a warning does not fail the check: {}", text(&out));
+    assert!(
+        err.contains(&format!("warning: {file}:4: [projects.shop] names no project; the projects are: default")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("warning: {file}:8: [[rules]] project = \"shp\" names no project; the projects are: default")),
+        "{err}"
+    );
+
+    // Once the project exists, the warning about it goes away.
+    server.create_project("shop");
+    let err = String::from_utf8_lossy(&server.cli(&["config", "check"]).stderr).into_owned();
+    assert!(!err.contains("[projects.shop]") && err.contains("project = \"shp\""), "{err}");
+    assert!(err.contains("the projects are: default, shop"), "{err}");
+}
+
+#[test]
+fn an_unknown_section_lists_every_valid_section() {
+    let server = Server::with_config("\n[projcts.shop]\nslices = [\"level\"]\n");
+    let out = server.cli(&["config", "check"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains(&format!("{}:4: unknown section [projcts]", server.config_path().display())), "{err}");
+    for section in ["[store]", "[limits]", "[ingest]", "[rate_limits]", "[retention]", "[notify]", "[projects.<slug>]", "[plugins.<name>]", "[[rules]]"] {
+        assert!(err.contains(section), "{section} is missing from: {err}");
+    }
+}
+
+/// `sentry user passwd EMAIL --password-stdin` with `password` on standard input.
+fn passwd(server: &Server, email: &str, password: &str) -> std::process::Output {
+    let mut cmd = server.command();
+    cmd.args(["user", "passwd", email, "--password-stdin"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn user_passwd_sets_a_new_password_and_ends_the_sessions() {
+    let server = Server::start();
+    let old_session = server.admin_session();
+    assert_eq!(server.get_as(&old_session, "/dashboard").status, 200);
+
+    // Refusals change nothing.
+    let out = passwd(&server, "nobody@example.com", "a new password");
+    assert!(!out.status.success() && text(&out).contains("no user nobody@example.com"), "{}", text(&out));
+    let out = passwd(&server, ADMIN_EMAIL, "short");
+    assert!(!out.status.success() && text(&out).contains("the password was not changed"), "{}", text(&out));
+    let mut cmd = server.command();
+    cmd.args(["user", "passwd", ADMIN_EMAIL]).stdin(Stdio::null());
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(30));
+    assert!(!out.status.success() && text(&out).contains("sentry user passwd admin@example.com --password-stdin"), "{}", text(&out));
+    assert_eq!(server.get_as(&old_session, "/dashboard").status, 200, "a refused change keeps the session");
+
+    let out = passwd(&server, "Admin@Example.com", "a new password");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(ADMIN_EMAIL), "{}", text(&out));
+    assert!(server.login(ADMIN_EMAIL, ADMIN_PASSWORD).is_err(), "the old password still logs in");
+    assert_ne!(server.get_as(&old_session, "/dashboard").status, 200, "the old session still works");
+    let new_session = server.login(ADMIN_EMAIL, "a new password").unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    assert_eq!(server.get_as(&new_session, "/dashboard").status, 200);
 }
