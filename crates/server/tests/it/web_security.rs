@@ -1,8 +1,9 @@
 //! The dashboard's defences against the real binary: no page without a session, no state change
 //! without the session's CSRF token (or from another origin), one project's issues not readable
 //! through another project's URLs, login attempts rate limited (counted before the password is
-//! hashed, per email and address), pages never cached (and HSTS over https), and HTML/JS sent
-//! in any event field shown as text and never run (checked in headless Chromium).
+//! hashed, per email and address) and redirected only to this site, pages never cached (and
+//! HSTS over https), and HTML/JS sent in any event field shown as text and never run (checked
+//! in headless Chromium).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
@@ -193,6 +194,29 @@ fn concurrent_wrong_logins_are_counted_before_hashing_and_the_owner_still_logs_i
     assert_eq!(r.status, 303, "the right password from another address: {}", r.text());
     assert!(set_cookie(&r, "sentry_session").is_some());
     assert_eq!(r.header("location"), Some("/dashboard"));
+}
+
+#[test]
+fn after_login_only_paths_on_this_site_are_followed() {
+    let server = Server::start();
+    server.create_user("x@example.com", "long enough", false);
+    let addr = server.addr();
+    for (next, to) in [
+        ("/p/shop/?sort=freq", "/p/shop/?sort=freq"),
+        ("/\t/evil.example/", "/"),
+        ("/%09/evil.example/", "/"),
+        ("/x\r\nSet-Cookie: a=b", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        let r = post_login(addr, &login_form(addr), "x@example.com", "long enough", next);
+        assert_eq!(r.status, 303, "next={next:?}: {}", r.text());
+        assert_eq!(r.header("location"), Some(to), "next={next:?}");
+    }
+    // The login page's form carries only a safe next, too.
+    let page = server.get("/login?next=/%09/evil.example/");
+    assert_eq!(form_value(&page.text(), "next").as_deref(), Some("/"));
 }
 
 #[test]

@@ -114,12 +114,45 @@ fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: Option<u64>
     }
 }
 
-/// A path on this site to go back to after logging in; anything else becomes the dashboard.
+/// A path on this site to go back to after logging in; anything else becomes `/`.
+///
+/// Only a path that starts with one `/` (not `//` or `/\`, which browsers take for another
+/// host) and holds no control character or backslash, as sent or once percent-decoded: a tab
+/// or a newline is dropped by some clients (`/\t/host` becomes `//host`) and a CR or LF can't
+/// go in a `Location` header at all.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => n.to_string(),
-        _ => "/dashboard".to_string(),
+    let Some(n) = next else { return "/".into() };
+    let decoded = percent_decode(n);
+    let ok = |p: &str| {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.starts_with("/\\")
+            && !p.contains('\\')
+            && !p.chars().any(char::is_control)
+            && !p.starts_with("/login")
+    };
+    if ok(n) && ok(&decoded) { n.to_string() } else { "/".into() }
+}
+
+/// `%XX` escapes decoded once (an invalid escape is kept as it is; bytes that are not UTF-8
+/// become U+FFFD).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The logged-in user of a request. Extracting it from a request without a live session sends
@@ -518,10 +551,38 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_site() {
-        assert_eq!(safe_next(Some("/p/shop/?sort=freq")), "/p/shop/?sort=freq");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "/login?next=/x"] {
-            assert_eq!(safe_next(Some(bad)), "/dashboard", "{bad}");
+        for good in ["/p/shop/?sort=freq", "/", "/dashboard", "/p/a%20b/", "/p/shop/?q=a%2Fb"] {
+            assert_eq!(safe_next(Some(good)), good);
         }
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "evil.example",
+            "",
+            "/\\evil",
+            "/\\/evil",
+            "/x\\y",
+            "/login?next=/x",
+            "/\t/evil.example/",
+            "/%09/evil.example/",
+            "/\n/evil.example/",
+            "/x\r\nSet-Cookie: a=b",
+            "/x%0d%0aSet-Cookie:%20a=b",
+            "/%2F/evil.example/",
+            "/%5Cevil.example/",
+            "/x\u{7f}",
+            "/x\u{85}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn percent_decode_decodes_once() {
+        assert_eq!(percent_decode("/a%20b%2"), "/a b%2");
+        assert_eq!(percent_decode("%2541"), "%41");
+        assert_eq!(percent_decode("%zz%C3%A9"), "%zz\u{e9}");
     }
 
     #[test]
