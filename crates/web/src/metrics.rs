@@ -1,5 +1,6 @@
 //! `/metrics`: counters in the Prometheus text format — ingest requests by status, what was
-//! discarded by reason and item, and the pipeline's gauges (events queued, memory budget in use).
+//! discarded by reason and item, the pipeline's gauges (events queued, memory budget in use), and
+//! the passwords hashed for logins.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,5 +65,8 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     for (reason, item, n) in p.discards() {
         out.push_str(&format!("sentry_discarded_total{{reason=\"{}\",item=\"{item}\"}} {n}\n", reason.as_str()));
     }
+    out.push_str("# HELP sentry_login_hashes_total Passwords hashed for the login and setup forms since start.\n");
+    out.push_str("# TYPE sentry_login_hashes_total counter\n");
+    out.push_str(&format!("sentry_login_hashes_total {}\n", state.dashboard.logins.hashes()));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

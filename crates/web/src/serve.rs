@@ -1,6 +1,11 @@
-//! Serving connections: HTTP/1 with a limit on how long a client may take to send its headers
-//! (so slow clients can't hold connections open), and a graceful stop that finishes the
-//! requests in flight before returning.
+//! Serving connections: HTTP/1.1 only, with a limit on how long a client may take to send each
+//! request's headers, counted from the accept (so a connection that sends nothing, or stops
+//! after a few bytes, is closed), a cap on open connections, and a graceful stop that finishes
+//! the requests in flight before returning.
+//!
+//! HTTP/2 is not served: every SDK sends HTTP/1.1, and hyper's HTTP/1 connection is the one
+//! that times out an idle client from its first moment (a connection that sends the HTTP/2
+//! preface is answered with an error and closed).
 //!
 //! Request framing is hyper's, which follows RFC 9112: a request with both `Content-Length`
 //! and `Transfer-Encoding` is read by its chunks alone (the length is dropped before any
@@ -12,29 +17,67 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use tower::ServiceExt as _;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
 
 /// How long requests in flight may take to finish once a stop was asked for.
 const DRAIN: Duration = Duration::from_secs(30);
 
+/// Connections open at once; past it, new connections wait in the listen queue until one
+/// closes.
+pub const MAX_CONNECTIONS: usize = 10_000;
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets the
-/// requests in flight finish (up to 30 s), and returns.
+/// requests in flight finish (up to 30 s), and returns. A client gets `header_timeout` from
+/// the accept (and from the end of each answer) to send a request's headers; at most
+/// [`MAX_CONNECTIONS`] connections are open at once.
 pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    serve_with_limit(listener, app, header_timeout, MAX_CONNECTIONS, shutdown).await;
+}
+
+/// [`serve`] with at most `max_connections` open at once.
+pub async fn serve_with_limit(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(max_connections));
     let mut shutdown = pin!(shutdown);
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // Said at most once a minute, not once per waiting connection.
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(max_connections, "the cap of open connections is reached; new connections wait until one closes");
+                    last_warning = Some(std::time::Instant::now());
+                }
+                tokio::select! {
+                    permit = open.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -54,17 +97,109 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
             req.extensions_mut().insert(ConnectInfo(remote));
             req
         }));
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::trace!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all requests in flight have finished"),
         () = tokio::time::sleep(DRAIN) => tracing::warn!("some requests were still running after {} s", DRAIN.as_secs()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    /// A server on a free port with `max` connections and a header timeout of `timeout`.
+    fn start(max: usize, timeout: Duration) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+                serve_with_limit(listener, app, timeout, max, async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+            });
+        });
+        (addr_rx.recv().unwrap(), stop_tx)
+    }
+
+    fn get_healthz(stream: &mut TcpStream) -> String {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_silent_connection_is_closed_after_the_header_timeout() {
+        let (addr, _stop) = start(10, Duration::from_millis(500));
+        let started = Instant::now();
+        let mut silent = TcpStream::connect(addr).unwrap();
+        silent.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = silent.read(&mut buf).unwrap_or(0);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(400) && waited < Duration::from_secs(4), "closed after {waited:?}, read {n} bytes");
+    }
+
+    #[test]
+    fn a_kept_alive_connection_that_goes_quiet_is_closed_too() {
+        let (addr, _stop) = start(10, Duration::from_millis(500));
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let answered = Instant::now();
+        let n = conn.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "nothing more is sent");
+        assert!(answered.elapsed() < Duration::from_secs(4), "still open after {:?}", answered.elapsed());
+    }
+
+    #[test]
+    fn the_http2_preface_alone_does_not_hold_a_connection() {
+        let (addr, _stop) = start(10, Duration::from_millis(500));
+        let started = Instant::now();
+        let mut conn = TcpStream::connect(addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        assert!(started.elapsed() < Duration::from_secs(4), "still open after {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn connections_past_the_cap_wait_until_one_closes() {
+        let (addr, _stop) = start(1, Duration::from_secs(30));
+        let first = TcpStream::connect(addr).unwrap();
+        let mut second = TcpStream::connect(addr).unwrap();
+        second.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        second.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut buf = [0u8; 16];
+        assert!(second.read(&mut buf).is_err(), "the second connection was served while the first held the only place");
+        drop(first);
+        second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut out = String::new();
+        let _ = second.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        let mut third = TcpStream::connect(addr).unwrap();
+        third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(get_healthz(&mut third).starts_with("HTTP/1.1 200"));
     }
 }

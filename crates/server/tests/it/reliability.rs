@@ -107,6 +107,27 @@ for i in range(10):
 }
 
 #[test]
+fn idle_connections_are_closed_and_the_server_keeps_answering() {
+    let server = Server::start_with_config("[ingest]\nrequest_timeout_secs = 1\n");
+    // Connections that send nothing at all, and one that sends only the HTTP/2 preface.
+    let mut silent: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(server.addr()).unwrap()).collect();
+    let mut preface = TcpStream::connect(server.addr()).unwrap();
+    preface.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    silent.push(preface);
+    let start = Instant::now();
+    // Meanwhile the server answers.
+    assert_eq!(server.get("/healthz").status, 200);
+    for s in &mut silent {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let closed = s.read_to_end(&mut buf).is_ok();
+        assert!(closed, "a connection that sent nothing was still open after {:?}", start.elapsed());
+    }
+    assert!(start.elapsed() < Duration::from_secs(5), "idle connections stayed open {:?}", start.elapsed());
+    assert_eq!(server.get("/healthz").status, 200);
+}
+
+#[test]
 fn slow_and_vanishing_clients_leave_nothing_behind() {
     let server = Server::start_with_config("[ingest]\nrequest_timeout_secs = 1\n");
     let p = server.create_project("slow");

@@ -1,12 +1,17 @@
 //! The dashboard's defences against the real binary: no page without a session, no state change
 //! without the session's CSRF token (or from another origin), one project's issues not readable
-//! through another project's URLs, login attempts rate limited, pages never cached (and HSTS
-//! over https), and HTML/JS sent in any event field shown as text and never run (checked in
-//! headless Chromium).
+//! through another project's URLs, login attempts rate limited (counted before the password is
+//! hashed, per email and address) and redirected only to this site, pages never cached (and
+//! HSTS over https), and HTML/JS sent in any event field shown as text and never run (checked
+//! in headless Chromium).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Barrier};
+use std::thread;
 
 use serde_json::json;
 
-use crate::harness::{form_encode, form_value, set_cookie, Browser, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
+use crate::harness::{form_encode, form_value, http_request, set_cookie, Browser, Response, Server, ADMIN_EMAIL, ADMIN_PASSWORD};
 
 #[test]
 fn pages_without_a_session_redirect_to_login() {
@@ -124,6 +129,94 @@ fn login_attempts_are_rate_limited_and_cookies_are_httponly() {
     assert!(r.header("content-security-policy").is_none() || r.status == 303);
     let dash = other.request("GET", "/dashboard", &[("Cookie", raw.split(';').next().unwrap())], b"");
     assert!(dash.header("content-security-policy").unwrap_or_default().contains("script-src 'self'"));
+}
+
+/// The login form from `addr`: its CSRF cookie and the form's token.
+fn login_form(addr: SocketAddr) -> (String, String) {
+    let page = http_request(addr, "GET", "/login", &[], b"");
+    (set_cookie(&page, "sentry_csrf").unwrap(), form_value(&page.text(), "csrf").unwrap())
+}
+
+fn post_login(addr: SocketAddr, form: &(String, String), email: &str, password: &str, next: &str) -> Response {
+    let body = form_encode(&[("email", email), ("password", password), ("csrf", &form.1), ("next", next)]);
+    http_request(addr, "POST", "/login", &[("Cookie", &form.0), ("Content-Type", "application/x-www-form-urlencoded")], body.as_bytes())
+}
+
+fn metric(server: &Server, name: &str) -> u64 {
+    let text = server.get("/metrics").text();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name} in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn concurrent_wrong_logins_are_counted_before_hashing_and_the_owner_still_logs_in() {
+    let mut server = Server::with_config("");
+    // Listen on IPv6 and IPv4, so the test has two client addresses: 127.0.0.1 and ::1.
+    let config = std::fs::read_to_string(server.config_path()).unwrap();
+    std::fs::write(server.config_path(), config.replace("bind = \"127.0.0.1:", "bind = \"[::]:")).unwrap();
+    server.launch();
+    server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true);
+    let v4 = server.addr();
+    let v6 = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, server.port()));
+
+    let hashed_before = metric(&server, "sentry_login_hashes_total");
+    let n = 40;
+    let barrier = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let form = login_form(v4);
+                barrier.wait();
+                let r = post_login(v4, &form, ADMIN_EMAIL, "wrong password", "/");
+                (r.status, r.header("retry-after").map(str::to_string))
+            })
+        })
+        .collect();
+    let answers: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let checked = answers.iter().filter(|(status, _)| *status == 401).count();
+    assert!(answers.iter().all(|(status, _)| *status == 401 || *status == 429), "{answers:?}");
+    assert!((1..=10).contains(&checked), "{checked} wrong passwords were checked: {answers:?}");
+    assert!(answers.iter().filter(|(s, _)| *s == 429).all(|(_, retry)| retry.is_some()), "429 without Retry-After: {answers:?}");
+    let hashed = metric(&server, "sentry_login_hashes_total") - hashed_before;
+    assert!(hashed <= 10, "{hashed} passwords hashed for 40 wrong logins (limit 10)");
+
+    // Fill the limit of this address for that email, whatever the pool let through.
+    for _ in checked..10 {
+        let r = post_login(v4, &login_form(v4), ADMIN_EMAIL, "wrong password", "/");
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
+    let r = post_login(v4, &login_form(v4), ADMIN_EMAIL, ADMIN_PASSWORD, "/");
+    assert_eq!(r.status, 429, "the guessing address waits, even with the right password");
+    assert!(r.header("retry-after").is_some());
+    // The owner, from another address, logs in.
+    let r = post_login(v6, &login_form(v6), ADMIN_EMAIL, ADMIN_PASSWORD, "/dashboard");
+    assert_eq!(r.status, 303, "the right password from another address: {}", r.text());
+    assert!(set_cookie(&r, "sentry_session").is_some());
+    assert_eq!(r.header("location"), Some("/dashboard"));
+}
+
+#[test]
+fn after_login_only_paths_on_this_site_are_followed() {
+    let server = Server::start();
+    server.create_user("x@example.com", "long enough", false);
+    let addr = server.addr();
+    for (next, to) in [
+        ("/p/shop/?sort=freq", "/p/shop/?sort=freq"),
+        ("/\t/evil.example/", "/"),
+        ("/%09/evil.example/", "/"),
+        ("/x\r\nSet-Cookie: a=b", "/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        let r = post_login(addr, &login_form(addr), "x@example.com", "long enough", next);
+        assert_eq!(r.status, 303, "next={next:?}: {}", r.text());
+        assert_eq!(r.header("location"), Some(to), "next={next:?}");
+    }
+    // The login page's form carries only a safe next, too.
+    let page = server.get("/login?next=/%09/evil.example/");
+    assert_eq!(form_value(&page.text(), "next").as_deref(), Some("/"));
 }
 
 #[test]

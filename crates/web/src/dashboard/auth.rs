@@ -1,12 +1,14 @@
 //! Logging in: argon2 password hashes, sessions in HttpOnly SameSite cookies (only a SHA-256 of
 //! the token is stored), a CSRF token per session that every state-changing form carries (and a
 //! double-submit cookie for the login and setup forms, before there is a session), a rate
-//! limit on failed logins per address and per email, and the one-time setup link that lets the
-//! first visitor of a new install set the admin password.
+//! limit on failed logins per (email, address) and per address, counted before the password is
+//! hashed, a small pool that bounds how many hashes run at once, and the one-time setup link
+//! that lets the first visitor of a new install set the admin password.
 
 use std::sync::Arc;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -31,8 +33,14 @@ pub const SESSION_COOKIE: &str = "sentry_session";
 pub const LOGIN_CSRF_COOKIE: &str = "sentry_csrf";
 /// How long a login lasts.
 const SESSION_TTL_SECS: f64 = 14.0 * 86400.0;
-/// Failed logins allowed per address and per email within [`LOGIN_WINDOW`].
+/// Failed logins allowed per email from one address within [`LOGIN_WINDOW`].
 pub const LOGIN_ATTEMPTS: usize = 10;
+/// Failed logins allowed per address, whatever the emails, within [`LOGIN_WINDOW`].
+pub const LOGIN_ATTEMPTS_PER_ADDRESS: usize = 50;
+/// How many password hashes may run at once (each Argon2id hash holds about 19 MiB).
+const HASH_SLOTS: usize = 2;
+/// How long a login waits for a place among [`HASH_SLOTS`] before it is answered 429.
+const HASH_WAIT: Duration = Duration::from_secs(3);
 const LOGIN_WINDOW: Duration = Duration::from_secs(600);
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -106,12 +114,45 @@ fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: Option<u64>
     }
 }
 
-/// A path on this site to go back to after logging in; anything else becomes the dashboard.
+/// A path on this site to go back to after logging in; anything else becomes `/`.
+///
+/// Only a path that starts with one `/` (not `//` or `/\`, which browsers take for another
+/// host) and holds no control character or backslash, as sent or once percent-decoded: a tab
+/// or a newline is dropped by some clients (`/\t/host` becomes `//host`) and a CR or LF can't
+/// go in a `Location` header at all.
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => n.to_string(),
-        _ => "/dashboard".to_string(),
+    let Some(n) = next else { return "/".into() };
+    let decoded = percent_decode(n);
+    let ok = |p: &str| {
+        p.starts_with('/')
+            && !p.starts_with("//")
+            && !p.starts_with("/\\")
+            && !p.contains('\\')
+            && !p.chars().any(char::is_control)
+            && !p.starts_with("/login")
+    };
+    if ok(n) && ok(&decoded) { n.to_string() } else { "/".into() }
+}
+
+/// `%XX` escapes decoded once (an invalid escape is kept as it is; bytes that are not UTF-8
+/// become U+FFFD).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
     }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The logged-in user of a request. Extracting it from a request without a live session sends
@@ -181,42 +222,123 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// Failed logins per address and per email, forgotten after [`LOGIN_WINDOW`].
-#[derive(Default)]
+/// Login attempts per (email, address) and per address, forgotten after [`LOGIN_WINDOW`], and
+/// the pool that bounds how many password hashes run at once.
+///
+/// An attempt is counted before its password is hashed (a reservation) and given back when the
+/// password was right, so concurrent wrong passwords can't get more hashes than the limit. The
+/// counter of an email is kept per address: someone guessing from one address slows down only
+/// that address, and the owner can still log in from another.
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
+    attempts: Mutex<HashMap<String, Vec<Instant>>>,
+    hashing: Arc<tokio::sync::Semaphore>,
+    hashes: AtomicU64,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> LoginLimiter {
+        LoginLimiter { attempts: Mutex::default(), hashing: Arc::new(tokio::sync::Semaphore::new(HASH_SLOTS)), hashes: AtomicU64::new(0) }
+    }
+}
+
+/// An attempt counted before its password is checked. Dropped, it is given back; kept with
+/// [`Reservation::keep`], it stays counted as a failure.
+pub(crate) struct Reservation<'a> {
+    limiter: &'a LoginLimiter,
+    keys: Vec<String>,
+    at: Instant,
+    kept: bool,
+}
+
+impl Reservation<'_> {
+    /// The attempt failed: it stays counted until the window forgets it.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        let mut map = self.limiter.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        for k in &self.keys {
+            if let Some(times) = map.get_mut(k) {
+                if let Some(i) = times.iter().position(|t| *t == self.at) {
+                    times.swap_remove(i);
+                }
+                if times.is_empty() {
+                    map.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// The keys and limits of one login attempt: the email from this address, and the address.
+fn login_keys(email: &str, ip: Option<IpAddr>) -> Vec<(String, usize)> {
+    let email = email.trim().to_lowercase();
+    let ip = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    vec![(format!("email:{email} ip:{ip}"), LOGIN_ATTEMPTS), (format!("ip:{ip}"), LOGIN_ATTEMPTS_PER_ADDRESS)]
 }
 
 impl LoginLimiter {
-    /// `Err(seconds to wait)` when any of `keys` has too many recent failures.
-    fn check(&self, keys: &[String]) -> Result<(), u64> {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+    /// Counts an attempt for every key, or `Err(seconds to wait)` when one of them is at its
+    /// limit (then nothing is counted).
+    pub(crate) fn reserve(&self, keys: &[(String, usize)]) -> Result<Reservation<'_>, u64> {
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         map.retain(|_, times| {
             times.retain(|t| now.duration_since(*t) < LOGIN_WINDOW);
             !times.is_empty()
         });
-        for k in keys {
+        for (k, limit) in keys {
             if let Some(times) = map.get(k)
-                && times.len() >= LOGIN_ATTEMPTS
+                && times.len() >= *limit
             {
                 let oldest = times.iter().min().copied().unwrap_or(now);
                 return Err(LOGIN_WINDOW.saturating_sub(now.duration_since(oldest)).as_secs().max(1));
             }
         }
-        Ok(())
+        for (k, _) in keys {
+            map.entry(k.clone()).or_default().push(now);
+        }
+        Ok(Reservation { limiter: self, keys: keys.iter().map(|(k, _)| k.clone()).collect(), at: now, kept: false })
     }
 
-    fn fail(&self, keys: &[String]) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            map.entry(k.clone()).or_default().push(Instant::now());
+    /// The right password from this address: its email's failures from there are forgotten.
+    fn succeed(&self, reservation: Reservation<'_>) {
+        let email_key = reservation.keys.first().cloned();
+        drop(reservation);
+        if let Some(k) = email_key {
+            self.attempts.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
         }
     }
 
-    fn succeed(&self, email_key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(email_key);
+    /// A place in the hashing pool, or `None` when every place stayed taken for [`HASH_WAIT`].
+    async fn hash_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let permit = tokio::time::timeout(HASH_WAIT, self.hashing.clone().acquire_owned()).await.ok()?.ok()?;
+        self.hashes.fetch_add(1, Ordering::Relaxed);
+        Some(permit)
     }
+
+    /// Passwords hashed or checked for a login or the setup form since start.
+    pub fn hashes(&self) -> u64 {
+        self.hashes.load(Ordering::Relaxed)
+    }
+}
+
+/// A 429 page with `Retry-After`.
+fn too_many(message: String, retry_after: u64) -> Response {
+    let mut resp = PageError::TooManyRequests(message).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    resp
+}
+
+/// What a login answers when the hashing pool stayed full.
+fn busy() -> Response {
+    too_many("too many logins at once, try again in a few seconds".into(), 2)
 }
 
 #[derive(Template)]
@@ -286,20 +408,18 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
             "the login form was missing its security token; reload the login page (cookies must be enabled) and try again".into(),
         ));
     }
-    let email_key = format!("email:{}", form.email.trim().to_lowercase());
-    let mut keys = vec![email_key.clone()];
-    if let Some(ip) = ip {
-        keys.push(format!("ip:{ip}"));
-    }
-    if let Err(wait) = state.dashboard.logins.check(&keys) {
-        return Err(PageError::TooManyRequests(format!(
-            "too many failed logins; wait {} minute(s) and try again",
-            wait.div_ceil(60)
-        )));
-    }
+    let limiter = &state.dashboard.logins;
+    let reservation = match limiter.reserve(&login_keys(&form.email, ip)) {
+        Ok(r) => r,
+        Err(wait) => {
+            return Ok(too_many(format!("too many failed logins; wait {} minute(s) and try again", wait.div_ceil(60)), wait));
+        }
+    };
+    let Some(slot) = limiter.hash_slot().await else { return Ok(busy()) };
     let store = state.store.clone();
     let (email, password) = (form.email.clone(), form.password.clone());
     let found = blocking(move || {
+        let _slot = slot;
         let found = store.user_for_login(&email)?;
         // Hash anyway when there is no such user, so timing does not tell which emails exist.
         let ok = match &found {
@@ -321,7 +441,7 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
     })
     .await?;
     let Some(token) = found else {
-        state.dashboard.logins.fail(&keys);
+        reservation.keep();
         let page = LoginPage {
             csrf: csrf.clone(),
             next: safe_next(form.next.as_deref()),
@@ -332,7 +452,7 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         *resp.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
-    state.dashboard.logins.succeed(&email_key);
+    limiter.succeed(reservation);
     let mut resp = Redirect::to(&safe_next(form.next.as_deref())).into_response();
     set_cookie(&mut resp, SESSION_COOKIE, &token, Some(SESSION_TTL_SECS as u64), state.dashboard.secure_cookies);
     Ok(resp)
@@ -391,7 +511,9 @@ pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token
     let store = state.store.clone();
     let hash = token_hash(&token);
     let (email, password) = (form.email.clone(), form.password.clone());
+    let Some(slot) = state.dashboard.logins.hash_slot().await else { return Ok(busy()) };
     let result = blocking(move || {
+        let _slot = slot;
         let password_hash = hash_password(&password).map_err(PageError::Internal)?;
         match store.use_setup_token(&hash, &email, &password_hash) {
             Ok(user) => {
@@ -429,23 +551,84 @@ mod tests {
 
     #[test]
     fn next_stays_on_this_site() {
-        assert_eq!(safe_next(Some("/p/shop/?sort=freq")), "/p/shop/?sort=freq");
-        for bad in ["//evil.example/", "https://evil.example/", "/\\evil", "/login?next=/x"] {
-            assert_eq!(safe_next(Some(bad)), "/dashboard", "{bad}");
+        for good in ["/p/shop/?sort=freq", "/", "/dashboard", "/p/a%20b/", "/p/shop/?q=a%2Fb"] {
+            assert_eq!(safe_next(Some(good)), good);
         }
+        for bad in [
+            "//evil.example/",
+            "https://evil.example/",
+            "evil.example",
+            "",
+            "/\\evil",
+            "/\\/evil",
+            "/x\\y",
+            "/login?next=/x",
+            "/\t/evil.example/",
+            "/%09/evil.example/",
+            "/\n/evil.example/",
+            "/x\r\nSet-Cookie: a=b",
+            "/x%0d%0aSet-Cookie:%20a=b",
+            "/%2F/evil.example/",
+            "/%5Cevil.example/",
+            "/x\u{7f}",
+            "/x\u{85}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
     }
 
     #[test]
-    fn limiter_counts_failures_per_key() {
+    fn percent_decode_decodes_once() {
+        assert_eq!(percent_decode("/a%20b%2"), "/a b%2");
+        assert_eq!(percent_decode("%2541"), "%41");
+        assert_eq!(percent_decode("%zz%C3%A9"), "%zz\u{e9}");
+    }
+
+    #[test]
+    fn limiter_counts_attempts_before_they_are_checked() {
         let l = LoginLimiter::default();
-        let keys = vec!["email:a".to_string()];
-        for _ in 0..LOGIN_ATTEMPTS {
-            assert!(l.check(&keys).is_ok());
-            l.fail(&keys);
+        let ip1: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip2: IpAddr = "192.0.2.2".parse().unwrap();
+        // Reservations held at once (as concurrent logins would) count against the limit.
+        let held: Vec<_> = (0..LOGIN_ATTEMPTS).map(|_| l.reserve(&login_keys("A@x", Some(ip1))).unwrap()).collect();
+        assert!(l.reserve(&login_keys("a@x ", Some(ip1))).is_err());
+        // Another address may still try the same email, and this address another email.
+        assert!(l.reserve(&login_keys("a@x", Some(ip2))).is_ok());
+        assert!(l.reserve(&login_keys("b@x", Some(ip1))).is_ok());
+        for r in held {
+            r.keep();
         }
-        assert!(l.check(&keys).is_err());
-        assert!(l.check(&["email:b".to_string()]).is_ok());
-        l.succeed("email:a");
-        assert!(l.check(&keys).is_ok());
+        assert!(l.reserve(&login_keys("a@x", Some(ip1))).is_err(), "failures stay counted");
+        let ok = l.reserve(&login_keys("a@x", Some(ip2))).unwrap();
+        l.succeed(ok);
+    }
+
+    #[test]
+    fn a_given_back_reservation_is_not_counted_and_success_forgets() {
+        let l = LoginLimiter::default();
+        for _ in 0..LOGIN_ATTEMPTS * 3 {
+            drop(l.reserve(&login_keys("a@x", None)).unwrap());
+        }
+        for _ in 0..LOGIN_ATTEMPTS - 1 {
+            l.reserve(&login_keys("a@x", None)).unwrap().keep();
+        }
+        let r = l.reserve(&login_keys("a@x", None)).unwrap();
+        l.succeed(r);
+        for _ in 0..LOGIN_ATTEMPTS {
+            l.reserve(&login_keys("a@x", None)).unwrap().keep();
+        }
+        assert!(l.reserve(&login_keys("a@x", None)).is_err());
+    }
+
+    #[test]
+    fn one_address_is_limited_across_emails() {
+        let l = LoginLimiter::default();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        for i in 0..LOGIN_ATTEMPTS_PER_ADDRESS {
+            l.reserve(&login_keys(&format!("u{i}@x"), Some(ip))).unwrap().keep();
+        }
+        assert!(l.reserve(&login_keys("new@x", Some(ip))).is_err());
+        assert!(l.reserve(&login_keys("new@x", Some("192.0.2.10".parse().unwrap()))).is_ok());
     }
 }
