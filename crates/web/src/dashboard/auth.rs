@@ -163,13 +163,15 @@ pub struct CurrentUser {
     /// The token every form of this session carries.
     pub csrf: String,
     token_hash: String,
+    /// The server's public URL is https: forms must come from an https page.
+    https: bool,
 }
 
 impl CurrentUser {
     /// Refuses a state-changing request whose form lacks this session's CSRF token, or that
     /// comes from another site.
     pub fn check_csrf(&self, form_token: &str, headers: &HeaderMap) -> PageResult<()> {
-        check_origin(headers)?;
+        check_origin(headers, self.https)?;
         if form_token.is_empty() || !constant_time_eq(form_token, &self.csrf) {
             return Err(PageError::Forbidden(
                 "the form was missing its security token or it was out of date; go back, reload the page and try again".into(),
@@ -183,12 +185,13 @@ impl CurrentUser {
     }
 }
 
-/// A POST whose `Origin` names another host than the one it was sent to is refused.
-fn check_origin(headers: &HeaderMap) -> PageResult<()> {
+/// A POST whose `Origin` is not this server — another host, or another scheme than the public
+/// URL's (`https` when `https`, else `http`) — is refused.
+fn check_origin(headers: &HeaderMap, https: bool) -> PageResult<()> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-    if origin == "null" || origin_host != host {
+    let scheme = if https { "https" } else { "http" };
+    if origin != format!("{scheme}://{host}") {
         return Err(PageError::Forbidden(format!("a form from {origin} can't change anything here")));
     }
     Ok(())
@@ -205,7 +208,12 @@ impl FromRequestParts<AppState> for CurrentUser {
         let h = hash.clone();
         let session = blocking(move || Ok(store.session(&h)?)).await?;
         match session {
-            Some(s) => Ok(CurrentUser { user: s.user, csrf: s.csrf_token, token_hash: hash }),
+            Some(s) => Ok(CurrentUser {
+                user: s.user,
+                csrf: s.csrf_token,
+                token_hash: hash,
+                https: state.dashboard.secure_cookies,
+            }),
             None => Err(PageError::Login { next }),
         }
     }
@@ -401,7 +409,7 @@ pub struct LoginForm {
 
 /// `POST /login`
 pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, Form(form): Form<LoginForm>) -> PageResult {
-    check_origin(&headers)?;
+    check_origin(&headers, state.dashboard.secure_cookies)?;
     let (csrf, fresh) = login_csrf(&headers);
     if fresh || !constant_time_eq(&form.csrf, &csrf) {
         return Err(PageError::Forbidden(
@@ -499,7 +507,7 @@ pub struct SetupForm {
 
 /// `POST /setup/{token}`: creates the admin and logs them in.
 pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Form(form): Form<SetupForm>) -> PageResult {
-    check_origin(&headers)?;
+    check_origin(&headers, state.dashboard.secure_cookies)?;
     let (csrf, fresh) = login_csrf(&headers);
     if fresh || !constant_time_eq(&form.csrf, &csrf) {
         return Err(PageError::Forbidden("the form was missing its security token; reload the page and try again".into()));
@@ -539,6 +547,26 @@ pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_must_come_from_this_host_and_the_public_scheme() {
+        let headers = |origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("sentry.example.com"));
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            }
+            h
+        };
+        assert!(check_origin(&headers(None), true).is_ok(), "no Origin: the CSRF token decides");
+        assert!(check_origin(&headers(Some("https://sentry.example.com")), true).is_ok());
+        assert!(check_origin(&headers(Some("http://sentry.example.com")), false).is_ok());
+        assert!(check_origin(&headers(Some("http://sentry.example.com")), true).is_err(), "another scheme");
+        assert!(check_origin(&headers(Some("https://sentry.example.com")), false).is_err());
+        assert!(check_origin(&headers(Some("https://evil.example.com")), true).is_err(), "another host");
+        assert!(check_origin(&headers(Some("sentry.example.com")), true).is_err(), "no scheme at all");
+        assert!(check_origin(&headers(Some("null")), true).is_err());
+    }
 
     #[test]
     fn passwords_hash_and_verify() {
