@@ -159,9 +159,10 @@ impl Plan<'_> {
 /// (activity rows and item-count days).
 pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(ProjectId, EventId)>, now: f64) -> Plan<'a> {
     let mut plan = Plan::default();
-    let mut slots: HashMap<(ProjectId, String), usize> = HashMap::new();
+    // Project → grouping hash → index in `plan.groups`; looked up by `&str`, no copy per event.
+    let mut slots: HashMap<ProjectId, HashMap<String, usize>> = HashMap::new();
     for g in existing {
-        slots.insert((g.project_id, g.hash.clone()), plan.groups.len());
+        slots.entry(g.project_id).or_default().insert(g.hash.clone(), plan.groups.len());
         plan.groups.push(g);
     }
     let mut seen: HashSet<(ProjectId, EventId)> = HashSet::new();
@@ -175,11 +176,12 @@ pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(
                 continue;
             }
             let ts = clamp_timestamp(ev.timestamp, ev.received);
-            let (slot, new_group) = match slots.get(&(ev.project_id, ev.hash.clone())) {
+            let of_project = slots.entry(ev.project_id).or_default();
+            let (slot, new_group) = match of_project.get(ev.hash.as_str()) {
                 Some(&slot) => (slot, false),
                 None => {
                     let slot = plan.groups.len();
-                    slots.insert((ev.project_id, ev.hash.clone()), slot);
+                    of_project.insert(ev.hash.clone(), slot);
                     plan.groups.push(new_group_state(ev, ts));
                     plan.activity.push((slot, ACTIVITY_CREATED, now));
                     (slot, true)
