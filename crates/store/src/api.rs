@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use crate::{
     Activity, ActivityEntry, Cleaned, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
     HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
-    TagCount, Trending, User, UserId, WriteOutcome, Enqueue,
+    SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -21,7 +21,12 @@ use crate::{
 pub trait EventSink: Send + Sync {
     /// Queues events (and counts of non-event items) for the next batch. The ticket resolves
     /// once that batch is committed, with one outcome per event, in order.
-    fn write(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<WriteTicket>;
+    fn write(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<WriteTicket> {
+        self.write_through(events, counts, None)
+    }
+    /// The same, and `mark` (how far a spool's records are applied) is committed in the same
+    /// transaction: after a crash, [`Maintenance::spool_mark`] says exactly what is stored.
+    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket>;
     /// Writes everything queued so far, then stops.
     fn shutdown(&self);
 }
@@ -163,6 +168,8 @@ pub trait Maintenance: Send + Sync {
     fn schema_version(&self) -> Result<(i64, i64)>;
     /// Deletes events received before `cutoff` (unix seconds), and groups last seen before it.
     fn cleanup(&self, cutoff: f64) -> Result<Cleaned>;
+    /// How far the spool named `spool` is applied (its last [`SpoolMark`]), if ever.
+    fn spool_mark(&self, spool: &str) -> Result<Option<u64>>;
 }
 
 /// A whole backend: what callers hold, as `Arc<dyn Store>`.

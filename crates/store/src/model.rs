@@ -112,6 +112,13 @@ pub struct NewEvent {
     pub payload: Vec<u8>,
 }
 
+/// How far the records of one spool are applied: every record before `position` is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpoolMark {
+    pub spool: String,
+    pub position: u64,
+}
+
 /// What happened to one event of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use protocol::EventId;
 use store::{
     ACTIVITY_CREATED, Enqueue, GroupId, GroupRow, GroupStatus, ItemCounts, Level, NewDelivery, NewEvent, ProjectId, Sort,
-    StatusFilter, Store, StoreError, StreamQuery, WriteOutcome,
+    SpoolMark, StatusFilter, Store, StoreError, StreamQuery, WriteOutcome,
 };
 
 /// A fresh, empty store of one backend, and what keeps it alive (its directory).
@@ -24,7 +24,7 @@ macro_rules! conformance {
                 cleanup_removes_old_events_and_groups_seen_only_before, outbox_queues_once_per_firing_and_action,
                 outbox_claims_hold_while_their_lease_does, stream_sorts_filters_intervals_and_pages_stably,
                 hourly_daily_and_project_counters_follow_the_events, accounts_sessions_and_setup_links,
-                events_keep_their_tags_and_page_by_position);
+                events_keep_their_tags_and_page_by_position, spool_marks_are_committed_with_their_events);
         }
     };
     (@tests $($name:ident),*) => {
@@ -107,6 +107,31 @@ fn writes_fold_into_groups_and_are_idempotent(store: Arc<dyn Store>) {
     assert_eq!(server.iter().map(|t| t.count).sum::<u64>(), 3);
     assert_eq!(store.group_events(a.id, None, 10).unwrap().len(), 3);
     assert_eq!(store.group_events(a.id, None, 10).unwrap()[0].payload, b"{\"n\":4}");
+    w.shutdown();
+}
+
+fn spool_marks_are_committed_with_their_events(store: Arc<dyn Store>) {
+    let (p, _key) = store.create_project("Spooled").unwrap();
+    let w = store.start_writer(100).unwrap();
+    assert_eq!(store.spool_mark("node-a").unwrap(), None);
+    let mark = |position| Some(SpoolMark { spool: "node-a".into(), position });
+    let out = w.write_through(vec![event(p.id, 1, "a", 1000.0)], ItemCounts::default(), mark(120)).unwrap().wait_blocking().unwrap();
+    assert!(matches!(out[0], WriteOutcome::Stored { .. }));
+    assert_eq!(store.spool_mark("node-a").unwrap(), Some(120));
+    // A replay of the same record: a duplicate, and the mark stays where it is.
+    let again = w.write_through(vec![event(p.id, 1, "a", 1000.0)], ItemCounts::default(), mark(120)).unwrap().wait_blocking().unwrap();
+    assert_eq!(again[0], WriteOutcome::Duplicate);
+    // Marks only move forward; other spools keep their own; a mark alone (no events) is kept.
+    w.write_through(vec![], ItemCounts::default(), mark(80)).unwrap().wait_blocking().unwrap();
+    assert_eq!(store.spool_mark("node-a").unwrap(), Some(120));
+    w.write_through(vec![], ItemCounts(vec![(p.id, "session".into(), 2)]), Some(SpoolMark { spool: "node-b".into(), position: 7 }))
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+    assert_eq!(store.spool_mark("node-b").unwrap(), Some(7));
+    assert_eq!(store.spool_mark("node-a").unwrap(), Some(120));
+    assert_eq!(store.item_counts(p.id).unwrap(), vec![("session".to_string(), 2)]);
+    assert_eq!(store.event_count(p.id).unwrap(), 1);
     w.shutdown();
 }
 

@@ -1,6 +1,7 @@
 //! Retention: deleting what is older than the configured number of days — events, then groups
 //! not seen since, with their tag counts, buckets, histograms and activity. Deletes in small
-//! transactions so that ingest never waits long for the write lock.
+//! transactions so that ingest never waits long for the write lock. Also the schema version
+//! and the spools' applied marks.
 
 use rusqlite::params;
 
@@ -15,6 +16,17 @@ impl SqliteStore {
     pub(super) fn schema_version_impl(&self) -> Result<(i64, i64)> {
         let conn = self.conn()?;
         Ok((super::migrate::current_version(&conn)?, super::migrate::latest_version()))
+    }
+
+    /// How far a spool is applied (written by the writer with the events, `spool_marks`).
+    pub(super) fn spool_mark_impl(&self, spool: &str) -> Result<Option<u64>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached("SELECT position FROM spool_marks WHERE spool = ?1")?;
+        let mut rows = st.query(params![spool])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get::<_, i64>(0)? as u64),
+            None => None,
+        })
     }
 
     /// Deletes events received before `cutoff` (unix seconds), and groups last seen before it.

@@ -13,10 +13,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("schema_3_notify.sql")),
     (4, include_str!("schema_4_counters.sql")),
     (5, include_str!("schema_5_store.sql")),
+    (8, include_str!("schema_8_spool.sql")),
 ];
 
 pub fn latest_version() -> i64 {
-    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+    MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
 }
 
 pub fn current_version(conn: &Connection) -> Result<i64> {

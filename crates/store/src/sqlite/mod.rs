@@ -128,6 +128,10 @@ impl crate::Maintenance for SqliteStore {
     fn cleanup(&self, cutoff: f64) -> Result<Cleaned> {
         self.cleanup_impl(cutoff)
     }
+
+    fn spool_mark(&self, spool: &str) -> Result<Option<u64>> {
+        self.spool_mark_impl(spool)
+    }
 }
 
 /// SQLite's errors, by what a caller can do about them: a full, read-only or busy file is

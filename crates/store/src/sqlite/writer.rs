@@ -18,12 +18,14 @@ use tokio::sync::oneshot;
 use super::payload::PayloadWriter;
 use super::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
-use crate::{EventId, EventSink, GroupId, ItemCounts, NewEvent, ProjectId, Result, StoreError, WriteOutcome, WriteTicket};
+use crate::{
+    EventId, EventSink, GroupId, ItemCounts, NewEvent, ProjectId, Result, SpoolMark, StoreError, WriteOutcome, WriteTicket,
+};
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>, reply: Reply },
     Shutdown,
 }
 
@@ -44,10 +46,10 @@ pub(super) fn start(conn: Connection, payloads: PayloadWriter, batch_max: usize)
 }
 
 impl EventSink for WriterHandle {
-    fn write(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<WriteTicket> {
+    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
         self.tx
-            .send(Msg::Write { events, counts, reply })
+            .send(Msg::Write { events, counts, mark, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -65,14 +67,21 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
     loop {
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
+        let mut marks: Vec<SpoolMark> = Vec::new();
         let mut size = 0;
         let mut stop = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, reply } => {
+                Msg::Write { events, counts, mark, reply } => {
                     size += events.len().max(1);
+                    if let Some(m) = mark {
+                        match marks.iter_mut().find(|k| k.spool == m.spool) {
+                            Some(k) => k.position = k.position.max(m.position),
+                            None => marks.push(m),
+                        }
+                    }
                     batch.push((events, counts, reply));
                 }
             }
@@ -83,7 +92,7 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
         }
         if !batch.is_empty() {
             let jobs = Batch { jobs: batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect() };
-            match apply(&mut conn, &mut payloads, &jobs) {
+            match apply(&mut conn, &mut payloads, &jobs, &marks) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));
@@ -110,7 +119,12 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
 /// One batch in one transaction: load, fold, apply, commit. The fold first assumes that none
 /// of the batch's event ids is stored (the usual case: no lookup needed); when an insert finds
 /// one that is, the transaction is rolled back and the batch folded again knowing which.
-fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, batch: &Batch<'_>) -> Result<Vec<Vec<WriteOutcome>>> {
+fn apply(
+    conn: &mut Connection,
+    payloads: &mut PayloadWriter,
+    batch: &Batch<'_>,
+    marks: &[SpoolMark],
+) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -125,10 +139,22 @@ fn apply(conn: &mut Connection, payloads: &mut PayloadWriter, batch: &Batch<'_>)
             continue;
         }
         write_deltas(&tx, &plan, &ids)?;
+        write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;
         return Ok(plan.outcomes(&ids));
     }
+}
+
+fn write_marks(tx: &Connection, marks: &[SpoolMark]) -> rusqlite::Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO spool_marks (spool, position, applied_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (spool) DO UPDATE SET position = MAX(position, excluded.position), applied_at = excluded.applied_at",
+    )?;
+    for m in marks {
+        st.execute(params![m.spool, m.position as i64, crate::now()])?;
+    }
+    Ok(())
 }
 
 fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<GroupState>> {
