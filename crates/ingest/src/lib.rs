@@ -11,24 +11,33 @@
 //!    the key's and project's per-minute rates are checked;
 //! 4. [`process`]: each `event` / `transaction` item is normalised and grouped; a transaction's
 //!    db spans become Query events of their own. Other item types are counted, not stored;
-//! 5. submit: the events take places in the bounded queue (or the request is refused as
-//!    overloaded), go to the store's writer, and the call returns once the batch holding them
-//!    is committed and fsynced; the stored events are then broadcast ([`Pipeline::subscribe`]).
+//! 5. submit: the processed events become one record (`record`) appended to the spool
+//!    (`spool::Spool`); the call returns once the group commit holding it is fsynced. Past the
+//!    spool's budget, or with too many events waiting, the request is refused as overloaded.
+//! 6. apply (`apply`, a thread of its own): records are read back in order, in large batches,
+//!    and written to the store with the spool position they reach, in one transaction; the
+//!    stored events are then broadcast ([`Pipeline::subscribe`]).
 
+mod apply;
 mod budget;
 mod discard;
 mod keys;
 pub mod process;
 mod rate;
+mod record;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use protocol::decode::{decode, decode_store_body};
 use protocol::{ContentEncoding, DecodeError, Dsn, Envelope, EnvelopeError, EventId, Limits};
-use store::{EventSink, ItemCounts, NewEvent, ProjectId, Store, StoredEvent, WriteOutcome};
+use spool::{Spool, SpoolError, SpoolStats};
+use store::{EventSink, ProjectId, Store, StoreError, StoredEvent, WriteOutcome};
 use tokio::sync::Semaphore;
 
+pub use apply::{LAG_BUCKETS, LagHistogram};
 pub use budget::{MemoryBudget, Reservation};
 pub use discard::{DiscardReason, Discards, REQUEST};
 pub use keys::KeyCache;
@@ -111,8 +120,11 @@ impl IngestError {
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
     pub limits: Limits,
-    /// Events that may wait for the writer at once; more are refused as overloaded.
+    /// Acknowledged events that may wait in the spool to be stored; past it, requests are
+    /// refused as overloaded.
     pub queue_capacity: usize,
+    /// The most events applied to the store in one transaction.
+    pub batch_max: usize,
     /// Default events per minute per key (0 = unlimited), when the key sets none.
     pub per_key_per_minute: u64,
     /// Events per minute per project (0 = unlimited).
@@ -153,12 +165,13 @@ pub struct Request {
     pub received: f64,
 }
 
-/// What an accepted request stored.
+/// What an accepted request left durable in the spool.
 #[derive(Clone, Debug, Default)]
 pub struct Accepted {
     /// The id to answer with: the envelope's or the (first) event's.
     pub event_id: Option<EventId>,
-    pub outcomes: Vec<WriteOutcome>,
+    /// Events it holds (stored after the apply lag).
+    pub events: usize,
 }
 
 /// Bodies up to this size are decoded and parsed right on the async worker: tens of
@@ -169,7 +182,7 @@ const INLINE_MAX: usize = 64 * 1024;
 /// The pipeline, shared by all requests.
 pub struct Pipeline {
     writer: Arc<dyn EventSink>,
-    queue: Arc<Semaphore>,
+    spool: Spool,
     queue_capacity: usize,
     keys: KeyCache,
     rates: RateLimiter,
@@ -182,17 +195,30 @@ pub struct Pipeline {
     stored_total: std::sync::atomic::AtomicU64,
     /// Decoding and parsing of large bodies run on blocking threads, at most this many at once.
     cpu_slots: Arc<Semaphore>,
+    /// Seconds between a record's append and its commit in the store.
+    lag: LagHistogram,
+    applier: Mutex<Option<JoinHandle<()>>>,
+    closing: AtomicBool,
+    /// While stopping: when the applier stops retrying an unavailable store.
+    drain_deadline: Mutex<Option<Instant>>,
 }
 
+/// How long a stopping server keeps trying to store what waits in the spool (what is left
+/// stays there for the next start).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Pipeline {
-    pub fn new(store: Arc<dyn Store>, writer: Arc<dyn EventSink>, config: PipelineConfig) -> Pipeline {
+    /// The pipeline over an opened spool, and its applier, which starts with what the spool
+    /// holds from before (replayed after a crash or stop).
+    pub fn new(store: Arc<dyn Store>, writer: Arc<dyn EventSink>, spool: Spool, config: PipelineConfig) -> Arc<Pipeline> {
         let capacity = config.queue_capacity.max(1);
-        Pipeline {
+        let batch_max = config.batch_max.max(1);
+        let pipeline = Arc::new(Pipeline {
             keys: KeyCache::new(store, Duration::from_secs(1)),
             rates: RateLimiter::new(),
-            queue: Arc::new(Semaphore::new(capacity)),
             queue_capacity: capacity,
             writer,
+            spool,
             grouping: grouping::GroupingConfig::default(),
             stored: tokio::sync::broadcast::channel(1024).0,
             budget: MemoryBudget::new(config.max_inflight_bytes),
@@ -200,7 +226,19 @@ impl Pipeline {
             stored_total: std::sync::atomic::AtomicU64::new(0),
             cpu_slots: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
             config,
-        }
+            lag: LagHistogram::default(),
+            applier: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            drain_deadline: Mutex::new(None),
+        });
+        let from = pipeline.spool.applied_through();
+        let runner = pipeline.clone();
+        let thread = std::thread::Builder::new()
+            .name("spool-apply".into())
+            .spawn(move || apply::run(runner, from, batch_max))
+            .expect("spawning the spool's applier thread");
+        *pipeline.applier.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
+        pipeline
     }
 
     /// Every committed batch's stored events (duplicates left out), as they happen. A receiver
@@ -321,31 +359,23 @@ impl Pipeline {
         }
     }
 
-    /// Writes processed events durably; returns once they are committed.
+    /// Appends processed events to the spool; returns once they are durable there.
     async fn submit(&self, processed: process::Processed) -> Result<Accepted, IngestError> {
         for (category, n) in &processed.not_stored {
             self.discards.add(DiscardReason::NotStored, category, *n);
         }
-        let n = processed.events.len() as u32;
-        let _permit = if n > 0 {
-            Some(
-                self.queue
-                    .clone()
-                    .try_acquire_many_owned(n.min(self.queue_capacity as u32))
-                    .map_err(|_| IngestError::Overloaded)?,
-            )
-        } else {
-            None
-        };
-        let counts = ItemCounts(processed.counts);
-        if processed.events.is_empty() && counts.0.is_empty() {
-            return Ok(Accepted { event_id: processed.event_id, outcomes: vec![] });
+        let n = processed.events.len();
+        if processed.events.is_empty() && processed.counts.is_empty() {
+            return Ok(Accepted { event_id: processed.event_id, events: 0 });
         }
-        let heads: Vec<(ProjectId, EventId, String, store::Level)> =
-            processed.events.iter().map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level)).collect();
-        let outcomes = self.writer.write(processed.events, counts)?.wait().await?;
-        self.announce(heads, &outcomes);
-        Ok(Accepted { event_id: processed.event_id, outcomes })
+        if n > 0 && self.spool.waiting_events() + n as u64 > self.queue_capacity as u64 {
+            return Err(IngestError::Overloaded);
+        }
+        let data = record::encode(&processed.events, &processed.counts);
+        drop(processed.events);
+        let ticket = self.spool.append(data, n as u32).map_err(spool_refusal)?;
+        ticket.wait().await.map_err(spool_refusal)?;
+        Ok(Accepted { event_id: processed.event_id, events: n })
     }
 
     /// Events stored (duplicates not counted) since this process started.
@@ -353,7 +383,7 @@ impl Pipeline {
         self.stored_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn announce(&self, heads: Vec<(ProjectId, EventId, String, store::Level)>, outcomes: &[WriteOutcome]) {
+    pub(crate) fn announce(&self, heads: Vec<(ProjectId, EventId, String, store::Level)>, outcomes: &[WriteOutcome]) {
         let n = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Stored { .. })).count();
         self.stored_total.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         self.discards.add(DiscardReason::Duplicate, "event", (outcomes.len() - n) as u64);
@@ -375,19 +405,64 @@ impl Pipeline {
         }
     }
 
-    /// Events currently waiting for the writer.
-    pub fn queued(&self) -> usize {
-        self.queue_capacity - self.queue.available_permits()
+    /// Acknowledged events waiting in the spool to be stored.
+    pub fn queued(&self) -> u64 {
+        self.spool.waiting_events()
     }
 
-    /// Writes everything still queued, then stops the writer.
+    /// What the spool holds now.
+    pub fn spool_stats(&self) -> SpoolStats {
+        self.spool.stats()
+    }
+
+    /// How long records waited between their append and their commit in the store.
+    pub fn apply_lag(&self) -> &LagHistogram {
+        &self.lag
+    }
+
+    /// Waits (at most `timeout`) until every event acknowledged before this call is stored:
+    /// for pages that should show what was just sent. Whether it was.
+    pub async fn settled(&self, timeout: Duration) -> bool {
+        let target = self.spool.durable();
+        let deadline = Instant::now() + timeout;
+        while self.spool.applied_through() < target {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        true
+    }
+
+    fn closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    fn past_drain_deadline(&self) -> bool {
+        self.drain_deadline.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Takes no more events, stores what waits in the spool (retrying an unavailable store
+    /// for up to 30 s; the rest stays in the spool for the next start), then stops the writer.
     pub fn shutdown(&self) {
+        *self.drain_deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + DRAIN_TIMEOUT);
+        self.spool.close();
+        self.closing.store(true, Ordering::Release);
+        if let Some(t) = self.applier.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
         self.writer.shutdown();
+        self.spool.shutdown();
     }
+}
 
-    /// Stores events that were built elsewhere (tests, tools); blocking.
-    pub fn write_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<WriteOutcome>, IngestError> {
-        Ok(self.writer.write(events, ItemCounts::default())?.wait_blocking()?)
+/// A spool that cannot take a record: over its budget is overload (503, retry later), a disk
+/// that fails is the store being unavailable (also 503).
+fn spool_refusal(e: SpoolError) -> IngestError {
+    match e {
+        SpoolError::Full { .. } => IngestError::Overloaded,
+        e @ SpoolError::Io(_) => IngestError::Store(StoreError::Unavailable(e.to_string())),
+        SpoolError::Stopped => IngestError::Store(StoreError::Unavailable("the server is shutting down".into())),
     }
 }
 

@@ -244,8 +244,41 @@ pub fn group_json(store: &Arc<dyn Store>, g: &store::GroupRow) -> Result<Value> 
     }))
 }
 
-pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
+/// How long `sentry groups` and `sentry events` wait for a running server to store what it
+/// has acknowledged.
+const SPOOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The store, once a server running on the same data has stored every event it acknowledged
+/// before now (they wait in its spool for a moment): what was just sent is in the answer.
+fn settled_store(config: &Config) -> Result<Arc<dyn store::Store>> {
     let store = open_store(config)?;
+    if !server_running(config) {
+        return Ok(store);
+    }
+    let dir = config.spool_dir();
+    let Some(target) = spool::written_end(&dir)? else { return Ok(store) };
+    let id = spool::Spool::identity(&dir)?;
+    let deadline = std::time::Instant::now() + SPOOL_WAIT;
+    while store.spool_mark(&id)?.unwrap_or(0) < target {
+        if std::time::Instant::now() >= deadline {
+            eprintln!(
+                "note: the running server has not stored everything it received yet; this shows what is stored so far"
+            );
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(store)
+}
+
+/// Whether a server holds the data directory's lock.
+fn server_running(config: &Config) -> bool {
+    let Ok(file) = std::fs::File::open(config.lock_file()) else { return false };
+    matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+}
+
+pub fn groups(config: &Config, args: GroupsArgs) -> Result<()> {
+    let store = settled_store(config)?;
     let p = project_by_slug(&store, &args.project)?;
     let mut q = StreamQuery::new(p.id, store::now());
     q.sparkline_points = 0;
@@ -326,7 +359,7 @@ impl<const N: usize> Table<N> {
 }
 
 pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
-    let store = open_store(config)?;
+    let store = settled_store(config)?;
     let group = GroupId(args.group);
     if store.group(group)?.is_none() {
         bail!("there is no group {}; `sentry groups --project SLUG` lists them", args.group);

@@ -92,8 +92,12 @@ pub struct LimitsConfig {
 /// `[ingest]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct IngestConfig {
-    /// Events waiting for the disk writer before ingest answers 503.
+    /// Acknowledged events waiting in the spool to be stored before ingest answers 503.
     pub queue_capacity: usize,
+    /// Bytes of acknowledged records the spool may hold before ingest answers 503.
+    pub spool_max_bytes: u64,
+    /// The size of one spool file.
+    pub spool_segment_bytes: u64,
     /// Most events written in one database transaction.
     pub batch_max: usize,
     /// Bytes of request bodies and queued events held in memory before ingest answers 503.
@@ -263,6 +267,16 @@ impl Config {
         self.data_dir.join("sentry.log")
     }
 
+    /// Held by the running server: `data_dir/sentry.lock`.
+    pub fn lock_file(&self) -> PathBuf {
+        self.data_dir.join("sentry.lock")
+    }
+
+    /// Where acknowledged events wait to be stored: `data_dir/spool`.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.data_dir.join("spool")
+    }
+
     /// Where the daemon writes its process id: `data_dir/sentry.pid`.
     pub fn pid_file(&self) -> PathBuf {
         self.data_dir.join("sentry.pid")
@@ -290,7 +304,9 @@ impl Config {
                 max_envelope_items: limits.max_envelope_items,
             },
             ingest: IngestConfig {
-                queue_capacity: 10_000,
+                queue_capacity: 1_000_000,
+                spool_max_bytes: 1 << 30,
+                spool_segment_bytes: 4 << 20,
                 batch_max: 2_000,
                 max_inflight_bytes: 128 * 1024 * 1024,
                 request_timeout_secs: 30,

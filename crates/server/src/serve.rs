@@ -160,7 +160,7 @@ fn print_dsns(config: &Config, store: &Arc<dyn store::Store>, indent: &str) -> R
 /// the process), and writes this process's id into it. Another server holding it: an error
 /// that names its pid.
 fn lock_data_dir(config: &Config) -> Result<File> {
-    let path = config.data_dir.join("sentry.lock");
+    let path = config.lock_file();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -238,18 +238,21 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     let writer = store.start_writer(config.ingest.batch_max)?;
     start_cleanup(store.clone(), config.retention.days);
-    let pipeline = Arc::new(Pipeline::new(
+    let spool = open_spool(&config, &store)?;
+    let pipeline = Pipeline::new(
         store.clone(),
         writer,
+        spool,
         PipelineConfig {
             limits: config.protocol_limits(),
             queue_capacity: config.ingest.queue_capacity,
+            batch_max: config.ingest.batch_max,
             per_key_per_minute: config.rate_limits.per_key_per_minute,
             per_project_per_minute: config.rate_limits.per_project_per_minute,
             max_inflight_bytes: config.ingest.max_inflight_bytes,
             project_limits: project_limits(&config, &store)?,
         },
-    ));
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // Notifications: rules over what the pipeline stores, deliveries through the outbox.
     let alerts = {
@@ -308,6 +311,25 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     tracing::info!("stopped");
     result
+}
+
+/// Opens the spool in the data directory, from where the store says it was applied; what was
+/// acknowledged and not yet stored (a crash, a stop during an outage) is stored first.
+fn open_spool(config: &Config, store: &Arc<dyn store::Store>) -> Result<spool::Spool> {
+    let dir = config.spool_dir();
+    let id = spool::Spool::identity(&dir).with_context(|| format!("opening the spool in {}", dir.display()))?;
+    let mark = store.spool_mark(&id)?;
+    let settings =
+        spool::SpoolConfig { max_bytes: config.ingest.spool_max_bytes, segment_bytes: config.ingest.spool_segment_bytes };
+    let opened = spool::Spool::open(&dir, settings, mark).with_context(|| format!("opening the spool in {}", dir.display()))?;
+    if opened.replay_events > 0 || opened.replay_records > 0 {
+        tracing::info!(
+            events = opened.replay_events,
+            records = opened.replay_records,
+            "storing events acknowledged before the last stop"
+        );
+    }
+    Ok(opened.spool)
 }
 
 /// `[projects.<slug>] rate_limit_per_minute`, by project id. Slugs with no project yet are

@@ -43,6 +43,8 @@ pub type Lsn = u64;
 const HEADER: usize = 24;
 const VERSION: u32 = 1;
 const SPARE: &str = "spare.tmp";
+/// Where the next spare is written before it is complete.
+const SPARE_PARTIAL: &str = "spare.partial";
 const ID_FILE: &str = "id";
 /// How much one read of a segment takes at most (records over it are read on their own).
 const READ_CHUNK: usize = 4 << 20;
@@ -59,7 +61,7 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> SpoolConfig {
-        SpoolConfig { max_bytes: 1 << 30, segment_bytes: 16 << 20 }
+        SpoolConfig { max_bytes: 1 << 30, segment_bytes: 4 << 20 }
     }
 }
 
@@ -177,6 +179,8 @@ struct State {
     /// No more appends (the appender finishes what is pending).
     closing: bool,
     spare_ready: bool,
+    /// The last segment is half full: time to prepare the next one.
+    spare_wanted: bool,
     stopped: bool,
 }
 
@@ -247,6 +251,7 @@ impl Spool {
     pub fn open(dir: &Path, config: SpoolConfig, applied: Option<Lsn>) -> io::Result<Opened> {
         let id = Spool::identity(dir)?;
         let _ = std::fs::remove_file(dir.join(SPARE));
+        let _ = std::fs::remove_file(dir.join(SPARE_PARTIAL));
         let mut files: Vec<(Lsn, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
@@ -328,6 +333,7 @@ impl Spool {
                 events_applied: 0,
                 closing: false,
                 spare_ready: false,
+                spare_wanted: false,
                 stopped: false,
             }),
             appends: Condvar::new(),
@@ -512,24 +518,30 @@ impl Spool {
         }
     }
 
-    /// Takes no more appends, and writes what is pending. Readers then get what is left and
-    /// an empty batch at the end.
+    /// Takes no more appends, writes what is pending and waits for that. Readers then get
+    /// what is left, and an empty batch at the end without waiting.
     pub fn close(&self) {
         self.shared.lock().closing = true;
         self.shared.appends.notify_all();
         self.shared.durable.notify_all();
         self.shared.spare.notify_all();
-    }
-
-    /// Closes and waits for the spool's threads to finish.
-    pub fn shutdown(&self) {
-        self.close();
         let threads: Vec<JoinHandle<()>> = self.threads.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
         for t in threads {
             let _ = t.join();
         }
+    }
+
+    /// Closes, and wakes whoever still waits for a position to be applied.
+    pub fn shutdown(&self) {
+        self.close();
         self.shared.lock().stopped = true;
         self.shared.applied.notify_all();
+    }
+
+    /// Events in records not yet applied.
+    pub fn waiting_events(&self) -> u64 {
+        let st = self.shared.lock();
+        st.events_durable.saturating_sub(st.events_applied)
     }
 }
 
@@ -741,6 +753,10 @@ fn append_loop(shared: &Shared, mut tail: Tail) {
                         if let Some(s) = st.segments.back_mut() {
                             s.data_end = end;
                         }
+                        if !st.spare_wanted && tail.offset * 2 >= tail.capacity {
+                            st.spare_wanted = true;
+                            shared.spare.notify_one();
+                        }
                     }
                     shared.durable.notify_all();
                     for (p, end) in part {
@@ -778,7 +794,11 @@ fn rotate(shared: &Shared, tail: &mut Tail, need: u64) -> io::Result<()> {
     let base = tail.base + tail.capacity;
     let path = segment_path(&shared.dir, base);
     let spare = shared.dir.join(SPARE);
-    let use_spare = need <= shared.config.segment_bytes && std::mem::take(&mut shared.lock().spare_ready);
+    let use_spare = {
+        let mut st = shared.lock();
+        st.spare_wanted = false;
+        need <= shared.config.segment_bytes && std::mem::take(&mut st.spare_ready)
+    };
     let (file, capacity) = if use_spare {
         std::fs::rename(&spare, &path)?;
         (OpenOptions::new().read(true).write(true).open(&path)?, shared.config.segment_bytes)
@@ -789,31 +809,31 @@ fn rotate(shared: &Shared, tail: &mut Tail, need: u64) -> io::Result<()> {
     sync_dir(&shared.dir)?;
     *tail = Tail { file, base, capacity, offset: 0 };
     shared.lock().segments.push_back(Segment { base, capacity, data_end: base, path });
-    shared.spare.notify_one();
     Ok(())
 }
 
-/// Keeps one zero-filled segment ready, so that moving to a new segment costs a rename.
+/// Keeps one zero-filled segment ready once the last one is half full, so that moving to a
+/// new segment costs a rename.
 fn prepare_loop(shared: &Shared) {
-    let spare = shared.dir.join(SPARE);
+    let (spare, partial) = (shared.dir.join(SPARE), shared.dir.join(SPARE_PARTIAL));
     let mut failures = 0u32;
     loop {
         {
             let mut st = shared.lock();
-            while st.spare_ready && !st.closing {
+            while (st.spare_ready || !st.spare_wanted) && !st.closing {
                 st = shared.spare.wait(st).unwrap_or_else(|e| e.into_inner());
             }
             if st.closing {
                 return;
             }
         }
-        match create_zeroed(&spare, shared.config.segment_bytes) {
-            Ok(_) => {
+        match create_zeroed(&partial, shared.config.segment_bytes).and_then(|_| std::fs::rename(&partial, &spare)) {
+            Ok(()) => {
                 failures = 0;
                 shared.lock().spare_ready = true;
             }
             Err(e) => {
-                let _ = std::fs::remove_file(&spare);
+                let _ = std::fs::remove_file(&partial);
                 if failures == 0 {
                     tracing::warn!(error = %e, "could not prepare the next spool segment (is the disk full?); retrying every second");
                 }

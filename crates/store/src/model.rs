@@ -88,7 +88,7 @@ impl ClientKey {
 
 /// One processed event, ready to store: everything the writer needs, computed beforehand
 /// by the ingest pipeline (grouping is pure and runs outside the writer).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
     pub project_id: ProjectId,
     pub event_id: EventId,

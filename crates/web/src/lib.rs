@@ -53,7 +53,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_response(cors));
     Router::new()
         .merge(api)
-        .merge(dashboard::router(&state))
+        .merge(dashboard::router(&state).layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .with_state(state)
@@ -62,6 +62,23 @@ pub fn router(state: AppState) -> Router {
 async fn count(axum::extract::State(state): axum::extract::State<AppState>, resp: axum::response::Response) -> axum::response::Response {
     state.metrics.count(resp.status().as_u16());
     resp
+}
+
+/// How long a page waits for events acknowledged before it was asked for to be stored.
+const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A page shows what was acknowledged before it was asked for: it waits (briefly; not for the
+/// live stream or static files) until the spool has applied it.
+async fn settle(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = req.uri().path();
+    if req.method() == Method::GET && !path.ends_with("/live") && !path.starts_with("/static/") {
+        state.pipeline.settled(READ_YOUR_WRITES).await;
+    }
+    next.run(req).await
 }
 
 /// Browser SDKs post from any origin and read our rate-limit and error headers.

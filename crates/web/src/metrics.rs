@@ -48,9 +48,29 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     }
     out.push_str(&format!("sentry_ingest_requests_total{{status=\"other\"}} {}\n", m.other.load(Ordering::Relaxed)));
     let p = &state.pipeline;
-    out.push_str("# HELP sentry_ingest_queued_events Events waiting to be written to disk.\n");
+    let spool = p.spool_stats();
+    out.push_str("# HELP sentry_ingest_queued_events Acknowledged events waiting in the spool to be stored.\n");
     out.push_str("# TYPE sentry_ingest_queued_events gauge\n");
-    out.push_str(&format!("sentry_ingest_queued_events {}\n", p.queued()));
+    out.push_str(&format!("sentry_ingest_queued_events {}\n", spool.waiting_events));
+    out.push_str("# HELP sentry_spool_bytes Bytes of acknowledged records in the spool not yet stored (ingest.spool_max_bytes bounds it).\n");
+    out.push_str("# TYPE sentry_spool_bytes gauge\n");
+    out.push_str(&format!("sentry_spool_bytes {}\n", spool.unapplied_bytes));
+    out.push_str("# HELP sentry_spool_disk_bytes Disk space the spool's segment files take.\n");
+    out.push_str("# TYPE sentry_spool_disk_bytes gauge\n");
+    out.push_str(&format!("sentry_spool_disk_bytes {}\n", spool.disk_bytes));
+    out.push_str("# HELP sentry_spool_oldest_age_seconds Age of the oldest acknowledged event not yet stored (0 when none waits).\n");
+    out.push_str("# TYPE sentry_spool_oldest_age_seconds gauge\n");
+    let age = spool.oldest_unapplied.map_or(0.0, |t| (store::now() - t).max(0.0));
+    out.push_str(&format!("sentry_spool_oldest_age_seconds {age:.3}\n"));
+    out.push_str("# HELP sentry_spool_apply_lag_seconds Time from an event's acknowledgement to its commit in the store.\n");
+    out.push_str("# TYPE sentry_spool_apply_lag_seconds histogram\n");
+    let (buckets, sum) = p.apply_lag().snapshot();
+    for (bound, n) in &buckets {
+        let le = if bound.is_infinite() { "+Inf".to_string() } else { bound.to_string() };
+        out.push_str(&format!("sentry_spool_apply_lag_seconds_bucket{{le=\"{le}\"}} {n}\n"));
+    }
+    out.push_str(&format!("sentry_spool_apply_lag_seconds_sum {sum:.6}\n"));
+    out.push_str(&format!("sentry_spool_apply_lag_seconds_count {}\n", buckets.last().map_or(0, |b| b.1)));
     out.push_str("# HELP sentry_events_stored_total Events stored since start (duplicates not counted).\n");
     out.push_str("# TYPE sentry_events_stored_total counter\n");
     out.push_str(&format!("sentry_events_stored_total {}\n", p.stored_total()));

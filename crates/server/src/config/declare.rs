@@ -267,17 +267,38 @@ pub(super) const KEYS: &[Key] = &[
         name: "queue_capacity",
         kind: POSITIVE,
         optional: false,
-        help: "How many events may wait to be written to disk. When the queue is full, SDKs get \
-               HTTP 503 and retry later, instead of the server running out of memory.",
+        help: "How many acknowledged events may wait in the spool (on disk, in the data directory) \
+               to be stored. Past it, SDKs get HTTP 503 and retry later.",
         set: |c, v| c.ingest.queue_capacity = v.number() as usize,
         get: |c| Parsed::Number(c.ingest.queue_capacity as u64),
+    },
+    Key {
+        section: "ingest",
+        name: "spool_max_bytes",
+        kind: BYTES,
+        optional: false,
+        help: "Disk space for acknowledged events waiting to be stored (the spool, in the data \
+               directory). It grows while the database cannot keep up or cannot write (a full \
+               disk); past it, SDKs get HTTP 503 and retry later.",
+        set: |c, v| c.ingest.spool_max_bytes = v.number(),
+        get: |c| Parsed::Number(c.ingest.spool_max_bytes),
+    },
+    Key {
+        section: "ingest",
+        name: "spool_segment_bytes",
+        kind: Kind::Number { unit: "bytes", min: 4096, max: 1 << 32 },
+        optional: false,
+        help: "The size of one spool file. Each is written out in full ahead of use (so that \
+               saving an event is quick); a very small disk may want smaller ones.",
+        set: |c, v| c.ingest.spool_segment_bytes = v.number(),
+        get: |c| Parsed::Number(c.ingest.spool_segment_bytes),
     },
     Key {
         section: "ingest",
         name: "batch_max",
         kind: POSITIVE,
         optional: false,
-        help: "The most events written to disk in one go. Larger batches are faster under load.",
+        help: "The most events stored in one database transaction. Larger batches are faster under load.",
         set: |c, v| c.ingest.batch_max = v.number() as usize,
         get: |c| Parsed::Number(c.ingest.batch_max as u64),
     },

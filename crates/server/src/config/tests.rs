@@ -55,7 +55,8 @@ fn defaults() {
     assert_eq!(config.log_level, LogLevel::Info);
     assert_eq!(config.store.backend, Backend::Sqlite);
     assert_eq!(config.protocol_limits(), protocol::Limits::default());
-    assert_eq!(config.ingest.queue_capacity, 10_000);
+    assert_eq!(config.ingest.queue_capacity, 1_000_000);
+    assert_eq!(config.ingest.spool_max_bytes, 1 << 30);
     assert_eq!(config.ingest.batch_max, 2_000);
     assert_eq!(config.ingest.attachments, Attachments::Drop);
     assert_eq!(config.rate_limits.per_key_per_minute, 0);

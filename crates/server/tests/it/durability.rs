@@ -127,3 +127,42 @@ fn sigterm_writes_everything_accepted_then_exits() {
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0]["level"], "warning");
 }
+
+#[test]
+fn a_torn_spool_tail_is_cut_at_start_and_every_acknowledged_event_kept() {
+    let mut server = Server::start();
+    let project = server.create_project("torn");
+    let path = format!("/api/{}/envelope/", project.id);
+    let headers = [("X-Sentry-Auth", project.auth()), ("Content-Type", "application/x-sentry-envelope".to_string())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ids: Vec<String> = (0..20).map(|n| format!("{n:032x}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(server.post(&path, &headers, &envelope(id, n)).status, 200);
+    }
+    server.kill9();
+    // Power lost in the middle of an append: the segment holds part of a record that was never
+    // acknowledged, after the last whole one.
+    let spool = server.data_dir().join("spool");
+    let mut segments: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let last = segments.last().expect("a spool segment");
+    let file = std::fs::OpenOptions::new().write(true).open(last).unwrap();
+    let len = file.metadata().unwrap().len();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"\x00\x10\x00\x00torn record, half written", len / 2).unwrap();
+    drop(file);
+
+    server.restart();
+    assert!(server.log().contains("cut it off and kept every record before it"), "the log says what was cut:\n{}", server.log_tail(20));
+    let (stored_ids, total) = stored(&server, "torn");
+    assert!(ids.iter().all(|id| stored_ids.get(id) == Some(&1)), "every acknowledged event once: {stored_ids:?}");
+    assert_eq!(total, 20);
+    // Appends go on where the cut was, and survive the next restart.
+    assert_eq!(server.post(&path, &headers, &envelope(&format!("{:032x}", 99), 99)).status, 200);
+    server.kill9();
+    server.restart();
+    assert_eq!(stored(&server, "torn").1, 21);
+}

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{clean_command, python, run_with_timeout, try_request, Server};
+use crate::harness::{clean_command, python, run_with_timeout, try_request, Project, Server};
 
 fn metric(server: &Server, name: &str) -> u64 {
     let text = server.get("/metrics").text();
@@ -206,38 +206,83 @@ fn bulky_event(n: usize) -> Vec<u8> {
     format!(r#"{{"event_id":"{n:032x}","message":"disk","extra":{{"pad":"{pad}"}}}}"#).into_bytes()
 }
 
-#[test]
-fn a_full_disk_gives_503_and_ingest_resumes_without_restart() {
-    let mut server = Server::new();
-    let disk = Tmpfs::mount(&server.data_dir(), "3m");
-    server.launch();
-    let p = server.create_project("disk");
+/// Sends bulky events until five are refused; the statuses, and the first refusal's text and
+/// Retry-After.
+fn fill(server: &Server, p: &Project) -> (Vec<u16>, String, Option<String>) {
     let path = format!("/api/{}/store/", p.id);
-    let send = |n: usize| server.post(&path, &[("X-Sentry-Auth", &p.auth())], &bulky_event(n)).status;
     let mut statuses = Vec::new();
-    let mut reason = String::new();
+    let mut refusal = None;
     for n in 0..400 {
         let r = server.post(&path, &[("X-Sentry-Auth", &p.auth())], &bulky_event(n));
-        if r.status == 503 && reason.is_empty() {
-            reason = r.text();
+        if r.status == 503 && refusal.is_none() {
+            refusal = Some((r.text(), r.header("retry-after").map(str::to_string)));
         }
-        let status = r.status;
-        statuses.push(status);
+        statuses.push(r.status);
         if statuses.iter().filter(|s| **s == 503).count() >= 5 {
             break;
         }
     }
     assert!(statuses.contains(&503), "the disk never filled up: {} events accepted", statuses.len());
     assert!(statuses.iter().all(|s| *s == 200 || *s == 503), "{statuses:?}");
-    let accepted = statuses.iter().filter(|s| **s == 200).count() as u64;
-    assert!(reason.contains("could not be stored") && reason.contains("full"), "the 503 says why: {reason}");
-    assert!(server.log().contains("could not write a batch of events"), "the log says why:\n{}", server.log_tail(20));
-    // Space returns: ingest resumes at once, and everything acknowledged is there, once.
+    let (reason, retry_after) = refusal.unwrap();
+    assert_eq!(retry_after.as_deref(), Some("1"), "the 503 says when to retry: {reason}");
+    (statuses, reason, retry_after)
+}
+
+/// After space returns: ingest resumes within a retry or two (as soon as the store takes what
+/// waited in the spool), and everything acknowledged is stored, once.
+fn resumes_with_everything_stored(server: &Server, p: &Project, disk: &Tmpfs, accepted: u64) {
     disk.remount("size=64m");
-    assert_eq!(send(10_000), 200);
-    let stored: u64 = server.groups("disk").iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], &bulky_event(10_000));
+        if r.status == 200 || Instant::now() > deadline {
+            break r;
+        }
+        assert_eq!(r.status, 503, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stored: u64 = server.groups(&p.slug).iter().map(|g| g["count"].as_u64().unwrap()).sum();
     assert_eq!(stored, accepted + 1, "every acknowledged event, and only those");
-    eprintln!("disk full: {accepted} accepted before the disk filled, then 503s; resumed after growing it");
+}
+
+#[test]
+fn a_full_disk_gives_503_and_ingest_resumes_without_restart() {
+    // Database and spool share one small disk.
+    let mut server = Server::with_config("[ingest]\nspool_segment_bytes = 65536\n");
+    let disk = Tmpfs::mount(&server.data_dir(), "3m");
+    server.launch();
+    let p = server.create_project("disk");
+    let (statuses, reason, _) = fill(&server, &p);
+    assert!(reason.contains("No space left"), "the 503 says why: {reason}");
+    let accepted = statuses.iter().filter(|s| **s == 200).count() as u64;
+    resumes_with_everything_stored(&server, &p, &disk, accepted);
+    eprintln!("disk full: {accepted} accepted before 503s; all stored after growing it");
+    server.terminate();
+}
+
+#[test]
+fn a_store_that_cannot_write_fills_the_spool_to_its_budget_then_503() {
+    // The database on a small disk of its own; the spool (256 KiB at most) in the data directory.
+    let db = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(db.path(), "3m");
+    let mut server = Server::with_config(&format!(
+        "[ingest]\nspool_max_bytes = 262144\nspool_segment_bytes = 65536\n\n[store]\nsqlite_path = \"{}\"\n",
+        db.path().join("sentry.db").display()
+    ));
+    server.launch();
+    let p = server.create_project("disk");
+    let (statuses, reason, _) = fill(&server, &p);
+    assert!(reason.contains("retry later"), "the spool's budget refuses: {reason}");
+    assert!(server.log().contains("the store cannot write now"), "the log says why:\n{}", server.log_tail(20));
+    let waiting = metric(&server, "sentry_ingest_queued_events");
+    let spooled = metric(&server, "sentry_spool_bytes");
+    assert!(waiting >= 10, "acknowledged events wait in the spool: {waiting}");
+    assert!(spooled <= 262_144 && spooled > 262_144 - 2 * 17 * 1024, "the spool holds {spooled} bytes: full to its 256 KiB budget");
+    let accepted = statuses.iter().filter(|s| **s == 200).count() as u64;
+    resumes_with_everything_stored(&server, &p, &disk, accepted);
+    eprintln!("store full: {accepted} accepted, {waiting} of them waited in the spool ({spooled} bytes); all stored after growing the disk");
     server.terminate();
 }
 
