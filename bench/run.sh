@@ -19,7 +19,7 @@
 #   --payloads "P.."      default "exception message transaction"
 #   --connections "N.."   connections for sentry (default "1 8 64")
 #   --ceiling-connections "N.."  default "8 64"; --no-ceiling skips the ceiling
-#   --no-at80             skip the paced run at 80% of the exception c=64 throughput
+#   --no-at80             skip the paced runs at 80% and 50% of the exception c=64 throughput
 #   --with-bugsink        also run Bugsink (installs it in $PEER_DIR/bugsink-venv with pip on first use)
 #   --bugsink-connections "N.."  default "8"
 #   --bugsink-dir DIR     default <repo>/../shared/bench/peers/bugsink
@@ -183,18 +183,26 @@ print(d["id"], u.username)' "$dir/project.json")
   IDLE_BEFORE="$(rss_mb "$SERVER_PID")"
   say "sentry ($payload) up on :$port, pid $SERVER_PID, idle RSS $IDLE_BEFORE MB"
   STORED_CMD="$(STORED_TOTAL_CMD "$port")"
+  # sentry_bench LABEL EXTRA ARGS...: one cell, and its apply lag (acknowledged -> stored) from /metrics.
+  sentry_bench() {
+    local label="$1" extra="$2"; shift 2
+    curl -s --max-time 10 "http://127.0.0.1:$port/metrics" > "$OUT/$label.metrics-before" || true
+    bench "$label" "$extra" --url "http://127.0.0.1:$port" --project "$PROJECT" --key "$KEY" --payload "$payload" \
+      --pids "$SERVER_PID" --stored-cmd "$STORED_CMD" "$@" || true
+    curl -s --max-time 10 "http://127.0.0.1:$port/metrics" > "$OUT/$label.metrics-after" || true
+    record "$(python3 "$HERE/lib/apply_lag.py" "$label" "$OUT/$label.metrics-before" "$OUT/$label.metrics-after")"
+  }
   for c in $CONNS; do
-    bench "sentry-$payload-c$c" "{\"system\": \"sentry\", \"idle_rss_mb_before_load\": $IDLE_BEFORE}" \
-      --url "http://127.0.0.1:$port" --project "$PROJECT" --key "$KEY" --payload "$payload" --concurrency "$c" \
-      --pids "$SERVER_PID" --stored-cmd "$STORED_CMD" || true
+    sentry_bench "sentry-$payload-c$c" "{\"system\": \"sentry\", \"idle_rss_mb_before_load\": $IDLE_BEFORE}" --concurrency "$c"
     if [ "$payload" = exception ] && [ "$c" = 64 ] && [ "$AT80" = 1 ]; then
-      max="$(last_result | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["accepted_per_s"] if d.get("label","").endswith("c64") else 0)')"
-      rate="$(python3 -c "print(int(0.8 * float('$max')))")"
-      if [ "$rate" -gt 0 ]; then
-        bench "sentry-$payload-c64-at80" "{\"system\": \"sentry\", \"paced_from_max_per_s\": $max}" \
-          --url "http://127.0.0.1:$port" --project "$PROJECT" --key "$KEY" --payload "$payload" --concurrency 64 \
-          --rate "$rate" --pids "$SERVER_PID" --stored-cmd "$STORED_CMD" || true
-      fi
+      max="$(tail -n 2 "$RESULTS" | head -n 1 | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d["accepted_per_s"] if d.get("label","").endswith("c64") else 0)')"
+      for pct in 80 50; do
+        rate="$(python3 -c "print(int($pct / 100 * float('$max')))")"
+        if [ "$rate" -gt 0 ]; then
+          sentry_bench "sentry-$payload-c64-at$pct" "{\"system\": \"sentry\", \"paced_from_max_per_s\": $max, \"paced_pct\": $pct}" \
+            --concurrency 64 --rate "$rate"
+        fi
+      done
     fi
   done
   sleep 3

@@ -531,11 +531,21 @@ impl Spool {
         }
     }
 
-    /// Closes, and wakes whoever still waits for a position to be applied.
+    /// Closes, and wakes whoever still waits for a position to be applied. When everything
+    /// was applied, the segment files are deleted: a stopped server leaves an empty spool (the
+    /// next start begins a new segment where the store's mark says).
     pub fn shutdown(&self) {
         self.close();
-        self.shared.lock().stopped = true;
+        let drained = {
+            let mut st = self.shared.lock();
+            st.stopped = true;
+            if st.applied >= st.durable { std::mem::take(&mut st.segments) } else { VecDeque::new() }
+        };
         self.shared.applied.notify_all();
+        for seg in drained {
+            let _ = std::fs::remove_file(&seg.path);
+        }
+        let _ = std::fs::remove_file(self.shared.dir.join(SPARE));
     }
 
     /// Events in records not yet applied.

@@ -72,6 +72,13 @@ fn records_read_back_in_order_across_segments_and_applied_segments_are_deleted()
     assert_eq!(spool.stats().unapplied_bytes, 0);
     assert!(spool.wait_applied(end, Duration::from_millis(10)));
     spool.shutdown();
+    assert!(segments(dir.path()).is_empty(), "a spool stopped with everything applied leaves no segment");
+    // It opens again where the store's mark says, and positions go on growing.
+    let spool = Spool::open(dir.path(), config(4096), Some(end)).unwrap().spool;
+    let next = append_all(&spool, &[record(500, 10)]);
+    assert!(next[0] > end);
+    assert_eq!(labels(&read_all(&spool, end).0), labels(&[record(500, 10)]));
+    spool.shutdown();
 }
 
 #[test]
