@@ -1,5 +1,5 @@
 //! Times each CPU stage of ingest for one recorded envelope: decode, envelope parse, event
-//! normalisation, grouping, the storable event. `cargo run --release -p ingest --example
+//! normalisation, grouping, the storable event, its spool record. `cargo run --release -p ingest --example
 //! process_cost -- PATH.envelope[.gz] [ROUNDS]`.
 
 use std::time::Instant;
@@ -37,6 +37,10 @@ fn main() {
     });
     time("group", &mut || {
         std::hint::black_box(grouping::group(&event, &cfg));
+    });
+    let processed = ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, 0.0).unwrap();
+    time("spool record", &mut || {
+        std::hint::black_box(ingest::encode_record(&processed.events, &processed.counts));
     });
     time("whole", &mut || {
         std::hint::black_box(ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, 0.0).unwrap());

@@ -42,6 +42,8 @@ pub use budget::{MemoryBudget, Reservation};
 pub use discard::{DiscardReason, Discards, REQUEST};
 pub use keys::KeyCache;
 pub use process::ProcessError;
+/// The spool record of processed events (for tools that measure its cost).
+pub use record::encode as encode_record;
 pub use rate::{RateLimited, RateLimiter};
 
 /// Why a request was refused. The HTTP layer maps each to a status; [`IngestError::reason`]
