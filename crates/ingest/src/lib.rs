@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use protocol::decode::{decode, decode_store_body};
+use protocol::decode::{decode_store_body, decode_within};
 use protocol::{ContentEncoding, DecodeError, Dsn, Envelope, EnvelopeError, EventId, Limits};
 use spool::{Spool, SpoolError, SpoolStats};
 use store::{EventSink, ProjectId, Store, StoreError, StoredEvent, WriteOutcome};
@@ -334,22 +334,37 @@ impl Pipeline {
         received: f64,
     ) -> Result<process::Processed, IngestError> {
         let limits = &self.config.limits;
-        let data = decode(&body, encoding, limits.max_decompressed_bytes)?;
+        // A key the request names is checked before any decompression: a client without a
+        // valid key costs no more than reading its body.
+        let early = match (endpoint, key.as_deref()) {
+            (Endpoint::Envelope(project), Some(k)) => Some(self.authorize(Some(project), Some(k))?),
+            _ => None,
+        };
+        // Decoded bytes count against the memory budget as they come out.
+        let data = decode_within(&body, encoding, limits.max_decompressed_bytes, &mut |n| reservation.grow(n))
+            .map_err(|e| match e {
+                DecodeError::OverBudget => IngestError::OverBudget,
+                e => IngestError::Decode(e),
+            })?;
         drop(body);
         match endpoint {
             Endpoint::Envelope(project) => {
-                hold(reservation, data.len())?;
                 let env = Envelope::parse(&data, limits)?;
-                let key = match (key, env.dsn()) {
-                    (Some(k), _) => Some(k),
-                    (None, Some(dsn)) => Some(
-                        dsn.parse::<Dsn>()
-                            .map_err(|e| IngestError::BadKey(format!("the envelope's dsn is not valid: {e}")))?
-                            .public_key,
-                    ),
-                    (None, None) => None,
+                let auth = match early {
+                    Some(auth) => auth,
+                    // Only the envelope names the key: its `dsn` header.
+                    None => {
+                        let key = env
+                            .dsn()
+                            .map(|dsn| {
+                                dsn.parse::<Dsn>().map(|d| d.public_key).map_err(|e| {
+                                    IngestError::BadKey(format!("the envelope's dsn is not valid: {e}"))
+                                })
+                            })
+                            .transpose()?;
+                        self.authorize(Some(project), key.as_deref())?
+                    }
                 };
-                let auth = self.authorize(Some(project), key.as_deref())?;
                 Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, received)?)
             }
             Endpoint::Store(project) => {

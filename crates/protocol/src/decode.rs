@@ -1,9 +1,9 @@
 //! Request body decoding: `Content-Encoding` (gzip, deflate, br, zstd) with a streaming size cap,
 //! and the legacy store body forms (plain JSON, base64, base64 of zlib).
 //!
-//! Every streaming decoder reads through `Read::take(limit + 1)`, and gzip (the common case,
-//! decoded in place) never grows its output past `limit + 1` bytes, so a decompression bomb stops
-//! at the cap without ever allocating more.
+//! Every decoder grows its output in steps, asking before each step: past `limit + 1` bytes it
+//! stops with `TooLarge` (a decompression bomb never allocates more), and [`decode_within`]
+//! also asks the caller's memory budget, so decoded bytes count against it as they come out.
 
 use std::io::Read;
 
@@ -33,6 +33,9 @@ pub enum DecodeError {
         encoding: &'static str,
         reason: String,
     },
+    /// The caller's budget said no to more output (see [`decode_within`]).
+    #[error("the server has no memory to spare for decoding the body now")]
+    OverBudget,
 }
 
 impl DecodeError {
@@ -75,19 +78,39 @@ impl ContentEncoding {
 
 /// Undoes `enc`, refusing output larger than `limit` bytes.
 pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>, DecodeError> {
+    decode_within(body, enc, limit, &mut |_| true)
+}
+
+/// Undoes `enc`, refusing output larger than `limit` bytes, and asking `grant(n)` before the
+/// output grows by `n` bytes: when it answers `false`, decoding stops with `OverBudget`.
+pub fn decode_within(
+    body: &[u8],
+    enc: ContentEncoding,
+    limit: usize,
+    grant: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
     match enc {
         ContentEncoding::Identity => {
             if body.len() > limit {
                 return Err(DecodeError::TooLarge { limit });
             }
+            if !grant(body.len()) {
+                return Err(DecodeError::OverBudget);
+            }
             Ok(body.to_vec())
         }
-        ContentEncoding::Gzip => gunzip(body, limit),
-        ContentEncoding::Deflate => inflate(body, limit),
-        ContentEncoding::Brotli => read_capped(brotli::Decompressor::new(body, 4096), "br", limit),
+        ContentEncoding::Gzip => gunzip(body, limit, grant),
+        ContentEncoding::Deflate => inflate(body, limit, grant),
+        ContentEncoding::Brotli => read_capped(brotli::Decompressor::new(body, 4096), "br", limit, 0, grant),
         ContentEncoding::Zstd => {
+            // The first frame usually states its size: a bomb that says so is refused unread,
+            // and an honest body is decoded into one allocation of the right size.
+            let stated = zstd::zstd_safe::get_frame_content_size(body).ok().flatten().unwrap_or(0);
+            if stated > limit as u64 {
+                return Err(DecodeError::TooLarge { limit });
+            }
             let decoder = zstd::stream::read::Decoder::new(body).map_err(|e| corrupt("zstd", e))?;
-            read_capped(decoder, "zstd", limit)
+            read_capped(decoder, "zstd", limit, stated as usize + 1, grant)
         }
     }
 }
@@ -95,23 +118,38 @@ pub fn decode(body: &[u8], enc: ContentEncoding, limit: usize) -> Result<Vec<u8>
 /// Undoes gzip (RFC 1952), every member of a multi-member stream, checking each member's CRC-32
 /// and length. Works on the body in place: the SDKs send most events this way, so this skips the
 /// buffered reader that the streaming decoder needs.
-fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn gunzip(body: &[u8], limit: usize, grant: &mut dyn FnMut(usize) -> bool) -> Result<Vec<u8>, DecodeError> {
     // Setting up an inflater (its state and 32 KiB window, zeroed) costs about a third of
     // decoding a typical event: each thread keeps one and resets it per member.
     thread_local! {
         static INFLATER: std::cell::RefCell<Option<flate2::Decompress>> = const { std::cell::RefCell::new(None) };
     }
     let mut inflater = INFLATER.with(|cell| cell.borrow_mut().take()).unwrap_or_else(|| flate2::Decompress::new(false));
-    let result = gunzip_with(&mut inflater, body, limit);
+    let result = gunzip_with(&mut inflater, body, limit, grant);
     INFLATER.with(|cell| *cell.borrow_mut() = Some(inflater));
     result
 }
 
-fn gunzip_with(inflater: &mut flate2::Decompress, body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn gunzip_with(
+    inflater: &mut flate2::Decompress,
+    body: &[u8],
+    limit: usize,
+    grant: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, DecodeError> {
     let bad = |reason: &str| DecodeError::Corrupt { encoding: "gzip", reason: reason.to_string() };
     let cap = limit.saturating_add(1);
-    // Events compress about 3:1; start with room for that.
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(cap));
+    // The trailer's ISIZE is the (last) member's size: when it is within the limit it sizes
+    // the output (plus one byte, so that the end of the stream is seen without growing), and a
+    // lie only makes the output grow in steps, each granted. Without it (over the limit,
+    // padding, several members), events compress about 3:1.
+    let stated = body.len().checked_sub(4).and_then(|at| body.get(at..)).map_or(0, |b| {
+        u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize
+    });
+    let first = if stated > 0 && stated <= limit { stated + 1 } else { body.len().saturating_mul(4) }.min(cap);
+    if !grant(first) {
+        return Err(DecodeError::OverBudget);
+    }
+    let mut out = Vec::with_capacity(first);
     let mut rest = body;
     loop {
         rest = rest.get(gzip_header_len(rest).map_err(bad)?..).unwrap_or_default();
@@ -123,6 +161,9 @@ fn gunzip_with(inflater: &mut flate2::Decompress, body: &[u8], limit: usize) -> 
                     return Err(DecodeError::TooLarge { limit });
                 }
                 let grow = out.capacity().max(4096).min(cap - out.len());
+                if !grant(grow) {
+                    return Err(DecodeError::OverBudget);
+                }
                 out.reserve_exact(grow);
             }
             let input = rest.get(usize::try_from(inflater.total_in()).unwrap_or(usize::MAX)..).unwrap_or_default();
@@ -206,7 +247,7 @@ pub fn decode_store_body(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErr
         .collect();
     let decoded = match base64_decode(&compact) {
         Ok(decoded) => decoded,
-        Err(_) if is_zlib_header(body) => return inflate(body, limit),
+        Err(_) if is_zlib_header(body) => return inflate(body, limit, &mut |_| true),
         Err(reason) => {
             return Err(DecodeError::Corrupt {
                 encoding: "store body",
@@ -217,15 +258,15 @@ pub fn decode_store_body(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeErr
     if looks_like_json(&decoded) {
         return decode(&decoded, ContentEncoding::Identity, limit);
     }
-    inflate(&decoded, limit)
+    inflate(&decoded, limit, &mut |_| true)
 }
 
 /// Inflates a zlib stream, or raw deflate when the first two bytes are not a zlib header.
-fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+fn inflate(body: &[u8], limit: usize, grant: &mut dyn FnMut(usize) -> bool) -> Result<Vec<u8>, DecodeError> {
     if is_zlib_header(body) {
-        read_capped(flate2::read::ZlibDecoder::new(body), "deflate", limit)
+        read_capped(flate2::read::ZlibDecoder::new(body), "deflate", limit, 0, grant)
     } else {
-        read_capped(flate2::read::DeflateDecoder::new(body), "deflate", limit)
+        read_capped(flate2::read::DeflateDecoder::new(body), "deflate", limit, 0, grant)
     }
 }
 
@@ -264,17 +305,44 @@ fn base64_decode(text: &[u8]) -> Result<Vec<u8>, base64::DecodeError> {
 }
 
 /// Reads `reader` to the end, but never more than `limit + 1` bytes.
+/// Reads a streaming decoder's output in steps, each granted first: `first` bytes (at least
+/// 16 KiB), then doubling.
 fn read_capped(
-    reader: impl Read,
+    mut reader: impl Read,
     encoding: &'static str,
     limit: usize,
+    first: usize,
+    grant: &mut dyn FnMut(usize) -> bool,
 ) -> Result<Vec<u8>, DecodeError> {
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    let mut out = Vec::new();
-    reader
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(encoding, e))?;
+    let cap = limit.saturating_add(1);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() >= cap {
+            return Err(DecodeError::TooLarge { limit });
+        }
+        let want = if out.is_empty() { first } else { out.len() };
+        let step = want.max(16 * 1024).min(cap - out.len());
+        if !grant(step) {
+            return Err(DecodeError::OverBudget);
+        }
+        // Exactly the granted room (`read_to_end` would reserve more), each byte zeroed once.
+        out.reserve_exact(step);
+        let start = out.len();
+        out.resize(start + step, 0);
+        let mut filled = start;
+        while filled < out.len() {
+            match reader.read(&mut out[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(corrupt(encoding, e)),
+            }
+        }
+        out.truncate(filled);
+        if filled < start + step {
+            break;
+        }
+    }
     if out.len() > limit {
         return Err(DecodeError::TooLarge { limit });
     }

@@ -267,3 +267,30 @@ proptest::proptest! {
         let _ = decode_store_body(&body, 1 << 16);
     }
 }
+
+#[test]
+fn every_encoding_asks_its_budget_before_it_grows() {
+    let data: Vec<u8> = (0..400_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+    for enc in ALL {
+        let body = compress(enc, &data);
+        // Everything granted: the output, and at least as many bytes asked for as it holds.
+        let mut asked = 0;
+        let out = decode_within(&body, enc, 10 << 20, &mut |n| {
+            asked += n;
+            true
+        })
+        .unwrap();
+        assert_eq!(out, data, "{enc:?}");
+        assert!(asked >= out.len() && asked <= 3 * out.len() + 64 * 1024, "{enc:?}: asked {asked} for {}", out.len());
+        // A budget of 64 KiB: refused long before the 1.6 MB are out.
+        let mut left = 64 * 1024usize;
+        let refused = decode_within(&body, enc, 10 << 20, &mut |n| match left.checked_sub(n) {
+            Some(rest) => {
+                left = rest;
+                true
+            }
+            None => false,
+        });
+        assert_eq!(refused, Err(DecodeError::OverBudget), "{enc:?}");
+    }
+}
