@@ -63,6 +63,8 @@ impl GroupStatus {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Project {
     pub id: ProjectId,
+    /// The organisation that owns it.
+    pub org_id: crate::OrgId,
     pub slug: String,
     pub name: String,
     pub created_at: f64,

@@ -20,6 +20,23 @@ fn user_from(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// A new user joins the first organisation: an administrator as its owner, anyone else as a
+/// member of its first team (what the schema 6 migration did with the users it found).
+fn join_first_organization(tx: &rusqlite::Transaction<'_>, user: UserId, is_admin: bool) -> Result<()> {
+    let role = if is_admin { crate::Role::Owner } else { crate::Role::Member };
+    tx.execute(
+        "INSERT INTO members (org_id, user_id, role, created_at)
+         SELECT id, ?1, ?2, ?3 FROM organizations ORDER BY id LIMIT 1",
+        params![user.0, role.as_str(), now()],
+    )?;
+    tx.execute(
+        "INSERT INTO team_members (team_id, user_id)
+         SELECT t.id, ?1 FROM teams t WHERE t.org_id = (SELECT MIN(id) FROM organizations) ORDER BY t.id LIMIT 1",
+        [user.0],
+    )?;
+    Ok(())
+}
+
 impl crate::Accounts for SqliteStore {
     /// Creates a user. The email must not be taken (case-insensitively).
     fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User> {
@@ -27,9 +44,10 @@ impl crate::Accounts for SqliteStore {
         if email.is_empty() || !email.contains('@') {
             return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
         }
-        let conn = self.conn()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
-        conn.execute(
+        tx.execute(
             "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![email, password_hash, is_admin as i64, t],
         )
@@ -39,7 +57,10 @@ impl crate::Accounts for SqliteStore {
             }
             e => e.into(),
         })?;
-        Ok(User { id: UserId(conn.last_insert_rowid()), email: email.to_string(), is_admin, created_at: t, last_login: None })
+        let id = UserId(tx.last_insert_rowid());
+        join_first_organization(&tx, id, is_admin)?;
+        tx.commit()?;
+        Ok(User { id, email: email.to_string(), is_admin, created_at: t, last_login: None })
     }
 
     /// Sets a user's password hash (and logs out their other sessions).
@@ -158,6 +179,7 @@ impl crate::Accounts for SqliteStore {
             params![email, password_hash, t],
         )?;
         let id = tx.last_insert_rowid();
+        join_first_organization(&tx, UserId(id), true)?;
         tx.commit()?;
         Ok(User { id: UserId(id), email: email.to_string(), is_admin: true, created_at: t, last_login: None })
     }

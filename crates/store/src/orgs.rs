@@ -1,0 +1,154 @@
+//! The values of organisations: roles, teams, members, API tokens, invitations and the audit
+//! log. Backend-neutral: no SQL here.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::{User, UserId};
+
+/// An organisation's id. A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct OrgId(pub i64);
+
+/// A team's id. A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TeamId(pub i64);
+
+/// An API token's id (not its secret). A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TokenId(pub i64);
+
+macro_rules! display_ids {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    )*};
+}
+display_ids!(OrgId, TeamId, TokenId);
+
+/// A member's role in an organisation, in the order of what it may do: each role may do what
+/// the ones before it may (Sentry's meanings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees the projects of its teams and triages their issues.
+    Member,
+    /// Also manages the projects and teams it belongs to.
+    Admin,
+    /// Also manages members and every team and project.
+    Manager,
+    /// Everything, including the organisation itself and who owns it.
+    Owner,
+}
+
+impl Role {
+    /// Every role, weakest first.
+    pub const ALL: [Role; 4] = [Role::Member, Role::Admin, Role::Manager, Role::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// A role by its name (`owner`, `manager`, `admin`, `member`).
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name.trim().to_ascii_lowercase())
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Organization {
+    pub id: OrgId,
+    pub slug: String,
+    pub name: String,
+    pub created_at: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Team {
+    pub id: TeamId,
+    pub org_id: OrgId,
+    pub slug: String,
+    pub name: String,
+}
+
+/// What a user is in one organisation: their role and their teams there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Membership {
+    pub org: Organization,
+    pub role: Role,
+    pub teams: Vec<TeamId>,
+}
+
+/// A member of an organisation, as its member list shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    pub user: User,
+    pub role: Role,
+    pub teams: Vec<TeamId>,
+    pub joined_at: f64,
+}
+
+/// An API token as stored (its secret is kept only hashed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub name: String,
+    pub org_id: OrgId,
+    /// A personal token acts as this user, within their role; `None`: the organisation's own.
+    pub user_id: Option<UserId>,
+    pub scopes: Vec<String>,
+    pub created_at: f64,
+    pub last_used_at: Option<f64>,
+    pub revoked_at: Option<f64>,
+}
+
+/// A token to record: `token_hash` is the SHA-256 of the secret handed out once.
+#[derive(Clone, Debug)]
+pub struct NewToken<'a> {
+    pub token_hash: &'a str,
+    pub name: &'a str,
+    pub org_id: OrgId,
+    pub user_id: Option<UserId>,
+    pub scopes: &'a [String],
+}
+
+/// A pending invitation to an organisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Invitation {
+    pub org: Organization,
+    pub email: String,
+    pub role: Role,
+    pub team: Option<TeamId>,
+    pub expires_at: f64,
+}
+
+/// One change recorded in an organisation's audit log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// Who did it: an email, or `token <name>`, or `command line`.
+    pub actor: String,
+    /// What was done, e.g. `member.role`, `key.revoke`.
+    pub action: String,
+    /// What it was done to, in words.
+    pub target: String,
+    pub at: f64,
+}
