@@ -126,8 +126,8 @@ pub trait Accounts: Send + Sync {
 
 /// Organisations, their teams and members, API tokens, invitations and the audit log. A
 /// fresh store has one organisation, `default`, with one team, `default`: projects made with
-/// [`Admin::create_project`] go there, and users made with [`Accounts::create_user`] join it
-/// (administrators as owners, others as members of that team).
+/// [`Admin::create_project`] go there, and so does the first user, made by the setup link, as
+/// its owner. A user made with [`Accounts::create_user`] is in no organisation until added.
 pub trait Orgs: Send + Sync {
     /// Every organisation, oldest first.
     fn organizations(&self) -> Result<Vec<Organization>>;

@@ -440,6 +440,8 @@ fn accounts_sessions_and_setup_links(store: Arc<dyn Store>) {
     assert!(!store.setup_token_valid("nope").unwrap());
     let u = store.use_setup_token("t1", "Admin@Example.com", "hash").unwrap();
     assert!(u.is_admin);
+    let m = store.memberships(u.id).unwrap();
+    assert_eq!((m.len(), m[0].org.slug.as_str(), m[0].role, m[0].teams.len()), (1, "default", Role::Owner, 1), "the first user owns the first organisation");
     // Used once: refused afterwards, and no second first user.
     assert!(!store.setup_token_valid("t1").unwrap());
     assert!(store.use_setup_token("t1", "b@example.com", "h").is_err());
@@ -506,12 +508,15 @@ fn organisations_teams_and_roles(store: Arc<dyn Store>) {
     let default = orgs[0].id;
     let boss = store.create_user("boss@example.com", "h", true).unwrap();
     let dev = store.create_user("dev@example.com", "h", false).unwrap();
+    assert!(store.memberships(dev.id).unwrap().is_empty(), "a new user is in no organisation");
     let (p, _) = store.create_project("shop").unwrap();
     assert_eq!(p.org_id, default);
     let team = store.teams(default).unwrap()[0].id;
+    store.add_member(default, boss.id, Role::Owner, Some(team)).unwrap();
+    store.add_member(default, dev.id, Role::Member, Some(team)).unwrap();
     assert_eq!(store.project_teams(p.id).unwrap(), [team]);
     let m = store.memberships(boss.id).unwrap();
-    assert_eq!((m.len(), m[0].role, m[0].teams.clone()), (1, Role::Owner, vec![team]), "an administrator owns it");
+    assert_eq!((m.len(), m[0].role, m[0].teams.clone()), (1, Role::Owner, vec![team]));
     assert_eq!(store.memberships(dev.id).unwrap()[0].role, Role::Member);
 
     // A second organisation, with its own team and projects.

@@ -20,10 +20,9 @@ fn user_from(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-/// A new user joins the first organisation: an administrator as its owner, anyone else as a
-/// member of its first team (what the schema 6 migration did with the users it found).
-fn join_first_organization(tx: &rusqlite::Transaction<'_>, user: UserId, is_admin: bool) -> Result<()> {
-    let role = if is_admin { crate::Role::Owner } else { crate::Role::Member };
+/// The first user (from the setup link) owns the first organisation and is in its first team.
+fn join_first_organization(tx: &rusqlite::Transaction<'_>, user: UserId) -> Result<()> {
+    let role = crate::Role::Owner;
     tx.execute(
         "INSERT INTO members (org_id, user_id, role, created_at)
          SELECT id, ?1, ?2, ?3 FROM organizations ORDER BY id LIMIT 1",
@@ -58,7 +57,6 @@ impl crate::Accounts for SqliteStore {
             e => e.into(),
         })?;
         let id = UserId(tx.last_insert_rowid());
-        join_first_organization(&tx, id, is_admin)?;
         tx.commit()?;
         Ok(User { id, email: email.to_string(), is_admin, created_at: t, last_login: None })
     }
@@ -179,7 +177,7 @@ impl crate::Accounts for SqliteStore {
             params![email, password_hash, t],
         )?;
         let id = tx.last_insert_rowid();
-        join_first_organization(&tx, UserId(id), true)?;
+        join_first_organization(&tx, UserId(id))?;
         tx.commit()?;
         Ok(User { id: UserId(id), email: email.to_string(), is_admin: true, created_at: t, last_login: None })
     }
