@@ -146,7 +146,8 @@ fn every_page_renders_in_chromium() {
         ("/p/shop/?sort=time_spent".into(), "SELECT"),
         (format!("/p/shop/issues/{id}/"), "Why these events are grouped"),
         (format!("/p/shop/issues/{id}/events/cccccccccccccccccccccccccccccccc/"), "Raw JSON"),
-        ("/settings/".into(), "Users"),
+        ("/settings/".into(), "Organisations"),
+        ("/o/default/settings/".into(), "Audit log"),
         ("/settings/projects/shop/".into(), "Client keys"),
     ] {
         b.goto(&server.url(&path));

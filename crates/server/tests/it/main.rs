@@ -2,6 +2,7 @@
 //! (`CARGO_BIN_EXE_sentry`) through `harness`.
 mod harness;
 
+mod accounts;
 mod bad_input;
 mod browser;
 mod cli;

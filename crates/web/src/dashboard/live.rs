@@ -1,6 +1,6 @@
 //! Live updates: a server-sent events stream fed by the ingest pipeline's broadcast. It opens
 //! with `event: hello` (data `{}`); then, per committed batch that touched a group of the page's
-//! project (any project for `/live`), one `event: groups` whose data is a JSON array with one
+//! project (for `/live`, of any project the viewer may see), one `event: groups` whose data is a JSON array with one
 //! object per group, `{"project_id": id, "group": id, "new": bool, "regression": bool}`. When the
 //! stream fell behind and missed batches it sends `groups` with `[]`. A comment every 15 seconds
 //! keeps the connection open; the stream ends when the server stops. The page's script reloads
@@ -9,18 +9,18 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::auth::CurrentUser;
-use super::pages::project_by_slug;
-use super::{blocking, PageResult};
+use super::PageResult;
+use crate::access::extract::{ProjectScope, Viewer};
 use crate::AppState;
 
-fn events(state: &AppState, project: Option<(store::ProjectId, String)>) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+/// The stream of the updates of `projects` (those the viewer could see when it opened).
+fn events(state: &AppState, project: Vec<store::ProjectId>) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
     let rx = state.pipeline.subscribe();
     let hello = Event::default().event("hello").data("{}");
     let updates = stream::unfold((rx, project), |(mut rx, project)| async move {
@@ -30,7 +30,7 @@ fn events(state: &AppState, project: Option<(store::ProjectId, String)>) -> impl
                     let mut seen = Vec::new();
                     let mut data = Vec::new();
                     for e in batch.iter() {
-                        if project.as_ref().is_some_and(|(id, _)| *id != e.project_id) || seen.contains(&e.group_id) {
+                        if !project.contains(&e.project_id) || seen.contains(&e.group_id) {
                             continue;
                         }
                         seen.push(e.group_id);
@@ -71,13 +71,13 @@ fn sse(stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static) -
 }
 
 /// `GET /p/{slug}/live`
-pub async fn project(State(state): State<AppState>, _user: CurrentUser, Path(slug): Path<String>) -> PageResult {
-    let store = state.store.clone();
-    let p = blocking(move || project_by_slug(&store, &slug)).await?;
-    Ok(sse(events(&state, Some((p.id, p.slug)))))
+pub async fn project(State(state): State<AppState>, scope: ProjectScope) -> PageResult {
+    Ok(sse(events(&state, vec![scope.project.id])))
 }
 
-/// `GET /live`: every project's updates (the dashboard page).
-pub async fn all(State(state): State<AppState>, _user: CurrentUser) -> PageResult {
-    Ok(sse(events(&state, None)))
+/// `GET /live`: the updates of every project the viewer may see (the dashboard page).
+pub async fn all(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    let store = state.store.clone();
+    let projects = store::off_thread(move || viewer.projects(&store)).await?;
+    Ok(sse(events(&state, projects.into_iter().map(|p| p.id).collect())))
 }
