@@ -566,7 +566,7 @@ fn invitations_are_single_use_and_expire(store: Arc<dyn Store>) {
     assert!(matches!(store.accept_invitation("old", guest.id), Err(StoreError::Invalid(_))));
     assert_eq!(store.accept_invitation("inv", guest.id).unwrap().id, acme.id);
     let m = store.memberships(guest.id).unwrap();
-    assert_eq!(m.iter().map(|m| (m.org.id, m.role, m.teams.clone())).last(), Some((acme.id, Role::Admin, vec![team])));
+    assert_eq!(m.iter().map(|m| (m.org.id, m.role, m.teams.clone())).next_back(), Some((acme.id, Role::Admin, vec![team])));
     assert!(store.invitation("inv").unwrap().is_none(), "used");
     assert!(matches!(store.accept_invitation("inv", owner.id), Err(StoreError::Invalid(_))), "single use");
     assert!(matches!(store.accept_invitation("nope", owner.id), Err(StoreError::Invalid(_))));
