@@ -100,7 +100,8 @@ impl crate::Accounts for SqliteStore {
         let t = now();
         conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [t])?;
         conn.execute(
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, password_stamp)
+             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT substr(password_hash, -16) FROM users WHERE id = ?2))",
             params![token_hash, user_id.0, csrf_token, t, t + ttl_secs],
         )?;
         conn.execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![user_id.0, t])?;
@@ -112,7 +113,7 @@ impl crate::Accounts for SqliteStore {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS}, s.csrf_token, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2"
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.password_stamp = substr(u.password_hash, -16)"
         ))?;
         Ok(st
             .query_row(params![token_hash, now()], |r| {

@@ -97,3 +97,8 @@ INSERT INTO project_teams (project_id, team_id) SELECT id, 1 FROM projects;
 INSERT INTO members (org_id, user_id, role, created_at)
     SELECT 1, id, CASE WHEN is_admin THEN 'owner' ELSE 'member' END, created_at FROM users;
 INSERT INTO team_members (team_id, user_id) SELECT 1, id FROM users;
+
+-- A session is bound to the password it was opened with: the end of the user's password hash
+-- at login, compared at every request, so any change of password ends it (sessions opened
+-- before this version have none and end too: everyone logs in again once).
+ALTER TABLE sessions ADD COLUMN password_stamp TEXT;

@@ -180,8 +180,9 @@ impl CurrentUser {
         Ok(())
     }
 
-    pub fn require_admin(&self) -> PageResult<()> {
-        if self.user.is_admin { Ok(()) } else { Err(PageError::Forbidden("only administrators can do this".into())) }
+    /// The hash of the session's token (what the store knows the session by).
+    pub(crate) fn session_hash(&self) -> &str {
+        &self.token_hash
     }
 }
 
