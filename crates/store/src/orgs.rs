@@ -5,33 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::{User, UserId};
-
-/// An organisation's id. A plain number in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct OrgId(pub i64);
-
-/// A team's id. A plain number in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct TeamId(pub i64);
-
-/// An API token's id (not its secret). A plain number in JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct TokenId(pub i64);
-
-macro_rules! display_ids {
-    ($($t:ty),*) => {$(
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
-            }
-        }
-    )*};
-}
-display_ids!(OrgId, TeamId, TokenId);
+use crate::{OrgId, TeamId, TokenId, User, UserId};
 
 /// A member's role in an organisation, in the order of what it may do: each role may do what
 /// the ones before it may (Sentry's meanings).
