@@ -442,9 +442,19 @@ fn removing_a_member_or_revoking_a_key_takes_effect_at_the_next_request() {
     assert_eq!(w.server.post_form_as(&manager, &format!("/o/default/members/{admin_id}/role"), &[("csrf", &manager.csrf), ("role", "member")]).status, 303);
     let admin = w.sessions.iter().find(|s| s.0 == Who::Admin).unwrap().1.clone().unwrap();
     assert_eq!(w.server.get_as(&admin, "/settings/projects/shop/").status, 403, "now a member: no more project settings");
+    // A key revoked in Settings is refused by ingest (whose key cache holds a key for a second).
+    let (_, _, _, _, key) = w.projects.iter().find(|p| p.0 == Target::Own).unwrap().clone();
+    let r = w.server.post_form_as(&owner, &format!("/settings/projects/shop/keys/{key}/revoke"), &[("csrf", &owner.csrf)]);
+    assert_eq!(r.status, 303);
+    let auth = format!("Sentry sentry_key={key}, sentry_version=7");
+    let shop_id = w.server.cli_json(&["project", "list", "--json"]).as_array().unwrap().iter().find(|p| p["slug"] == "shop").unwrap()["id"].clone();
+    w.server.eventually("the revoked key to be refused", Duration::from_secs(3), || {
+        let r = w.server.post(&format!("/api/{shop_id}/store/"), &[("X-Sentry-Auth", &auth), ("Content-Type", "application/json")], b"{\"message\":\"x\"}");
+        r.status == 403
+    });
     // The audit log has it all.
     let log = w.server.get_as(&owner, "/o/default/settings/").text();
-    for what in ["member.remove", "member.role", "member.add", "project.create"] {
+    for what in ["member.remove", "member.role", "member.add", "project.create", "key.revoke"] {
         assert!(log.contains(what), "the audit log shows {what}");
     }
 }
@@ -510,4 +520,33 @@ fn tokens_are_shown_once_and_revocable_in_settings() {
     assert_eq!(r.status, 303);
     assert_eq!(bearer_json(&w.server, "/api/0/organizations/", &secret).0, 401);
     assert!(w.server.get_as(&owner, "/o/default/settings/").text().contains("token.revoke"));
+}
+
+#[test]
+fn an_open_live_stream_ends_when_its_member_is_removed() {
+    let w = world();
+    let member = w.sessions.iter().find(|s| s.0 == Who::Member).unwrap().1.clone().unwrap();
+    let mut stream = TcpStream::connect(w.server.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(stream, "GET /p/shop/live HTTP/1.1\r\nHost: {}\r\nCookie: {}\r\nConnection: close\r\n\r\n", w.server.addr(), member.cookie).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: hello") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream opens: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    w.server.cli_ok(&["member", "remove", "--org", "default", &email(Who::Member)]);
+    std::thread::sleep(Duration::from_millis(2200));
+    let dsn = w.server.cli_json(&["project", "list", "--json"]).as_array().unwrap().iter().find(|p| p["slug"] == "shop").unwrap()["dsn"].as_str().unwrap().to_string();
+    w.server.cli_ok(&["capture", "Message", "--dsn", &dsn, "--message", "after the removal"]);
+    let mut rest = String::new();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => rest.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) => panic!("the stream did not end after the removal ({e}); it sent {rest:?}"),
+        }
+    }
+    assert!(!rest.contains("event: groups"), "no update reaches a removed member: {rest:?}");
 }
