@@ -109,6 +109,7 @@ pub trait Accounts: Send + Sync {
     fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;
     fn user_count(&self) -> Result<u64>;
     fn users(&self) -> Result<Vec<User>>;
+    fn user(&self, id: UserId) -> Result<Option<User>>;
     /// A user and their password hash, by email (case-insensitive).
     fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>>;
     fn create_session(&self, user: UserId, token_hash: &str, csrf_token: &str, ttl_secs: f64) -> Result<()>;

@@ -453,6 +453,8 @@ fn accounts_sessions_and_setup_links(store: Arc<dyn Store>) {
     let (found, hash) = store.user_for_login("ADMIN@example.com").unwrap().unwrap();
     assert_eq!((found.id, hash.as_str()), (u.id, "hash"));
     let bob = store.create_user("bob@example.com", "h2", false).unwrap();
+    assert_eq!(store.user(bob.id).unwrap().map(|u| u.email), Some("bob@example.com".to_string()));
+    assert!(store.user(store::UserId(999)).unwrap().is_none());
     assert_eq!(store.user_count().unwrap(), 2);
     assert_eq!(store.users().unwrap().iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["Admin@Example.com", "bob@example.com"]);
 

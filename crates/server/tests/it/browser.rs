@@ -209,7 +209,7 @@ fn an_invited_member_sees_only_their_teams_project_until_removed() {
     b.goto(&server.url("/p/hidden/"));
     b.wait_until("a not-found page", |b| b.js("return document.body.innerText").as_str().unwrap_or("").contains("there is no project"));
     b.goto(&server.url("/p/shop/"));
-    b.wait_until("the stream", |b| !row_titles(&b).is_empty());
+    b.wait_until("the stream", |b| !row_titles(b).is_empty());
 
     server.cli_ok(&["member", "remove", "--org", "default", "new@example.com"]);
     b.click(".group-row a.title");

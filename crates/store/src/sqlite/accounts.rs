@@ -87,6 +87,12 @@ impl crate::Accounts for SqliteStore {
         Ok(rows)
     }
 
+    fn user(&self, id: UserId) -> Result<Option<User>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"))?;
+        Ok(st.query_row([id.0], user_from).optional()?)
+    }
+
     /// A user and their password hash, by email (case-insensitive), for logging in.
     fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
         let conn = self.conn()?;

@@ -73,8 +73,7 @@ impl Principal for Bearer {
             let Some(token) = store.use_token(&hash)? else { return Ok(None) };
             let (user, memberships) = match token.user_id {
                 Some(id) => {
-                    let user = store.users()?.into_iter().find(|u| u.id == id);
-                    (user, store.memberships(id)?)
+                    (store.user(id)?, store.memberships(id)?)
                 }
                 None => (None, Vec::new()),
             };
