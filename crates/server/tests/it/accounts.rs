@@ -146,6 +146,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/login" | "/setup/{token}" | "/invite/{token}") => (Public, &[][..]),
         ("GET", "/" | "/dashboard" | "/live" | "/settings/") => (Session, &[][..]),
         ("POST", "/logout") => (Session, &[][..]),
+        ("POST", "/settings/password") => (Session, &[("password", "short")][..]),
         ("GET", "/p/{slug}/" | "/p/{slug}/live" | "/p/{slug}/issues/{id}/" | "/p/{slug}/issues/{id}/events/{event_id}/" | "/p/{slug}/issues/{id}/events/{event_id}/json") => {
             (Project { manage: false }, &[][..])
         }
@@ -549,4 +550,24 @@ fn an_open_live_stream_ends_when_its_member_is_removed() {
         }
     }
     assert!(!rest.contains("event: groups"), "no update reaches a removed member: {rest:?}");
+}
+
+#[test]
+fn a_new_password_ends_the_other_sessions_and_keeps_this_one() {
+    let w = world();
+    let here = w.server.login(&email(Who::Admin), PASSWORD).unwrap();
+    let elsewhere = w.server.login(&email(Who::Admin), PASSWORD).unwrap();
+    let change = |current: &str| {
+        w.server.post_form_as(&here, "/settings/password", &[("csrf", &here.csrf), ("current", current), ("password", "a new password"), ("password_again", "a new password")])
+    };
+    assert_eq!(change("wrong").status, 403, "the current password is asked for");
+    let r = change(PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let renewed = set_cookie(&r, "sentry_session").expect("this browser gets a new session");
+    assert_eq!(w.server.request("GET", "/dashboard", &[("Cookie", &renewed)], b"").status, 200);
+    for old in [&here, &elsewhere] {
+        let (a, _) = answer(&w.server, "GET", "/dashboard", &[("Cookie", old.cookie.as_str())], "");
+        assert_eq!(a, Answer::Login, "sessions of the old password are over");
+    }
+    assert!(w.server.login(&email(Who::Admin), "a new password").is_ok());
 }

@@ -261,7 +261,7 @@ pub(crate) struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// The attempt failed: it stays counted until the window forgets it.
-    fn keep(mut self) {
+    pub(super) fn keep(mut self) {
         self.kept = true;
     }
 }
@@ -286,7 +286,7 @@ impl Drop for Reservation<'_> {
 }
 
 /// The keys and limits of one login attempt: the email from this address, and the address.
-fn login_keys(email: &str, ip: Option<IpAddr>) -> Vec<(String, usize)> {
+pub(super) fn login_keys(email: &str, ip: Option<IpAddr>) -> Vec<(String, usize)> {
     let email = email.trim().to_lowercase();
     let ip = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     vec![(format!("email:{email} ip:{ip}"), LOGIN_ATTEMPTS), (format!("ip:{ip}"), LOGIN_ATTEMPTS_PER_ADDRESS)]
@@ -339,7 +339,7 @@ impl LoginLimiter {
 }
 
 /// A 429 page with `Retry-After`.
-fn too_many(message: String, retry_after: u64) -> Response {
+pub(super) fn too_many(message: String, retry_after: u64) -> Response {
     let mut resp = PageError::TooManyRequests(message).into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     resp

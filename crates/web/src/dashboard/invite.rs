@@ -11,8 +11,8 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::auth::{
-    busy, check_new_password, check_pre_session_form, hash_password, login_csrf, logged_in, start_session, token_hash, verify_password,
-    with_login_csrf,
+    busy, check_new_password, check_pre_session_form, hash_password, login_csrf, login_keys, logged_in, start_session, token_hash,
+    too_many, verify_password, with_login_csrf, ClientIp,
 };
 use super::{blocking, render, PageError, PageResult};
 use crate::AppState;
@@ -60,8 +60,19 @@ pub struct AcceptForm {
 }
 
 /// `POST /invite/{token}`: joins and logs in, or shows the page again with what was wrong.
-pub async fn accept(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Form(form): Form<AcceptForm>) -> PageResult {
+pub async fn accept(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(form): Form<AcceptForm>,
+) -> PageResult {
     let csrf = check_pre_session_form(&state, &headers, &form.csrf)?;
+    // Guessing the password of an invited account through its link counts like failed logins.
+    let reservation = match state.dashboard.logins.reserve(&login_keys(&format!("invite {token}"), ip)) {
+        Ok(r) => r,
+        Err(wait) => return Ok(too_many(format!("too many attempts; wait {} minute(s) and try again", wait.div_ceil(60)), wait)),
+    };
     let Some(slot) = state.dashboard.logins.hash_slot().await else { return Ok(busy()) };
     let store = state.store.clone();
     let hash = token_hash(&token);
@@ -98,6 +109,7 @@ pub async fn accept(State(state): State<AppState>, headers: HeaderMap, Path(toke
     match result {
         Ok(session) => Ok(logged_in(&state, "/dashboard", &session)),
         Err(why) => {
+            reservation.keep();
             let page = blocking(page_of(&state, token, csrf, Some(why))).await?;
             let mut resp = render(&page)?;
             *resp.status_mut() = axum::http::StatusCode::BAD_REQUEST;

@@ -155,6 +155,7 @@ pub(crate) fn routes() -> crate::Routes {
         .get("/p/{slug}/issues/{id}/events/{event_id}/", pages::event)
         .get("/p/{slug}/issues/{id}/events/{event_id}/json", pages::event_json)
         .get("/settings/", settings::index)
+        .post("/settings/password", settings::change_password)
         .get("/settings/projects/{slug}/", settings::project)
         .post("/settings/projects/{slug}/rename", settings::rename_project)
         .post("/settings/projects/{slug}/keys", settings::create_key)

@@ -1,6 +1,7 @@
 //! Settings pages: the projects one may see and the organisations one is in, and a project's
 //! settings (rename, client keys: create with a rate limit, revoke, show the DSN) for those
-//! whose role allows it. Every change is recorded in the organisation's audit log.
+//! whose role allows it, and one's own password. Every change to a project is recorded in its
+//! organisation's audit log.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -10,6 +11,7 @@ use axum::Form;
 use protocol::{Dsn, ProjectId, PublicKey};
 use serde::Deserialize;
 
+use super::auth::{busy, check_new_password, hash_password, logged_in, start_session, verify_password};
 use super::pages::{nav, Nav};
 use super::{blocking, format, paths, render, PageError, PageResult};
 use crate::access::extract::{ProjectScope, Viewer};
@@ -227,6 +229,40 @@ pub async fn revoke_key(
     })
     .await?;
     Ok(Redirect::to(&format!("{}?done=key+revoked", paths::project_settings(&slug))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_again: String,
+}
+
+/// `POST /settings/password`: a new password for oneself. Every session opened with the old
+/// one ends (elsewhere too); this browser gets a new session.
+pub async fn change_password(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(form): Form<PasswordForm>) -> PageResult {
+    let me = &viewer.principal;
+    me.check_csrf(&form.csrf, &headers)?;
+    check_new_password(&form.password, Some(&form.password_again)).map_err(PageError::BadRequest)?;
+    let Some(slot) = state.dashboard.logins.hash_slot().await else { return Ok(busy()) };
+    let store = state.store.clone();
+    let (id, email) = (me.user.id, me.user.email.clone());
+    let session = blocking(move || {
+        let _slot = slot;
+        let Some((_, stored)) = store.user_for_login(&email)? else { return Err(PageError::NotFound("your account".into())) };
+        if !verify_password(&form.current, &stored) {
+            return Err(PageError::Forbidden("that is not your current password; nothing was changed".into()));
+        }
+        store.set_password(id, &hash_password(&form.password).map_err(PageError::Internal)?)?;
+        start_session(&store, id)
+    })
+    .await?;
+    Ok(logged_in(&state, "/settings/?done=password+changed", &session))
 }
 
 /// Records a change to a project in its organisation's audit log.
