@@ -216,6 +216,34 @@ pub enum OrgCommand {
     },
     /// List the organisations.
     List,
+    /// Set up single sign-on with an OpenID Connect provider (or turn it off with --off).
+    Sso {
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The provider's issuer URL (its discovery document is at
+        /// ISSUER/.well-known/openid-configuration).
+        #[arg(long, value_name = "URL", required_unless_present = "off")]
+        issuer: Option<String>,
+        /// The client id Sentry has at the provider.
+        #[arg(long, value_name = "ID", required_unless_present = "off")]
+        client_id: Option<String>,
+        /// Its secret (the redirect URI to register is PUBLIC_URL/sso/callback).
+        #[arg(long, value_name = "SECRET", required_unless_present = "off")]
+        client_secret: Option<String>,
+        /// Members must sign in through the provider (owners may still use their password).
+        #[arg(long)]
+        required: bool,
+        /// An email domain whose people become members at their first sign-in (repeatable);
+        /// without one, only existing members may sign in.
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// The role of a member made by a first sign-in.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Turn single sign-on off.
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

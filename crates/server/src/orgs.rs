@@ -53,6 +53,33 @@ pub fn org(config: &Config, cmd: OrgCommand) -> Result<()> {
             store.record_audit(org.id, CLI_ACTOR, "org.create", &format!("{} owned by {}", org.slug, owner.email))?;
             println!("Created the organisation {} (owner {}), with the team {}.", org.slug, owner.email, org.slug);
         }
+        OrgCommand::Sso { org, issuer, client_id, client_secret, required, domains, role: r, off } => {
+            let org = org_by_slug(&store, Some(&org))?;
+            if off {
+                store.set_sso(org.id, None)?;
+                store.record_audit(org.id, CLI_ACTOR, "sso.off", &org.slug)?;
+                println!("Single sign-on is off for {}.", org.slug);
+                return Ok(());
+            }
+            let sso = store::SsoConfig {
+                issuer: issuer.unwrap_or_default(),
+                client_id: client_id.unwrap_or_default(),
+                client_secret: client_secret.unwrap_or_default(),
+                required,
+                allowed_domains: domains,
+                default_role: role(&r)?,
+            };
+            store.set_sso(org.id, Some(&sso))?;
+            store.record_audit(org.id, CLI_ACTOR, "sso.set", &format!("{} ({})", sso.issuer, if required { "required" } else { "optional" }))?;
+            println!(
+                "Single sign-on for {} through {}: members sign in at {}/sso/{}; register {}/sso/callback as the redirect URI.",
+                org.slug,
+                sso.issuer,
+                config.public_url(),
+                org.slug,
+                config.public_url()
+            );
+        }
         OrgCommand::List => {
             for o in store.organizations()? {
                 println!("{:<24} {:>3} member(s)  {}", o.slug, store.members(o.id)?.len(), o.name);

@@ -14,7 +14,7 @@ use crate::{
     Activity, ActivityEntry, Cleaned, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
     HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
     TagCount, Trending, User, UserId, WriteOutcome, Enqueue, ApiToken, AuditEntry, Invitation, Member, Membership, NewToken,
-    OrgId, Organization, Role, Team, TeamId, TokenId,
+    OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -176,6 +176,10 @@ pub trait Orgs: Send + Sync {
     fn tokens(&self, org: OrgId) -> Result<Vec<ApiToken>>;
     /// From then on the token is refused. False when the organisation has no such token.
     fn revoke_token(&self, org: OrgId, id: TokenId) -> Result<bool>;
+
+    /// Sets (or, with `None`, removes) an organisation's single sign-on.
+    fn set_sso(&self, org: OrgId, sso: Option<&SsoConfig>) -> Result<()>;
+    fn sso(&self, org: OrgId) -> Result<Option<SsoConfig>>;
 
     fn record_audit(&self, org: OrgId, actor: &str, action: &str, target: &str) -> Result<()>;
     /// The newest `limit` entries of an organisation's audit log, newest first.

@@ -126,3 +126,25 @@ pub struct AuditEntry {
     pub target: String,
     pub at: f64,
 }
+
+/// An organisation's single sign-on (OpenID Connect) settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SsoConfig {
+    /// The provider's issuer URL (its discovery document is below it).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Members must sign in through the provider (owners may still use their password).
+    pub required: bool,
+    /// Email domains whose people a first sign-in makes members; empty: nobody new.
+    pub allowed_domains: Vec<String>,
+    /// The role of a member made by a first sign-in.
+    pub default_role: Role,
+}
+
+impl SsoConfig {
+    /// Whether a first sign-in with `email` may make a new member.
+    pub fn admits(&self, email: &str) -> bool {
+        email.rsplit_once('@').is_some_and(|(_, domain)| self.allowed_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+    }
+}

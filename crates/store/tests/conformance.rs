@@ -26,7 +26,8 @@ macro_rules! conformance {
                 outbox_claims_hold_while_their_lease_does, stream_sorts_filters_intervals_and_pages_stably,
                 hourly_daily_and_project_counters_follow_the_events, accounts_sessions_and_setup_links,
                 events_keep_their_tags_and_page_by_position, organisations_teams_and_roles, invitations_are_single_use_and_expire,
-                tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation);
+                tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation,
+                single_sign_on_settings_per_organisation);
         }
     };
     (@tests $($name:ident),*) => {
@@ -609,4 +610,27 @@ fn the_audit_log_keeps_changes_per_organisation(store: Arc<dyn Store>) {
     let log = store.audit_log(acme.id, 10).unwrap();
     assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["key.revoke", "member.add"]);
     assert_eq!(store.audit_log(acme.id, 1).unwrap().len(), 1);
+}
+
+fn single_sign_on_settings_per_organisation(store: Arc<dyn Store>) {
+    let default = store.organizations().unwrap()[0].id;
+    assert!(store.sso(default).unwrap().is_none());
+    let mut sso = store::SsoConfig {
+        issuer: "https://id.example.com".into(),
+        client_id: "sentry".into(),
+        client_secret: "s3cret".into(),
+        required: true,
+        allowed_domains: vec!["example.com".into()],
+        default_role: Role::Admin,
+    };
+    store.set_sso(default, Some(&sso)).unwrap();
+    assert_eq!(store.sso(default).unwrap().as_ref(), Some(&sso));
+    assert!(sso.admits("a@EXAMPLE.com") && !sso.admits("a@example.org") && !sso.admits("nobody"));
+    sso.required = false;
+    store.set_sso(default, Some(&sso)).unwrap();
+    assert!(!store.sso(default).unwrap().unwrap().required, "set again: replaced");
+    sso.issuer = "not a url".into();
+    assert!(matches!(store.set_sso(default, Some(&sso)), Err(StoreError::Invalid(_))));
+    store.set_sso(default, None).unwrap();
+    assert!(store.sso(default).unwrap().is_none());
 }

@@ -12,6 +12,7 @@ mod dashboard;
 mod durability;
 mod first_hour;
 mod reliability;
+mod sso;
 mod tidy;
 mod notify;
 mod web_security;

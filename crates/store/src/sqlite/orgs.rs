@@ -7,7 +7,7 @@ use super::admin::{insert_project, project_from, slugify, PROJECT_COLUMNS};
 use super::SqliteStore;
 use crate::{
     now, ApiToken, AuditEntry, ClientKey, Invitation, Member, Membership, NewToken, OrgId, Organization, Project, ProjectId, Result,
-    Role, StoreError, Team, TeamId, TokenId, User, UserId,
+    Role, SsoConfig, StoreError, Team, TeamId, TokenId, User, UserId,
 };
 
 const ORG_COLUMNS: &str = "o.id, o.slug, o.name, o.created_at";
@@ -48,6 +48,20 @@ fn slug_for(name: &str, what: &str) -> Result<String> {
         )));
     }
     Ok(slug)
+}
+
+trait IntoNotFound {
+    /// A broken constraint here means the organisation does not exist.
+    fn into_not_found(self) -> StoreError;
+}
+
+impl IntoNotFound for StoreError {
+    fn into_not_found(self) -> StoreError {
+        match self {
+            StoreError::Conflict(what) => StoreError::NotFound(what),
+            e => e,
+        }
+    }
 }
 
 fn taken(e: rusqlite::Error, what: String) -> StoreError {
@@ -362,6 +376,46 @@ impl crate::Orgs for SqliteStore {
             params![org.0, id.0, now()],
         )?;
         Ok(n > 0)
+    }
+
+    fn set_sso(&self, org: OrgId, sso: Option<&SsoConfig>) -> Result<()> {
+        let conn = self.conn()?;
+        let Some(s) = sso else {
+            conn.execute("DELETE FROM org_sso WHERE org_id = ?1", [org.0])?;
+            return Ok(());
+        };
+        if !s.issuer.starts_with("https://") && !s.issuer.starts_with("http://") {
+            return Err(StoreError::Invalid(format!("the issuer \"{}\" is not a URL", s.issuer)));
+        }
+        conn.execute(
+            "INSERT INTO org_sso (org_id, issuer, client_id, client_secret, required, allowed_domains, default_role)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (org_id) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id,
+                client_secret = excluded.client_secret, required = excluded.required,
+                allowed_domains = excluded.allowed_domains, default_role = excluded.default_role",
+            params![org.0, s.issuer, s.client_id, s.client_secret, s.required as i64, s.allowed_domains.join(" "), s.default_role.as_str()],
+        )
+        .map_err(|e| taken(e, format!("organisation {org}")).into_not_found())?;
+        Ok(())
+    }
+
+    fn sso(&self, org: OrgId) -> Result<Option<SsoConfig>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
+            "SELECT issuer, client_id, client_secret, required, allowed_domains, default_role FROM org_sso WHERE org_id = ?1",
+        )?;
+        Ok(st
+            .query_row([org.0], |r| {
+                Ok(SsoConfig {
+                    issuer: r.get(0)?,
+                    client_id: r.get(1)?,
+                    client_secret: r.get(2)?,
+                    required: r.get::<_, i64>(3)? != 0,
+                    allowed_domains: r.get::<_, String>(4)?.split_whitespace().map(str::to_string).collect(),
+                    default_role: role_of(&r.get::<_, String>(5)?),
+                })
+            })
+            .optional()?)
     }
 
     fn record_audit(&self, org: OrgId, actor: &str, action: &str, target: &str) -> Result<()> {

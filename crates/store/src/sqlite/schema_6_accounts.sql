@@ -102,3 +102,17 @@ INSERT INTO team_members (team_id, user_id) SELECT 1, id FROM users;
 -- at login, compared at every request, so any change of password ends it (sessions opened
 -- before this version have none and end too: everyone logs in again once).
 ALTER TABLE sessions ADD COLUMN password_stamp TEXT;
+
+-- Single sign-on with OpenID Connect, per organisation. `required`: members sign in through it
+-- (owners may still use their password). A first sign-in creates the member with
+-- `default_role`, when the email's domain is one of `allowed_domains` (space-separated;
+-- empty: nobody new).
+CREATE TABLE org_sso (
+    org_id          INTEGER PRIMARY KEY REFERENCES organizations(id) ON DELETE CASCADE,
+    issuer          TEXT NOT NULL,
+    client_id       TEXT NOT NULL,
+    client_secret   TEXT NOT NULL,
+    required        INTEGER NOT NULL DEFAULT 0,
+    allowed_domains TEXT NOT NULL DEFAULT '',
+    default_role    TEXT NOT NULL DEFAULT 'member'
+);

@@ -444,6 +444,16 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
             return Ok(None);
         }
         let Some((user, _)) = found else { return Ok(None) };
+        // An organisation that requires single sign-on: its members (but owners) sign in there.
+        for m in store.memberships(user.id)? {
+            if m.role < store::Role::Owner && store.sso(m.org.id)?.is_some_and(|s| s.required) {
+                return Err(PageError::Forbidden(format!(
+                    "{} signs in with single sign-on: go to {}",
+                    m.org.name,
+                    super::paths::sso(&m.org.slug)
+                )));
+            }
+        }
         Ok(Some(start_session(&store, user.id)?))
     })
     .await?;

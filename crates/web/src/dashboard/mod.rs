@@ -10,6 +10,7 @@
 //! - `settings`, `org_settings`: projects and keys; an organisation's members, teams,
 //!   invitations, API tokens and audit log.
 //! - `invite`: the page of a one-time invitation link.
+//! - `sso`: single sign-on with OpenID Connect.
 //! - `event_view`: turns a stored event's JSON into what the pages show.
 //! - `charts`: SVG charts rendered on the server.
 //! - `live`: the server-sent events stream.
@@ -26,6 +27,7 @@ mod live;
 mod org_settings;
 mod pages;
 mod settings;
+mod sso;
 
 use std::collections::HashMap;
 
@@ -48,6 +50,8 @@ pub struct DashboardConfig {
 pub struct Dashboard {
     pub config: DashboardConfig,
     pub(crate) logins: auth::LoginLimiter,
+    /// Single sign-ons under way.
+    pub(crate) sso: sso::SsoLogins,
     /// Cookies get `Secure` when the public URL is https.
     pub(crate) secure_cookies: bool,
     /// Set when the server shuts down: live streams end so connections can close.
@@ -59,6 +63,7 @@ impl Dashboard {
         Dashboard {
             config,
             logins: auth::LoginLimiter::default(),
+            sso: sso::SsoLogins::default(),
             secure_cookies: public_url.starts_with("https://"),
             stopping: tokio::sync::watch::channel(false).0,
         }
@@ -95,6 +100,11 @@ pub mod paths {
     /// An organisation's settings: `/o/{org}/settings/`.
     pub fn org_settings(org: &str) -> String {
         format!("/o/{}/settings/", url_encode(org))
+    }
+
+    /// Where an organisation's members sign in with single sign-on: `/sso/{org}`.
+    pub fn sso(org: &str) -> String {
+        format!("/sso/{}", url_encode(org))
     }
 
     /// The path of a one-time invitation link: `/invite/{token}`.
@@ -144,6 +154,8 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/logout", auth::logout)
         .get("/setup/{token}", auth::setup_page)
         .post("/setup/{token}", auth::setup)
+        .get("/sso/callback", sso::callback)
+        .get("/sso/{org}", sso::start)
         .get("/invite/{token}", invite::page)
         .post("/invite/{token}", invite::accept)
         .get("/dashboard", pages::dashboard)
