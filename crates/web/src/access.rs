@@ -9,7 +9,7 @@
 //! - admin: also changes the projects of its teams (name, client keys) and creates projects;
 //! - manager: also sees and changes every project, manages members, teams, tokens, and reads
 //!   the audit log;
-//! - owner: everything, including making others owners.
+//! - owner: everything, including making others owners and single sign-on.
 //!
 //! A token may do no more than its scopes allow, and a personal token no more than its user.
 //! What an actor may not see answers as if it did not exist (404); what it sees but may not
@@ -66,6 +66,8 @@ pub enum Action {
     ManageTokens,
     /// Read the audit log.
     ViewAudit,
+    /// Set up the organisation's single sign-on.
+    ManageSso,
 }
 
 impl Action {
@@ -76,6 +78,7 @@ impl Action {
             Action::ManageProject | Action::CreateProject => Role::Admin,
             Action::ManageTeams | Action::ManageMembers | Action::ManageTokens | Action::ViewAudit => Role::Manager,
             Action::AssignRole(role) => role.max(Role::Manager),
+            Action::ManageSso => Role::Owner,
         }
     }
 
@@ -91,6 +94,7 @@ impl Action {
             Action::ManageTeams => &["team:write", "team:admin"],
             Action::ManageMembers | Action::AssignRole(_) => &["member:write", "member:admin"],
             Action::ManageTokens | Action::ViewAudit => &["org:write", "org:admin"],
+            Action::ManageSso => &["org:admin"],
         }
     }
 }

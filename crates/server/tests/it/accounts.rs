@@ -138,6 +138,7 @@ enum Least {
     Member,
     Admin,
     Manager,
+    Owner,
 }
 
 /// Every route the matrix knows, with its rule and the form it posts (empty or invalid past
@@ -169,6 +170,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/o/{org}/members/{user}/teams") => (Org(Least::Manager), &[("team", "")][..]),
         ("POST", "/o/{org}/tokens") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/tokens/{id}/revoke") => (Org(Least::Manager), &[][..]),
+        ("POST", "/o/{org}/sso") => (Org(Least::Owner), &[("role", "")][..]),
         ("GET", "/api/0/organizations/") => (Api { org_in_path: false }, &[][..]),
         ("GET", "/api/0/organizations/{org}/projects/") => (Api { org_in_path: true }, &[][..]),
         _ => return None,
@@ -178,7 +180,8 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
 
 fn role_least(who: Who) -> Option<Least> {
     match who {
-        Who::Owner | Who::Manager => Some(Least::Manager),
+        Who::Owner => Some(Least::Owner),
+        Who::Manager => Some(Least::Manager),
         Who::Admin => Some(Least::Admin),
         Who::Member => Some(Least::Member),
         Who::Loner | Who::Anonymous => None,

@@ -252,7 +252,7 @@ fn other_domains_and_bad_id_tokens_are_refused() {
 
 #[test]
 fn required_sign_on_refuses_members_passwords_but_not_the_owners() {
-    let (server, _provider) = setup(&["--required", "--domain", "sso.example"]);
+    let (server, provider) = setup(&["--required", "--domain", "sso.example"]);
     for (email, role) in [("owner@sso.example", "owner"), ("dev@sso.example", "member")] {
         let mut cmd = server.command();
         cmd.args(["user", "create", email, "--password-stdin", "--role", role]);
@@ -261,7 +261,7 @@ fn required_sign_on_refuses_members_passwords_but_not_the_owners() {
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
         assert!(child.wait_with_output().unwrap().status.success());
     }
-    assert!(server.login("owner@sso.example", PASSWORD).is_ok(), "the owner's password still works");
+    let owner = server.login("owner@sso.example", PASSWORD).expect("the owner's password still works");
     let refused = server.login("dev@sso.example", PASSWORD).unwrap_err();
     assert_eq!(refused.status, 403);
     assert!(refused.text().contains("/sso/default"), "{}", refused.text());
@@ -269,4 +269,12 @@ fn required_sign_on_refuses_members_passwords_but_not_the_owners() {
     let callback = through_provider(&server, &mut jar, "default", "dev@sso.example");
     assert_eq!(finish(&mut jar, &callback).status, 303, "through the provider they sign in");
     assert_eq!(server.get("/sso/nope").status, 404, "an organisation without single sign-on");
+    // The owner sees the settings (not the secret) and can turn it off in the dashboard.
+    let page = server.get_as(&owner, "/o/default/settings/").text();
+    assert!(page.contains("Single sign-on") && page.contains(&provider.issuer()) && !page.contains("sentry-test-secret"));
+    let r = server.post_form_as(&owner, "/o/default/sso", &[("csrf", &owner.csrf), ("off", "1")]);
+    assert_eq!(r.status, 303);
+    assert_eq!(server.get("/sso/default").status, 404);
+    assert!(server.login("dev@sso.example", PASSWORD).is_ok(), "passwords work again");
+    assert!(server.get_as(&owner, "/o/default/settings/").text().contains("sso.off"), "in the audit log");
 }

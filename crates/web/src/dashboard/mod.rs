@@ -181,6 +181,7 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/o/{org}/members/{user}/teams", org_settings::join_team)
         .post("/o/{org}/tokens", org_settings::create_token)
         .post("/o/{org}/tokens/{id}/revoke", org_settings::revoke_token)
+        .post("/o/{org}/sso", org_settings::set_sso)
         .get("/static/app.css", || async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) })
         .get("/static/app.js", || async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) })
 }

@@ -75,10 +75,24 @@ struct OrgPage {
     can_manage_members: bool,
     can_manage_tokens: bool,
     can_view_audit: bool,
+    /// The single sign-on settings, when the viewer may change them (the secret is not shown).
+    sso: Option<SsoView>,
+}
+
+#[derive(Default)]
+pub struct SsoView {
+    pub issuer: String,
+    pub client_id: String,
+    pub required: bool,
+    pub domains: String,
+    pub role: String,
+    pub link: String,
+    /// The redirect URI to register at the provider.
+    pub redirect: String,
 }
 
 /// The page, with a notice or a secret to show once.
-fn page_for(store: &Arc<dyn Store>, scope: &OrgScope, message: Option<String>, secret: Option<(String, String)>) -> PageResult {
+fn page_for(store: &Arc<dyn Store>, scope: &OrgScope, public_url: &str, message: Option<String>, secret: Option<(String, String)>) -> PageResult {
     let org = &scope.org;
     let viewer = &scope.viewer;
     let mine = viewer.actor.membership(org.id).ok_or_else(|| PageError::NotFound(format!("there is no organisation \"{}\"", org.slug)))?;
@@ -125,6 +139,23 @@ fn page_for(store: &Arc<dyn Store>, scope: &OrgScope, message: Option<String>, s
     } else {
         Vec::new()
     };
+    let sso = if scope.allows(Action::ManageSso) {
+        let redirect = format!("{public_url}/sso/callback");
+        Some(store.sso(org.id)?.map_or_else(
+            || SsoView { redirect: redirect.clone(), role: Role::Member.to_string(), ..SsoView::default() },
+            |s| SsoView {
+                issuer: s.issuer,
+                client_id: s.client_id,
+                required: s.required,
+                domains: s.allowed_domains.join(" "),
+                role: s.default_role.to_string(),
+                link: paths::sso(&org.slug),
+                redirect: redirect.clone(),
+            },
+        ))
+    } else {
+        None
+    };
     let all_teams: Vec<(TeamId, String)> = teams.iter().map(|t| (t.id, t.name.clone())).collect();
     let project_teams = all_teams.iter().filter(|(id, _)| mine.role >= Role::Manager || mine.teams.contains(id)).cloned().collect();
     let page = OrgPage {
@@ -147,6 +178,7 @@ fn page_for(store: &Arc<dyn Store>, scope: &OrgScope, message: Option<String>, s
         can_manage_members: manages,
         can_manage_tokens: scope.allows(Action::ManageTokens),
         can_view_audit: scope.allows(Action::ViewAudit),
+        sso,
     };
     render(&page)
 }
@@ -154,7 +186,7 @@ fn page_for(store: &Arc<dyn Store>, scope: &OrgScope, message: Option<String>, s
 /// `GET /o/{org}/settings/`
 pub async fn page(State(state): State<AppState>, scope: OrgScope, Query(q): Query<MessageQuery>) -> PageResult {
     let store = state.store.clone();
-    blocking(move || page_for(&store, &scope, q.done, None)).await
+    blocking(move || page_for(&store, &scope, &state.public_url, q.done, None)).await
 }
 
 fn done(scope: &OrgScope, what: &str) -> PageResult {
@@ -275,7 +307,7 @@ pub async fn invite(State(state): State<AppState>, scope: OrgScope, headers: Hea
         audit(&store, &scope, "member.invite", &format!("{} as {role}", form.email.trim()))?;
         let link = format!("{public_url}{}", paths::invite(&token));
         let what = format!("Send this link to {}. It works once, for 7 days, and is not shown again:", form.email.trim());
-        page_for(&store, &scope, None, Some((what, link)))
+        page_for(&store, &scope, &public_url, None, Some((what, link)))
     })
     .await
 }
@@ -390,6 +422,7 @@ pub async fn create_token(State(state): State<AppState>, scope: OrgScope, header
     check_scopes(&form.scope).map_err(PageError::BadRequest)?;
     let store = state.store.clone();
     blocking(move || {
+        let public_url = &state.public_url;
         let secret = random_token();
         let user = form.personal.as_ref().map(|_| scope.viewer.principal.user.id);
         let name = if form.name.trim().is_empty() { "token" } else { form.name.trim() };
@@ -397,7 +430,7 @@ pub async fn create_token(State(state): State<AppState>, scope: OrgScope, header
         let made = store.create_token(&token)?;
         audit(&store, &scope, "token.create", &format!("{} ({})", made.name, made.scopes.join(" ")))?;
         let what = format!("The token \"{}\". Use it as Authorization: Bearer …; it is not shown again:", made.name);
-        page_for(&store, &scope, None, Some((what, secret)))
+        page_for(&store, &scope, public_url, None, Some((what, secret)))
     })
     .await
 }
@@ -450,6 +483,60 @@ pub async fn revoke_token(
         }
         audit(&store, &scope, "token.revoke", &format!("token {token}"))?;
         done(&scope, "token revoked")
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct SsoForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    client_id: String,
+    /// Empty: keep the secret already set.
+    #[serde(default)]
+    client_secret: String,
+    required: Option<String>,
+    #[serde(default)]
+    domains: String,
+    #[serde(default)]
+    role: String,
+    /// Set: turn single sign-on off.
+    off: Option<String>,
+}
+
+/// `POST /o/{org}/sso` (owners): sets single sign-on up, or turns it off.
+pub async fn set_sso(State(state): State<AppState>, scope: OrgScope, headers: HeaderMap, Form(form): Form<SsoForm>) -> PageResult {
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::ManageSso)?;
+    let store = state.store.clone();
+    blocking(move || {
+        if form.off.is_some() {
+            store.set_sso(scope.org.id, None)?;
+            audit(&store, &scope, "sso.off", &scope.org.slug)?;
+            return done(&scope, "single sign-on turned off");
+        }
+        let default_role = role_from(&form.role)?;
+        let secret = match form.client_secret.trim() {
+            "" => store.sso(scope.org.id)?.map(|s| s.client_secret).ok_or_else(|| PageError::BadRequest("give the client secret".into()))?,
+            s => s.to_string(),
+        };
+        if form.client_id.trim().is_empty() {
+            return Err(PageError::BadRequest("give the client id Sentry has at the provider".into()));
+        }
+        let sso = store::SsoConfig {
+            issuer: form.issuer.trim().to_string(),
+            client_id: form.client_id.trim().to_string(),
+            client_secret: secret,
+            required: form.required.is_some(),
+            allowed_domains: form.domains.split([' ', ',']).map(str::trim).filter(|d| !d.is_empty()).map(str::to_string).collect(),
+            default_role,
+        };
+        store.set_sso(scope.org.id, Some(&sso))?;
+        audit(&store, &scope, "sso.set", &format!("{} ({})", sso.issuer, if sso.required { "required" } else { "optional" }))?;
+        done(&scope, "single sign-on saved")
     })
     .await
 }
