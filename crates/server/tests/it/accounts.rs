@@ -149,6 +149,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("GET", "/login" | "/setup/{token}" | "/invite/{token}" | "/static/app.css" | "/static/app.js") => (Public, &[][..]),
         ("POST", "/login" | "/setup/{token}" | "/invite/{token}") => (Public, &[][..]),
         ("GET", "/sso/{org}") => (Same(Answer::NotFound), &[][..]),
+        ("GET", "/login/sso") => (Same(Answer::Allowed), &[][..]),
         ("GET", "/sso/callback") => (Same(Answer::Forbidden), &[][..]),
         ("GET", "/" | "/dashboard" | "/live" | "/settings/") => (Session, &[][..]),
         ("POST", "/logout") => (Session, &[][..]),

@@ -269,6 +269,8 @@ fn required_sign_on_refuses_members_passwords_but_not_the_owners() {
     let callback = through_provider(&server, &mut jar, "default", "dev@sso.example");
     assert_eq!(finish(&mut jar, &callback).status, 303, "through the provider they sign in");
     assert_eq!(server.get("/sso/nope").status, 404, "an organisation without single sign-on");
+    let r = server.get("/login/sso?org=default");
+    assert_eq!((r.status, r.header("location")), (303, Some("/sso/default")), "the login page's form");
     // The owner sees the settings (not the secret) and can turn it off in the dashboard.
     let page = server.get_as(&owner, "/o/default/settings/").text();
     assert!(page.contains("Single sign-on") && page.contains(&provider.issuer()) && !page.contains("sentry-test-secret"));

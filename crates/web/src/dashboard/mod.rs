@@ -154,6 +154,7 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/logout", auth::logout)
         .get("/setup/{token}", auth::setup_page)
         .post("/setup/{token}", auth::setup)
+        .get("/login/sso", sso::choose)
         .get("/sso/callback", sso::callback)
         .get("/sso/{org}", sso::start)
         .get("/invite/{token}", invite::page)

@@ -142,6 +142,17 @@ async fn client(state: &AppState, sso: &SsoConfig) -> PageResult<Client> {
         .set_redirect_uri(redirect))
 }
 
+#[derive(Deserialize)]
+pub struct OrgQuery {
+    #[serde(default)]
+    org: String,
+}
+
+/// `GET /login/sso?org=…`: the login page's single sign-on form, to `/sso/{org}`.
+pub async fn choose(Query(q): Query<OrgQuery>) -> Response {
+    Redirect::to(&super::paths::sso(q.org.trim())).into_response()
+}
+
 /// `GET /sso/{org}`: off to the provider.
 pub async fn start(State(state): State<AppState>, Path(org): Path<String>) -> PageResult {
     let (org, sso) = org_sso(&state, &org).await?;
