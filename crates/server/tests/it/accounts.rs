@@ -579,5 +579,7 @@ fn a_new_password_ends_the_other_sessions_and_keeps_this_one() {
         let (a, _) = answer(&w.server, "GET", "/dashboard", &[("Cookie", old.cookie.as_str())], "");
         assert_eq!(a, Answer::Login, "sessions of the old password are over");
     }
-    assert!(w.server.login(&email(Who::Admin), "a new password").is_ok());
+    let again = w.server.login(&email(Who::Admin), "a new password").unwrap();
+    let page = w.server.get_as(&again, "/settings/").text();
+    assert!(page.contains("<title>Settings · Sentry</title>") && page.matches("Your password").count() == 1, "{page}");
 }
