@@ -190,10 +190,13 @@ fn an_invited_member_sees_only_their_teams_project_until_removed() {
     b.wait_until("the invitation link", |b| b.exists("#secret"));
     let link = b.text("#secret");
     assert!(link.contains("/invite/"), "{link}");
-    b.set_window_size(1280, 1000);
+    // Tall windows: the whole page in one picture.
+    b.set_window_size(1280, 2400);
     b.screenshot("org-settings.png");
-    b.set_window_size(400, 1000);
+    b.set_window_size(400, 3600);
     b.screenshot("org-settings-phone.png");
+    b.goto(&server.url("/settings/"));
+    b.screenshot("settings-phone.png");
     b.set_window_size(1280, 1000);
     b.click("header form button");
     b.wait_until("the login page", |b| b.current_url().contains("/login"));
@@ -216,7 +219,7 @@ fn an_invited_member_sees_only_their_teams_project_until_removed() {
     b.wait_until("a not-found page after removal", |b| {
         b.js("return document.body.innerText").as_str().unwrap_or("").contains("there is no project")
     });
-    for shot in ["org-settings.png", "org-settings-phone.png"] {
+    for shot in ["org-settings.png", "org-settings-phone.png", "settings-phone.png"] {
         assert!(is_png(&crate::harness::workspace_root().join("test-artifacts").join(shot)), "{shot}");
     }
 }
