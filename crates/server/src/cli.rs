@@ -218,6 +218,7 @@ pub enum OrgCommand {
     List,
     /// Set up single sign-on with an OpenID Connect provider (or turn it off with --off).
     Sso {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
         /// The provider's issuer URL (its discovery document is at
@@ -262,6 +263,7 @@ pub enum TeamCommand {
 pub enum MemberCommand {
     /// Add a user to an organisation with a role.
     Add {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
         /// The user's email (see `sentry user list`).
@@ -275,20 +277,25 @@ pub enum MemberCommand {
     },
     /// Change a member's role.
     Role {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
+        /// The member's email.
         email: String,
         /// owner, manager, admin or member.
         role: String,
     },
     /// Remove a member: they lose access at their next request.
     Remove {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
+        /// The member's email.
         email: String,
     },
     /// List an organisation's members.
     List {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
     },
@@ -315,11 +322,13 @@ pub enum TokenCommand {
     },
     /// List an organisation's tokens, revoked ones included.
     List {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
     },
     /// Revoke a token: it is refused from its next request.
     Revoke {
+        /// The organisation's slug (see `sentry org list`).
         #[arg(long, value_name = "SLUG")]
         org: String,
         /// The token's id (see `sentry token list`).

@@ -178,7 +178,8 @@ pub fn token(config: &Config, cmd: TokenCommand) -> Result<()> {
             let org = org_by_slug(&store, Some(&org))?;
             for t in store.tokens(org.id)? {
                 let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{:>4}  {:<8} {:<24} {}", t.id, state, t.name, t.scopes.join(" "));
+                let used = t.last_used_at.map_or_else(|| "never used".to_string(), |at| format!("last used {}", crate::admin::rfc3339(at)));
+                println!("{:>4}  {:<8} {:<24} {:<34} {}", t.id, state, t.name, used, t.scopes.join(" "));
             }
         }
         TokenCommand::Revoke { org, id } => {
