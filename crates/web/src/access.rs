@@ -6,7 +6,8 @@
 //!
 //! - member: sees the projects of its teams, triages their issues, sees the organisation and
 //!   its members;
-//! - admin: also changes the projects of its teams (name, client keys) and creates projects;
+//! - admin: also changes the projects of its teams (name, client keys), creates projects, and
+//!   adds members to its teams;
 //! - manager: also sees and changes every project, manages members, teams, tokens, and reads
 //!   the audit log;
 //! - owner: everything, including making others owners and single sign-on.
@@ -56,8 +57,10 @@ pub enum Action {
     ManageProject,
     /// Create a project in the organisation.
     CreateProject,
-    /// Create teams and change who is in them.
+    /// Create teams.
     ManageTeams,
+    /// Add a member to a team: managers to any team, admins to the teams they are in.
+    AddToTeam,
     /// Invite and remove members.
     ManageMembers,
     /// Give a member this role, or change the role of a member who has it.
@@ -75,7 +78,7 @@ impl Action {
     pub fn least_role(self) -> Role {
         match self {
             Action::ViewOrg | Action::ViewMembers | Action::ViewProject | Action::ViewEvents | Action::Triage => Role::Member,
-            Action::ManageProject | Action::CreateProject => Role::Admin,
+            Action::ManageProject | Action::CreateProject | Action::AddToTeam => Role::Admin,
             Action::ManageTeams | Action::ManageMembers | Action::ManageTokens | Action::ViewAudit => Role::Manager,
             Action::AssignRole(role) => role.max(Role::Manager),
             Action::ManageSso => Role::Owner,
@@ -91,7 +94,7 @@ impl Action {
             Action::ViewEvents => &["event:read", "event:write", "event:admin"],
             Action::Triage => &["event:write", "event:admin"],
             Action::ManageProject | Action::CreateProject => &["project:write", "project:admin"],
-            Action::ManageTeams => &["team:write", "team:admin"],
+            Action::ManageTeams | Action::AddToTeam => &["team:write", "team:admin"],
             Action::ManageMembers | Action::AssignRole(_) => &["member:write", "member:admin"],
             Action::ManageTokens | Action::ViewAudit => &["org:write", "org:admin"],
             Action::ManageSso => &["org:admin"],
@@ -105,12 +108,14 @@ pub enum Resource<'a> {
     Org(OrgId),
     /// A project of `org`, belonging to `teams`.
     Project { org: OrgId, teams: &'a [TeamId] },
+    /// A team of `org`.
+    Team { org: OrgId, team: TeamId },
 }
 
 impl Resource<'_> {
     fn org(&self) -> OrgId {
         match self {
-            Resource::Org(org) | Resource::Project { org, .. } => *org,
+            Resource::Org(org) | Resource::Project { org, .. } | Resource::Team { org, .. } => *org,
         }
     }
 }
@@ -166,13 +171,21 @@ pub fn can(actor: &Actor, action: Action, resource: Resource<'_>) -> Decision {
     }
     let Some(m) = actor.membership(org) else { return Decision::Hidden };
     let sees = match resource {
-        Resource::Org(_) => true,
+        Resource::Org(_) | Resource::Team { .. } => true,
         Resource::Project { teams, .. } => m.role >= Role::Manager || teams.iter().any(|t| m.teams.contains(t)),
     };
     if !sees {
         return Decision::Hidden;
     }
     if m.role < action.least_role() {
+        return Decision::Forbidden;
+    }
+    // Below manager, a team is changed only by those in it.
+    if let Resource::Team { team, .. } = resource
+        && m.role < Role::Manager
+        && action.least_role() > Role::Member
+        && !m.teams.contains(&team)
+    {
         return Decision::Forbidden;
     }
     match &actor.token {
@@ -253,12 +266,16 @@ mod tests {
             (Action::ManageMembers, ORG, Forbidden),
         ]);
         check(&member(Role::Admin, &[1]), &[
+            (Action::AddToTeam, Resource::Team { org: OrgId(1), team: TeamId(1) }, Allowed),
+            (Action::AddToTeam, Resource::Team { org: OrgId(1), team: TeamId(2) }, Forbidden),
             (Action::ManageProject, MINE, Allowed),
             (Action::ManageProject, OTHER_TEAM, Hidden),
             (Action::CreateProject, ORG, Allowed),
             (Action::ManageMembers, ORG, Forbidden),
         ]);
+        check(&member(Role::Member, &[1]), &[(Action::AddToTeam, Resource::Team { org: OrgId(1), team: TeamId(1) }, Forbidden)]);
         check(&member(Role::Manager, &[]), &[
+            (Action::AddToTeam, Resource::Team { org: OrgId(1), team: TeamId(2) }, Allowed),
             (Action::ManageProject, OTHER_TEAM, Allowed),
             (Action::ManageMembers, ORG, Allowed),
             (Action::AssignRole(Role::Manager), ORG, Allowed),

@@ -168,7 +168,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/o/{org}/invitations") => (Org(Least::Manager), &[("role", "")][..]),
         ("POST", "/o/{org}/members/{user}/role") => (Org(Least::Manager), &[("role", "")][..]),
         ("POST", "/o/{org}/members/{user}/remove") => (Org(Least::Manager), &[][..]),
-        ("POST", "/o/{org}/members/{user}/teams") => (Org(Least::Manager), &[("team", "")][..]),
+        ("POST", "/o/{org}/members/{user}/teams") => (Org(Least::Admin), &[("team", "")][..]),
         ("POST", "/o/{org}/tokens") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/tokens/{id}/revoke") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/sso") => (Org(Least::Owner), &[("role", "")][..]),
@@ -450,8 +450,16 @@ fn removing_a_member_or_revoking_a_key_takes_effect_at_the_next_request() {
     let admin_id = member_id(&members, &email(Who::Admin));
     assert_eq!(w.server.post_form_as(&manager, &format!("/o/default/members/{owner_id}/remove"), &[("csrf", &manager.csrf)]).status, 403);
     assert_eq!(w.server.post_form_as(&manager, &format!("/o/default/members/{admin_id}/role"), &[("csrf", &manager.csrf), ("role", "owner")]).status, 403);
-    assert_eq!(w.server.post_form_as(&manager, &format!("/o/default/members/{admin_id}/role"), &[("csrf", &manager.csrf), ("role", "member")]).status, 303);
     let admin = w.sessions.iter().find(|s| s.0 == Who::Admin).unwrap().1.clone().unwrap();
+    // An admin adds members to their own team, not to another.
+    let manager_id = member_id(&members, &email(Who::Manager));
+    let teams = |who: &WebSession, team: &str| {
+        w.server.post_form_as(who, &format!("/o/default/members/{manager_id}/teams"), &[("csrf", &who.csrf), ("team", team)]).status
+    };
+    assert_eq!(teams(&admin, "1"), 303, "the admin's team");
+    assert_eq!(teams(&admin, "2"), 403, "another team");
+    assert_eq!(teams(&owner, "2"), 303);
+    assert_eq!(w.server.post_form_as(&manager, &format!("/o/default/members/{admin_id}/role"), &[("csrf", &manager.csrf), ("role", "member")]).status, 303);
     assert_eq!(w.server.get_as(&admin, "/settings/projects/shop/").status, 403, "now a member: no more project settings");
     // A key revoked in Settings is refused by ingest (whose key cache holds a key for a second).
     let (_, _, _, _, key) = w.projects.iter().find(|p| p.0 == Target::Own).unwrap().clone();

@@ -19,7 +19,7 @@ use super::pages::{nav, Nav};
 use super::settings::MessageQuery;
 use super::{blocking, format, paths, render, PageError, PageResult};
 use crate::access::extract::OrgScope;
-use crate::access::{check_scopes, Action, SCOPES};
+use crate::access::{check_scopes, Action, Resource, SCOPES};
 use crate::AppState;
 
 /// How long an invitation link stays usable.
@@ -63,7 +63,7 @@ struct OrgPage {
     secret: Option<(String, String)>,
     projects: Vec<(String, String)>,
     teams: Vec<(TeamId, String)>,
-    /// The teams a new project may go to.
+    /// The teams a new project may go to, and that the viewer may add members to.
     project_teams: Vec<(TeamId, String)>,
     members: Vec<MemberLine>,
     roles: Vec<&'static str>,
@@ -72,6 +72,7 @@ struct OrgPage {
     audit: Vec<AuditLine>,
     can_create_project: bool,
     can_manage_teams: bool,
+    can_add_to_teams: bool,
     can_manage_members: bool,
     can_manage_tokens: bool,
     can_view_audit: bool,
@@ -175,6 +176,7 @@ fn page_for(store: &Arc<dyn Store>, scope: &OrgScope, public_url: &str, message:
         audit,
         can_create_project: scope.allows(Action::CreateProject),
         can_manage_teams: scope.allows(Action::ManageTeams),
+        can_add_to_teams: scope.allows(Action::AddToTeam),
         can_manage_members: manages,
         can_manage_tokens: scope.allows(Action::ManageTokens),
         can_view_audit: scope.allows(Action::ViewAudit),
@@ -379,7 +381,7 @@ pub struct JoinForm {
     team: String,
 }
 
-/// `POST /o/{org}/members/{user}/teams`: adds a member to a team.
+/// `POST /o/{org}/members/{user}/teams`: adds a member to a team (an admin: to one of theirs).
 pub async fn join_team(
     State(state): State<AppState>,
     scope: OrgScope,
@@ -388,10 +390,12 @@ pub async fn join_team(
     Form(form): Form<JoinForm>,
 ) -> PageResult {
     scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
-    scope.require(Action::ManageTeams)?;
+    scope.require(Action::AddToTeam)?;
     let store = state.store.clone();
     blocking(move || {
         let team = team_of(&store, &scope, &form.team)?;
+        let what = format!("team {team} of \"{}\"", scope.org.slug);
+        scope.viewer.require(Action::AddToTeam, Resource::Team { org: scope.org.id, team }, &what)?;
         let (member, email) = member_of(&store, &scope, &user)?;
         store.join_team(team, member.user.id)?;
         audit(&store, &scope, "team.join", &format!("{email} to team {team}"))?;
