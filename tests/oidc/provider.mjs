@@ -2,15 +2,21 @@
 // on loopback: one client, `sentry`, whose users sign in with any password (the provider's
 // development login pages), their email being what they type as the login.
 //
-//   node provider.mjs PORT REDIRECT_URI
+//   node provider.mjs REDIRECT_URI
 //
-// prints `ready` once it listens. `GET /test/mode?set=MODE` makes the next ID tokens the token
+// listens on a free loopback port and prints `ready PORT`. `GET /test/mode?set=MODE` makes the next ID tokens the token
 // endpoint hands out wrong on purpose, to see the relying party refuse them: `audience` (for
 // another client), `expired`, `tampered` (a claim changed after signing); `normal` undoes it.
+import http from 'node:http';
 import Provider from 'oidc-provider';
 import * as jose from 'jose';
 
-const [port, redirectUri] = process.argv.slice(2);
+const [redirectUri] = process.argv.slice(2);
+// The port first (the system picks a free one, so no other test can take it meanwhile): the
+// issuer URL names it.
+const server = http.createServer();
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const { port } = server.address();
 const issuer = `http://127.0.0.1:${port}`;
 const { privateKey } = await jose.generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await jose.exportJWK(privateKey)), kid: 'test-key', alg: 'RS256', use: 'sig' };
@@ -58,4 +64,5 @@ provider.use(async (ctx, next) => {
   }
 });
 
-provider.listen(Number(port), '127.0.0.1', () => console.log('ready'));
+server.on('request', provider.callback());
+console.log(`ready ${port}`);

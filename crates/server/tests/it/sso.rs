@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-use crate::harness::{form_encode, free_port, http_request, set_cookie, workspace_root, Response, Server};
+use crate::harness::{form_encode, http_request, set_cookie, workspace_root, Response, Server};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -26,11 +26,9 @@ impl Provider {
             "oidc-provider is not installed in {}: run scripts/test.sh (or npm ci --prefix tests/oidc)",
             dir.display()
         );
-        let port = free_port();
         let node = std::env::var("SENTRY_TEST_NODE").unwrap_or_else(|_| "node".into());
         let mut child = Command::new(node)
             .arg("provider.mjs")
-            .arg(port.to_string())
             .arg(redirect)
             .current_dir(&dir)
             .stdout(Stdio::piped())
@@ -40,7 +38,7 @@ impl Provider {
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the provider did not start");
+        let port: u16 = line.trim().strip_prefix("ready ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("the provider did not start: {line:?}"));
         // Keep reading what it prints (notices), or it dies writing to a closed pipe.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         Provider { child, port }
