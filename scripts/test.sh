@@ -13,6 +13,8 @@
 #   - Rust through rustup, when there is no cargo, and its clippy component when missing;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
 #   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
+#   - apt: nodejs and npm, and tests/oidc/node_modules: the OpenID provider (oidc-provider, pinned
+#     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback.
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
 # binaries), `cargo clippy --workspace --all-targets -- -D warnings`, and `cargo test --workspace`,
 # with the env vars the tests read:
@@ -52,6 +54,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3
 command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
+command -v node >/dev/null || apt_missing+=(nodejs)
+command -v npm >/dev/null || apt_missing+=(npm)
 if ! command -v cargo >/dev/null; then
   command -v curl >/dev/null || apt_missing+=(curl)
   apt_missing+=(ca-certificates)
@@ -113,6 +117,14 @@ venv() {
 venv "$ROOT/.venv" scripts/requirements-test.txt
 venv "$ROOT/.venv-br" scripts/requirements-test-brotli.txt
 
+# --- 4. the OpenID provider of the single sign-on tests --------------------------------------
+oidc_want="$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1) $(node --version)"
+if [ "$(cat tests/oidc/node_modules/.lock.sha256 2>/dev/null)" != "$oidc_want" ]; then
+  say "npm: installing oidc-provider into tests/oidc/node_modules"
+  npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
+  echo "$oidc_want" >tests/oidc/node_modules/.lock.sha256
+fi
+
 export SENTRY_TEST_PYTHON="$ROOT/.venv/bin/python"
 export SENTRY_TEST_PYTHON_BROTLI="$ROOT/.venv-br/bin/python"
 export SENTRY_TEST_PG_BIN="$PG_BIN"
@@ -124,7 +136,7 @@ if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   exit 0
 fi
 
-# --- 4. build and test ------------------------------------------------------------------------
+# --- 5. build and test ------------------------------------------------------------------------
 say "cargo $(cargo --version | cut -d' ' -f2): building the workspace (all targets)"
 cargo build --workspace --all-targets
 

@@ -111,8 +111,12 @@ fn project_json(config: &Config, store: &Arc<dyn Store>, p: &store::Project) -> 
 pub fn project(config: &Config, cmd: ProjectCommand) -> Result<()> {
     let store = open_store(config)?;
     match cmd {
-        ProjectCommand::Create { name, json } => {
-            let (p, key) = store.create_project(&name)?;
+        ProjectCommand::Create { name, org, team, json } => {
+            let org = crate::orgs::org_by_slug(&store, org.as_deref())?;
+            let team = crate::orgs::team_by_slug(&store, &org, team.as_deref())?
+                .with_context(|| format!("the organisation {} has no team; create one with: sentry team create --org {} NAME", org.slug, org.slug))?;
+            let (p, key) = store.create_project_in(team, &name)?;
+            store.record_audit(org.id, crate::orgs::CLI_ACTOR, "project.create", &p.slug)?;
             let dsn = dsn(config, &key.public_key, p.id)?;
             if json {
                 println!("{}", json!({"id": p.id, "slug": p.slug, "dsn": dsn}));

@@ -40,6 +40,18 @@ pub enum Command {
     /// Create users who log in to the web dashboard.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create and list organisations (they own teams and projects).
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Create teams (a project belongs to teams; members see their teams' projects).
+    #[command(subcommand)]
+    Team(TeamCommand),
+    /// Add, list, change and remove the members of an organisation.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Create, list and revoke API tokens (Authorization: Bearer …).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// List the groups (issues) of a project.
     Groups(GroupsArgs),
     /// List the events of a group, newest first.
@@ -106,6 +118,12 @@ pub enum ProjectCommand {
     Create {
         /// The project's name; its slug is derived from it.
         name: String,
+        /// The organisation's slug (default: the first organisation).
+        #[arg(long, value_name = "SLUG")]
+        org: Option<String>,
+        /// The team it belongs to (default: the organisation's first team).
+        #[arg(long, value_name = "SLUG")]
+        team: Option<String>,
         /// Print JSON: {"id", "slug", "dsn"}.
         #[arg(long)]
         json: bool,
@@ -157,9 +175,19 @@ pub enum UserCommand {
     Create {
         /// The email address the user logs in with.
         email: String,
-        /// Make the user an administrator (can manage users).
+        /// Make the user an owner of the organisation (everything, members included).
         #[arg(long)]
         admin: bool,
+        /// The organisation the user joins (default: the first one).
+        #[arg(long, value_name = "SLUG")]
+        org: Option<String>,
+        /// Their role there: owner, manager, admin or member (default: owner with --admin,
+        /// else member).
+        #[arg(long)]
+        role: Option<String>,
+        /// A team they join (default: the organisation's first team).
+        #[arg(long, value_name = "SLUG")]
+        team: Option<String>,
         /// Read the password from the first line of standard input instead of asking.
         #[arg(long)]
         password_stdin: bool,
@@ -174,6 +202,138 @@ pub enum UserCommand {
     },
     /// List the users.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Create an organisation, with a team of the same name; the owner must be a user already.
+    Create {
+        /// The organisation's name; its slug is derived from it.
+        name: String,
+        /// The email of its first owner.
+        #[arg(long, value_name = "EMAIL")]
+        owner: String,
+    },
+    /// List the organisations.
+    List,
+    /// Set up single sign-on with an OpenID Connect provider (or turn it off with --off).
+    Sso {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The provider's issuer URL (its discovery document is at
+        /// ISSUER/.well-known/openid-configuration).
+        #[arg(long, value_name = "URL", required_unless_present = "off")]
+        issuer: Option<String>,
+        /// The client id Sentry has at the provider.
+        #[arg(long, value_name = "ID", required_unless_present = "off")]
+        client_id: Option<String>,
+        /// Its secret (the redirect URI to register is PUBLIC_URL/sso/callback).
+        #[arg(long, value_name = "SECRET", required_unless_present = "off")]
+        client_secret: Option<String>,
+        /// Members must sign in through the provider (owners may still use their password).
+        #[arg(long)]
+        required: bool,
+        /// An email domain whose people become members at their first sign-in (repeatable);
+        /// without one, only existing members may sign in.
+        #[arg(long = "domain", value_name = "DOMAIN")]
+        domains: Vec<String>,
+        /// The role of a member made by a first sign-in.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// Turn single sign-on off.
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeamCommand {
+    /// Create a team in an organisation.
+    Create {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The team's name; its slug is derived from it.
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Add a user to an organisation with a role.
+    Add {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The user's email (see `sentry user list`).
+        email: String,
+        /// owner, manager, admin or member.
+        #[arg(long, default_value = "member")]
+        role: String,
+        /// A team of the organisation they join.
+        #[arg(long, value_name = "SLUG")]
+        team: Option<String>,
+    },
+    /// Change a member's role.
+    Role {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The member's email.
+        email: String,
+        /// owner, manager, admin or member.
+        role: String,
+    },
+    /// Remove a member: they lose access at their next request.
+    Remove {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The member's email.
+        email: String,
+    },
+    /// List an organisation's members.
+    List {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token and print it (it is shown this once).
+    Create {
+        /// The organisation the token belongs to.
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// Scopes, comma- or space-separated: org:read, project:read, project:write,
+        /// project:releases, event:read, event:write, member:read, …
+        #[arg(long, value_name = "SCOPES")]
+        scopes: String,
+        /// A personal token, acting as this member within their role (default: the
+        /// organisation's own token).
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// A name to remember it by.
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+    /// List an organisation's tokens, revoked ones included.
+    List {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+    },
+    /// Revoke a token: it is refused from its next request.
+    Revoke {
+        /// The organisation's slug (see `sentry org list`).
+        #[arg(long, value_name = "SLUG")]
+        org: String,
+        /// The token's id (see `sentry token list`).
+        id: i64,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,7 @@ mod capture;
 pub mod cli;
 pub mod config;
 mod notify_cmd;
+mod orgs;
 mod serve;
 mod users;
 
@@ -41,6 +42,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Project(cmd) => admin::project(&load(&path, explicit)?, cmd),
         Command::Key(cmd) => admin::key(&load(&path, explicit)?, cmd),
         Command::User(cmd) => users::user(&load(&path, explicit)?, cmd),
+        Command::Org(cmd) => orgs::org(&load(&path, explicit)?, cmd),
+        Command::Team(cmd) => orgs::team(&load(&path, explicit)?, cmd),
+        Command::Member(cmd) => orgs::member(&load(&path, explicit)?, cmd),
+        Command::Token(cmd) => orgs::token(&load(&path, explicit)?, cmd),
         Command::Groups(args) => admin::groups(&load(&path, explicit)?, args),
         Command::Events(args) => admin::events(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),

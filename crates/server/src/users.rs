@@ -14,16 +14,20 @@ use crate::open_store;
 pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
     let store = open_store(config)?;
     match cmd {
-        UserCommand::Create { email, admin, password_stdin } => {
+        UserCommand::Create { email, admin, org, role, team, password_stdin } => {
+            let org = crate::orgs::org_by_slug(&store, org.as_deref())?;
+            let role = match role {
+                Some(r) => crate::orgs::role(&r)?,
+                None if admin => store::Role::Owner,
+                None => store::Role::Member,
+            };
+            let team = crate::orgs::team_by_slug(&store, &org, team.as_deref())?;
             let password = read_password(&email, password_stdin, "create", "nothing was created")?;
             let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
             let user = store.create_user(&email, &hash, admin)?;
-            println!(
-                "Created the {} {}. Log in at {}/login",
-                if user.is_admin { "administrator" } else { "user" },
-                user.email,
-                config.public_url()
-            );
+            store.add_member(org.id, user.id, role, team)?;
+            store.record_audit(org.id, crate::orgs::CLI_ACTOR, "member.add", &format!("{} as {role}", user.email))?;
+            println!("Created the user {}, {role} of {}. Log in at {}/login", user.email, org.slug, config.public_url());
         }
         UserCommand::Passwd { email, password_stdin } => {
             let Some((user, _)) = store.user_for_login(&email)? else {
@@ -43,7 +47,8 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
                 println!("No users yet. Create one with: sentry user create EMAIL --admin");
             }
             for u in users {
-                println!("{:<40} {}", u.email, if u.is_admin { "administrator" } else { "member" });
+                let roles: Vec<String> = store.memberships(u.id)?.iter().map(|m| format!("{} of {}", m.role, m.org.slug)).collect();
+                println!("{:<40} {}", u.email, if roles.is_empty() { "in no organisation".to_string() } else { roles.join(", ") });
             }
         }
     }

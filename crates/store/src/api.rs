@@ -13,7 +13,8 @@ use tokio::sync::oneshot;
 use crate::{
     Activity, ActivityEntry, Cleaned, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
     HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
-    SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue,
+    SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue, ApiToken, AuditEntry, Invitation, Member,
+    Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -113,6 +114,7 @@ pub trait Accounts: Send + Sync {
     fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;
     fn user_count(&self) -> Result<u64>;
     fn users(&self) -> Result<Vec<User>>;
+    fn user(&self, id: UserId) -> Result<Option<User>>;
     /// A user and their password hash, by email (case-insensitive).
     fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>>;
     fn create_session(&self, user: UserId, token_hash: &str, csrf_token: &str, ttl_secs: f64) -> Result<()>;
@@ -123,9 +125,70 @@ pub trait Accounts: Send + Sync {
     fn create_setup_token(&self, token_hash: &str, ttl_secs: f64) -> Result<()>;
     /// Not used, not expired, and still no user exists.
     fn setup_token_valid(&self, token_hash: &str) -> Result<bool>;
-    /// Uses a setup link: creates the first (admin) user, atomically, so two visitors racing
+    /// Uses a setup link: creates the first (admin) user, owner of the first organisation, atomically, so two visitors racing
     /// with the same link can't both succeed.
     fn use_setup_token(&self, token_hash: &str, email: &str, password_hash: &str) -> Result<User>;
+}
+
+/// Organisations, their teams and members, API tokens, invitations and the audit log. A
+/// fresh store has one organisation, `default`, with one team, `default`: projects made with
+/// [`Admin::create_project`] go there, and so does the first user, made by the setup link, as
+/// its owner. A user made with [`Accounts::create_user`] is in no organisation until added.
+pub trait Orgs: Send + Sync {
+    /// Every organisation, oldest first.
+    fn organizations(&self) -> Result<Vec<Organization>>;
+    fn organization_by_slug(&self, slug: &str) -> Result<Option<Organization>>;
+    /// A new organisation with a team of the same name; `owner` becomes its owner and a member
+    /// of that team. A taken slug is a `Conflict`.
+    fn create_organization(&self, name: &str, owner: UserId) -> Result<Organization>;
+    /// An organisation's teams, oldest first.
+    fn teams(&self, org: OrgId) -> Result<Vec<Team>>;
+    /// A taken slug (within the organisation) is a `Conflict`.
+    fn create_team(&self, org: OrgId, name: &str) -> Result<Team>;
+    /// Adds a member of the organisation to one of its teams (nothing when already in it).
+    fn join_team(&self, team: TeamId, user: UserId) -> Result<()>;
+    /// The organisations a user is a member of, oldest first, with role and teams.
+    fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
+    /// An organisation's members, oldest first.
+    fn members(&self, org: OrgId) -> Result<Vec<Member>>;
+    /// Adds a user to an organisation (and to `team`, one of its teams). Already a member:
+    /// `Conflict`.
+    fn add_member(&self, org: OrgId, user: UserId, role: Role, team: Option<TeamId>) -> Result<()>;
+    /// Changes a member's role. The last owner can't stop being one (`Invalid`).
+    fn set_role(&self, org: OrgId, user: UserId, role: Role) -> Result<()>;
+    /// Removes a member from the organisation and its teams, and revokes their personal
+    /// tokens there. The last owner can't be removed (`Invalid`).
+    fn remove_member(&self, org: OrgId, user: UserId) -> Result<()>;
+    /// The teams a project belongs to.
+    fn project_teams(&self, project: ProjectId) -> Result<Vec<TeamId>>;
+    /// Creates a project of `team`'s organisation, belonging to `team`, with its first key.
+    fn create_project_in(&self, team: TeamId, name: &str) -> Result<(Project, ClientKey)>;
+    /// An organisation's projects, oldest first.
+    fn org_projects(&self, org: OrgId) -> Result<Vec<Project>>;
+
+    /// Records an invitation link (hashed), valid for `ttl_secs`, for one use.
+    fn create_invitation(&self, token_hash: &str, org: OrgId, email: &str, role: Role, team: Option<TeamId>, ttl_secs: f64) -> Result<()>;
+    /// The invitation, when not used and not expired.
+    fn invitation(&self, token_hash: &str) -> Result<Option<Invitation>>;
+    /// Uses an invitation, atomically (two visitors can't both use one link): the user joins
+    /// its organisation with its role and team. Used or expired: `Invalid`.
+    fn accept_invitation(&self, token_hash: &str, user: UserId) -> Result<Organization>;
+
+    fn create_token(&self, token: &NewToken<'_>) -> Result<ApiToken>;
+    /// The live (not revoked) token with this hash; records that it was used now.
+    fn use_token(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+    /// An organisation's tokens, newest first, revoked ones included.
+    fn tokens(&self, org: OrgId) -> Result<Vec<ApiToken>>;
+    /// From then on the token is refused. False when the organisation has no such token.
+    fn revoke_token(&self, org: OrgId, id: TokenId) -> Result<bool>;
+
+    /// Sets (or, with `None`, removes) an organisation's single sign-on.
+    fn set_sso(&self, org: OrgId, sso: Option<&SsoConfig>) -> Result<()>;
+    fn sso(&self, org: OrgId) -> Result<Option<SsoConfig>>;
+
+    fn record_audit(&self, org: OrgId, actor: &str, action: &str, target: &str) -> Result<()>;
+    /// The newest `limit` entries of an organisation's audit log, newest first.
+    fn audit_log(&self, org: OrgId, limit: usize) -> Result<Vec<AuditEntry>>;
 }
 
 /// The notification outbox and the engine's bookkeeping. Deliveries are *claimed* with a
@@ -173,7 +236,7 @@ pub trait Maintenance: Send + Sync {
 }
 
 /// A whole backend: what callers hold, as `Arc<dyn Store>`.
-pub trait Store: Reads + Admin + Accounts + Outbox + Maintenance {
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

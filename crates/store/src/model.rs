@@ -16,6 +16,21 @@ pub struct GroupId(pub i64);
 #[serde(transparent)]
 pub struct UserId(pub i64);
 
+/// An organisation's id. A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct OrgId(pub i64);
+
+/// A team's id. A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TeamId(pub i64);
+
+/// An API token's id (not its secret). A plain number in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TokenId(pub i64);
+
 macro_rules! id_traits {
     ($($t:ty),*) => {$(
         impl fmt::Display for $t {
@@ -31,7 +46,7 @@ macro_rules! id_traits {
         }
     )*};
 }
-id_traits!(GroupId, UserId);
+id_traits!(GroupId, UserId, OrgId, TeamId, TokenId);
 
 /// A group's triage status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -63,6 +78,8 @@ impl GroupStatus {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Project {
     pub id: ProjectId,
+    /// The organisation that owns it.
+    pub org_id: OrgId,
     pub slug: String,
     pub name: String,
     pub created_at: f64,

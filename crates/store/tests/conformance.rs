@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use protocol::EventId;
 use store::{
+    NewToken, Role, TokenId, UserId,
     ACTIVITY_CREATED, Enqueue, GroupId, GroupRow, GroupStatus, ItemCounts, Level, NewDelivery, NewEvent, ProjectId, Sort,
     SpoolMark, StatusFilter, Store, StoreError, StreamQuery, WriteOutcome,
 };
@@ -24,7 +25,10 @@ macro_rules! conformance {
                 cleanup_removes_old_events_and_groups_seen_only_before, outbox_queues_once_per_firing_and_action,
                 outbox_claims_hold_while_their_lease_does, stream_sorts_filters_intervals_and_pages_stably,
                 hourly_daily_and_project_counters_follow_the_events, accounts_sessions_and_setup_links,
-                events_keep_their_tags_and_page_by_position, spool_marks_are_committed_with_their_events);
+                events_keep_their_tags_and_page_by_position, spool_marks_are_committed_with_their_events,
+                organisations_teams_and_roles, invitations_are_single_use_and_expire,
+                tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation,
+                single_sign_on_settings_per_organisation);
         }
     };
     (@tests $($name:ident),*) => {
@@ -463,6 +467,8 @@ fn accounts_sessions_and_setup_links(store: Arc<dyn Store>) {
     assert!(!store.setup_token_valid("nope").unwrap());
     let u = store.use_setup_token("t1", "Admin@Example.com", "hash").unwrap();
     assert!(u.is_admin);
+    let m = store.memberships(u.id).unwrap();
+    assert_eq!((m.len(), m[0].org.slug.as_str(), m[0].role, m[0].teams.len()), (1, "default", Role::Owner, 1), "the first user owns the first organisation");
     // Used once: refused afterwards, and no second first user.
     assert!(!store.setup_token_valid("t1").unwrap());
     assert!(store.use_setup_token("t1", "b@example.com", "h").is_err());
@@ -474,6 +480,8 @@ fn accounts_sessions_and_setup_links(store: Arc<dyn Store>) {
     let (found, hash) = store.user_for_login("ADMIN@example.com").unwrap().unwrap();
     assert_eq!((found.id, hash.as_str()), (u.id, "hash"));
     let bob = store.create_user("bob@example.com", "h2", false).unwrap();
+    assert_eq!(store.user(bob.id).unwrap().map(|u| u.email), Some("bob@example.com".to_string()));
+    assert!(store.user(store::UserId(999)).unwrap().is_none());
     assert_eq!(store.user_count().unwrap(), 2);
     assert_eq!(store.users().unwrap().iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["Admin@Example.com", "bob@example.com"]);
 
@@ -520,4 +528,135 @@ fn events_keep_their_tags_and_page_by_position(store: Arc<dyn Store>) {
     assert_eq!(seen, ["05", "04", "03", "02", "01"]);
     assert!(store.group(GroupId(group_id.0 + 1000)).unwrap().is_none());
     w.shutdown();
+}
+
+fn organisations_teams_and_roles(store: Arc<dyn Store>) {
+    // A fresh store has the default organisation; new users and projects go there.
+    let orgs = store.organizations().unwrap();
+    assert_eq!(orgs.iter().map(|o| o.slug.as_str()).collect::<Vec<_>>(), ["default"]);
+    let default = orgs[0].id;
+    let boss = store.create_user("boss@example.com", "h", true).unwrap();
+    let dev = store.create_user("dev@example.com", "h", false).unwrap();
+    assert!(store.memberships(dev.id).unwrap().is_empty(), "a new user is in no organisation");
+    let (p, _) = store.create_project("shop").unwrap();
+    assert_eq!(p.org_id, default);
+    let team = store.teams(default).unwrap()[0].id;
+    store.add_member(default, boss.id, Role::Owner, Some(team)).unwrap();
+    store.add_member(default, dev.id, Role::Member, Some(team)).unwrap();
+    assert_eq!(store.project_teams(p.id).unwrap(), [team]);
+    let m = store.memberships(boss.id).unwrap();
+    assert_eq!((m.len(), m[0].role, m[0].teams.clone()), (1, Role::Owner, vec![team]));
+    assert_eq!(store.memberships(dev.id).unwrap()[0].role, Role::Member);
+
+    // A second organisation, with its own team and projects.
+    let acme = store.create_organization("Acme Corp", dev.id).unwrap();
+    assert_eq!(acme.slug, "acme-corp");
+    assert!(matches!(store.create_organization("acme corp", boss.id), Err(StoreError::Conflict(_))));
+    assert!(matches!(store.create_organization("!!", boss.id), Err(StoreError::Invalid(_))));
+    let acme_team = store.teams(acme.id).unwrap()[0].id;
+    let backend = store.create_team(acme.id, "Backend").unwrap();
+    assert!(matches!(store.create_team(acme.id, "backend"), Err(StoreError::Conflict(_))));
+    let (api, _) = store.create_project_in(backend.id, "api").unwrap();
+    assert_eq!((api.org_id, store.project_teams(api.id).unwrap()), (acme.id, vec![backend.id]));
+    assert_eq!(store.org_projects(acme.id).unwrap().iter().map(|p| p.slug.as_str()).collect::<Vec<_>>(), ["api"]);
+    assert_eq!(store.org_projects(default).unwrap().len(), 1);
+    assert_eq!(store.memberships(dev.id).unwrap().iter().map(|m| (m.org.id, m.role)).collect::<Vec<_>>(), [(default, Role::Member), (acme.id, Role::Owner)]);
+
+    // Members, roles, teams.
+    assert!(matches!(store.join_team(backend.id, boss.id), Err(StoreError::NotFound(_))), "only members join a team");
+    store.add_member(acme.id, boss.id, Role::Admin, Some(backend.id)).unwrap();
+    assert!(matches!(store.add_member(acme.id, boss.id, Role::Member, None), Err(StoreError::Conflict(_))));
+    store.join_team(acme_team, boss.id).unwrap();
+    store.join_team(acme_team, boss.id).unwrap();
+    let members = store.members(acme.id).unwrap();
+    assert_eq!(members.iter().map(|m| (m.user.email.as_str(), m.role, m.teams.len())).collect::<Vec<_>>(), [("dev@example.com", Role::Owner, 1), ("boss@example.com", Role::Admin, 2)]);
+    assert!(matches!(store.set_role(acme.id, dev.id, Role::Manager), Err(StoreError::Invalid(_))), "the last owner stays one");
+    assert!(matches!(store.remove_member(acme.id, dev.id), Err(StoreError::Invalid(_))));
+    store.set_role(acme.id, boss.id, Role::Owner).unwrap();
+    store.set_role(acme.id, dev.id, Role::Manager).unwrap();
+    assert!(matches!(store.set_role(acme.id, UserId(999), Role::Member), Err(StoreError::NotFound(_))));
+    store.remove_member(acme.id, dev.id).unwrap();
+    assert_eq!(store.memberships(dev.id).unwrap().len(), 1, "still in the default organisation");
+    assert_eq!(store.members(acme.id).unwrap().len(), 1);
+    assert!(matches!(store.remove_member(acme.id, dev.id), Err(StoreError::NotFound(_))));
+}
+
+fn invitations_are_single_use_and_expire(store: Arc<dyn Store>) {
+    let owner = store.create_user("owner@example.com", "h", true).unwrap();
+    let acme = store.create_organization("acme", owner.id).unwrap();
+    let team = store.teams(acme.id).unwrap()[0].id;
+    let guest = store.create_user("guest@example.com", "h", false).unwrap();
+    assert!(matches!(store.create_invitation("bad", acme.id, "not an email", Role::Member, None, 60.0), Err(StoreError::Invalid(_))));
+    store.create_invitation("inv", acme.id, "guest@example.com", Role::Admin, Some(team), 60.0).unwrap();
+    store.create_invitation("old", acme.id, "late@example.com", Role::Member, None, -1.0).unwrap();
+    let i = store.invitation("inv").unwrap().unwrap();
+    assert_eq!((i.org.id, i.email.as_str(), i.role, i.team), (acme.id, "guest@example.com", Role::Admin, Some(team)));
+    assert!(store.invitation("old").unwrap().is_none(), "expired");
+    assert!(matches!(store.accept_invitation("old", guest.id), Err(StoreError::Invalid(_))));
+    assert_eq!(store.accept_invitation("inv", guest.id).unwrap().id, acme.id);
+    let m = store.memberships(guest.id).unwrap();
+    assert_eq!(m.iter().map(|m| (m.org.id, m.role, m.teams.clone())).next_back(), Some((acme.id, Role::Admin, vec![team])));
+    assert!(store.invitation("inv").unwrap().is_none(), "used");
+    assert!(matches!(store.accept_invitation("inv", owner.id), Err(StoreError::Invalid(_))), "single use");
+    assert!(matches!(store.accept_invitation("nope", owner.id), Err(StoreError::Invalid(_))));
+}
+
+fn tokens_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
+    let owner = store.create_user("owner@example.com", "h", true).unwrap();
+    let acme = store.create_organization("acme", owner.id).unwrap();
+    let default = store.organizations().unwrap()[0].id;
+    let scopes = vec!["project:read".to_string(), "org:read".to_string()];
+    let personal = store
+        .create_token(&NewToken { token_hash: "t1", name: "laptop", org_id: acme.id, user_id: Some(owner.id), scopes: &scopes })
+        .unwrap();
+    let org_token = store.create_token(&NewToken { token_hash: "t2", name: "ci", org_id: acme.id, user_id: None, scopes: &scopes[..1] }).unwrap();
+    let found = store.use_token("t1").unwrap().unwrap();
+    assert_eq!((found.id, found.user_id, found.scopes.clone()), (personal.id, Some(owner.id), scopes.clone()));
+    assert!(found.last_used_at.is_some(), "using a token records when");
+    assert!(store.use_token("nope").unwrap().is_none());
+    assert_eq!(store.tokens(acme.id).unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["ci", "laptop"]);
+    assert!(!store.revoke_token(default, org_token.id).unwrap(), "another organisation's token");
+    assert!(store.revoke_token(acme.id, org_token.id).unwrap());
+    assert!(store.use_token("t2").unwrap().is_none(), "revoked");
+    assert!(!store.revoke_token(acme.id, TokenId(999)).unwrap());
+    // Removing a member revokes their personal tokens there.
+    let other = store.create_user("other@example.com", "h", false).unwrap();
+    store.add_member(acme.id, other.id, Role::Owner, None).unwrap();
+    store.remove_member(acme.id, owner.id).unwrap();
+    assert!(store.use_token("t1").unwrap().is_none());
+}
+
+fn the_audit_log_keeps_changes_per_organisation(store: Arc<dyn Store>) {
+    let owner = store.create_user("owner@example.com", "h", true).unwrap();
+    let acme = store.create_organization("acme", owner.id).unwrap();
+    let default = store.organizations().unwrap()[0].id;
+    store.record_audit(acme.id, "owner@example.com", "member.add", "dev@example.com as member").unwrap();
+    store.record_audit(acme.id, "owner@example.com", "key.revoke", "shop: abc").unwrap();
+    store.record_audit(default, "x", "project.create", "p").unwrap();
+    let log = store.audit_log(acme.id, 10).unwrap();
+    assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["key.revoke", "member.add"]);
+    assert_eq!(store.audit_log(acme.id, 1).unwrap().len(), 1);
+}
+
+fn single_sign_on_settings_per_organisation(store: Arc<dyn Store>) {
+    let default = store.organizations().unwrap()[0].id;
+    assert!(store.sso(default).unwrap().is_none());
+    let mut sso = store::SsoConfig {
+        issuer: "https://id.example.com".into(),
+        client_id: "sentry".into(),
+        client_secret: "s3cret".into(),
+        required: true,
+        allowed_domains: vec!["example.com".into()],
+        default_role: Role::Admin,
+    };
+    store.set_sso(default, Some(&sso)).unwrap();
+    assert_eq!(store.sso(default).unwrap().as_ref(), Some(&sso));
+    assert!(sso.admits("a@EXAMPLE.com") && !sso.admits("a@example.org") && !sso.admits("nobody"));
+    sso.required = false;
+    store.set_sso(default, Some(&sso)).unwrap();
+    assert!(!store.sso(default).unwrap().unwrap().required, "set again: replaced");
+    sso.issuer = "not a url".into();
+    assert!(matches!(store.set_sso(default, Some(&sso)), Err(StoreError::Invalid(_))));
+    store.set_sso(default, None).unwrap();
+    assert!(store.sso(default).unwrap().is_none());
 }

@@ -3,7 +3,7 @@
 
 use protocol::EventId;
 use store::sqlite::SqliteStore;
-use store::{Admin, ItemCounts, Level, NewEvent, Reads, Sort, Store, StreamQuery};
+use store::{Accounts, Maintenance, Orgs, Role, Admin, ItemCounts, Level, NewEvent, Reads, Sort, Store, StreamQuery};
 
 fn event(project: store::ProjectId, n: u8, hash: &str) -> NewEvent {
     NewEvent {
@@ -67,4 +67,35 @@ fn events_written_before_tags_were_stored_derive_them_from_the_payload() {
     let old = store.event(p.id, &EventId([1; 16])).unwrap().unwrap();
     assert_eq!(old.payload, payload);
     assert!(old.tags.contains(&("from_payload".to_string(), "yes".to_string())), "{:?}", old.tags);
+}
+
+/// A data file written by the release before organisations (schema 5: an administrator, a
+/// user, two projects, one event each) opens with every project and user in the default
+/// organisation: the administrator as its owner, the user as a member of its one team, which
+/// every project belongs to.
+#[test]
+fn a_release_file_migrates_into_the_default_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sentry.db");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/release_schema_5.db"), &path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap().0, 6);
+    let orgs = store.organizations().unwrap();
+    assert_eq!(orgs.iter().map(|o| o.slug.as_str()).collect::<Vec<_>>(), ["default"]);
+    let team = store.teams(orgs[0].id).unwrap();
+    assert_eq!(team.len(), 1);
+    let projects = store.projects().unwrap();
+    assert_eq!(projects.iter().map(|p| p.slug.as_str()).collect::<Vec<_>>(), ["default", "shop"]);
+    for p in &projects {
+        assert_eq!(p.org_id, orgs[0].id);
+        assert_eq!(store.project_teams(p.id).unwrap(), [team[0].id]);
+        assert_eq!(store.event_count(p.id).unwrap(), 1, "events stay");
+    }
+    let members = store.members(orgs[0].id).unwrap();
+    assert_eq!(
+        members.iter().map(|m| (m.user.email.as_str(), m.role, m.teams.clone())).collect::<Vec<_>>(),
+        [("admin@example.com", Role::Owner, vec![team[0].id]), ("dev@example.com", Role::Member, vec![team[0].id])]
+    );
+    // The old password hashes still log in (the file kept them).
+    assert!(store.user_for_login("dev@example.com").unwrap().unwrap().1.starts_with("$argon2id$"));
 }

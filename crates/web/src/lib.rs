@@ -7,10 +7,12 @@
 //! within its limit, hand it to `ingest::Pipeline::accept`, and answer 200 only once it says
 //! the events are durable.
 
+pub mod access;
 pub mod dashboard;
 mod error;
 mod ingest_api;
 mod metrics;
+mod rest;
 mod serve;
 
 use std::sync::Arc;
@@ -54,9 +56,44 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(dashboard::router(&state).layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
+        .merge(rest::routes().router)
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .with_state(state)
+}
+
+/// A router that remembers its routes, so that a test can go through every one of them (the
+/// authorisation matrix): what [`routes`] lists is what the router serves.
+pub(crate) struct Routes {
+    pub router: Router<AppState>,
+    pub list: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes { router: Router::new(), list: Vec::new() }
+    }
+
+    pub fn get<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
+        self.router = self.router.route(path, get(h));
+        self.list.push(("GET", path));
+        self
+    }
+
+    pub fn post<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
+        self.router = self.router.route(path, post(h));
+        self.list.push(("POST", path));
+        self
+    }
+}
+
+/// Every route of the dashboard and of the REST API (`/api/0/`), as (method, path pattern):
+/// the routes that people and tokens reach through the access check. (The ingest endpoints,
+/// authorised by client keys, `/healthz` and `/metrics` are not among them.)
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    let mut list = dashboard::routes().list;
+    list.extend(rest::routes().list);
+    list
 }
 
 async fn count(axum::extract::State(state): axum::extract::State<AppState>, resp: axum::response::Response) -> axum::response::Response {

@@ -146,7 +146,8 @@ fn every_page_renders_in_chromium() {
         ("/p/shop/?sort=time_spent".into(), "SELECT"),
         (format!("/p/shop/issues/{id}/"), "Why these events are grouped"),
         (format!("/p/shop/issues/{id}/events/cccccccccccccccccccccccccccccccc/"), "Raw JSON"),
-        ("/settings/".into(), "Users"),
+        ("/settings/".into(), "Organisations"),
+        ("/o/default/settings/".into(), "Audit log"),
         ("/settings/projects/shop/".into(), "Client keys"),
     ] {
         b.goto(&server.url(&path));
@@ -166,4 +167,59 @@ fn every_page_renders_in_chromium() {
     b.wait_until("the login page", |b| b.current_url().contains("/login"));
     b.goto(&server.url("/dashboard"));
     b.wait_until("the login page again", |b| b.current_url().contains("/login"));
+}
+
+/// An owner invites a member of the default team; the member opens the link, sets a password
+/// and sees only their team's project; removed from the organisation, their next click finds
+/// nothing. Screenshots of the organisation's settings at desktop and phone width go to
+/// `test-artifacts/`.
+#[test]
+fn an_invited_member_sees_only_their_teams_project_until_removed() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    server.send_event(&project, &json!({"message": "checkout failed", "event_id": "dddddddddddddddddddddddddddddddd"}));
+    server.cli_ok(&["team", "create", "--org", "default", "Other"]);
+    server.cli_ok(&["project", "create", "hidden", "--team", "other"]);
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.goto(&server.url("/o/default/settings/"));
+    b.fill("form[action$='/invitations'] input[name=email]", "new@example.com");
+    b.select("form[action$='/invitations'] select[name=team]", "1");
+    b.click("form[action$='/invitations'] button[type=submit]");
+    b.wait_until("the invitation link", |b| b.exists("#secret"));
+    let link = b.text("#secret");
+    assert!(link.contains("/invite/"), "{link}");
+    // Tall windows: the whole page in one picture.
+    b.set_window_size(1280, 2400);
+    b.screenshot("org-settings.png");
+    b.set_window_size(400, 3600);
+    b.screenshot("org-settings-phone.png");
+    b.goto(&server.url("/settings/"));
+    b.screenshot("settings-phone.png");
+    b.set_window_size(1280, 1000);
+    b.click("header form button");
+    b.wait_until("the login page", |b| b.current_url().contains("/login"));
+
+    b.goto(&link);
+    b.fill("input[name=password]", "member password");
+    b.fill("input[name=password_again]", "member password");
+    b.click("#invite-form button[type=submit]");
+    b.wait_until("the dashboard", |b| b.current_url().ends_with("/dashboard"));
+    let nav = b.texts("header nav a");
+    assert!(nav.iter().any(|a| a == "shop"), "{nav:?}");
+    assert!(!nav.iter().any(|a| a == "hidden"), "{nav:?}");
+    b.goto(&server.url("/p/hidden/"));
+    b.wait_until("a not-found page", |b| b.js("return document.body.innerText").as_str().unwrap_or("").contains("there is no project"));
+    b.goto(&server.url("/p/shop/"));
+    b.wait_until("the stream", |b| !row_titles(b).is_empty());
+
+    server.cli_ok(&["member", "remove", "--org", "default", "new@example.com"]);
+    b.click(".group-row a.title");
+    b.wait_until("a not-found page after removal", |b| {
+        b.js("return document.body.innerText").as_str().unwrap_or("").contains("there is no project")
+    });
+    for shot in ["org-settings.png", "org-settings-phone.png", "settings-phone.png"] {
+        assert!(is_png(&crate::harness::workspace_root().join("test-artifacts").join(shot)), "{shot}");
+    }
 }

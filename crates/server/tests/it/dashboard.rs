@@ -66,9 +66,9 @@ fn user_create_checks_the_password_and_the_email() {
     assert!(!dup.status.success() && String::from_utf8_lossy(&dup.stderr).contains("already exists"));
     assert!(server.login("a@example.com", "long enough").is_ok());
     assert_eq!(server.login("a@example.com", "wrong password").unwrap_err().status, 401);
-    // A member can't add users.
+    // A member can't invite anyone.
     let s = server.login("a@example.com", "long enough").unwrap();
-    let r = server.post_form_as(&s, "/settings/users", &[("csrf", &s.csrf), ("email", "b@example.com"), ("password", "long enough")]);
+    let r = server.post_form_as(&s, "/o/default/invitations", &[("csrf", &s.csrf), ("email", "b@example.com"), ("role", "member")]);
     assert_eq!(r.status, 403);
 }
 
@@ -231,10 +231,10 @@ fn resolving_then_a_new_event_reopens_as_a_regression() {
 }
 
 #[test]
-fn settings_create_rename_keys_and_users() {
+fn settings_create_rename_keys_and_invite() {
     let server = Server::start();
     let s = server.admin_session();
-    let r = server.post_form_as(&s, "/settings/projects", &[("csrf", &s.csrf), ("name", "Web Shop")]);
+    let r = server.post_form_as(&s, "/o/default/projects", &[("csrf", &s.csrf), ("name", "Web Shop")]);
     assert_eq!((r.status, r.header("location")), (303, Some("/settings/projects/web-shop/?done=created")));
     let r = server.post_form_as(&s, "/settings/projects/web-shop/rename", &[("csrf", &s.csrf), ("name", "Storefront")]);
     assert_eq!(r.status, 303);
@@ -248,9 +248,11 @@ fn settings_create_rename_keys_and_users() {
     let r = server.post_form_as(&s, &format!("/settings/projects/web-shop/keys/{key}/revoke"), &[("csrf", &s.csrf)]);
     assert_eq!(r.status, 303);
     assert!(server.get_as(&s, "/settings/projects/web-shop/").text().contains("revoked"));
-    let r = server.post_form_as(&s, "/settings/users", &[("csrf", &s.csrf), ("email", "dev@example.com"), ("password", "dev password"), ("admin", "")]);
-    assert_eq!(r.status, 303);
-    assert!(server.get_as(&s, "/settings/").text().contains("dev@example.com"));
+    let r = server.post_form_as(&s, "/o/default/invitations", &[("csrf", &s.csrf), ("email", "dev@example.com"), ("role", "admin"), ("team", "1")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let link = crate::accounts::invitation_link(&r.text());
+    crate::accounts::accept_invitation(&server, &link, "dev password");
+    assert!(server.get_as(&s, "/o/default/settings/").text().contains("dev@example.com"));
     assert!(server.login("dev@example.com", "dev password").is_ok());
     let dash = server.get_as(&s, "/dashboard?interval=7d");
     assert_eq!(dash.status, 200);
@@ -266,7 +268,7 @@ fn long_project_names_and_searches_get_a_plain_message() {
     let projects = || server.cli_json(&["project", "list", "--json"]).as_array().map(Vec::len);
     let before = projects();
     let long = "n".repeat(100_000);
-    let r = server.post_form_as(&s, "/settings/projects", &[("csrf", &s.csrf), ("name", &long)]);
+    let r = server.post_form_as(&s, "/o/default/projects", &[("csrf", &s.csrf), ("name", &long)]);
     assert_eq!(r.status, 400);
     assert!(r.text().contains("at most 100 characters"), "{}", r.text());
     let r = server.post_form_as(&s, "/settings/projects/shop/rename", &[("csrf", &s.csrf), ("name", &long)]);

@@ -2,6 +2,7 @@
 //! (`CARGO_BIN_EXE_sentry`) through `harness`.
 mod harness;
 
+mod accounts;
 mod bad_input;
 mod browser;
 mod cli;
@@ -11,6 +12,7 @@ mod dashboard;
 mod durability;
 mod first_hour;
 mod reliability;
+mod sso;
 mod tidy;
 mod notify;
 mod web_security;

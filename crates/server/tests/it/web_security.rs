@@ -63,8 +63,11 @@ fn forms_without_a_valid_csrf_token_are_refused() {
     assert_eq!(cross.status, 403, "another origin");
     assert_eq!(server.groups("shop")[0]["status"], "unresolved", "nothing changed");
     for (p, form) in [
-        ("/settings/projects", vec![("name", "evil")]),
-        ("/settings/users", vec![("email", "e@example.com"), ("password", "12345678")]),
+        ("/o/default/projects", vec![("name", "evil")]),
+        ("/o/default/invitations", vec![("email", "e@example.com"), ("role", "owner")]),
+        ("/o/default/tokens", vec![("scope", "org:admin")]),
+        ("/o/default/teams", vec![("name", "evil")]),
+        ("/settings/projects/shop/rename", vec![("name", "evil")]),
         ("/logout", vec![]),
     ] {
         assert_eq!(server.post_form_as(&s, p, &form).status, 403, "{p}");

@@ -20,6 +20,22 @@ fn user_from(r: &Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+/// The first user (from the setup link) owns the first organisation and is in its first team.
+fn join_first_organization(tx: &rusqlite::Transaction<'_>, user: UserId) -> Result<()> {
+    let role = crate::Role::Owner;
+    tx.execute(
+        "INSERT INTO members (org_id, user_id, role, created_at)
+         SELECT id, ?1, ?2, ?3 FROM organizations ORDER BY id LIMIT 1",
+        params![user.0, role.as_str(), now()],
+    )?;
+    tx.execute(
+        "INSERT INTO team_members (team_id, user_id)
+         SELECT t.id, ?1 FROM teams t WHERE t.org_id = (SELECT MIN(id) FROM organizations) ORDER BY t.id LIMIT 1",
+        [user.0],
+    )?;
+    Ok(())
+}
+
 impl crate::Accounts for SqliteStore {
     /// Creates a user. The email must not be taken (case-insensitively).
     fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User> {
@@ -27,9 +43,10 @@ impl crate::Accounts for SqliteStore {
         if email.is_empty() || !email.contains('@') {
             return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
         }
-        let conn = self.conn()?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
-        conn.execute(
+        tx.execute(
             "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![email, password_hash, is_admin as i64, t],
         )
@@ -39,7 +56,9 @@ impl crate::Accounts for SqliteStore {
             }
             e => e.into(),
         })?;
-        Ok(User { id: UserId(conn.last_insert_rowid()), email: email.to_string(), is_admin, created_at: t, last_login: None })
+        let id = UserId(tx.last_insert_rowid());
+        tx.commit()?;
+        Ok(User { id, email: email.to_string(), is_admin, created_at: t, last_login: None })
     }
 
     /// Sets a user's password hash (and logs out their other sessions).
@@ -68,6 +87,12 @@ impl crate::Accounts for SqliteStore {
         Ok(rows)
     }
 
+    fn user(&self, id: UserId) -> Result<Option<User>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"))?;
+        Ok(st.query_row([id.0], user_from).optional()?)
+    }
+
     /// A user and their password hash, by email (case-insensitive), for logging in.
     fn user_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
         let conn = self.conn()?;
@@ -81,7 +106,8 @@ impl crate::Accounts for SqliteStore {
         let t = now();
         conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [t])?;
         conn.execute(
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at, password_stamp)
+             VALUES (?1, ?2, ?3, ?4, ?5, (SELECT substr(password_hash, -16) FROM users WHERE id = ?2))",
             params![token_hash, user_id.0, csrf_token, t, t + ttl_secs],
         )?;
         conn.execute("UPDATE users SET last_login = ?2 WHERE id = ?1", params![user_id.0, t])?;
@@ -93,7 +119,7 @@ impl crate::Accounts for SqliteStore {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS}, s.csrf_token, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.token_hash = ?1 AND s.expires_at > ?2"
+             WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.password_stamp = substr(u.password_hash, -16)"
         ))?;
         Ok(st
             .query_row(params![token_hash, now()], |r| {
@@ -158,6 +184,7 @@ impl crate::Accounts for SqliteStore {
             params![email, password_hash, t],
         )?;
         let id = tx.last_insert_rowid();
+        join_first_organization(&tx, UserId(id))?;
         tx.commit()?;
         Ok(User { id: UserId(id), email: email.to_string(), is_admin: true, created_at: t, last_login: None })
     }

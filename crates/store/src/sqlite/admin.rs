@@ -4,11 +4,13 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
-use crate::{now, ClientKey, GroupId, GroupStatus, Project, ProjectId, Result, StoreError, ACTIVITY_IGNORED, ACTIVITY_REOPENED, ACTIVITY_RESOLVED};
+use crate::{now, OrgId, TeamId, ClientKey, GroupId, GroupStatus, Project, ProjectId, Result, StoreError, ACTIVITY_IGNORED, ACTIVITY_REOPENED, ACTIVITY_RESOLVED};
 
-fn project_from(r: &Row<'_>) -> rusqlite::Result<Project> {
-    Ok(Project { id: ProjectId(r.get(0)?), slug: r.get(1)?, name: r.get(2)?, created_at: r.get(3)? })
+pub(super) fn project_from(r: &Row<'_>) -> rusqlite::Result<Project> {
+    Ok(Project { id: ProjectId(r.get(0)?), slug: r.get(1)?, name: r.get(2)?, created_at: r.get(3)?, org_id: OrgId(r.get(4)?) })
 }
+
+pub(super) const PROJECT_COLUMNS: &str = "id, slug, name, created_at, org_id";
 
 fn key_from(r: &Row<'_>) -> rusqlite::Result<ClientKey> {
     Ok(ClientKey {
@@ -48,45 +50,35 @@ pub fn slugify(name: &str) -> String {
 }
 
 impl crate::Admin for SqliteStore {
-    /// Creates a project and its first client key.
+    /// Creates a project and its first client key, in the first organisation's first team.
     fn create_project(&self, name: &str) -> Result<(Project, ClientKey)> {
-        check_name_length(name)?;
-        let slug = slugify(name);
-        if slug.is_empty() {
-            return Err(StoreError::Invalid(format!(
-                "\"{name}\" cannot be a project name: use letters, digits and dashes"
-            )));
-        }
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM projects WHERE slug = ?1)", [&slug], |r| r.get(0))?;
-        if exists {
-            return Err(StoreError::Conflict(format!("a project named \"{slug}\" already exists")));
-        }
-        let t = now();
-        tx.execute("INSERT INTO projects (slug, name, created_at) VALUES (?1, ?2, ?3)", params![slug, name.trim(), t])?;
-        let id = ProjectId(tx.last_insert_rowid());
-        let key = insert_key(&tx, id, Some("Default"), None)?;
+        let team: i64 = tx
+            .query_row("SELECT t.id FROM teams t ORDER BY t.org_id, t.id LIMIT 1", [], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound("an organisation with a team".into()))?;
+        let made = insert_project(&tx, TeamId(team), name)?;
         tx.commit()?;
-        Ok((Project { id, slug, name: name.trim().to_string(), created_at: t }, key))
+        Ok(made)
     }
 
     fn projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached("SELECT id, slug, name, created_at FROM projects ORDER BY id")?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
         let rows = st.query_map([], project_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     fn project(&self, id: ProjectId) -> Result<Option<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached("SELECT id, slug, name, created_at FROM projects WHERE id = ?1")?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"))?;
         Ok(st.query_row([id.0], project_from).optional()?)
     }
 
     fn project_by_slug(&self, slug: &str) -> Result<Option<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached("SELECT id, slug, name, created_at FROM projects WHERE slug = ?1")?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1"))?;
         Ok(st.query_row([slug], project_from).optional()?)
     }
 
@@ -157,6 +149,33 @@ impl crate::Admin for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Inserts a project of `team`'s organisation, belonging to `team`, with its first key, in
+/// the caller's transaction.
+pub(super) fn insert_project(tx: &rusqlite::Transaction<'_>, team: TeamId, name: &str) -> Result<(Project, ClientKey)> {
+    check_name_length(name)?;
+    let slug = slugify(name);
+    if slug.is_empty() {
+        return Err(StoreError::Invalid(format!("\"{name}\" cannot be a project name: use letters, digits and dashes")));
+    }
+    let org: i64 = tx
+        .query_row("SELECT org_id FROM teams WHERE id = ?1", [team.0], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("team {team}")))?;
+    let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM projects WHERE slug = ?1)", [&slug], |r| r.get(0))?;
+    if exists {
+        return Err(StoreError::Conflict(format!("a project named \"{slug}\" already exists")));
+    }
+    let t = now();
+    tx.execute(
+        "INSERT INTO projects (slug, name, created_at, org_id) VALUES (?1, ?2, ?3, ?4)",
+        params![slug, name.trim(), t, org],
+    )?;
+    let id = ProjectId(tx.last_insert_rowid());
+    tx.execute("INSERT INTO project_teams (project_id, team_id) VALUES (?1, ?2)", params![id.0, team.0])?;
+    let key = insert_key(tx, id, Some("Default"), None)?;
+    Ok((Project { id, slug, name: name.trim().to_string(), created_at: t, org_id: OrgId(org) }, key))
 }
 
 fn insert_key(conn: &rusqlite::Connection, project_id: ProjectId, label: Option<&str>, rate: Option<u64>) -> Result<ClientKey> {

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("schema_3_notify.sql")),
     (4, include_str!("schema_4_counters.sql")),
     (5, include_str!("schema_5_store.sql")),
+    (6, include_str!("schema_6_accounts.sql")),
     (8, include_str!("schema_8_spool.sql")),
 ];
 

@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod cleanup;
 mod migrate;
+mod orgs;
 mod outbox;
 mod payload;
 mod read;

@@ -32,7 +32,7 @@ pub const SESSION_COOKIE: &str = "sentry_session";
 /// The pre-session CSRF cookie of the login and setup forms.
 pub const LOGIN_CSRF_COOKIE: &str = "sentry_csrf";
 /// How long a login lasts.
-const SESSION_TTL_SECS: f64 = 14.0 * 86400.0;
+pub(super) const SESSION_TTL_SECS: f64 = 14.0 * 86400.0;
 /// Failed logins allowed per email from one address within [`LOGIN_WINDOW`].
 pub const LOGIN_ATTEMPTS: usize = 10;
 /// Failed logins allowed per address, whatever the emails, within [`LOGIN_WINDOW`].
@@ -85,7 +85,7 @@ pub fn new_setup_token(store: &Arc<dyn store::Store>) -> store::Result<String> {
     Ok(token)
 }
 
-fn constant_time_eq(a: &str, b: &str) -> bool {
+pub(super) fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -101,7 +101,7 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: Option<u64>, secure: bool) {
+pub(super) fn set_cookie(resp: &mut Response, name: &str, value: &str, max_age: Option<u64>, secure: bool) {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
@@ -136,7 +136,7 @@ fn safe_next(next: Option<&str>) -> String {
 
 /// `%XX` escapes decoded once (an invalid escape is kept as it is; bytes that are not UTF-8
 /// become U+FFFD).
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -180,14 +180,15 @@ impl CurrentUser {
         Ok(())
     }
 
-    pub fn require_admin(&self) -> PageResult<()> {
-        if self.user.is_admin { Ok(()) } else { Err(PageError::Forbidden("only administrators can do this".into())) }
+    /// The hash of the session's token (what the store knows the session by).
+    pub(crate) fn session_hash(&self) -> &str {
+        &self.token_hash
     }
 }
 
 /// A POST whose `Origin` is not this server — another host, or another scheme than the public
 /// URL's (`https` when `https`, else `http`) — is refused.
-fn check_origin(headers: &HeaderMap, https: bool) -> PageResult<()> {
+pub(super) fn check_origin(headers: &HeaderMap, https: bool) -> PageResult<()> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else { return Ok(()) };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     let scheme = if https { "https" } else { "http" };
@@ -260,7 +261,7 @@ pub(crate) struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// The attempt failed: it stays counted until the window forgets it.
-    fn keep(mut self) {
+    pub(super) fn keep(mut self) {
         self.kept = true;
     }
 }
@@ -285,7 +286,7 @@ impl Drop for Reservation<'_> {
 }
 
 /// The keys and limits of one login attempt: the email from this address, and the address.
-fn login_keys(email: &str, ip: Option<IpAddr>) -> Vec<(String, usize)> {
+pub(super) fn login_keys(email: &str, ip: Option<IpAddr>) -> Vec<(String, usize)> {
     let email = email.trim().to_lowercase();
     let ip = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     vec![(format!("email:{email} ip:{ip}"), LOGIN_ATTEMPTS), (format!("ip:{ip}"), LOGIN_ATTEMPTS_PER_ADDRESS)]
@@ -325,7 +326,7 @@ impl LoginLimiter {
     }
 
     /// A place in the hashing pool, or `None` when every place stayed taken for [`HASH_WAIT`].
-    async fn hash_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    pub(super) async fn hash_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let permit = tokio::time::timeout(HASH_WAIT, self.hashing.clone().acquire_owned()).await.ok()?.ok()?;
         self.hashes.fetch_add(1, Ordering::Relaxed);
         Some(permit)
@@ -338,14 +339,14 @@ impl LoginLimiter {
 }
 
 /// A 429 page with `Retry-After`.
-fn too_many(message: String, retry_after: u64) -> Response {
+pub(super) fn too_many(message: String, retry_after: u64) -> Response {
     let mut resp = PageError::TooManyRequests(message).into_response();
     resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 
 /// What a login answers when the hashing pool stayed full.
-fn busy() -> Response {
+pub(super) fn busy() -> Response {
     too_many("too many logins at once, try again in a few seconds".into(), 2)
 }
 
@@ -374,14 +375,14 @@ pub struct NextQuery {
 }
 
 /// The login form's CSRF token: the one in the browser's cookie, or a new one (set on answer).
-fn login_csrf(headers: &HeaderMap) -> (String, bool) {
+pub(super) fn login_csrf(headers: &HeaderMap) -> (String, bool) {
     match cookie(headers, LOGIN_CSRF_COOKIE).filter(|c| c.len() == 64 && c.bytes().all(|b| b.is_ascii_hexdigit())) {
         Some(c) => (c, false),
         None => (random_token(), true),
     }
 }
 
-fn with_login_csrf(page: PageResult, csrf: &str, fresh: bool, secure: bool) -> PageResult {
+pub(super) fn with_login_csrf(page: PageResult, csrf: &str, fresh: bool, secure: bool) -> PageResult {
     let mut resp = page?;
     if fresh {
         set_cookie(&mut resp, LOGIN_CSRF_COOKIE, csrf, None, secure);
@@ -443,9 +444,17 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
             return Ok(None);
         }
         let Some((user, _)) = found else { return Ok(None) };
-        let token = random_token();
-        store.create_session(user.id, &token_hash(&token), &random_token(), SESSION_TTL_SECS)?;
-        Ok(Some(token))
+        // An organisation that requires single sign-on: its members (but owners) sign in there.
+        for m in store.memberships(user.id)? {
+            if m.role < store::Role::Owner && store.sso(m.org.id)?.is_some_and(|s| s.required) {
+                return Err(PageError::Forbidden(format!(
+                    "{} signs in with single sign-on: go to {}",
+                    m.org.name,
+                    super::paths::sso(&m.org.slug)
+                )));
+            }
+        }
+        Ok(Some(start_session(&store, user.id)?))
     })
     .await?;
     let Some(token) = found else {
@@ -461,9 +470,7 @@ pub async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, header
         return Ok(resp);
     };
     limiter.succeed(reservation);
-    let mut resp = Redirect::to(&safe_next(form.next.as_deref())).into_response();
-    set_cookie(&mut resp, SESSION_COOKIE, &token, Some(SESSION_TTL_SECS as u64), state.dashboard.secure_cookies);
-    Ok(resp)
+    Ok(logged_in(&state, &safe_next(form.next.as_deref()), &token))
 }
 
 #[derive(Deserialize)]
@@ -505,13 +512,34 @@ pub struct SetupForm {
     csrf: String,
 }
 
-/// `POST /setup/{token}`: creates the admin and logs them in.
-pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Form(form): Form<SetupForm>) -> PageResult {
-    check_origin(&headers, state.dashboard.secure_cookies)?;
-    let (csrf, fresh) = login_csrf(&headers);
-    if fresh || !constant_time_eq(&form.csrf, &csrf) {
+/// Checks a form sent before there is a session (login, setup, invitation): from this site,
+/// with the double-submit CSRF token of its cookie. Returns that token.
+pub(super) fn check_pre_session_form(state: &AppState, headers: &HeaderMap, form_csrf: &str) -> PageResult<String> {
+    check_origin(headers, state.dashboard.secure_cookies)?;
+    let (csrf, fresh) = login_csrf(headers);
+    if fresh || !constant_time_eq(form_csrf, &csrf) {
         return Err(PageError::Forbidden("the form was missing its security token; reload the page and try again".into()));
     }
+    Ok(csrf)
+}
+
+/// Starts a session for a user; returns the cookie's token.
+pub(super) fn start_session(store: &Arc<dyn store::Store>, user: store::UserId) -> PageResult<String> {
+    let session = random_token();
+    store.create_session(user, &token_hash(&session), &random_token(), SESSION_TTL_SECS)?;
+    Ok(session)
+}
+
+/// Goes to `target` with the session cookie set.
+pub(super) fn logged_in(state: &AppState, target: &str, session: &str) -> Response {
+    let mut resp = Redirect::to(target).into_response();
+    set_cookie(&mut resp, SESSION_COOKIE, session, Some(SESSION_TTL_SECS as u64), state.dashboard.secure_cookies);
+    resp
+}
+
+/// `POST /setup/{token}`: creates the admin and logs them in.
+pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token): Path<String>, Form(form): Form<SetupForm>) -> PageResult {
+    let csrf = check_pre_session_form(&state, &headers, &form.csrf)?;
     if let Err(problem) = check_new_password(&form.password, Some(&form.password_again)) {
         let page = SetupPage { csrf, token, email: form.email, error: Some(problem), valid: true };
         return render(&page);
@@ -524,22 +552,14 @@ pub async fn setup(State(state): State<AppState>, headers: HeaderMap, Path(token
         let _slot = slot;
         let password_hash = hash_password(&password).map_err(PageError::Internal)?;
         match store.use_setup_token(&hash, &email, &password_hash) {
-            Ok(user) => {
-                let session = random_token();
-                store.create_session(user.id, &token_hash(&session), &random_token(), SESSION_TTL_SECS)?;
-                Ok(Ok(session))
-            }
+            Ok(user) => Ok(Ok(start_session(&store, user.id)?)),
             Err(store::StoreError::Invalid(why)) => Ok(Err(why)),
             Err(e) => Err(e.into()),
         }
     })
     .await?;
     match result {
-        Ok(session) => {
-            let mut resp = Redirect::to("/dashboard").into_response();
-            set_cookie(&mut resp, SESSION_COOKIE, &session, Some(SESSION_TTL_SECS as u64), state.dashboard.secure_cookies);
-            Ok(resp)
-        }
+        Ok(session) => Ok(logged_in(&state, "/dashboard", &session)),
         Err(why) => render(&SetupPage { csrf, token, email: form.email, error: Some(why), valid: true }),
     }
 }

@@ -7,6 +7,10 @@
 //! - `filters`: the Filter API (a processor that narrows the stream query, a renderer that
 //!   says how it is shown) and the search box's `key:value` terms.
 //! - `pages`: the stream, dashboard, group, event and settings pages.
+//! - `settings`, `org_settings`: projects and keys; an organisation's members, teams,
+//!   invitations, API tokens and audit log.
+//! - `invite`: the page of a one-time invitation link.
+//! - `sso`: single sign-on with OpenID Connect.
 //! - `event_view`: turns a stored event's JSON into what the pages show.
 //! - `charts`: SVG charts rendered on the server.
 //! - `live`: the server-sent events stream.
@@ -18,15 +22,17 @@ mod charts;
 mod event_view;
 pub mod filters;
 mod format;
+mod invite;
 mod live;
+mod org_settings;
 mod pages;
 mod settings;
+mod sso;
 
 use std::collections::HashMap;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use axum::Router;
 
 use crate::AppState;
@@ -44,6 +50,8 @@ pub struct DashboardConfig {
 pub struct Dashboard {
     pub config: DashboardConfig,
     pub(crate) logins: auth::LoginLimiter,
+    /// Single sign-ons under way.
+    pub(crate) sso: sso::SsoLogins,
     /// Cookies get `Secure` when the public URL is https.
     pub(crate) secure_cookies: bool,
     /// Set when the server shuts down: live streams end so connections can close.
@@ -55,6 +63,7 @@ impl Dashboard {
         Dashboard {
             config,
             logins: auth::LoginLimiter::default(),
+            sso: sso::SsoLogins::default(),
             secure_cookies: public_url.starts_with("https://"),
             stopping: tokio::sync::watch::channel(false).0,
         }
@@ -81,6 +90,26 @@ pub mod paths {
     /// An issue's page: `/p/{slug}/issues/{id}/`.
     pub fn issue(slug: &str, group: GroupId) -> String {
         format!("{}issues/{group}/", stream(slug))
+    }
+
+    /// A project's settings: `/settings/projects/{slug}/`.
+    pub fn project_settings(slug: &str) -> String {
+        format!("/settings/projects/{}/", url_encode(slug))
+    }
+
+    /// An organisation's settings: `/o/{org}/settings/`.
+    pub fn org_settings(org: &str) -> String {
+        format!("/o/{}/settings/", url_encode(org))
+    }
+
+    /// Where an organisation's members sign in with single sign-on: `/sso/{org}`.
+    pub fn sso(org: &str) -> String {
+        format!("/sso/{}", url_encode(org))
+    }
+
+    /// The path of a one-time invitation link: `/invite/{token}`.
+    pub fn invite(token: &str) -> String {
+        format!("/invite/{}", url_encode(token))
     }
 
     /// An event's page: `/p/{slug}/issues/{id}/events/{event_id}/`.
@@ -111,31 +140,51 @@ impl Links {
     }
 }
 
-/// The dashboard's routes.
+/// The dashboard's routes, with the headers every page gets.
 pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(auth::login_page).post(auth::login))
-        .route("/logout", post(auth::logout))
-        .route("/setup/{token}", get(auth::setup_page).post(auth::setup))
-        .route("/dashboard", get(pages::dashboard))
-        .route("/live", get(live::all))
-        .route("/p/{slug}/", get(pages::stream))
-        .route("/p/{slug}/live", get(live::project))
-        .route("/p/{slug}/issues/{id}/", get(pages::group))
-        .route("/p/{slug}/issues/{id}/status", post(pages::set_status))
-        .route("/p/{slug}/issues/{id}/events/{event_id}/", get(pages::event))
-        .route("/p/{slug}/issues/{id}/events/{event_id}/json", get(pages::event_json))
-        .route("/settings/", get(settings::index))
-        .route("/settings/projects", post(settings::create_project))
-        .route("/settings/projects/{slug}/", get(settings::project))
-        .route("/settings/projects/{slug}/rename", post(settings::rename_project))
-        .route("/settings/projects/{slug}/keys", post(settings::create_key))
-        .route("/settings/projects/{slug}/keys/{key}/revoke", post(settings::revoke_key))
-        .route("/settings/users", post(settings::create_user))
-        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) }))
-        .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) }))
-        .layer(axum::middleware::map_response_with_state(state.dashboard.secure_cookies, security_headers))
+    routes().router.layer(axum::middleware::map_response_with_state(state.dashboard.secure_cookies, security_headers))
+}
+
+/// The dashboard's routes, listed (see [`crate::routes`]).
+pub(crate) fn routes() -> crate::Routes {
+    crate::Routes::new()
+        .get("/", pages::home)
+        .get("/login", auth::login_page)
+        .post("/login", auth::login)
+        .post("/logout", auth::logout)
+        .get("/setup/{token}", auth::setup_page)
+        .post("/setup/{token}", auth::setup)
+        .get("/login/sso", sso::choose)
+        .get("/sso/callback", sso::callback)
+        .get("/sso/{org}", sso::start)
+        .get("/invite/{token}", invite::page)
+        .post("/invite/{token}", invite::accept)
+        .get("/dashboard", pages::dashboard)
+        .get("/live", live::all)
+        .get("/p/{slug}/", pages::stream)
+        .get("/p/{slug}/live", live::project)
+        .get("/p/{slug}/issues/{id}/", pages::group)
+        .post("/p/{slug}/issues/{id}/status", pages::set_status)
+        .get("/p/{slug}/issues/{id}/events/{event_id}/", pages::event)
+        .get("/p/{slug}/issues/{id}/events/{event_id}/json", pages::event_json)
+        .get("/settings/", settings::index)
+        .post("/settings/password", settings::change_password)
+        .get("/settings/projects/{slug}/", settings::project)
+        .post("/settings/projects/{slug}/rename", settings::rename_project)
+        .post("/settings/projects/{slug}/keys", settings::create_key)
+        .post("/settings/projects/{slug}/keys/{key}/revoke", settings::revoke_key)
+        .get("/o/{org}/settings/", org_settings::page)
+        .post("/o/{org}/projects", org_settings::create_project)
+        .post("/o/{org}/teams", org_settings::create_team)
+        .post("/o/{org}/invitations", org_settings::invite)
+        .post("/o/{org}/members/{user}/role", org_settings::set_role)
+        .post("/o/{org}/members/{user}/remove", org_settings::remove_member)
+        .post("/o/{org}/members/{user}/teams", org_settings::join_team)
+        .post("/o/{org}/tokens", org_settings::create_token)
+        .post("/o/{org}/tokens/{id}/revoke", org_settings::revoke_token)
+        .post("/o/{org}/sso", org_settings::set_sso)
+        .get("/static/app.css", || async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) })
+        .get("/static/app.js", || async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) })
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use store::{GroupId, GroupRow, GroupStatus, Project, ProjectId, Sort, StatusFilter, Store, StreamQuery};
 
 use super::auth::CurrentUser;
+use crate::access::extract::{ProjectScope, Viewer};
+use crate::access::Action;
 use super::event_view::EventView;
 use super::filters::{self, Filter, IntervalFilter, Widget, INTERVALS};
 use super::format::{self, query_string};
@@ -21,21 +23,19 @@ use crate::AppState;
 /// The top bar of every page once logged in.
 pub struct Nav {
     pub email: String,
-    pub is_admin: bool,
     pub csrf: String,
-    /// (slug, name) of every project.
+    /// (slug, name) of every project the viewer may see.
     pub projects: Vec<(String, String)>,
     /// The project being looked at, if any.
     pub current: String,
     pub section: &'static str,
 }
 
-pub(super) fn nav(store: &Arc<dyn Store>, user: &CurrentUser, current: &str, section: &'static str) -> PageResult<Nav> {
+pub(super) fn nav(store: &Arc<dyn Store>, viewer: &Viewer, current: &str, section: &'static str) -> PageResult<Nav> {
     Ok(Nav {
-        email: user.user.email.clone(),
-        is_admin: user.user.is_admin,
-        csrf: user.csrf.clone(),
-        projects: store.projects()?.into_iter().map(|p| (p.slug, p.name)).collect(),
+        email: viewer.principal.user.email.clone(),
+        csrf: viewer.principal.csrf.clone(),
+        projects: viewer.projects(store)?.into_iter().map(|p| (p.slug, p.name)).collect(),
         current: current.to_string(),
         section,
     })
@@ -53,10 +53,6 @@ pub struct Link {
 pub struct ErrorPage {
     pub title: String,
     pub message: String,
-}
-
-pub(super) fn project_by_slug(store: &Arc<dyn Store>, slug: &str) -> PageResult<Project> {
-    store.project_by_slug(slug)?.ok_or_else(|| PageError::NotFound(format!("there is no project \"{slug}\"")))
 }
 
 /// `GET /`: the dashboard when logged in, else the login page.
@@ -104,14 +100,14 @@ pub struct IntervalQuery {
 }
 
 /// `GET /dashboard?interval=24h`: event rate, new and trending groups across projects.
-pub async fn dashboard(State(state): State<AppState>, user: CurrentUser, Query(q): Query<IntervalQuery>) -> PageResult {
+pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(q): Query<IntervalQuery>) -> PageResult {
     let store = state.store.clone();
     blocking(move || {
         let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
         let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
         let now = store::now();
         let since = now - secs;
-        let projects = store.projects()?;
+        let projects = viewer.projects(&store)?;
         let slug_of = |id: ProjectId| projects.iter().find(|p| p.id == id).map(|p| p.slug.clone()).unwrap_or_default();
         let ids: Vec<ProjectId> = projects.iter().map(|p| p.id).collect();
         let series = store.project_series(&ids, since, now, 48)?;
@@ -139,7 +135,7 @@ pub async fn dashboard(State(state): State<AppState>, user: CurrentUser, Query(q
             .map(|t| link(&t.group, format!("{} in 15 min · {} in 24 h · {:.1}× its usual rate", t.last_15m, t.last_24h, t.ratio)))
             .collect();
         let page = DashboardPage {
-            nav: nav(&store, &user, "", "dashboard")?,
+            nav: nav(&store, &viewer, "", "dashboard")?,
             intervals: INTERVALS
                 .iter()
                 .filter(|(_, s)| s.is_some())
@@ -267,14 +263,13 @@ impl StreamState {
 /// `GET /p/{slug}/?sort=…&interval=…&status=…&level=…&q=…&cursor=…` (`fragment=1`: only the list).
 pub async fn stream(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(slug): Path<String>,
+    scope: ProjectScope,
     Query(params): Query<Vec<(String, String)>>,
 ) -> PageResult {
     let store = state.store.clone();
-    let slices = state.dashboard.config.slices.get(&slug).cloned().unwrap_or_else(filters::default_slices);
+    let slices = state.dashboard.config.slices.get(&scope.project.slug).cloned().unwrap_or_else(filters::default_slices);
     blocking(move || {
-        let project = project_by_slug(&store, &slug)?;
+        let project = scope.project.clone();
         let param = |k: &str| params.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
         let mut problems = Vec::new();
         let now = store::now();
@@ -406,7 +401,7 @@ pub async fn stream(
             }
         }
         let page = StreamPage {
-            nav: nav(&store, &user, &project.slug, "stream")?,
+            nav: nav(&store, &scope.viewer, &project.slug, "stream")?,
             live_url: format!("{base}live"),
             slug: project.slug.clone(),
             name: project.name.clone(),
@@ -544,24 +539,23 @@ pub struct GroupQuery {
 }
 
 /// The group `id` of the project `slug`; a group of another project is "not found".
-fn group_of(store: &Arc<dyn Store>, slug: &str, id: &str) -> PageResult<(Project, GroupRow)> {
-    let project = project_by_slug(store, slug)?;
-    let not_found = || PageError::NotFound(format!("there is no issue {id} in the project \"{slug}\""));
+fn group_of(store: &Arc<dyn Store>, project: &Project, id: &str) -> PageResult<(Project, GroupRow)> {
+    let not_found = || PageError::NotFound(format!("there is no issue {id} in the project \"{}\"", project.slug));
     let id: GroupId = id.parse().map_err(|_| not_found())?;
     let group = store.group(id)?.filter(|g| g.project_id == project.id).ok_or_else(not_found)?;
-    Ok((project, group))
+    Ok((project.clone(), group))
 }
 
 /// `GET /p/{slug}/issues/{id}/`
 pub async fn group(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path((slug, id)): Path<(String, String)>,
+    scope: ProjectScope,
+    Path((_, id)): Path<(String, String)>,
     Query(q): Query<GroupQuery>,
 ) -> PageResult {
     let store = state.store.clone();
     blocking(move || {
-        let (project, g) = group_of(&store, &slug, &id)?;
+        let (project, g) = group_of(&store, &scope.project, &id)?;
         let now = store::now();
         let base = group_href(&project.slug, g.id);
         let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
@@ -634,7 +628,7 @@ pub async fn group(
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
         let page = GroupPage {
-            nav: nav(&store, &user, &project.slug, "group")?,
+            nav: nav(&store, &scope.viewer, &project.slug, "group")?,
             slug: project.slug.clone(),
             status: g.status.as_str().to_string(),
             first_seen: format::ago(g.first_seen, now),
@@ -679,17 +673,18 @@ pub struct StatusForm {
 /// `POST /p/{slug}/issues/{id}/status`: resolve, ignore or reopen.
 pub async fn set_status(
     State(state): State<AppState>,
-    user: CurrentUser,
+    scope: ProjectScope,
     headers: HeaderMap,
-    Path((slug, id)): Path<(String, String)>,
+    Path((_, id)): Path<(String, String)>,
     Form(form): Form<StatusForm>,
 ) -> PageResult {
-    user.check_csrf(&form.csrf, &headers)?;
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::Triage)?;
     let status = GroupStatus::parse(&form.status)
         .ok_or_else(|| PageError::BadRequest(format!("\"{}\" is not a status: use resolved, ignored or unresolved", form.status)))?;
     let store = state.store.clone();
     let href = blocking(move || {
-        let (project, g) = group_of(&store, &slug, &id)?;
+        let (project, g) = group_of(&store, &scope.project, &id)?;
         store.set_group_status(g.id, status)?;
         Ok(group_href(&project.slug, g.id))
     })
@@ -708,8 +703,8 @@ struct EventPage {
     raw: String,
 }
 
-fn event_of(store: &Arc<dyn Store>, slug: &str, id: &str, event_id: &str) -> PageResult<(Project, GroupRow, store::EventRow)> {
-    let (project, g) = group_of(store, slug, id)?;
+fn event_of(store: &Arc<dyn Store>, project: &Project, id: &str, event_id: &str) -> PageResult<(Project, GroupRow, store::EventRow)> {
+    let (project, g) = group_of(store, project, id)?;
     let not_found = || PageError::NotFound(format!("there is no event {event_id} in this issue"));
     let eid: protocol::EventId = event_id.parse().map_err(|_| not_found())?;
     let event = store.event(project.id, &eid)?.filter(|e| e.group_id == g.id).ok_or_else(not_found)?;
@@ -719,14 +714,14 @@ fn event_of(store: &Arc<dyn Store>, slug: &str, id: &str, event_id: &str) -> Pag
 /// `GET /p/{slug}/issues/{id}/events/{event_id}/`
 pub async fn event(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path((slug, id, event_id)): Path<(String, String, String)>,
+    scope: ProjectScope,
+    Path((_, id, event_id)): Path<(String, String, String)>,
 ) -> PageResult {
     let store = state.store.clone();
     blocking(move || {
-        let (project, g, e) = event_of(&store, &slug, &id, &event_id)?;
+        let (project, g, e) = event_of(&store, &scope.project, &id, &event_id)?;
         let page = EventPage {
-            nav: nav(&store, &user, &project.slug, "event")?,
+            nav: nav(&store, &scope.viewer, &project.slug, "event")?,
             slug: project.slug.clone(),
             group_href: group_href(&project.slug, g.id),
             raw: EventView::pretty(&e.payload),
@@ -741,10 +736,10 @@ pub async fn event(
 /// `GET /p/{slug}/issues/{id}/events/{event_id}/json`: the event as the client sent it.
 pub async fn event_json(
     State(state): State<AppState>,
-    _user: CurrentUser,
-    Path((slug, id, event_id)): Path<(String, String, String)>,
+    scope: ProjectScope,
+    Path((_, id, event_id)): Path<(String, String, String)>,
 ) -> PageResult {
     let store = state.store.clone();
-    let payload = blocking(move || Ok(event_of(&store, &slug, &id, &event_id)?.2.payload)).await?;
+    let payload = blocking(move || Ok(event_of(&store, &scope.project, &id, &event_id)?.2.payload)).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], payload).into_response())
 }

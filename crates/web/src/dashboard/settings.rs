@@ -1,5 +1,7 @@
-//! Settings pages: projects (create, rename), client keys (create with a rate limit, revoke,
-//! show the DSN), and users (administrators only).
+//! Settings pages: the projects one may see and the organisations one is in, and a project's
+//! settings (rename, client keys: create with a rate limit, revoke, show the DSN) for those
+//! whose role allows it, and one's own password. Every change to a project is recorded in its
+//! organisation's audit log.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -9,9 +11,11 @@ use axum::Form;
 use protocol::{Dsn, ProjectId, PublicKey};
 use serde::Deserialize;
 
-use super::auth::{check_new_password, hash_password, CurrentUser};
-use super::pages::{nav, project_by_slug, Nav};
-use super::{blocking, format, render, PageError, PageResult};
+use super::auth::{busy, check_new_password, hash_password, logged_in, start_session, verify_password};
+use super::pages::{nav, Nav};
+use super::{blocking, format, paths, render, PageError, PageResult};
+use crate::access::extract::{ProjectScope, Viewer};
+use crate::access::Action;
 use crate::AppState;
 
 /// The DSN an SDK uses to send to a project with a key, on the server's public URL.
@@ -28,10 +32,10 @@ pub struct ProjectLine {
     pub href: String,
 }
 
-pub struct UserLine {
-    pub email: String,
-    pub admin: bool,
-    pub last_login: String,
+pub struct OrgLine {
+    pub name: String,
+    pub role: String,
+    pub href: String,
 }
 
 #[derive(Template)]
@@ -39,44 +43,47 @@ pub struct UserLine {
 struct SettingsPage {
     nav: Nav,
     projects: Vec<ProjectLine>,
-    users: Vec<UserLine>,
+    orgs: Vec<OrgLine>,
     message: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct MessageQuery {
-    done: Option<String>,
+    pub(super) done: Option<String>,
 }
 
-/// `GET /settings/`
-pub async fn index(State(state): State<AppState>, user: CurrentUser, axum::extract::Query(q): axum::extract::Query<MessageQuery>) -> PageResult {
+/// `GET /settings/`: the projects the viewer may see (with a DSN where they may manage the
+/// project) and their organisations.
+pub async fn index(State(state): State<AppState>, viewer: Viewer, axum::extract::Query(q): axum::extract::Query<MessageQuery>) -> PageResult {
     let store = state.store.clone();
     let url = state.public_url.clone();
     blocking(move || {
         let mut projects = Vec::new();
-        for p in store.projects()? {
-            let key = store.keys(p.id)?.into_iter().find(|k| k.is_active());
+        for p in viewer.projects(&store)? {
+            let teams = store.project_teams(p.id)?;
+            let resource = crate::access::Resource::Project { org: p.org_id, teams: &teams };
+            let manages = crate::access::can(&viewer.actor, Action::ManageProject, resource) == crate::access::Decision::Allowed;
+            let dsn_text = match manages {
+                true => match store.keys(p.id)?.into_iter().find(|k| k.is_active()) {
+                    Some(k) => dsn(&url, &k.public_key, p.id)?,
+                    None => "(no active key)".into(),
+                },
+                false => "(ask an admin of this project)".into(),
+            };
             projects.push(ProjectLine {
-                dsn: key.map(|k| dsn(&url, &k.public_key, p.id)).transpose()?.unwrap_or_else(|| "(no active key)".into()),
-                href: format!("/settings/projects/{}/", format::url_encode(&p.slug)),
+                dsn: dsn_text,
+                href: if manages { paths::project_settings(&p.slug) } else { paths::stream(&p.slug) },
                 slug: p.slug,
                 name: p.name,
             });
         }
-        let users = if user.user.is_admin {
-            store
-                .users()?
-                .into_iter()
-                .map(|u| UserLine {
-                    email: u.email,
-                    admin: u.is_admin,
-                    last_login: u.last_login.map(format::utc).unwrap_or_else(|| "never".into()),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        render(&SettingsPage { nav: nav(&store, &user, "", "settings")?, projects, users, message: q.done })
+        let orgs = viewer
+            .actor
+            .memberships
+            .iter()
+            .map(|m| OrgLine { name: m.org.name.clone(), role: m.role.to_string(), href: paths::org_settings(&m.org.slug) })
+            .collect();
+        render(&SettingsPage { nav: nav(&store, &viewer, "", "settings")?, projects, orgs, message: q.done })
     })
     .await
 }
@@ -104,15 +111,15 @@ struct ProjectPage {
 /// `GET /settings/projects/{slug}/`
 pub async fn project(
     State(state): State<AppState>,
-    user: CurrentUser,
-    Path(slug): Path<String>,
+    scope: ProjectScope,
     axum::extract::Query(q): axum::extract::Query<MessageQuery>,
 ) -> PageResult {
+    scope.require(Action::ManageProject)?;
     let store = state.store.clone();
     let url = state.public_url.clone();
     blocking(move || {
-        let p = project_by_slug(&store, &slug)?;
-        let base = format!("/settings/projects/{}/", format::url_encode(&p.slug));
+        let p = scope.project.clone();
+        let base = paths::project_settings(&p.slug);
         let keys = store
             .keys(p.id)?
             .into_iter()
@@ -126,7 +133,7 @@ pub async fn project(
                 public_key: k.public_key,
             }))
             .collect::<PageResult<_>>()?;
-        render(&ProjectPage { nav: nav(&store, &user, &p.slug, "settings")?, slug: p.slug, name: p.name, keys, message: q.done })
+        render(&ProjectPage { nav: nav(&store, &scope.viewer, &p.slug, "settings")?, slug: p.slug, name: p.name, keys, message: q.done })
     })
     .await
 }
@@ -139,31 +146,24 @@ pub struct NameForm {
     name: String,
 }
 
-/// `POST /settings/projects`
-pub async fn create_project(State(state): State<AppState>, user: CurrentUser, headers: HeaderMap, Form(form): Form<NameForm>) -> PageResult {
-    user.check_csrf(&form.csrf, &headers)?;
-    let store = state.store.clone();
-    let slug = blocking(move || Ok(store.create_project(&form.name)?.0.slug)).await?;
-    Ok(Redirect::to(&format!("/settings/projects/{}/?done=created", format::url_encode(&slug))).into_response())
-}
-
 /// `POST /settings/projects/{slug}/rename`
 pub async fn rename_project(
     State(state): State<AppState>,
-    user: CurrentUser,
+    scope: ProjectScope,
     headers: HeaderMap,
-    Path(slug): Path<String>,
     Form(form): Form<NameForm>,
 ) -> PageResult {
-    user.check_csrf(&form.csrf, &headers)?;
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::ManageProject)?;
     let store = state.store.clone();
     let slug = blocking(move || {
-        let p = project_by_slug(&store, &slug)?;
+        let p = &scope.project;
         store.rename_project(p.id, &form.name)?;
-        Ok(p.slug)
+        audit(&store, &scope, "project.rename", &format!("{} to \"{}\"", p.slug, form.name.trim()))?;
+        Ok(p.slug.clone())
     })
     .await?;
-    Ok(Redirect::to(&format!("/settings/projects/{}/?done=renamed", format::url_encode(&slug))).into_response())
+    Ok(Redirect::to(&format!("{}?done=renamed", paths::project_settings(&slug))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -179,25 +179,26 @@ pub struct KeyForm {
 /// `POST /settings/projects/{slug}/keys`
 pub async fn create_key(
     State(state): State<AppState>,
-    user: CurrentUser,
+    scope: ProjectScope,
     headers: HeaderMap,
-    Path(slug): Path<String>,
     Form(form): Form<KeyForm>,
 ) -> PageResult {
-    user.check_csrf(&form.csrf, &headers)?;
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::ManageProject)?;
     let rate = match form.rate_limit.trim() {
         "" => None,
         r => Some(r.parse::<u64>().map_err(|_| PageError::BadRequest(format!("\"{r}\" is not a number of events per minute")))?),
     };
     let store = state.store.clone();
     let slug = blocking(move || {
-        let p = project_by_slug(&store, &slug)?;
+        let p = &scope.project;
         let label = Some(form.label.trim()).filter(|l| !l.is_empty());
-        store.create_key(p.id, label, rate)?;
-        Ok(p.slug)
+        let key = store.create_key(p.id, label, rate)?;
+        audit(&store, &scope, "key.create", &format!("{}: {}", p.slug, key.public_key))?;
+        Ok(p.slug.clone())
     })
     .await?;
-    Ok(Redirect::to(&format!("/settings/projects/{}/?done=key+created", format::url_encode(&slug))).into_response())
+    Ok(Redirect::to(&format!("{}?done=key+created", paths::project_settings(&slug))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -209,47 +210,62 @@ pub struct CsrfOnly {
 /// `POST /settings/projects/{slug}/keys/{key}/revoke`
 pub async fn revoke_key(
     State(state): State<AppState>,
-    user: CurrentUser,
+    scope: ProjectScope,
     headers: HeaderMap,
-    Path((slug, key)): Path<(String, String)>,
+    Path((_, key)): Path<(String, String)>,
     Form(form): Form<CsrfOnly>,
 ) -> PageResult {
-    user.check_csrf(&form.csrf, &headers)?;
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::ManageProject)?;
     let store = state.store.clone();
     let slug = blocking(move || {
-        let p = project_by_slug(&store, &slug)?;
+        let p = &scope.project;
         match store.key(&key)? {
             Some(k) if k.project_id == p.id => store.revoke_key(&key)?,
             _ => return Err(PageError::NotFound(format!("the project \"{}\" has no key {key}", p.slug))),
         };
-        Ok(p.slug)
+        audit(&store, &scope, "key.revoke", &format!("{}: {key}", p.slug))?;
+        Ok(p.slug.clone())
     })
     .await?;
-    Ok(Redirect::to(&format!("/settings/projects/{}/?done=key+revoked", format::url_encode(&slug))).into_response())
+    Ok(Redirect::to(&format!("{}?done=key+revoked", paths::project_settings(&slug))).into_response())
 }
 
 #[derive(Deserialize)]
-pub struct UserForm {
+pub struct PasswordForm {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    email: String,
+    current: String,
     #[serde(default)]
     password: String,
-    admin: Option<String>,
+    #[serde(default)]
+    password_again: String,
 }
 
-/// `POST /settings/users` (administrators only)
-pub async fn create_user(State(state): State<AppState>, user: CurrentUser, headers: HeaderMap, Form(form): Form<UserForm>) -> PageResult {
-    user.check_csrf(&form.csrf, &headers)?;
-    user.require_admin()?;
-    check_new_password(&form.password, None).map_err(PageError::BadRequest)?;
+/// `POST /settings/password`: a new password for oneself. Every session opened with the old
+/// one ends (elsewhere too); this browser gets a new session.
+pub async fn change_password(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(form): Form<PasswordForm>) -> PageResult {
+    let me = &viewer.principal;
+    me.check_csrf(&form.csrf, &headers)?;
+    check_new_password(&form.password, Some(&form.password_again)).map_err(PageError::BadRequest)?;
+    let Some(slot) = state.dashboard.logins.hash_slot().await else { return Ok(busy()) };
     let store = state.store.clone();
-    blocking(move || {
-        let hash = hash_password(&form.password).map_err(PageError::Internal)?;
-        store.create_user(&form.email, &hash, form.admin.is_some())?;
-        Ok(())
+    let (id, email) = (me.user.id, me.user.email.clone());
+    let session = blocking(move || {
+        let _slot = slot;
+        let Some((_, stored)) = store.user_for_login(&email)? else { return Err(PageError::NotFound("your account".into())) };
+        if !verify_password(&form.current, &stored) {
+            return Err(PageError::Forbidden("that is not your current password; nothing was changed".into()));
+        }
+        store.set_password(id, &hash_password(&form.password).map_err(PageError::Internal)?)?;
+        start_session(&store, id)
     })
     .await?;
-    Ok(Redirect::to("/settings/?done=user+created").into_response())
+    Ok(logged_in(&state, "/settings/?done=password+changed", &session))
+}
+
+/// Records a change to a project in its organisation's audit log.
+fn audit(store: &std::sync::Arc<dyn store::Store>, scope: &ProjectScope, action: &str, target: &str) -> PageResult<()> {
+    Ok(store.record_audit(scope.project.org_id, &scope.viewer.actor.name(), action, target)?)
 }
