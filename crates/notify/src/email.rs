@@ -152,9 +152,7 @@ pub fn text_body(n: &Notification) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::notification::html_escape as esc;
 
 /// The HTML part.
 pub fn html_body(n: &Notification) -> String {
@@ -189,19 +187,8 @@ pub fn html_body(n: &Notification) -> String {
 
 /// `2024-05-01 12:00:00 UTC` for unix seconds.
 fn utc(secs: f64) -> String {
-    let secs = secs.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    let iso = crate::notification::rfc3339(secs);
+    format!("{} UTC", iso.trim_end_matches('Z').replace('T', " "))
 }
 
 #[cfg(test)]
