@@ -345,7 +345,7 @@ mod tests {
     #[test]
     fn unknown_plugin_section_lists_the_plugins() {
         let m = error("bind = \"127.0.0.1:9000\"\n\n[plugins.slack]\nurl = \"x\"\n", 3);
-        assert!(m.ends_with("unknown plugin [plugins.slack]; the plugins are: email, irc, webhook"), "{m}");
+        assert!(m.ends_with("unknown plugin [plugins.slack]; the plugins are: email, irc, webhook, matrix, growl, pagerduty, opsgenie, ntfy, exec"), "{m}");
     }
 
     #[test]
@@ -368,7 +368,7 @@ mod tests {
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [{{ plugin = \"email\", from = \"nobody\" }}]\n"), 11);
         assert!(m.contains("`from` = \"nobody\" is not an email address"), "{m}");
         let m = error("[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pager\"]\n", 4);
-        assert!(m.ends_with("unknown plugin \"pager\"; the plugins are: email, irc, webhook"), "{m}");
+        assert!(m.ends_with("unknown plugin \"pager\"; the plugins are: email, irc, webhook, matrix, growl, pagerduty, opsgenie, ntfy, exec"), "{m}");
     }
 
     #[test]

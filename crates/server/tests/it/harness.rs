@@ -20,9 +20,11 @@
 mod browser;
 mod groups;
 mod http;
+mod incidents;
 mod peers;
 mod postgres;
 mod process;
+mod synapse;
 mod web;
 
 use std::{
@@ -41,9 +43,11 @@ use serde_json::Value;
 pub use browser::*;
 pub use groups::*;
 pub use http::*;
+pub use incidents::*;
 pub use peers::*;
 pub use postgres::*;
 pub use process::*;
+pub use synapse::*;
 pub use web::*;
 
 /// The `sentry` binary under test.

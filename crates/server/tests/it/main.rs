@@ -13,4 +13,5 @@ mod first_hour;
 mod reliability;
 mod tidy;
 mod notify;
+mod notify_services;
 mod web_security;

@@ -1,0 +1,310 @@
+//! The plugins that reach people where they are, end to end: a real SDK's error fires a rule,
+//! and the message arrives at a real Matrix homeserver (Synapse, read back by a second account),
+//! a GNTP receiver parsing with an independent implementation, loopback stand-ins of PagerDuty,
+//! Opsgenie and ntfy that check every payload against the providers' schemas, and a program of
+//! the operator's (exec). Resolving the issue on the dashboard closes what PagerDuty, Opsgenie
+//! and exec were told about. Each plugin's faults: a peer that is down at first gets the
+//! message once when it is back; wrong credentials are given up, with the reason in the outbox.
+
+use std::fs;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{
+    GntpPeer, HttpReceiver, NTFY_TOKEN, OPSGENIE_KEY, PAGERDUTY_KEY, Project, Received, Server, Synapse, clean_command,
+    client_script, facts, free_port, incident_services, python, run_ok,
+};
+use crate::notify::{outbox, send_message, server, wait_until};
+
+/// The real Python SDK captures `ZeroDivisionError` from `shop.cart`; returns the group's id.
+fn sdk_error(server: &Server, project: &Project) -> u64 {
+    let mut cmd = clean_command(python());
+    cmd.arg(client_script("sdk_scenarios.py")).args(["capture-exception", &project.dsn]);
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
+    facts(&run_ok(&mut cmd));
+    let groups = server.groups("shop");
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    groups[0]["id"].as_u64().expect("group id")
+}
+
+/// Resolves the group through the dashboard, as a person would.
+fn resolve(server: &Server, group_id: u64) {
+    let s = server.admin_session();
+    let r = server.post_form_as(&s, &format!("/p/shop/issues/{group_id}/status"), &[("csrf", &s.csrf), ("status", "resolved")]);
+    assert_eq!(r.status, 303, "resolving: {}", r.text());
+}
+
+/// Every outbox row delivered at the first attempt.
+#[track_caller]
+fn all_delivered_once(server: &Server, rows: usize) {
+    let got = outbox(server);
+    assert_eq!(got.len(), rows, "{got:#?}");
+    assert!(got.iter().all(|r| r["delivered_at"].is_number() && r["attempts"] == 1), "{got:#?}");
+}
+
+/// The outbox row of `plugin` given up, with a reason containing `why`.
+#[track_caller]
+fn given_up(server: &Server, plugin: &str, why: &str) {
+    wait_until(Duration::from_secs(20), &format!("the {plugin} delivery given up"), || {
+        outbox(server).iter().any(|r| r["plugin"] == plugin && r["failed_at"].is_number())
+    });
+    let rows = outbox(server);
+    let row = rows.iter().find(|r| r["plugin"] == plugin && r["failed_at"].is_number()).expect("a row");
+    assert_eq!(row["attempts"], 1, "given up at once: {row:#}");
+    let error = row["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains(why), "{plugin}: {error:?} does not say {why:?}");
+    let listing = server.cli_ok(&["notify", "outbox"]);
+    assert!(listing.contains(&format!("→ {plugin} for group")) && listing.contains("given up: "), "{listing}");
+}
+
+fn incident_config(base: &str) -> String {
+    format!(
+        "[plugins.pagerduty]\nrouting_key = \"{PAGERDUTY_KEY}\"\nurl = \"{base}/pagerduty/v2/enqueue\"\n\n\
+         [plugins.opsgenie]\napi_key = \"{OPSGENIE_KEY}\"\nurl = \"{base}/opsgenie\"\nresponders = [\"ops\"]\n\n\
+         [plugins.ntfy]\nurl = \"{base}/ntfy/shop-alerts\"\ntoken = \"{NTFY_TOKEN}\"\n\n"
+    )
+}
+
+fn by_path<'a>(calls: &'a [Received], prefix: &str) -> Vec<&'a Received> {
+    calls.iter().filter(|r| r.path.starts_with(prefix)).collect()
+}
+
+/// PagerDuty and Opsgenie open one incident per issue, ntfy pushes; resolving the issue on the
+/// dashboard resolves the PagerDuty alert and closes the Opsgenie one (same key), and pushes
+/// nothing more.
+#[test]
+fn notify_pagerduty_opsgenie_ntfy_and_resolving_closes_the_incidents() {
+    let services = HttpReceiver::answering(incident_services());
+    let config = format!(
+        "{}[[rules]]\nname = \"page\"\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pagerduty\", \"opsgenie\", \"ntfy\"]\n",
+        incident_config(&services.url(""))
+    );
+    let (server, project) = server(&config);
+    let group = sdk_error(&server, &project);
+    let calls = services.wait_for(3, Duration::from_secs(30), |_| true);
+    // Accepted by each schema: delivered at the first attempt.
+    wait_until(Duration::from_secs(10), "three deliveries", || outbox(&server).iter().filter(|r| r["delivered_at"].is_number()).count() == 3);
+    all_delivered_once(&server, 3);
+    let key = format!("sentry-shop-{group}");
+
+    let pd = by_path(&calls, "/pagerduty")[0].json();
+    assert_eq!((pd["event_action"].as_str(), pd["dedup_key"].as_str()), (Some("trigger"), Some(key.as_str())));
+    assert_eq!(pd["payload"]["summary"], "[shop] ERROR: ZeroDivisionError: division by zero");
+    assert_eq!(pd["payload"]["severity"], "error");
+    let link = pd["links"][0]["href"].as_str().expect("a link").to_string();
+    assert!(link.starts_with(&server.base_url()) && link.contains(&format!("/issues/{group}/")), "{link}");
+    let frames = pd["payload"]["custom_details"]["frames"].as_array().expect("frames");
+    assert!(frames[0].as_str().unwrap().starts_with("shop.cart in average_price"), "{frames:?}");
+
+    let og = by_path(&calls, "/opsgenie")[0];
+    assert_eq!(og.path, "/opsgenie/v2/alerts");
+    let og = og.json();
+    assert_eq!((og["alias"].as_str(), og["priority"].as_str()), (Some(key.as_str()), Some("P2")));
+    assert_eq!(og["responders"][0]["name"], "ops");
+    assert!(og["description"].as_str().unwrap().contains(&link));
+
+    let push = by_path(&calls, "/ntfy")[0].json();
+    assert_eq!(push["topic"], "shop-alerts");
+    assert_eq!(push["title"], "[shop] ERROR: ZeroDivisionError: division by zero");
+    assert_eq!((push["click"].as_str(), push["priority"].as_u64()), (Some(link.as_str()), Some(4)));
+
+    resolve(&server, group);
+    let calls = services.wait_for(5, Duration::from_secs(30), |_| true);
+    let resolved = by_path(&calls, "/pagerduty")[1].json();
+    assert_eq!(resolved, serde_json::json!({"routing_key": PAGERDUTY_KEY, "event_action": "resolve", "dedup_key": key}));
+    let close = by_path(&calls, "/opsgenie")[1];
+    assert_eq!(close.path, format!("/opsgenie/v2/alerts/{key}/close?identifierType=alias"));
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(by_path(&services.requests(), "/ntfy").len(), 1, "ntfy has nothing to close");
+    all_delivered_once(&server, 5);
+
+    // `sentry notify test` reaches each of them at once.
+    for plugin in ["pagerduty", "opsgenie", "ntfy"] {
+        let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", plugin]);
+        assert!(out.contains(&format!("Sent a test message through the {plugin} plugin")), "{out}");
+    }
+    assert_eq!(services.requests().len(), 8);
+}
+
+/// The services are down when the rule fires and come up later: each gets the message once.
+#[test]
+fn notify_incident_services_down_at_first_get_the_message_once() {
+    let port = free_port();
+    let config = format!(
+        "[notify]\nretry_initial_seconds = 1\nretry_max_seconds = 2\n\n{}\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pagerduty\", \"opsgenie\", \"ntfy\"]\n",
+        incident_config(&format!("http://127.0.0.1:{port}"))
+    );
+    let (server, project) = server(&config);
+    send_message(&server, &project, "the payment provider is down", 1);
+    wait_until(Duration::from_secs(10), "three failed attempts", || outbox(&server).iter().filter(|r| r["last_error"].is_string()).count() == 3);
+    thread::sleep(Duration::from_secs(3));
+    let services = HttpReceiver::start_on(port, incident_services());
+    services.wait_for(3, Duration::from_secs(20), |_| true);
+    thread::sleep(Duration::from_secs(4));
+    assert_eq!(services.requests().len(), 3, "once each: {:#?}", services.requests());
+    let rows = outbox(&server);
+    assert!(rows.iter().all(|r| r["delivered_at"].is_number() && r["attempts"].as_u64().unwrap() > 1), "{rows:#?}");
+}
+
+/// Wrong credentials are refused by the service and given up at once, with its answer.
+#[test]
+fn notify_wrong_credentials_are_given_up_with_the_reason() {
+    let services = HttpReceiver::answering(incident_services());
+    let base = services.url("");
+    let config = format!(
+        "[plugins.pagerduty]\nrouting_key = \"0123456789abcdef0123456789abcdef\"\nurl = \"{base}/pagerduty/v2/enqueue\"\n\n\
+         [plugins.opsgenie]\napi_key = \"not-the-key\"\nurl = \"{base}/opsgenie\"\n\n\
+         [plugins.ntfy]\nurl = \"{base}/ntfy/shop-alerts\"\ntoken = \"tk_wrong\"\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pagerduty\", \"opsgenie\", \"ntfy\"]\n"
+    );
+    let (server, project) = server(&config);
+    send_message(&server, &project, "disk full on db-2", 1);
+    given_up(&server, "pagerduty", "Invalid routing key");
+    given_up(&server, "opsgenie", "Could not authenticate");
+    given_up(&server, "ntfy", "401 Unauthorized");
+    // A secret is never part of what the outbox shows.
+    let listing = server.cli_ok(&["notify", "outbox"]);
+    assert!(!listing.contains("not-the-key") && !listing.contains("tk_wrong"), "{listing}");
+}
+
+/// Growl over the network: REGISTER once, then NOTIFY with the password's key hash, read by
+/// the `gntp` package; down at first, then once; a wrong password given up.
+#[test]
+fn notify_growl_registers_once_notifies_and_survives_a_late_receiver() {
+    let mut growl = GntpPeer::on_port(free_port(), "growl-pass");
+    let wrong = GntpPeer::start("another-pass");
+    let config = format!(
+        "[notify]\nretry_initial_seconds = 1\nretry_max_seconds = 2\n\n\
+         [plugins.growl]\nhost = \"127.0.0.1\"\nport = {}\npassword = \"growl-pass\"\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"growl\", {{ plugin = \"growl\", port = {} }}]\n",
+        growl.port(),
+        wrong.port()
+    );
+    let (server, project) = server(&config);
+    let group = sdk_error(&server, &project);
+    given_up(&server, "growl", "GNTP error 400");
+    assert_eq!(wrong.messages()[0]["error"], "auth", "{:#?}", wrong.messages());
+    // The first receiver is down: retried, then delivered once it listens.
+    wait_until(Duration::from_secs(10), "a failed attempt", || {
+        outbox(&server).iter().any(|r| r["failed_at"].is_null() && r["last_error"].is_string())
+    });
+    growl.launch();
+    let got = growl.wait_for(2, Duration::from_secs(20));
+    assert_eq!(got[0]["type"], "REGISTER", "{got:#?}");
+    assert_eq!(got[0]["headers"]["Application-Name"], "Sentry");
+    assert_eq!(got[0]["notifications"][0]["Notification-Name"], "issue");
+    let notify = &got[1];
+    assert_eq!((notify["type"].as_str(), notify["hashed"].as_str()), (Some("NOTIFY"), Some("SHA256")), "{notify:#}");
+    let h = &notify["headers"];
+    assert_eq!(h["Notification-Title"], "[shop] ERROR: ZeroDivisionError: division by zero");
+    assert_eq!(h["Notification-Priority"], "1");
+    let target = h["Notification-Callback-Target"].as_str().unwrap();
+    assert!(target.starts_with(&server.base_url()) && target.contains(&format!("/issues/{group}/")), "{target}");
+
+    // Registered already: the next message is one NOTIFY.
+    let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", "growl"]);
+    assert!(out.contains("Sent a test message through the growl plugin"), "{out}");
+    send_message(&server, &project, "the cache is cold", 2);
+    let got = growl.wait_for(5, Duration::from_secs(20));
+    let kinds: Vec<&str> = got.iter().map(|m| m["type"].as_str().unwrap_or("error")).collect();
+    // `sentry notify test` is a process of its own: it registers for itself.
+    assert_eq!(kinds, ["REGISTER", "NOTIFY", "REGISTER", "NOTIFY", "NOTIFY"], "{got:#?}");
+    assert!(got.iter().all(|m| m.get("error").is_none()), "{got:#?}");
+}
+
+/// Matrix: the message arrives in the room through Synapse and is read by another member;
+/// the homeserver down at first gets it once when it is back; a wrong token is given up.
+#[test]
+fn notify_matrix_posts_to_a_room_read_by_another_member() {
+    let mut synapse = Synapse::start();
+    let bot = synapse.user("sentry-bot", "bot-password");
+    let reader = synapse.user("reader", "reader-password");
+    let room = bot.create_room("ops", &[reader.id.as_str()]);
+    reader.join(&room);
+    let config = format!(
+        "[notify]\nretry_initial_seconds = 1\nretry_max_seconds = 2\n\n\
+         [plugins.matrix]\nhomeserver = \"{}\"\naccess_token = \"{}\"\nroom = \"#ops:localhost\"\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"matrix\", {{ plugin = \"matrix\", access_token = \"syt_not_a_token\" }}]\n",
+        synapse.url(),
+        bot.token
+    );
+    let (server, project) = server(&config);
+    let group = sdk_error(&server, &project);
+    let got = reader.wait_for_messages(&room, 1, Duration::from_secs(30));
+    let m = &got[0];
+    assert_eq!(m["sender"], bot.id.as_str());
+    let body = m["content"]["body"].as_str().unwrap();
+    assert!(body.starts_with("[shop] ERROR: ZeroDivisionError: division by zero\nNew issue\n"), "{body}");
+    let link = body.lines().nth(2).unwrap();
+    assert!(link.starts_with(&server.base_url()) && link.contains(&format!("/issues/{group}/")), "{body}");
+    assert_eq!(m["content"]["format"], "org.matrix.custom.html");
+    assert!(m["content"]["formatted_body"].as_str().unwrap().contains(&format!("<a href=\"{link}\">")), "{m:#}");
+    given_up(&server, "matrix", "M_UNKNOWN_TOKEN");
+
+    let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", "matrix"]);
+    assert!(out.contains("Sent a test message through the matrix plugin"), "{out}");
+    reader.wait_for_messages(&room, 2, Duration::from_secs(10));
+
+    synapse.stop();
+    send_message(&server, &project, "the search index is stale", 7);
+    wait_until(Duration::from_secs(15), "a failed attempt", || {
+        outbox(&server).iter().any(|r| r["delivered_at"].is_null() && r["failed_at"].is_null() && r["last_error"].is_string())
+    });
+    synapse.launch();
+    let got = reader.wait_for_messages(&room, 3, Duration::from_secs(30));
+    assert!(got[2]["content"]["body"].as_str().unwrap().contains("the search index is stale"), "{got:#?}");
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(reader.messages(&room).len(), 3, "once");
+}
+
+/// exec: the program reads the notification as JSON on stdin; exit 75 means "again later",
+/// another status gives up with what it wrote to stderr; resolving calls it with `resolved`.
+#[test]
+fn notify_exec_runs_the_program_and_its_exit_status_decides() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path().display();
+    let program = dir.path().join("page-oncall");
+    fs::write(
+        &program,
+        format!(
+            "#!/bin/sh\n\
+             if [ ! -e {d}/tried ]; then touch {d}/tried; echo 'the pager gateway is busy' >&2; exit 75; fi\n\
+             n=$(ls {d} | grep -c 'json$')\ncat > {d}/$((n + 1)).json\nenv > {d}/env.txt\n"
+        ),
+    )
+    .expect("the program");
+    let refusing = dir.path().join("refuse");
+    fs::write(&refusing, "#!/bin/sh\ncat > /dev/null\necho 'unknown team: nightshift' >&2\nexit 3\n").expect("the program");
+    for p in [&program, &refusing] {
+        let _ = std::process::Command::new("chmod").arg("+x").arg(p).status();
+    }
+    let config = format!(
+        "[notify]\nretry_initial_seconds = 1\nretry_max_seconds = 2\n\n\
+         [plugins.exec]\ncommand = [\"{}\", \"--team\", \"ops\"]\ntimeout_seconds = 10\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"exec\", {{ plugin = \"exec\", command = [\"{}\"] }}]\n",
+        program.display(),
+        refusing.display()
+    );
+    let (server, project) = server(&config);
+    let group = sdk_error(&server, &project);
+    given_up(&server, "exec", "exited with 3: unknown team: nightshift");
+    let first = dir.path().join("1.json");
+    wait_until(Duration::from_secs(20), "the program's second run", || first.exists());
+    let n: Value = serde_json::from_slice(&fs::read(&first).unwrap()).unwrap();
+    assert_eq!((n["group_id"].as_u64(), n["reason"]["type"].as_str()), (Some(group), Some("new_group")));
+    assert_eq!(n["title"], "ZeroDivisionError: division by zero");
+    let env = fs::read_to_string(dir.path().join("env.txt")).unwrap();
+    assert!(env.contains("SENTRY_REASON=new_group") && !env.contains("HOME="), "a clean environment: {env}");
+    let rows = outbox(&server);
+    let row = rows.iter().find(|r| r["delivered_at"].is_number()).expect("delivered");
+    assert_eq!(row["attempts"], 2, "retried after exit 75: {row:#}");
+
+    resolve(&server, group);
+    let second = dir.path().join("2.json");
+    wait_until(Duration::from_secs(20), "the program told of the resolve", || second.exists());
+    let n: Value = serde_json::from_slice(&fs::read(&second).unwrap()).unwrap();
+    assert_eq!((n["group_id"].as_u64(), n["reason"]["type"].as_str()), (Some(group), Some("resolved")));
+}
