@@ -12,11 +12,14 @@
 #     when cargo is missing);
 #   - Rust through rustup, when there is no cargo, and its clippy component when missing;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
-#   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
+#   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test;
+#   - .venv-peers  the notification tests' peers (scripts/requirements-peers.txt): Synapse, the
+#     Matrix homeserver, and `gntp`, the GNTP receiver's parser (apart: Synapse pins its own
+#     dependencies).
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
 # binaries), `cargo clippy --workspace --all-targets -- -D warnings`, and `cargo test --workspace`,
 # with the env vars the tests read:
-#   SENTRY_TEST_PYTHON, SENTRY_TEST_PYTHON_BROTLI, SENTRY_TEST_PG_BIN.
+#   SENTRY_TEST_PYTHON, SENTRY_TEST_PYTHON_BROTLI, SENTRY_TEST_PYTHON_PEERS, SENTRY_TEST_PG_BIN.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -112,14 +115,16 @@ venv() {
 }
 venv "$ROOT/.venv" scripts/requirements-test.txt
 venv "$ROOT/.venv-br" scripts/requirements-test-brotli.txt
+venv "$ROOT/.venv-peers" scripts/requirements-peers.txt
 
 export SENTRY_TEST_PYTHON="$ROOT/.venv/bin/python"
 export SENTRY_TEST_PYTHON_BROTLI="$ROOT/.venv-br/bin/python"
+export SENTRY_TEST_PYTHON_PEERS="$ROOT/.venv-peers/bin/python"
 export SENTRY_TEST_PG_BIN="$PG_BIN"
 
 if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   say "setup done; to run the tests yourself:"
-  echo "export SENTRY_TEST_PYTHON=$SENTRY_TEST_PYTHON SENTRY_TEST_PYTHON_BROTLI=$SENTRY_TEST_PYTHON_BROTLI SENTRY_TEST_PG_BIN=$SENTRY_TEST_PG_BIN"
+  echo "export SENTRY_TEST_PYTHON=$SENTRY_TEST_PYTHON SENTRY_TEST_PYTHON_BROTLI=$SENTRY_TEST_PYTHON_BROTLI SENTRY_TEST_PYTHON_PEERS=$SENTRY_TEST_PYTHON_PEERS SENTRY_TEST_PG_BIN=$SENTRY_TEST_PG_BIN"
   echo "cargo build --workspace --all-targets && cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace"
   exit 0
 fi
