@@ -7,7 +7,8 @@
 #
 # Installs, each step only when missing (a second run does no network I/O):
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
-#     the tests start), ngircd (the IRC server of the notification tests), chromium and
+#     the tests start), ngircd (the IRC server of the notification tests), prosody (their XMPP
+#     server), chromium and
 #     chromium-driver (the dashboard tests drive headless Chromium), curl (only to fetch rustup
 #     when cargo is missing);
 #   - Rust through rustup, when there is no cargo, and its clippy component when missing;
@@ -53,6 +54,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3
 [ -n "$(find_pg_bin)" ] || apt_missing+=(postgresql)
 # ngircd: the IRC server the IRC notification tests start on a free port.
 command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
+# prosody: the XMPP server the XMPP notification tests start on a free port.
+command -v prosody >/dev/null || apt_missing+=(prosody)
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 if ! command -v cargo >/dev/null; then
@@ -69,7 +72,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
-  # Don't let the packages start their system services (ngircd on port 6667): the tests start
+  # Don't let the packages start their system services (ngircd on port 6667, prosody on 5222): the tests start
   # their own, on free ports.
   no_services=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -1,7 +1,7 @@
 //! Plugins and notifications. A plugin is one type implementing [`Plugin`]: its name, the
 //! settings it takes (checked when the config is loaded, with the line and what is valid), and
 //! hooks — event stored, group created, group regressed, alert rule fired. The built-in plugins
-//! (email over SMTP, IRC, webhooks in five shapes, Matrix, network Growl, PagerDuty, Opsgenie,
+//! (email over SMTP, IRC, webhooks in five shapes, XMPP, Matrix, network Growl, PagerDuty, Opsgenie,
 //! ntfy, and exec for a program of one's own) live here; [`registry`] is the one list of
 //! them, so adding a plugin touches nothing else.
 //!
@@ -20,6 +20,7 @@ pub mod opsgenie;
 pub mod pagerduty;
 mod plugin;
 pub mod webhook;
+pub mod xmpp;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub fn registry() -> Vec<Arc<dyn Plugin>> {
         Arc::new(email::Email),
         Arc::new(irc::Irc::default()),
         Arc::new(webhook::Webhook::default()),
+        Arc::new(xmpp::Xmpp),
         Arc::new(matrix::Matrix::default()),
         Arc::new(growl::Growl::default()),
         Arc::new(pagerduty::PagerDuty::default()),
@@ -66,7 +68,7 @@ mod tests {
         let mut names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names, ["email", "exec", "growl", "irc", "matrix", "ntfy", "opsgenie", "pagerduty", "webhook"]);
+        assert_eq!(names, ["email", "exec", "growl", "irc", "matrix", "ntfy", "opsgenie", "pagerduty", "webhook", "xmpp"]);
         for p in &plugins {
             for f in p.fields() {
                 assert!(!f.help.is_empty(), "{}.{}", p.name(), f.name);

@@ -90,7 +90,7 @@ pub(super) const SECTIONS: &[Section] = &[
         name: "notify",
         help: "How notifications are retried. Every notification is written to disk before \
                it is sent, and retried until it is delivered or expires. Plugins are set up \
-               in [plugins.<name>] sections (email, irc, webhook, matrix, growl, pagerduty, opsgenie, ntfy, exec), and alert \
+               in [plugins.<name>] sections (email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy, exec), and alert \
                rules in [[rules]] sections: see the README.",
     },
 ];

@@ -24,6 +24,7 @@ mod incidents;
 mod peers;
 mod postgres;
 mod process;
+mod prosody;
 mod synapse;
 mod web;
 
@@ -47,6 +48,7 @@ pub use incidents::*;
 pub use peers::*;
 pub use postgres::*;
 pub use process::*;
+pub use prosody::*;
 pub use synapse::*;
 pub use web::*;
 

@@ -312,7 +312,7 @@ fn notify_test_command_sends_over_starttls_with_login() {
 
     let out = server.cli(&["notify", "test", "--project", "shop", "--plugin", "pager"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the plugins are: email, irc, webhook, matrix, growl, pagerduty, opsgenie, ntfy, exec"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the plugins are: email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy, exec"));
     let out = server.cli(&["notify", "test", "--project", "shop", "--plugin", "webhook"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("[plugins.webhook] is not complete"), "{out:?}");
 }

@@ -2,7 +2,7 @@
 //! and the message arrives at a real Matrix homeserver (Synapse, read back by a second account),
 //! a GNTP receiver parsing with an independent implementation, loopback stand-ins of PagerDuty,
 //! Opsgenie and ntfy that check every payload against the providers' schemas, and a program of
-//! the operator's (exec). Resolving the issue on the dashboard closes what PagerDuty, Opsgenie
+//! the operator's (exec), and Prosody (XMPP, read back by a second client). Resolving the issue on the dashboard closes what PagerDuty, Opsgenie
 //! and exec were told about. Each plugin's faults: a peer that is down at first gets the
 //! message once when it is back; wrong credentials are given up, with the reason in the outbox.
 
@@ -13,20 +13,26 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    GntpPeer, HttpReceiver, NTFY_TOKEN, OPSGENIE_KEY, PAGERDUTY_KEY, Project, Received, Server, Synapse, clean_command,
-    client_script, facts, free_port, incident_services, python, run_ok,
+    GntpPeer, HttpReceiver, NTFY_TOKEN, OPSGENIE_KEY, PAGERDUTY_KEY, Project, Prosody, Received, Server, Synapse,
+    XmppReader, clean_command, client_script, facts, free_port, incident_services, python, run_ok,
 };
 use crate::notify::{outbox, send_message, server, wait_until};
 
 /// The real Python SDK captures `ZeroDivisionError` from `shop.cart`; returns the group's id.
 fn sdk_error(server: &Server, project: &Project) -> u64 {
+    sdk_error_among(server, project, 1)
+}
+
+/// [`sdk_error`] when the project will then have `groups` groups (its group is the newest).
+fn sdk_error_among(server: &Server, project: &Project, groups: usize) -> u64 {
     let mut cmd = clean_command(python());
     cmd.arg(client_script("sdk_scenarios.py")).args(["capture-exception", &project.dsn]);
     cmd.env("PYTHONDONTWRITEBYTECODE", "1").env("PYTHONUNBUFFERED", "1");
     facts(&run_ok(&mut cmd));
-    let groups = server.groups("shop");
-    assert_eq!(groups.len(), 1, "{groups:?}");
-    groups[0]["id"].as_u64().expect("group id")
+    let found = server.groups("shop");
+    assert_eq!(found.len(), groups, "{found:?}");
+    let ours = found.iter().find(|g| g["title"].as_str().is_some_and(|t| t.contains("ZeroDivisionError"))).expect("the SDK's group");
+    ours["id"].as_u64().expect("group id")
 }
 
 /// Resolves the group through the dashboard, as a person would.
@@ -44,15 +50,21 @@ fn all_delivered_once(server: &Server, rows: usize) {
     assert!(got.iter().all(|r| r["delivered_at"].is_number() && r["attempts"] == 1), "{got:#?}");
 }
 
-/// The outbox row of `plugin` given up, with a reason containing `why`.
+/// The outbox row of `plugin` given up at its first attempt, with a reason containing `why`.
 #[track_caller]
 fn given_up(server: &Server, plugin: &str, why: &str) {
+    given_up_after(server, plugin, why, 1);
+}
+
+/// The outbox row of `plugin` given up at attempt `attempts`, with a reason containing `why`.
+#[track_caller]
+fn given_up_after(server: &Server, plugin: &str, why: &str, attempts: u64) {
     wait_until(Duration::from_secs(20), &format!("the {plugin} delivery given up"), || {
         outbox(server).iter().any(|r| r["plugin"] == plugin && r["failed_at"].is_number())
     });
     let rows = outbox(server);
     let row = rows.iter().find(|r| r["plugin"] == plugin && r["failed_at"].is_number()).expect("a row");
-    assert_eq!(row["attempts"], 1, "given up at once: {row:#}");
+    assert_eq!(row["attempts"], attempts, "given up when refused: {row:#}");
     let error = row["last_error"].as_str().unwrap_or_default();
     assert!(error.contains(why), "{plugin}: {error:?} does not say {why:?}");
     let listing = server.cli_ok(&["notify", "outbox"]);
@@ -307,4 +319,53 @@ fn notify_exec_runs_the_program_and_its_exit_status_decides() {
     wait_until(Duration::from_secs(20), "the program told of the resolve", || second.exists());
     let n: Value = serde_json::from_slice(&fs::read(&second).unwrap()).unwrap();
     assert_eq!((n["group_id"].as_u64(), n["reason"]["type"].as_str()), (Some(group), Some("resolved")));
+}
+
+/// XMPP through Prosody: the line arrives in a multi-user chat room and to a person, read by
+/// a second client; a wrong password is given up; a server down at first gets it once.
+#[test]
+fn notify_xmpp_posts_to_a_room_and_to_a_person() {
+    let mut prosody = Prosody::configured();
+    prosody.register("sentry", "bot-pass");
+    prosody.register("reader", "reader-pass");
+    let config = format!(
+        "[notify]\nretry_initial_seconds = 1\nretry_max_seconds = 2\n\n\
+         [plugins.xmpp]\njid = \"sentry@localhost\"\npassword = \"bot-pass\"\nserver = \"127.0.0.1:{}\"\ntls = \"none\"\n\
+         to = \"ops@conference.localhost\"\nroom = true\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\n\
+         actions = [\"xmpp\", {{ plugin = \"xmpp\", to = \"reader@localhost\", room = false }}, {{ plugin = \"xmpp\", password = \"wrong\" }}]\n",
+        prosody.port()
+    );
+    let (server, project) = server(&config);
+    // Down at first: the rule fires while no server listens.
+    send_message(&server, &project, "the search index is stale", 1);
+    wait_until(Duration::from_secs(10), "failed attempts", || outbox(&server).iter().filter(|r| r["last_error"].is_string()).count() == 3);
+    prosody.launch();
+    // Retried while the server was down, given up once it refused the password.
+    let before = outbox(&server).iter().find(|r| r["action"] == 2).and_then(|r| r["attempts"].as_u64()).unwrap();
+    given_up_after(&server, "xmpp", "refused the login as sentry@localhost", before + 1);
+    wait_until(Duration::from_secs(20), "two deliveries", || outbox(&server).iter().filter(|r| r["delivered_at"].is_number()).count() == 2);
+    // The room keeps its history, the server the person's offline messages: a reader coming
+    // online now sees each once.
+    let mut reader = XmppReader::connect(prosody.port(), "reader", "reader-pass");
+    reader.join("ops@conference.localhost", "watcher");
+    let seen = reader.messages_after(Duration::from_secs(2));
+    let stale = |kind: &str| seen.iter().filter(|m| m.body.contains("the search index is stale") && m.kind == kind).cloned().collect::<Vec<_>>();
+    assert_eq!(stale("groupchat").len(), 1, "once in the room: {seen:#?}");
+    assert_eq!(stale("groupchat")[0].from, "ops@conference.localhost/Sentry");
+    assert_eq!(stale("chat").len(), 1, "once to the person: {seen:#?}");
+
+    // Live, with the reader online: the room and the person both get the line.
+    let group = sdk_error_among(&server, &project, 2);
+    let room = reader.wait_message(Duration::from_secs(30), |m| m.kind == "groupchat" && m.body.contains("ZeroDivisionError"));
+    assert!(!room.delayed, "{room:?}");
+    let expected = format!("[shop] ERROR: ZeroDivisionError: division by zero (New issue) {}", server.base_url());
+    assert!(room.body.starts_with(&expected) && room.body.ends_with(&format!("/issues/{group}/")), "{room:?}");
+    let direct = reader.wait_message(Duration::from_secs(30), |m| m.kind == "chat" && m.body.contains("ZeroDivisionError"));
+    assert!(direct.from.starts_with("sentry@localhost/"), "{direct:?}");
+    assert_eq!(direct.body, room.body);
+
+    let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", "xmpp"]);
+    assert!(out.contains("Sent a test message through the xmpp plugin"), "{out}");
+    reader.wait_message(Duration::from_secs(10), |m| m.kind == "groupchat" && m.body.contains("(Test message from `sentry notify test`)"));
 }
