@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::{clean_command, client_script, free_port, python, python_peers};
 
 /// Waits until something listens on 127.0.0.1:`port`.
-fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
+pub(super) fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -69,7 +69,8 @@ fn wait_for_n(what: &str, n: usize, timeout: Duration, get: impl Fn() -> Vec<Val
     }
 }
 
-fn stop(child: &mut Option<Child>) {
+/// Kills and reaps a peer's process, if it runs.
+pub(super) fn stop(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
         let _ = c.kill();
         let _ = c.wait();

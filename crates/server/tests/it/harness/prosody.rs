@@ -10,7 +10,6 @@ use std::{
     net::TcpStream,
     path::PathBuf,
     process::{Child, Command, Stdio},
-    thread,
     time::{Duration, Instant},
 };
 
@@ -84,14 +83,7 @@ impl Prosody {
             .stderr(log)
             .spawn()
             .expect("starting prosody");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!("prosody exited at start with {status}:\n{}", fs::read_to_string(&log_path).unwrap_or_default());
-            }
-            assert!(Instant::now() < deadline, "prosody did not listen within 20 s:\n{}", fs::read_to_string(&log_path).unwrap_or_default());
-            thread::sleep(Duration::from_millis(50));
-        }
+        super::peers::wait_listening(self.port, "prosody", &mut child, &log_path);
         self.child = Some(child);
     }
 
@@ -102,10 +94,7 @@ impl Prosody {
 
 impl Drop for Prosody {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        super::peers::stop(&mut self.child);
     }
 }
 

@@ -90,10 +90,7 @@ impl Synapse {
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        super::peers::stop(&mut self.child);
     }
 
     fn addr(&self) -> SocketAddr {
