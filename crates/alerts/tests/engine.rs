@@ -83,7 +83,7 @@ impl World {
 
     /// Starts an engine with `rules` (each with one `record` action) and the recording plugin.
     async fn start(&self, rules: Vec<RuleSpec>, recorder: &Arc<Recorder>) -> Alerts {
-        let config = AlertConfig { plugins: Vec::new(), rules, retry: RetryPolicy::default() };
+        let config = AlertConfig { plugins: Vec::new(), rules, retry: RetryPolicy::default(), digest: None };
         let plugins: Vec<Arc<dyn Plugin>> = vec![recorder.clone()];
         let engine = alerts::start_with_plugins(self.store.clone(), self.wakeups.subscribe(), config, Arc::new(TestLinks), plugins);
         // Its first pass takes the activity so far as history; what is written from now on is news.

@@ -8,6 +8,7 @@
 //! This crate knows nothing of the store or the config file: the engine in `alerts` builds a
 //! [`Notification`], writes it to the outbox and calls [`Plugin::rule_fired`] to deliver it.
 
+mod digest;
 pub mod email;
 pub mod exec;
 pub mod growl;
@@ -24,6 +25,7 @@ pub mod xmpp;
 
 use std::sync::Arc;
 
+pub use digest::{Digest, DigestIssue, ProjectDigest};
 pub use notification::{Frame, Notification, Reason};
 pub use plugin::{
     Delivery, DeliveryError, EventInfo, Field, FieldKind, Plugin, SettingError, Settings, SettingsExt, check_fields, check_settings,

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{Attachments, Backend, Config, LogLevel};
+use super::{Attachments, Backend, Config, Digest, LogLevel};
 
 /// A section of the file; `name` is empty for the keys before the first `[section]`.
 pub(super) struct Section {
@@ -371,6 +371,21 @@ pub(super) const KEYS: &[Key] = &[
         help: "Hours after which a notification that could not be delivered is given up.",
         set: |c, v| c.notify.expire_hours = v.number(),
         get: |c| Parsed::Number(c.notify.expire_hours),
+    },
+    Key {
+        section: "notify",
+        name: "digest",
+        kind: Kind::Choice {
+            names: Digest::NAMES,
+            later: &[],
+        },
+        optional: false,
+        help: "Mail a report of each project's new issues, regressions, busiest issues and \
+               slowest queries every day (after midnight UTC) or every week (after Monday \
+               midnight UTC), through [plugins.email] to its recipients. `sentry notify digest` \
+               sends one now.",
+        set: |c, v| c.notify.digest = Digest::ALL[v.choice()],
+        get: |c| Parsed::Choice(c.notify.digest as usize),
     },
 ];
 

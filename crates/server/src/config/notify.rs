@@ -270,6 +270,7 @@ fn rule(
             plugins: alerts.plugins.clone(),
             rules: Vec::new(),
             retry: Default::default(),
+            digest: None,
         };
         if let Err(e) = alerts::action_settings(&config, plugin.as_ref(), &settings) {
             let section = if alerts.plugins.iter().any(|p| p.name == plugin_name) {

@@ -15,7 +15,7 @@ use crate::harness::{
 
 const SECRET: &str = "webhook-s3cret";
 
-fn email_section(smtp_port: u16) -> String {
+pub(crate) fn email_section(smtp_port: u16) -> String {
     format!(
         "[plugins.email]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n\
          from = \"Sentry <sentry@example.com>\"\nto = [\"ops@example.com\", \"dev@example.com\"]\n"

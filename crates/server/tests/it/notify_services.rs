@@ -3,7 +3,7 @@
 //! a GNTP receiver parsing with an independent implementation, loopback stand-ins of PagerDuty,
 //! Opsgenie and ntfy that check every payload against the providers' schemas, and a program of
 //! the operator's (exec), and Prosody (XMPP, read back by a second client). Resolving the issue on the dashboard closes what PagerDuty, Opsgenie
-//! and exec were told about. Each plugin's faults: a peer that is down at first gets the
+//! and exec were told about. The daily digest mail counts what the day brought. Each plugin's faults: a peer that is down at first gets the
 //! message once when it is back; wrong credentials are given up, with the reason in the outbox.
 
 use std::fs;
@@ -13,10 +13,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{
-    GntpPeer, HttpReceiver, NTFY_TOKEN, OPSGENIE_KEY, PAGERDUTY_KEY, Project, Prosody, Received, Server, Synapse,
-    XmppReader, clean_command, client_script, facts, free_port, incident_services, python, run_ok,
+    GntpPeer, HttpReceiver, NTFY_TOKEN, OPSGENIE_KEY, PAGERDUTY_KEY, Project, Prosody, Received, Server, SmtpPeer,
+    Synapse, XmppReader, clean_command, client_script, facts, free_port, incident_services, python, run_ok,
 };
-use crate::notify::{outbox, send_message, server, wait_until};
+use crate::notify::{email_section, outbox, send_message, server, wait_until};
 
 /// The real Python SDK captures `ZeroDivisionError` from `shop.cart`; returns the group's id.
 fn sdk_error(server: &Server, project: &Project) -> u64 {
@@ -368,4 +368,49 @@ fn notify_xmpp_posts_to_a_room_and_to_a_person() {
     let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", "xmpp"]);
     assert!(out.contains("Sent a test message through the xmpp plugin"), "{out}");
     reader.wait_message(Duration::from_secs(10), |m| m.kind == "groupchat" && m.body.contains("(Test message from `sentry notify test`)"));
+}
+
+/// `sentry notify digest`: one mail with the day's new issues, regressions, busiest issues
+/// and slowest queries, in text and HTML (both parsed by Python's `email`), counted right.
+#[test]
+fn notify_digest_mail_counts_new_issues_regressions_busiest_and_slowest() {
+    let smtp = SmtpPeer::start();
+    let (server, project) = server(&format!("[notify]\ndigest = \"daily\"\n\n{}", email_section(smtp.port())));
+    let mut n = 0;
+    for (message, times) in [("the cache is cold", 5), ("disk full on db-2", 2), ("timeout talking to payments", 1)] {
+        for _ in 0..times {
+            n += 1;
+            send_message(&server, &project, message, n);
+        }
+    }
+    let disk = server.groups("shop").into_iter().find(|g| g["title"] == "disk full on db-2").expect("the disk group");
+    resolve(&server, disk["id"].as_u64().unwrap());
+    send_message(&server, &project, "disk full on db-2", 100);
+    for (sql, ms) in [("SELECT * FROM orders WHERE id = 1", "900"), ("SELECT * FROM users WHERE id = 1", "40")] {
+        server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query={sql}"), "--field", "engine=psycopg2", "--time-spent", ms]);
+    }
+    let out = server.cli_ok(&["notify", "digest", "--every", "daily"]);
+    assert!(out.contains("5 new issue(s), 1 regression(s)"), "{out}");
+
+    let mail = &smtp.wait_for(1, Duration::from_secs(10))[0];
+    assert_eq!(mail["subject"], "[Sentry] Daily report: 5 new issues, 1 regression", "{mail:#}");
+    assert_eq!(mail["rcpt_tos"], serde_json::json!(["ops@example.com", "dev@example.com"]));
+    // Lines of a mail end in CRLF.
+    let text = mail["text"].as_str().expect("a text part").replace("\r\n", "\n");
+    let shop = &text[text.find("== shop (11 events) ==").unwrap_or_else(|| panic!("no shop section with 11 events: {text}"))..];
+    assert!(shop.contains("\nNew issues: 5\n"), "{text}");
+    assert!(shop.contains("\nRegressions: 1\n  ERROR: disk full on db-2 (3 events)\n"), "{text}");
+    assert!(shop.contains("\nBusiest issues:\n  ERROR: the cache is cold (5 events)\n"), "{text}");
+    let slowest = &shop[shop.find("Slowest queries:").expect("a slowest section")..];
+    let orders = slowest.find("orders").expect("the slow query");
+    assert!(orders < slowest.find("users").expect("the fast query"), "slowest first: {slowest}");
+    assert!(slowest.contains("p95 9"), "the p95 is shown: {slowest}");
+    let html = mail["html"].as_str().expect("an HTML part");
+    let shop = &html[html.find(">shop</a></h2><p>11 events</p>").unwrap_or_else(|| panic!("no shop section: {html}"))..];
+    let list = |class: &str| {
+        let start = shop.find(&format!("<ul class=\"{class}\">")).unwrap_or_else(|| panic!("no {class} list: {html}"));
+        shop[start..][..shop[start..].find("</ul>").unwrap()].matches("<li>").count()
+    };
+    assert_eq!((list("new"), list("regressions"), list("busiest"), list("slowest")), (5, 1, 5, 2), "{html}");
+    assert!(html.contains(&format!("<a href=\"{}", server.base_url())), "links to the dashboard: {html}");
 }
