@@ -119,9 +119,14 @@ impl Frame {
 impl Notification {
     /// The key that names this notification's issue at an incident service (PagerDuty's
     /// `dedup_key`, Opsgenie's `alias`): the same for every firing about the group, so a
-    /// resolve closes what the firings opened.
+    /// resolve closes what the firings opened. A test message has a key of its own, so it
+    /// never joins a real incident.
     pub fn issue_key(&self) -> String {
-        format!("sentry-{}-{}", self.project, self.group_id)
+        if self.test {
+            format!("sentry-{}-test", self.project)
+        } else {
+            format!("sentry-{}-{}", self.project, self.group_id)
+        }
     }
 
     /// Whether this notification closes the issue (an incident service resolves it) rather
@@ -214,6 +219,14 @@ pub(crate) fn sample() -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_keys_name_the_group_and_keep_tests_apart() {
+        let mut n = sample();
+        assert_eq!(n.issue_key(), "sentry-shop-7");
+        n.test = true;
+        assert_eq!(n.issue_key(), "sentry-shop-test");
+    }
 
     #[test]
     fn round_trips_as_json() {

@@ -137,7 +137,11 @@ fn notify_pagerduty_opsgenie_ntfy_and_resolving_closes_the_incidents() {
         let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", plugin]);
         assert!(out.contains(&format!("Sent a test message through the {plugin} plugin")), "{out}");
     }
-    assert_eq!(services.requests().len(), 8);
+    let calls = services.requests();
+    assert_eq!(calls.len(), 8);
+    // A test message never joins the incident.
+    let test_pd = by_path(&calls, "/pagerduty")[2].json();
+    assert_eq!((test_pd["event_action"].as_str(), test_pd["dedup_key"].as_str()), (Some("trigger"), Some("sentry-shop-test")));
 }
 
 /// The services are down when the rule fires and come up later: each gets the message once.
