@@ -1,6 +1,7 @@
 //! The XMPP plugin: a message to a person, or to a multi-user chat room, from an account of
-//! its own. Built on `tokio-xmpp` (stream, STARTTLS on rustls with ring, SASL SCRAM or PLAIN)
-//! and `xmpp-parsers` (the stanzas), one short connection per message: log in, bind, join the
+//! its own. Built on `tokio-xmpp` (the XML stream, SASL SCRAM or PLAIN) and `xmpp-parsers` (the
+//! stanzas), with STARTTLS here ([`StartTls`]: rustls with ring, the usual roots plus an
+//! optional private CA), one short connection per message: log in, bind, join the
 //! room when there is one (XEP-0045), send, then a ping to the server (XEP-0199) whose answer
 //! confirms that nothing before it was refused — XMPP has no acknowledgement of its own.
 //!
@@ -13,7 +14,11 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use sasl::common::Credentials;
-use tokio_xmpp::connect::{DnsConfig, ServerConnector, StartTlsServerConnector, TcpServerConnector};
+use sasl::common::ChannelBinding;
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_xmpp::connect::{DnsConfig, ServerConnector, TcpServerConnector};
 use tokio_xmpp::jid::{BareJid, Jid};
 use tokio_xmpp::parsers::bind::BindQuery;
 use tokio_xmpp::parsers::iq::Iq;
@@ -22,7 +27,8 @@ use tokio_xmpp::parsers::muc::Muc;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::parsers::ping::Ping;
 use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
-use tokio_xmpp::xmlstream::{StreamHeader, Timeouts, XmppStream, XmppStreamElement};
+use tokio_xmpp::parsers::starttls;
+use tokio_xmpp::xmlstream::{PendingFeaturesRecv, ReadError, StreamHeader, Timeouts, XmppStream, XmppStreamElement, initiate_stream};
 use tokio_xmpp::{Error, Stanza};
 
 use crate::plugin::{Delivery, DeliveryError, Field, FieldKind, Plugin, SettingError, Settings, SettingsExt};
@@ -36,6 +42,7 @@ const FIELDS: &[Field] = &[
     Field { name: "nick", kind: FieldKind::Text, required: false, default: "\"Sentry\"", help: "the name shown in the room" },
     Field { name: "server", kind: FieldKind::Text, required: false, default: "", help: "host:port to connect to; unset, the server the JID's domain names (DNS SRV, else port 5222)" },
     Field { name: "tls", kind: FieldKind::Choice(&["starttls", "none"]), required: false, default: "\"starttls\"", help: "\"starttls\" (required) or \"none\" (a server on a trusted network only)" },
+    Field { name: "ca_file", kind: FieldKind::Text, required: false, default: "", help: "a PEM file with a certificate authority to trust besides the usual ones (for a private server)" },
     crate::http::TIMEOUT_FIELD,
 ];
 
@@ -92,10 +99,7 @@ impl Plugin for Xmpp {
             let run = async {
                 match s.text("tls").unwrap_or("starttls") {
                     "none" => send.over(TcpServerConnector::from(dns)).await,
-                    _ => {
-                        crate::install_crypto_provider();
-                        send.over(StartTlsServerConnector::from(dns)).await
-                    }
+                    _ => send.over(StartTls::new(dns, s.text("ca_file"))?).await,
                 }
             };
             tokio::time::timeout(timeout, run)
@@ -211,6 +215,67 @@ fn describe(payloads: &[tokio_xmpp::minidom::Element]) -> String {
         .find(|p| p.name() == "error")
         .and_then(|e| e.children().next().map(|c| c.name().to_string()))
         .unwrap_or_else(|| "no reason given".into())
+}
+
+/// STARTTLS (RFC 6120, 5.4): a plain stream, `<starttls/>`, `<proceed/>`, then TLS on the
+/// same connection, checked against the usual roots and, when given, a private CA.
+#[derive(Clone)]
+struct StartTls {
+    dns: DnsConfig,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for StartTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartTls").field("dns", &self.dns).finish_non_exhaustive()
+    }
+}
+
+impl StartTls {
+    fn new(dns: DnsConfig, ca_file: Option<&str>) -> Result<StartTls, DeliveryError> {
+        crate::install_crypto_provider();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(ca) = ca_file {
+            let pem = std::fs::read(ca).map_err(|e| DeliveryError::Retry(format!("reading {ca}: {e}")))?;
+            let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+                .collect::<Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
+                .map_err(|e| DeliveryError::Permanent(format!("{ca} is not a PEM certificate: {e}")))?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| DeliveryError::Permanent(format!("{ca}: {e}")))?;
+            }
+        }
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        Ok(StartTls { dns, tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)) })
+    }
+}
+
+impl ServerConnector for StartTls {
+    type Stream = BufStream<TlsStream<TcpStream>>;
+
+    async fn connect(&self, jid: &Jid, ns: &'static str, timeouts: Timeouts) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), Error> {
+        let domain = jid.domain().as_str();
+        let header = || StreamHeader { to: Some(Cow::Borrowed(domain)), from: None, id: None };
+        let tcp = BufStream::new(self.dns.resolve().await?);
+        let (features, mut stream): (_, XmppStream<_>) = initiate_stream(tcp, ns, header(), timeouts).await?.recv_features().await?;
+        if !features.can_starttls() {
+            return Err(Error::Protocol(tokio_xmpp::error::ProtocolError::NoTls));
+        }
+        stream.send(&XmppStreamElement::Starttls(starttls::Nonza::Request(starttls::Request))).await?;
+        loop {
+            match stream.next().await.map(|r| r.map(|el| el.into_read_error())) {
+                Some(Ok(Ok(XmppStreamElement::Starttls(starttls::Nonza::Proceed(_))))) => break,
+                Some(Ok(Ok(_))) | Some(Ok(Err(ReadError::SoftTimeout))) | Some(Err(ReadError::SoftTimeout)) => {}
+                Some(Ok(Err(e))) | Some(Err(e)) => return Err(std::io::Error::other(e.to_string()).into()),
+                None => return Err(Error::Disconnected),
+            }
+        }
+        let name = rustls::pki_types::ServerName::try_from(domain.to_owned())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let tls = self.tls.connect(name, stream.into_inner().into_inner()).await?;
+        let pending = initiate_stream(BufStream::new(tls), ns, header(), timeouts).await?;
+        Ok((pending, ChannelBinding::None))
+    }
 }
 
 #[cfg(test)]

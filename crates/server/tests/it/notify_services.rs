@@ -418,3 +418,34 @@ fn notify_digest_mail_counts_new_issues_regressions_busiest_and_slowest() {
     assert_eq!((list("new"), list("regressions"), list("busiest"), list("slowest")), (5, 1, 5, 2), "{html}");
     assert!(html.contains(&format!("<a href=\"{}", server.base_url())), "links to the dashboard: {html}");
 }
+
+/// XMPP over STARTTLS: trusting the server's private CA, the message arrives; without it the
+/// certificate is refused (and retried, since a certificate may be renewed).
+#[test]
+fn notify_xmpp_over_starttls_checks_the_certificate() {
+    let mut prosody = Prosody::configured_with_tls();
+    prosody.register("sentry", "bot-pass");
+    prosody.register("reader", "reader-pass");
+    prosody.launch();
+    let mut reader = XmppReader::connect(prosody.port(), "reader", "reader-pass");
+    let config = format!(
+        "[plugins.xmpp]\njid = \"sentry@localhost\"\npassword = \"bot-pass\"\nserver = \"127.0.0.1:{}\"\ntls = \"starttls\"\n\
+         to = \"reader@localhost\"\n\n\
+         [[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [{{ plugin = \"xmpp\", ca_file = \"{}\" }}, \"xmpp\"]\n",
+        prosody.port(),
+        prosody.ca().display()
+    );
+    let (server, project) = server(&config);
+    send_message(&server, &project, "the certificate is checked", 1);
+    let got = reader.wait_message(Duration::from_secs(30), |m| m.body.contains("the certificate is checked"));
+    assert_eq!(got.kind, "chat");
+    assert!(got.from.starts_with("sentry@localhost/"), "{got:?}");
+    wait_until(Duration::from_secs(20), "both attempts", || outbox(&server).iter().all(|r| r["attempts"].as_u64() >= Some(1)));
+    let rows = outbox(&server);
+    let trusted = rows.iter().find(|r| r["action"] == 0).expect("the first action");
+    assert!(trusted["delivered_at"].is_number(), "{rows:#?}");
+    let untrusted = rows.iter().find(|r| r["action"] == 1).expect("the second action");
+    assert!(untrusted["delivered_at"].is_null() && untrusted["failed_at"].is_null(), "{rows:#?}");
+    let error = untrusted["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("certificate"), "{error}");
+}

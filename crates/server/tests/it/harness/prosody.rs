@@ -27,21 +27,47 @@ pub struct Prosody {
 impl Prosody {
     /// A configured server that is not started yet (accounts can be made already).
     pub fn configured() -> Prosody {
+        Prosody::configure(false)
+    }
+
+    /// Like [`Prosody::configured`], offering STARTTLS with a certificate for `localhost` from a
+    /// throwaway certificate authority (trustme, in the SDK venv), whose certificate is
+    /// [`Prosody::ca`].
+    pub fn configured_with_tls() -> Prosody {
+        Prosody::configure(true)
+    }
+
+    /// The PEM certificate of the authority that signed the server's certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("certs/ca.pem")
+    }
+
+    fn configure(tls: bool) -> Prosody {
         let dir = tempfile::Builder::new().prefix("sentry-prosody-").tempdir().expect("temp dir");
         let port = free_port();
         let d = dir.path().display();
         fs::create_dir_all(dir.path().join("data")).expect("data dir");
         fs::create_dir_all(dir.path().join("certs")).expect("certs dir");
+        let (tls_module, ssl) = if tls {
+            let script = "import sys, trustme\nca = trustme.CA()\ncert = ca.issue_cert('localhost')\nd = sys.argv[1]\n\
+                          ca.cert_pem.write_to_path(d + '/ca.pem')\ncert.private_key_pem.write_to_path(d + '/localhost.key')\n\
+                          cert.cert_chain_pems[0].write_to_path(d + '/localhost.crt')\n";
+            let out = super::clean_command(super::python()).args(["-c", script]).arg(dir.path().join("certs")).output().expect("running trustme");
+            assert!(out.status.success(), "making certificates: {}", String::from_utf8_lossy(&out.stderr));
+            (" \"tls\";", format!("  ssl = {{ key = \"{d}/certs/localhost.key\"; certificate = \"{d}/certs/localhost.crt\" }}\n"))
+        } else {
+            ("", String::new())
+        };
         fs::write(
             dir.path().join("prosody.cfg.lua"),
             format!(
                 "daemonize = false\nrun_as_root = true\ndata_path = \"{d}/data\"\ncertificates = \"{d}/certs\"\n\
                  interfaces = {{ \"127.0.0.1\" }}\nc2s_ports = {{ {port} }}\ns2s_ports = {{ }}\n\
-                 modules_enabled = {{ \"roster\"; \"saslauth\"; \"disco\"; \"ping\" }}\nmodules_disabled = {{ \"s2s\" }}\n\
+                 modules_enabled = {{ \"roster\"; \"saslauth\"; \"disco\"; \"ping\";{tls_module} }}\nmodules_disabled = {{ \"s2s\" }}\n\
                  authentication = \"internal_plain\"\nstorage = \"internal\"\n\
                  c2s_require_encryption = false\nallow_unencrypted_plain_auth = true\n\
                  log = {{ debug = \"{d}/prosody.log\" }}\n\
-                 VirtualHost \"localhost\"\n\
+                 VirtualHost \"localhost\"\n{ssl}\
                  Component \"conference.localhost\" \"muc\"\n  muc_room_locking = false\n  restrict_room_creation = false\n  muc_room_default_persistent = true\n"
             ),
         )
