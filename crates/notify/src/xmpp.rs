@@ -77,6 +77,12 @@ impl Plugin for Xmpp {
         {
             return Err(SettingError::new("server", format!("`server` = {server:?} must be host:port, like \"xmpp.example.org:5222\"")));
         }
+        if let Some(ca) = s.text("ca_file") {
+            let pem = std::fs::read(ca).map_err(|e| SettingError::new("ca_file", format!("can't read {ca}: {e}")))?;
+            if certificates(&pem).map_or(true, |c| c.is_empty()) {
+                return Err(SettingError::new("ca_file", format!("{ca} holds no PEM certificate")));
+            }
+        }
         Ok(())
     }
     fn rule_fired<'a>(&'a self, n: &'a Notification, s: &'a Settings) -> Delivery<'a> {
@@ -238,9 +244,7 @@ impl StartTls {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(ca) = ca_file {
             let pem = std::fs::read(ca).map_err(|e| DeliveryError::Retry(format!("reading {ca}: {e}")))?;
-            let certs = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
-                .collect::<Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
-                .map_err(|e| DeliveryError::Permanent(format!("{ca} is not a PEM certificate: {e}")))?;
+            let certs = certificates(&pem).map_err(|e| DeliveryError::Permanent(format!("{ca} is not a PEM certificate: {e}")))?;
             for cert in certs {
                 roots.add(cert).map_err(|e| DeliveryError::Permanent(format!("{ca}: {e}")))?;
             }
@@ -248,6 +252,11 @@ impl StartTls {
         let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         Ok(StartTls { dns, tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)) })
     }
+}
+
+/// The certificates of a PEM file.
+fn certificates(pem: &[u8]) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::pem::Error> {
+    rustls::pki_types::pem::PemObject::pem_slice_iter(pem).collect()
 }
 
 impl ServerConnector for StartTls {
@@ -296,5 +305,11 @@ mod tests {
         assert_eq!(bad(serde_json::json!({"jid": "s@example.org", "password": "p", "to": "@b"})).as_deref(), Some("to"));
         assert_eq!(bad(serde_json::json!({"jid": "s@example.org", "password": "p", "to": "a@b", "server": "host"})).as_deref(), Some("server"));
         assert_eq!(bad(serde_json::json!({"jid": "s@example.org", "password": "p", "to": "a@b", "tls": "ssl"})).as_deref(), Some("tls"));
+        assert_eq!(bad(serde_json::json!({"jid": "s@example.org", "password": "p", "to": "a@b", "ca_file": "/nonexistent.pem"})).as_deref(), Some("ca_file"));
+        let not_pem = std::env::temp_dir().join(format!("sentry-xmpp-not-pem-{}", std::process::id()));
+        std::fs::write(&not_pem, "not a certificate\n").unwrap();
+        let key = bad(serde_json::json!({"jid": "s@example.org", "password": "p", "to": "a@b", "ca_file": not_pem.to_str().unwrap()}));
+        std::fs::remove_file(&not_pem).unwrap();
+        assert_eq!(key.as_deref(), Some("ca_file"));
     }
 }
