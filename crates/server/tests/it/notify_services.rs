@@ -323,6 +323,11 @@ fn notify_exec_runs_the_program_and_its_exit_status_decides() {
     wait_until(Duration::from_secs(20), "the program told of the resolve", || second.exists());
     let n: Value = serde_json::from_slice(&fs::read(&second).unwrap()).unwrap();
     assert_eq!((n["group_id"].as_u64(), n["reason"]["type"].as_str()), (Some(group), Some("resolved")));
+
+    let out = server.cli_ok(&["notify", "test", "--project", "shop", "--plugin", "exec"]);
+    assert!(out.contains("Sent a test message through the exec plugin"), "{out}");
+    let n: Value = serde_json::from_slice(&fs::read(dir.path().join("3.json")).expect("the test run")).unwrap();
+    assert_eq!((n["reason"]["type"].as_str(), n["test"].as_bool()), (Some("test"), Some(true)));
 }
 
 /// XMPP through Prosody: the line arrives in a multi-user chat room and to a person, read by
