@@ -1,8 +1,9 @@
 //! Digests: a daily or weekly report per project (new issues, regressions, the busiest issues,
 //! the slowest queries), read from the store and mailed through the email plugin to its
 //! recipients. The digest task sends one when a period ends (periods end at midnight UTC, weeks
-//! on Monday); the end of the last one sent is a cursor in the store, so a restart neither skips
-//! nor repeats one, and a failed send is tried again a minute later.
+//! on Monday); the end of the last one sent is a cursor in the store, so a restart does not
+//! repeat one (after a stop of several periods, only the last is reported), and a failed send
+//! is tried again a minute later.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -182,24 +183,42 @@ pub(super) async fn run(
     loop {
         let (s, n) = (store.clone(), name.clone());
         let last = store::off_thread(move || s.notify_cursor(&n)).await;
-        let due = period.boundary(now());
-        match last {
-            // The first start: the next period is the first reported.
-            Ok(None) => set_cursor(&store, &name, due).await,
-            Ok(Some(last)) if (last as f64) < due => match send(store.clone(), &config, links.clone(), &plugins, period, due).await {
+        match last.map(|last| next(last, now(), period)) {
+            Ok(Next::Start(at)) => set_cursor(&store, &name, at).await,
+            Ok(Next::Send(end)) => match send(store.clone(), &config, links.clone(), &plugins, period, end).await {
                 Ok(_) => {
                     tracing::info!(period = period.title(), "digest sent");
-                    set_cursor(&store, &name, due).await;
+                    set_cursor(&store, &name, end).await;
                 }
                 Err(e) => tracing::warn!(period = period.title(), error = %e, "digest not sent; trying again in a minute"),
             },
-            Ok(Some(_)) => {}
+            Ok(Next::Wait) => {}
             Err(e) => tracing::error!(error = %e, "could not read the digest's cursor"),
         }
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
+    }
+}
+
+/// What the digest task does now.
+#[derive(Debug, PartialEq)]
+enum Next {
+    /// The first start: remember this boundary; the period after it is the first reported.
+    Start(f64),
+    /// A period ended: send the report of the period that ends here.
+    Send(f64),
+    Wait,
+}
+
+/// `last` is the end of the last period reported (the cursor), if any.
+fn next(last: Option<i64>, now: f64, period: DigestPeriod) -> Next {
+    let due = period.boundary(now);
+    match last {
+        None => Next::Start(due),
+        Some(last) if (last as f64) < due => Next::Send(due),
+        Some(_) => Next::Wait,
     }
 }
 
@@ -221,5 +240,16 @@ mod tests {
         assert_eq!(DigestPeriod::Daily.boundary(t), 1_700_006_400.0, "2023-11-15 00:00");
         assert_eq!(DigestPeriod::Weekly.boundary(t), 1_699_833_600.0, "Monday 2023-11-13 00:00");
         assert_eq!(DigestPeriod::Weekly.boundary(1_699_833_600.0), 1_699_833_600.0);
+    }
+
+    #[test]
+    fn one_report_per_period_and_none_at_the_first_start() {
+        let midnight = 1_700_006_400.0;
+        let day = DigestPeriod::Daily;
+        assert_eq!(next(None, midnight + 3600.0, day), Next::Start(midnight));
+        assert_eq!(next(Some(midnight as i64), midnight + 3600.0, day), Next::Wait);
+        assert_eq!(next(Some(midnight as i64), midnight + 86_400.0 + 5.0, day), Next::Send(midnight + 86_400.0));
+        // Down for three days: the last day is reported, once.
+        assert_eq!(next(Some(midnight as i64), midnight + 3.5 * 86_400.0, day), Next::Send(midnight + 3.0 * 86_400.0));
     }
 }
