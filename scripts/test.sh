@@ -7,18 +7,22 @@
 #
 # Installs, each step only when missing (a second run does no network I/O):
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
-#     the tests start), ngircd (the IRC server of the notification tests), chromium and
+#     the tests start), ngircd (the IRC server of the notification tests), prosody (their XMPP
+#     server), chromium and
 #     chromium-driver (the dashboard tests drive headless Chromium), curl (only to fetch rustup
 #     when cargo is missing);
 #   - Rust through rustup, when there is no cargo, and its clippy component when missing;
 #   - .venv     the real Python clients, pinned in scripts/requirements-test.txt;
-#   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test.
+#   - .venv-br  sentry-sdk with `brotli` (scripts/requirements-test-brotli.txt), for the `br` body test;
+#   - .venv-peers  the notification tests' peers (scripts/requirements-peers.txt): Synapse, the
+#     Matrix homeserver, and `gntp`, the GNTP receiver's parser (apart: Synapse pins its own
+#     dependencies);
 #   - apt: nodejs and npm, and tests/oidc/node_modules: the OpenID provider (oidc-provider, pinned
 #     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback.
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
 # binaries), `cargo clippy --workspace --all-targets -- -D warnings`, and `cargo test --workspace`,
 # with the env vars the tests read:
-#   SENTRY_TEST_PYTHON, SENTRY_TEST_PYTHON_BROTLI, SENTRY_TEST_PG_BIN.
+#   SENTRY_TEST_PYTHON, SENTRY_TEST_PYTHON_BROTLI, SENTRY_TEST_PYTHON_PEERS, SENTRY_TEST_PG_BIN.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,6 +56,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3
 [ -n "$(find_pg_bin)" ] || apt_missing+=(postgresql)
 # ngircd: the IRC server the IRC notification tests start on a free port.
 command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
+# prosody: the XMPP server the XMPP notification tests start on a free port.
+command -v prosody >/dev/null || apt_missing+=(prosody)
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 command -v node >/dev/null || apt_missing+=(nodejs)
@@ -70,7 +76,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
-  # Don't let the packages start their system services (ngircd on port 6667): the tests start
+  # Don't let the packages start their system services (ngircd on port 6667, prosody on 5222): the tests start
   # their own, on free ports.
   no_services=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -116,6 +122,7 @@ venv() {
 }
 venv "$ROOT/.venv" scripts/requirements-test.txt
 venv "$ROOT/.venv-br" scripts/requirements-test-brotli.txt
+venv "$ROOT/.venv-peers" scripts/requirements-peers.txt
 
 # --- 4. the OpenID provider of the single sign-on tests --------------------------------------
 oidc_want="$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1) $(node --version)"
@@ -127,11 +134,12 @@ fi
 
 export SENTRY_TEST_PYTHON="$ROOT/.venv/bin/python"
 export SENTRY_TEST_PYTHON_BROTLI="$ROOT/.venv-br/bin/python"
+export SENTRY_TEST_PYTHON_PEERS="$ROOT/.venv-peers/bin/python"
 export SENTRY_TEST_PG_BIN="$PG_BIN"
 
 if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   say "setup done; to run the tests yourself:"
-  echo "export SENTRY_TEST_PYTHON=$SENTRY_TEST_PYTHON SENTRY_TEST_PYTHON_BROTLI=$SENTRY_TEST_PYTHON_BROTLI SENTRY_TEST_PG_BIN=$SENTRY_TEST_PG_BIN"
+  echo "export SENTRY_TEST_PYTHON=$SENTRY_TEST_PYTHON SENTRY_TEST_PYTHON_BROTLI=$SENTRY_TEST_PYTHON_BROTLI SENTRY_TEST_PYTHON_PEERS=$SENTRY_TEST_PYTHON_PEERS SENTRY_TEST_PG_BIN=$SENTRY_TEST_PG_BIN"
   echo "cargo build --workspace --all-targets && cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace"
   exit 0
 fi

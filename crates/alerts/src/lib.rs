@@ -14,9 +14,14 @@
 //! 4. The delivery task ([`deliver`]) claims what is due and sends it through the plugin; success marks the
 //!    row delivered, a temporary failure schedules the next attempt (doubling, capped), a
 //!    permanent one or the expiry time gives up. A restart makes every pending row due again.
+//!
+//! With `[notify] digest` set, a third task ([`digest`]) mails a daily or weekly report.
 
 mod deliver;
+mod digest;
 mod rules;
+
+pub use digest::DigestPeriod;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +45,8 @@ pub struct AlertConfig {
     pub plugins: Vec<PluginSpec>,
     pub rules: Vec<RuleSpec>,
     pub retry: RetryPolicy,
+    /// Mail a digest through the email plugin this often (`[notify] digest`).
+    pub digest: Option<DigestPeriod>,
 }
 
 /// A `[plugins.<name>]` section: the plugin's settings as written (actions may add to them).
@@ -162,13 +169,17 @@ pub fn start_with_plugins(
         store.clone(),
         wakeups,
         config.clone(),
-        links,
+        links.clone(),
         plugins.clone(),
         queued.clone(),
         stopped.clone(),
     ));
-    let deliver = tokio::spawn(deliver::run(store, config, plugins, queued, stopped));
-    Alerts { stop, tasks: vec![rules, deliver] }
+    let mut tasks = vec![rules];
+    if let Some(period) = config.digest {
+        tasks.push(tokio::spawn(digest::run(store.clone(), config.clone(), links.clone(), plugins.clone(), period, stopped.clone())));
+    }
+    tasks.push(tokio::spawn(deliver::run(store, config, plugins, queued, stopped)));
+    Alerts { stop, tasks }
 }
 
 impl Alerts {
@@ -205,6 +216,12 @@ pub async fn send_test(
         .map_err(|e| e.to_string())??;
     plugin.rule_fired(&n, &settings).await.map_err(|e| e.to_string())?;
     Ok(n)
+}
+
+/// `sentry notify digest`: mails the digest of the period that ends now through the email
+/// plugin, at once.
+pub async fn send_digest(store: Arc<dyn Store>, config: &AlertConfig, links: Arc<dyn Links>, period: DigestPeriod) -> Result<notify::Digest, String> {
+    digest::send(store, config, links, &notify::registry(), period, store::now()).await
 }
 
 #[cfg(test)]

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use notify::{EventInfo, Frame, Notification, Plugin, Reason};
 use store::{
-    ACTIVITY_CREATED, ACTIVITY_REGRESSION, Enqueue, GroupId, GroupRow, Level, NewDelivery, ProjectId, Sort, StatusFilter,
+    ACTIVITY_CREATED, ACTIVITY_REGRESSION, ACTIVITY_RESOLVED, Enqueue, GroupId, GroupRow, Level, NewDelivery, ProjectId, Sort, StatusFilter,
     Store, StoredEvent, StreamQuery, now,
 };
 use tokio::sync::{Notify, broadcast, watch};
 
-use super::{AlertConfig, Links, RuleSpec, When};
+use super::{ActionSpec, AlertConfig, Links, RuleSpec, When};
 
 /// The cursor's name in `notify_cursors`.
 const CURSOR: &str = "group_activity";
@@ -136,6 +136,10 @@ impl Engine {
             let Some(last) = activity.last() else { break };
             let mut plan = Plan::default();
             for a in &activity {
+                if a.kind == ACTIVITY_RESOLVED {
+                    self.resolved(&mut plan, a.group_id, a.project_id, a.id)?;
+                    continue;
+                }
                 let when = match a.kind.as_str() {
                     ACTIVITY_CREATED => When::NewGroup,
                     ACTIVITY_REGRESSION => When::Regression,
@@ -256,17 +260,57 @@ impl Engine {
             return Ok(());
         }
         let mut n = facts.notification.clone();
-        n.id = firing.clone();
+        n.id = firing;
         n.rule = rule.name.clone();
         n.reason = reason;
-        let payload = serde_json::to_string(&n).unwrap_or_default();
+        self.queue(plan, rule, &n, facts.group.project_id, |_| true);
+        plan.fired.insert(key.clone());
+        plan.enqueue.fired.push(key);
+        tracing::info!(rule = %rule.name, group = %facts.group.id, reason = n.reason.name(), "alert rule fired");
+        Ok(())
+    }
+
+    /// An issue was resolved: every rule that fired for it sends a [`Reason::Resolved`] through
+    /// its actions whose plugin closes what it opened ([`Plugin::resolves`]). Not throttled, and
+    /// no throttle mark: the next regression fires as usual.
+    fn resolved(&mut self, plan: &mut Plan, group_id: GroupId, project_id: ProjectId, activity: i64) -> store::Result<()> {
+        let Some(slug) = self.slug(project_id)? else { return Ok(()) };
+        let resolving = |name: &str| notify::find(&self.plugins, name).is_some_and(|p| p.resolves());
+        let rules: Vec<RuleSpec> = self
+            .config
+            .rules
+            .iter()
+            .filter(|r| r.project == slug && r.actions.iter().any(|a| resolving(&a.plugin)))
+            .cloned()
+            .collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let Some(facts) = self.facts(group_id, &slug)? else { return Ok(()) };
+        for rule in &rules {
+            if self.store.last_fired(&rule.name, group_id)?.is_none() {
+                continue;
+            }
+            let mut n = facts.notification.clone();
+            n.id = format!("{}:resolved:group:{group_id}:activity:{activity}", rule.name);
+            n.rule = rule.name.clone();
+            n.reason = Reason::Resolved;
+            self.queue(plan, rule, &n, project_id, |a| resolving(&a.plugin));
+            tracing::info!(rule = %rule.name, group = %group_id, "issue resolved; closing what the rule opened");
+        }
+        Ok(())
+    }
+
+    /// One outbox row for each of `rule`'s actions that `wanted` keeps, carrying `n`.
+    fn queue(&self, plan: &mut Plan, rule: &RuleSpec, n: &Notification, project_id: ProjectId, wanted: impl Fn(&ActionSpec) -> bool) {
+        let payload = serde_json::to_string(n).unwrap_or_default();
         let expires_at = now() + self.config.retry.expire.as_secs_f64();
-        for (i, action) in rule.actions.iter().enumerate() {
+        for (i, action) in rule.actions.iter().enumerate().filter(|(_, a)| wanted(a)) {
             plan.enqueue.deliveries.push(NewDelivery {
-                firing_id: firing.clone(),
+                firing_id: n.id.clone(),
                 action: i as i64,
-                project_id: facts.group.project_id,
-                group_id: facts.group.id,
+                project_id,
+                group_id: GroupId(n.group_id),
                 rule: rule.name.clone(),
                 plugin: action.plugin.clone(),
                 settings: serde_json::to_string(&action.settings).unwrap_or_else(|_| "{}".into()),
@@ -274,10 +318,6 @@ impl Engine {
                 expires_at,
             });
         }
-        plan.fired.insert(key.clone());
-        plan.enqueue.fired.push(key);
-        tracing::info!(rule = %rule.name, group = %facts.group.id, reason = n.reason.name(), "alert rule fired");
-        Ok(())
     }
 
     fn commit(&self, mut plan: Plan, cursor: Option<i64>) -> store::Result<usize> {

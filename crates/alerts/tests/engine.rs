@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alerts::{ActionSpec, AlertConfig, Alerts, Links, RetryPolicy, RuleSpec, When};
-use notify::{Delivery, Field, Notification, Plugin, Settings};
+use notify::{Delivery, Field, Notification, Plugin, Reason, Settings};
 use store::{EventId, EventSink, GroupId, GroupStatus, ItemCounts, Level, NewEvent, Project, Store, StoredEvent, WriteOutcome};
 use tokio::sync::broadcast;
 
@@ -28,6 +28,8 @@ impl Links for TestLinks {
 #[derive(Default)]
 struct Recorder {
     sent: Mutex<Vec<Notification>>,
+    /// Whether it closes what it opened when an issue is resolved.
+    closes: bool,
 }
 
 impl Recorder {
@@ -45,6 +47,9 @@ impl Plugin for Recorder {
     }
     fn fields(&self) -> &'static [Field] {
         &[]
+    }
+    fn resolves(&self) -> bool {
+        self.closes
     }
     fn rule_fired<'a>(&'a self, notification: &'a Notification, _settings: &'a Settings) -> Delivery<'a> {
         Box::pin(async move {
@@ -78,7 +83,7 @@ impl World {
 
     /// Starts an engine with `rules` (each with one `record` action) and the recording plugin.
     async fn start(&self, rules: Vec<RuleSpec>, recorder: &Arc<Recorder>) -> Alerts {
-        let config = AlertConfig { plugins: Vec::new(), rules, retry: RetryPolicy::default() };
+        let config = AlertConfig { plugins: Vec::new(), rules, retry: RetryPolicy::default(), digest: None };
         let plugins: Vec<Arc<dyn Plugin>> = vec![recorder.clone()];
         let engine = alerts::start_with_plugins(self.store.clone(), self.wakeups.subscribe(), config, Arc::new(TestLinks), plugins);
         // Its first pass takes the activity so far as history; what is written from now on is news.
@@ -188,6 +193,37 @@ async fn a_new_group_fires_once_with_the_link_links_gives() {
     eventually("the second group's firing", || w.queued_for("new", other) == 1).await;
     assert_eq!(w.queued_for("new", group), 1);
     eventually("both deliveries", || recorder.sent().len() == 2).await;
+
+    engine.shutdown().await;
+    w.writer.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolving_an_issue_closes_what_each_rule_that_fired_for_it_opened() {
+    let mut w = World::new();
+    let recorder = Arc::new(Recorder { closes: true, ..Recorder::default() });
+    let rules = vec![w.rule("new", When::NewGroup, None, 60), w.rule("regressions", When::Regression, None, 0)];
+    let engine = w.start(rules, &recorder).await;
+
+    let [group, other] = w.write(&[("a", Level::Error), ("b", Level::Error)]).await[..] else { panic!() };
+    eventually("two firings", || recorder.sent().len() == 2).await;
+    w.store.set_group_status(group, GroupStatus::Resolved).unwrap();
+    eventually("the resolve", || recorder.sent().len() == 3).await;
+    let closed = recorder.sent().pop().unwrap();
+    assert_eq!((closed.group_id, closed.reason.clone(), closed.rule.as_str()), (group.0, Reason::Resolved, "new"));
+    assert_eq!(closed.link, TestLinks.issue(&w.project.slug, group));
+    // Only the rule that fired for the group closes; the other group is untouched.
+    assert_eq!(w.queued("regressions").len(), 0);
+    assert_eq!(w.queued_for("new", other), 1);
+
+    // The resolve left no throttle mark: the regression fires, and resolving again closes it
+    // (and the new-group rule's incident once more).
+    w.write(&[("a", Level::Error)]).await;
+    eventually("the regression", || w.queued_for("regressions", group) == 1).await;
+    w.store.set_group_status(group, GroupStatus::Resolved).unwrap();
+    eventually("both rules' resolves", || w.queued_for("regressions", group) == 2 && w.queued_for("new", group) == 3).await;
+    let reasons: Vec<Reason> = w.queued("regressions").into_iter().map(|n| n.reason).collect();
+    assert_eq!(reasons, [Reason::Regression, Reason::Resolved]);
 
     engine.shutdown().await;
     w.writer.shutdown();

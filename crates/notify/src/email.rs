@@ -62,15 +62,26 @@ impl Plugin for Email {
         Ok(())
     }
     fn rule_fired<'a>(&'a self, n: &'a Notification, settings: &'a Settings) -> Delivery<'a> {
-        Box::pin(async move {
-            let message = message(n, settings)?;
-            let transport = transport(settings)?;
-            match transport.send(message).await {
-                Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(DeliveryError::Permanent(format!("the mail server refused the message: {e}"))),
-                Err(e) => Err(DeliveryError::Retry(format!("sending mail through {}: {e}", settings.text("host").unwrap_or("?")))),
-            }
-        })
+        Box::pin(async move { send(message(n, settings)?, settings).await })
+    }
+}
+
+/// Sends `digest` to the plugin's recipients, as one message with text and HTML parts.
+pub async fn send_digest(digest: &crate::Digest, settings: &Settings) -> Result<(), DeliveryError> {
+    let subject = digest.subject(settings.get("subject_prefix").and_then(|v| v.as_str()).unwrap_or("[Sentry] "));
+    let id = format!("digest-{}-{}", digest.period.to_lowercase(), digest.to as i64);
+    let b = builder(settings, subject, &id)?;
+    let message = b
+        .multipart(MultiPart::alternative_plain_html(digest.text(), digest.html()))
+        .map_err(|e| DeliveryError::Permanent(format!("building the message: {e}")))?;
+    send(message, settings).await
+}
+
+async fn send(message: Message, settings: &Settings) -> Result<(), DeliveryError> {
+    match transport(settings)?.send(message).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(DeliveryError::Permanent(format!("the mail server refused the message: {e}"))),
+        Err(e) => Err(DeliveryError::Retry(format!("sending mail through {}: {e}", settings.text("host").unwrap_or("?")))),
     }
 }
 
@@ -110,17 +121,21 @@ fn transport(s: &Settings) -> Result<AsyncSmtpTransport<Tokio1Executor>, Deliver
 /// The message for `n`: plain text and HTML alternatives, a Message-ID made from the
 /// notification id (the same on every retry, so a receiving server can spot a repeat).
 pub fn message(n: &Notification, s: &Settings) -> Result<Message, DeliveryError> {
+    let b = builder(s, n.subject(s.get("subject_prefix").and_then(|v| v.as_str()).unwrap_or("[Sentry] ")), &n.id)?;
+    b.multipart(MultiPart::alternative_plain_html(text_body(n), html_body(n)))
+        .map_err(|e| DeliveryError::Permanent(format!("building the message: {e}")))
+}
+
+/// A message from the plugin's sender to its recipients, with its subject and a Message-ID
+/// made from `id`.
+fn builder(s: &Settings, subject: String, id: &str) -> Result<lettre::message::MessageBuilder, DeliveryError> {
     let bad = |what: &str, e: String| DeliveryError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = s.text("from").unwrap_or_default().parse().map_err(|e| bad("from", format!("{e}")))?;
-    let mut b = Message::builder()
-        .from(from)
-        .subject(n.subject(s.get("subject_prefix").and_then(|v| v.as_str()).unwrap_or("[Sentry] ")))
-        .message_id(Some(message_id(&n.id)));
+    let mut b = Message::builder().from(from).subject(subject).message_id(Some(message_id(id)));
     for to in s.list("to") {
         b = b.to(to.parse().map_err(|e| bad("to", format!("{e}")))?);
     }
-    b.multipart(MultiPart::alternative_plain_html(text_body(n), html_body(n)))
-        .map_err(|e| bad("building the message", e.to_string()))
+    Ok(b)
 }
 
 fn message_id(id: &str) -> String {
@@ -152,9 +167,7 @@ pub fn text_body(n: &Notification) -> String {
     out
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::notification::html_escape as esc;
 
 /// The HTML part.
 pub fn html_body(n: &Notification) -> String {
@@ -189,19 +202,8 @@ pub fn html_body(n: &Notification) -> String {
 
 /// `2024-05-01 12:00:00 UTC` for unix seconds.
 fn utc(secs: f64) -> String {
-    let secs = secs.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    let iso = crate::notification::rfc3339(secs);
+    format!("{} UTC", iso.trim_end_matches('Z').replace('T', " "))
 }
 
 #[cfg(test)]

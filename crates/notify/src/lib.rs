@@ -1,20 +1,31 @@
 //! Plugins and notifications. A plugin is one type implementing [`Plugin`]: its name, the
 //! settings it takes (checked when the config is loaded, with the line and what is valid), and
 //! hooks — event stored, group created, group regressed, alert rule fired. The built-in plugins
-//! (email over SMTP, IRC, webhooks in five shapes) live here; [`registry`] is the one list of
+//! (email over SMTP, IRC, webhooks in five shapes, XMPP, Matrix, network Growl, PagerDuty, Opsgenie,
+//! ntfy, and exec for a program of one's own) live here; [`registry`] is the one list of
 //! them, so adding a plugin touches nothing else.
 //!
 //! This crate knows nothing of the store or the config file: the engine in `alerts` builds a
 //! [`Notification`], writes it to the outbox and calls [`Plugin::rule_fired`] to deliver it.
 
+mod digest;
 pub mod email;
+pub mod exec;
+pub mod growl;
+mod http;
 pub mod irc;
+pub mod matrix;
 mod notification;
+pub mod ntfy;
+pub mod opsgenie;
+pub mod pagerduty;
 mod plugin;
 pub mod webhook;
+pub mod xmpp;
 
 use std::sync::Arc;
 
+pub use digest::{Digest, DigestIssue, ProjectDigest};
 pub use notification::{Frame, Notification, Reason};
 pub use plugin::{
     Delivery, DeliveryError, EventInfo, Field, FieldKind, Plugin, SettingError, Settings, SettingsExt, check_fields, check_settings,
@@ -23,7 +34,18 @@ pub use plugin::{
 /// Every built-in plugin. This is the registration list: a new plugin is added here and
 /// nowhere else.
 pub fn registry() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(email::Email), Arc::new(irc::Irc::default()), Arc::new(webhook::Webhook::default())]
+    vec![
+        Arc::new(email::Email),
+        Arc::new(irc::Irc::default()),
+        Arc::new(webhook::Webhook::default()),
+        Arc::new(xmpp::Xmpp),
+        Arc::new(matrix::Matrix::default()),
+        Arc::new(growl::Growl::default()),
+        Arc::new(pagerduty::PagerDuty::default()),
+        Arc::new(opsgenie::Opsgenie::default()),
+        Arc::new(ntfy::Ntfy::default()),
+        Arc::new(exec::Exec),
+    ]
 }
 
 /// The plugin called `name`, from `plugins`.
@@ -48,7 +70,7 @@ mod tests {
         let mut names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names, ["email", "irc", "webhook"]);
+        assert_eq!(names, ["email", "exec", "growl", "irc", "matrix", "ntfy", "opsgenie", "pagerduty", "webhook", "xmpp"]);
         for p in &plugins {
             for f in p.fields() {
                 assert!(!f.help.is_empty(), "{}.{}", p.name(), f.name);

@@ -54,18 +54,23 @@ pub enum Reason {
     Frequency { count: u64, minutes: u64, observed: u64 },
     /// The group's p95 duration is above `threshold_ms`.
     Slow { threshold_ms: f64, p95_ms: f64 },
+    /// The issue was resolved: plugins that opened something for it (an incident, an alert)
+    /// close it. Sent only to the actions of plugins whose [`crate::Plugin::resolves`] is true,
+    /// of rules that fired for the group.
+    Resolved,
     /// `sentry notify test`.
     Test,
 }
 
 impl Reason {
-    /// The machine name: `new_group`, `regression`, `frequency`, `slow` or `test`.
+    /// The machine name: `new_group`, `regression`, `frequency`, `slow`, `resolved` or `test`.
     pub fn name(&self) -> &'static str {
         match self {
             Reason::NewGroup => "new_group",
             Reason::Regression => "regression",
             Reason::Frequency { .. } => "frequency",
             Reason::Slow { .. } => "slow",
+            Reason::Resolved => "resolved",
             Reason::Test => "test",
         }
     }
@@ -81,6 +86,7 @@ impl Reason {
             Reason::Slow { threshold_ms, p95_ms } => {
                 format!("Slow: p95 duration {p95_ms:.0} ms is above {threshold_ms:.0} ms")
             }
+            Reason::Resolved => "Resolved".into(),
             Reason::Test => "Test message from `sentry notify test`".into(),
         }
     }
@@ -111,6 +117,24 @@ impl Frame {
 }
 
 impl Notification {
+    /// The key that names this notification's issue at an incident service (PagerDuty's
+    /// `dedup_key`, Opsgenie's `alias`): the same for every firing about the group, so a
+    /// resolve closes what the firings opened. A test message has a key of its own, so it
+    /// never joins a real incident.
+    pub fn issue_key(&self) -> String {
+        if self.test {
+            format!("sentry-{}-test", self.project)
+        } else {
+            format!("sentry-{}-{}", self.project, self.group_id)
+        }
+    }
+
+    /// Whether this notification closes the issue (an incident service resolves it) rather
+    /// than reports it.
+    pub fn is_resolve(&self) -> bool {
+        self.reason == Reason::Resolved
+    }
+
     /// The one-line summary chat plugins post: `[project] LEVEL: title (reason) link`.
     pub fn one_line(&self) -> String {
         let title: String = self.title.chars().filter(|c| !c.is_control()).take(200).collect();
@@ -144,6 +168,28 @@ impl Notification {
     }
 }
 
+/// Text made safe inside HTML elements and attribute values.
+pub(crate) fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// `2024-05-01T12:00:00Z` (RFC 3339, UTC) for unix seconds.
+pub(crate) fn rfc3339(secs: f64) -> String {
+    let secs = secs.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 #[cfg(test)]
 pub(crate) fn sample() -> Notification {
     Notification {
@@ -173,6 +219,14 @@ pub(crate) fn sample() -> Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn issue_keys_name_the_group_and_keep_tests_apart() {
+        let mut n = sample();
+        assert_eq!(n.issue_key(), "sentry-shop-7");
+        n.test = true;
+        assert_eq!(n.issue_key(), "sentry-shop-test");
+    }
 
     #[test]
     fn round_trips_as_json() {

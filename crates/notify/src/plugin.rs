@@ -41,6 +41,13 @@ pub trait Plugin: Send + Sync + 'static {
     fn group_created(&self, _notification: &Notification) {}
     /// A resolved group had a new event (best-effort, not durable).
     fn group_regressed(&self, _notification: &Notification) {}
+    /// Whether this plugin closes what it opened when the issue is resolved (an incident, an
+    /// alert). When true, resolving an issue sends a notification with
+    /// [`Reason::Resolved`](crate::Reason::Resolved) through [`rule_fired`](Plugin::rule_fired)
+    /// to this plugin's actions of every rule that fired for the issue.
+    fn resolves(&self) -> bool {
+        false
+    }
     /// An alert rule fired with this plugin as an action: send the message.
     fn rule_fired<'a>(&'a self, notification: &'a Notification, settings: &'a Settings) -> Delivery<'a>;
 }

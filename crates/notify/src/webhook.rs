@@ -6,9 +6,6 @@
 //! receivers that deduplicate), `X-Sentry-Reason: <new_group|regression|frequency|slow|test>`
 //! and, when `secret` is set, `X-Sentry-Signature: sha256=<hex HMAC-SHA256 of the body>`.
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::plugin::{Delivery, DeliveryError, Field, FieldKind, Plugin, Settings, SettingsExt};
@@ -21,28 +18,13 @@ const FIELDS: &[Field] = &[
     Field { name: "url", kind: FieldKind::Url, required: true, default: "", help: "the address to POST to, for example \"https://hooks.slack.com/services/…\"" },
     Field { name: "format", kind: FieldKind::Choice(FORMATS), required: false, default: "\"generic\"", help: "the JSON shape of the body" },
     Field { name: "secret", kind: FieldKind::Secret, required: false, default: "", help: "signs every request: X-Sentry-Signature: sha256=<hex HMAC-SHA256 of the body>" },
-    Field { name: "timeout_seconds", kind: FieldKind::Number { min: 1, max: 300 }, required: false, default: "10", help: "how long one attempt may take" },
+    crate::http::TIMEOUT_FIELD,
 ];
 
 /// POSTs JSON to a URL.
 #[derive(Default)]
 pub struct Webhook {
-    client: OnceLock<reqwest::Client>,
-}
-
-impl Webhook {
-    fn client(&self) -> Result<&reqwest::Client, DeliveryError> {
-        if let Some(c) = self.client.get() {
-            return Ok(c);
-        }
-        crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("sentry-notify/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .map_err(|e| DeliveryError::Permanent(format!("can't set up the HTTP client: {e}")))?;
-        Ok(self.client.get_or_init(|| client))
-    }
+    http: crate::http::Http,
 }
 
 impl Plugin for Webhook {
@@ -60,29 +42,19 @@ impl Plugin for Webhook {
             let url = settings.text("url").ok_or_else(|| DeliveryError::Permanent("no url".into()))?;
             let format = settings.text("format").unwrap_or("generic");
             let body = serde_json::to_vec(&payload(n, format)).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-            let timeout = Duration::from_secs(settings.number("timeout_seconds").unwrap_or(10));
             let mut req = self
+                .http
                 .client()?
                 .post(url)
-                .timeout(timeout)
                 .header("Content-Type", "application/json")
                 .header("X-Sentry-Delivery", &n.id)
                 .header("X-Sentry-Reason", n.reason.name());
             if let Some(secret) = settings.text("secret") {
                 req = req.header("X-Sentry-Signature", signature(secret.as_bytes(), &body));
             }
-            let resp = req.body(body).send().await.map_err(|e| DeliveryError::Retry(format!("POST {url}: {e}")))?;
-            let status = resp.status();
-            if status.is_success() {
-                return Ok(());
-            }
-            let text: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
-            let why = format!("POST {url} answered {status}: {text}");
-            if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
-                Err(DeliveryError::Retry(why))
-            } else {
-                Err(DeliveryError::Permanent(why))
-            }
+            // The path of a chat webhook is its secret (Slack, Discord): errors name the host only.
+            let host = reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+            self.http.send(req.body(body), settings, &format!("POST to {host}")).await.map(drop)
         })
     }
 }

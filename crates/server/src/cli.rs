@@ -78,9 +78,16 @@ pub enum NotifyCommand {
         /// The project's slug (see `sentry project list`).
         #[arg(long, value_name = "SLUG")]
         project: String,
-        /// email, irc or webhook.
+        /// email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy or exec.
         #[arg(long, value_name = "NAME")]
         plugin: String,
+    },
+    /// Mail the report of the last day or week (new issues, regressions, busiest issues, slowest
+    /// queries) through [plugins.email], now.
+    Digest {
+        /// daily (the last 24 hours) or weekly (the last 7 days).
+        #[arg(long, default_value = "daily", value_parser = ["daily", "weekly"])]
+        every: String,
     },
     /// List the newest notifications in the outbox: delivered, pending or given up.
     Outbox {

@@ -65,6 +65,8 @@ pub struct NotifyConfig {
     pub retry_max_seconds: u64,
     /// Hours after which an undelivered notification is given up.
     pub expire_hours: u64,
+    /// How often the digest mail goes out.
+    pub digest: Digest,
 }
 
 /// `[store]`.
@@ -168,6 +170,26 @@ choice_enum! {
 }
 
 choice_enum! {
+    /// How often the digest mail goes out (`[notify] digest`).
+    Digest {
+        Off = "off",
+        Daily = "daily",
+        Weekly = "weekly",
+    }
+}
+
+impl Digest {
+    /// The engine's period, when there is one.
+    pub fn period(self) -> Option<alerts::DigestPeriod> {
+        match self {
+            Digest::Off => None,
+            Digest::Daily => Some(alerts::DigestPeriod::Daily),
+            Digest::Weekly => Some(alerts::DigestPeriod::Weekly),
+        }
+    }
+}
+
+choice_enum! {
     /// What ingest does with attachment items (`"store"` will come later).
     Attachments {
         Drop = "drop",
@@ -259,6 +281,7 @@ impl Config {
                 max: std::time::Duration::from_secs(n.retry_max_seconds.max(n.retry_initial_seconds)),
                 expire: std::time::Duration::from_secs(n.expire_hours * 3600),
             },
+            digest: n.digest.period(),
         }
     }
 
@@ -321,6 +344,7 @@ impl Config {
                 retry_initial_seconds: 10,
                 retry_max_seconds: 900,
                 expire_hours: 24,
+                digest: Digest::Off,
             },
             alerts: AlertsConfig::default(),
             projects: Default::default(),

@@ -1,5 +1,6 @@
 //! `sentry notify test` (one test message through a plugin, now) and `sentry notify outbox`
-//! (what was sent, what is pending, what was given up).
+//! (what was sent, what is pending, what was given up) and `sentry notify digest` (the daily or
+//! weekly report, now).
 
 use std::sync::Arc;
 
@@ -13,6 +14,27 @@ pub fn run(config: &Config, cmd: NotifyCommand) -> Result<()> {
     match cmd {
         NotifyCommand::Test { project, plugin } => test(config, &project, &plugin),
         NotifyCommand::Outbox { limit, json } => outbox(config, limit, json),
+        NotifyCommand::Digest { every } => digest(config, &every),
+    }
+}
+
+fn links(config: &Config) -> Arc<dyn alerts::Links> {
+    Arc::new(crate::serve::DashboardLinks(web::dashboard::Links::new(&config.public_url())))
+}
+
+fn digest(config: &Config, every: &str) -> Result<()> {
+    let period = if every == "weekly" { alerts::DigestPeriod::Weekly } else { alerts::DigestPeriod::Daily };
+    let store = crate::open_store(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let sent = runtime.block_on(alerts::send_digest(store, &config.alert_config(), links(config), period));
+    match sent {
+        Ok(d) => {
+            let new: u64 = d.projects.iter().map(|p| p.new_count).sum();
+            let back: u64 = d.projects.iter().map(|p| p.regression_count).sum();
+            println!("Sent the {} report of {} project(s): {new} new issue(s), {back} regression(s).", every, d.projects.len());
+            Ok(())
+        }
+        Err(e) => bail!("the {every} report was not sent: {e}"),
     }
 }
 
@@ -20,9 +42,7 @@ fn test(config: &Config, project: &str, plugin: &str) -> Result<()> {
     let store = crate::open_store(config)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let alert_config = config.alert_config();
-    let links: Arc<dyn alerts::Links> =
-        Arc::new(crate::serve::DashboardLinks(web::dashboard::Links::new(&config.public_url())));
-    let sent = runtime.block_on(alerts::send_test(store, &alert_config, links, project, plugin));
+    let sent = runtime.block_on(alerts::send_test(store, &alert_config, links(config), project, plugin));
     // Let the plugin's connection say goodbye (IRC QUIT) before the runtime goes.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match sent {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{Attachments, Backend, Config, LogLevel};
+use super::{Attachments, Backend, Config, Digest, LogLevel};
 
 /// A section of the file; `name` is empty for the keys before the first `[section]`.
 pub(super) struct Section {
@@ -90,7 +90,7 @@ pub(super) const SECTIONS: &[Section] = &[
         name: "notify",
         help: "How notifications are retried. Every notification is written to disk before \
                it is sent, and retried until it is delivered or expires. Plugins are set up \
-               in [plugins.email], [plugins.irc] and [plugins.webhook] sections, and alert \
+               in [plugins.<name>] sections (email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy, exec), and alert \
                rules in [[rules]] sections: see the README.",
     },
 ];
@@ -392,6 +392,21 @@ pub(super) const KEYS: &[Key] = &[
         help: "Hours after which a notification that could not be delivered is given up.",
         set: |c, v| c.notify.expire_hours = v.number(),
         get: |c| Parsed::Number(c.notify.expire_hours),
+    },
+    Key {
+        section: "notify",
+        name: "digest",
+        kind: Kind::Choice {
+            names: Digest::NAMES,
+            later: &[],
+        },
+        optional: false,
+        help: "Mail a report of each project's new issues, regressions, busiest issues and \
+               slowest queries every day (after midnight UTC) or every week (after Monday \
+               midnight UTC), through [plugins.email] to its recipients. `sentry notify digest` \
+               sends one now.",
+        set: |c, v| c.notify.digest = Digest::ALL[v.choice()],
+        get: |c| Parsed::Choice(c.notify.digest as usize),
     },
 ];
 

@@ -270,6 +270,7 @@ fn rule(
             plugins: alerts.plugins.clone(),
             rules: Vec::new(),
             retry: Default::default(),
+            digest: None,
         };
         if let Err(e) = alerts::action_settings(&config, plugin.as_ref(), &settings) {
             let section = if alerts.plugins.iter().any(|p| p.name == plugin_name) {
@@ -345,7 +346,7 @@ mod tests {
     #[test]
     fn unknown_plugin_section_lists_the_plugins() {
         let m = error("bind = \"127.0.0.1:9000\"\n\n[plugins.slack]\nurl = \"x\"\n", 3);
-        assert!(m.ends_with("unknown plugin [plugins.slack]; the plugins are: email, irc, webhook"), "{m}");
+        assert!(m.ends_with("unknown plugin [plugins.slack]; the plugins are: email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy, exec"), "{m}");
     }
 
     #[test]
@@ -358,6 +359,27 @@ mod tests {
         assert!(m.contains("`url` must be a URL starting with http:// or https://"), "{m}");
         let m = error("[plugins.irc]\nserver = \"localhost\"\nport = 0\n", 3);
         assert!(m.contains("`port` must be a port number from 1 to 65535"), "{m}");
+        let m = error("[plugins.xmpp]\njid = \"sentry@example.org\"\ntls = \"ssl\"\n", 3);
+        assert!(m.ends_with("[plugins.xmpp]: `tls` must be one of \"starttls\", \"none\""), "{m}");
+        let m = error("[plugins.matrix]\nhomeserver = \"matrix.example.org\"\n", 2);
+        assert!(m.contains("`homeserver` must be a URL starting with http:// or https://"), "{m}");
+        let m = error("[plugins.growl]\nhost = \"desk\"\nport = 99999\n", 3);
+        assert!(m.contains("`port` must be a port number from 1 to 65535"), "{m}");
+        let m = error("[plugins.exec]\ncommand = \"/bin/notify\"\n", 2);
+        assert!(m.contains("`command` must be a list of strings"), "{m}");
+        let m = error("[plugins.ntfy]\nurl = \"https://ntfy.sh/\"\ntoken = 5\n", 3);
+        assert!(m.contains("`token` must be a string in quotes"), "{m}");
+        let m = error("[plugins.opsgenie]\napi_key = \"k\"\nregion = \"eu\"\n", 3);
+        assert!(m.contains("unknown setting `region` for the opsgenie plugin; valid settings are: api_key, url, responders"), "{m}");
+    }
+
+    #[test]
+    fn settings_that_depend_on_each_other_are_checked_when_complete() {
+        // The plugin's own checks run on the whole action: here the routing key's form.
+        let m = error("[plugins.pagerduty]\nrouting_key = \"short\"\n\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pagerduty\"]\n", 7);
+        assert!(m.contains("`routing_key` must be the 32 letters and digits of an Events API v2 integration key"), "{m}");
+        let m = error("[plugins.pagerduty]\nrouting_key = \"0123456789abcdef0123456789abcdef\"\n\n[plugins.xmpp]\njid = \"nobody\"\npassword = \"p\"\nto = \"ops@example.org\"\n\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pagerduty\", \"xmpp\"]\n", 12);
+        assert!(m.contains("`jid` = \"nobody\" is not an account's address"), "{m}");
     }
 
     #[test]
@@ -368,7 +390,7 @@ mod tests {
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [{{ plugin = \"email\", from = \"nobody\" }}]\n"), 11);
         assert!(m.contains("`from` = \"nobody\" is not an email address"), "{m}");
         let m = error("[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"pager\"]\n", 4);
-        assert!(m.ends_with("unknown plugin \"pager\"; the plugins are: email, irc, webhook"), "{m}");
+        assert!(m.ends_with("unknown plugin \"pager\"; the plugins are: email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy, exec"), "{m}");
     }
 
     #[test]

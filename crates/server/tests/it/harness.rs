@@ -20,9 +20,12 @@
 mod browser;
 mod groups;
 mod http;
+mod incidents;
 mod peers;
 mod postgres;
 mod process;
+mod prosody;
+mod synapse;
 mod web;
 
 use std::{
@@ -41,9 +44,12 @@ use serde_json::Value;
 pub use browser::*;
 pub use groups::*;
 pub use http::*;
+pub use incidents::*;
 pub use peers::*;
 pub use postgres::*;
 pub use process::*;
+pub use prosody::*;
+pub use synapse::*;
 pub use web::*;
 
 /// The `sentry` binary under test.

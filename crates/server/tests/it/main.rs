@@ -15,4 +15,5 @@ mod reliability;
 mod sso;
 mod tidy;
 mod notify;
+mod notify_services;
 mod web_security;

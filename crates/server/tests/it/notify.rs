@@ -15,7 +15,7 @@ use crate::harness::{
 
 const SECRET: &str = "webhook-s3cret";
 
-fn email_section(smtp_port: u16) -> String {
+pub(crate) fn email_section(smtp_port: u16) -> String {
     format!(
         "[plugins.email]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\n\
          from = \"Sentry <sentry@example.com>\"\nto = [\"ops@example.com\", \"dev@example.com\"]\n"
@@ -23,14 +23,14 @@ fn email_section(smtp_port: u16) -> String {
 }
 
 /// A project called `shop` on a server started with `config`.
-fn server(config: &str) -> (Server, Project) {
+pub(crate) fn server(config: &str) -> (Server, Project) {
     let server = Server::start_with_config(config);
     let project = server.create_project("shop");
     (server, project)
 }
 
 /// One event through the store endpoint, like an old client would send it.
-fn send_message(server: &Server, project: &Project, message: &str, n: u32) {
+pub(crate) fn send_message(server: &Server, project: &Project, message: &str, n: u32) {
     let body = serde_json::json!({
         "event_id": format!("{:032x}", 0xabc0_0000_u128 + u128::from(n)),
         "message": message,
@@ -47,7 +47,7 @@ fn send_message(server: &Server, project: &Project, message: &str, n: u32) {
 }
 
 /// The outbox, as `sentry notify outbox --json` lists it.
-fn outbox(server: &Server) -> Vec<Value> {
+pub(crate) fn outbox(server: &Server) -> Vec<Value> {
     match server.cli_json(&["notify", "outbox", "--json", "--limit", "1000"]) {
         Value::Array(items) => items,
         other => panic!("not a list: {other}"),
@@ -55,7 +55,7 @@ fn outbox(server: &Server) -> Vec<Value> {
 }
 
 #[track_caller]
-fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
@@ -312,7 +312,7 @@ fn notify_test_command_sends_over_starttls_with_login() {
 
     let out = server.cli(&["notify", "test", "--project", "shop", "--plugin", "pager"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the plugins are: email, irc, webhook"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the plugins are: email, irc, webhook, xmpp, matrix, growl, pagerduty, opsgenie, ntfy, exec"));
     let out = server.cli(&["notify", "test", "--project", "shop", "--plugin", "webhook"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("[plugins.webhook] is not complete"), "{out:?}");
 }

@@ -1,5 +1,6 @@
 //! Real peers for the notification tests, on free loopback ports: an SMTP server (aiosmtpd in the
-//! test venv, writing each message it parses to a directory), an IRC server (Debian's ngircd, on a
+//! test venv, writing each message it parses to a directory), a GNTP receiver (the `gntp`
+//! package in `.venv-peers`, likewise), an IRC server (Debian's ngircd, on a
 //! generated config) with a reader client, and an HTTP receiver (a thread here) that records
 //! every request. All of them stop on drop.
 
@@ -16,10 +17,10 @@ use std::{
 
 use serde_json::Value;
 
-use super::{clean_command, client_script, free_port, python};
+use super::{clean_command, client_script, free_port, python, python_peers};
 
 /// Waits until something listens on 127.0.0.1:`port`.
-fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
+pub(super) fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -33,7 +34,43 @@ fn wait_listening(port: u16, what: &str, child: &mut Child, log: &Path) {
     panic!("{what} did not listen on port {port} within 20 s:\n{}", fs::read_to_string(log).unwrap_or_default());
 }
 
-fn stop(child: &mut Option<Child>) {
+/// The `N.json` files a Python peer wrote to `dir`, in the order of N.
+fn numbered_json(dir: &Path) -> Vec<Value> {
+    let mut found: Vec<(u64, Value)> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n: u64 = name.strip_suffix(".json")?.parse().ok()?;
+                    let text = fs::read_to_string(e.path()).ok()?;
+                    Some((n, serde_json::from_str(&text).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort_by_key(|(n, _)| *n);
+    found.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Waits until `get` returns at least `n` items; returns them all.
+#[track_caller]
+fn wait_for_n(what: &str, n: usize, timeout: Duration, get: impl Fn() -> Vec<Value>) -> Vec<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = get();
+        if got.len() >= n {
+            return got;
+        }
+        if Instant::now() > deadline {
+            panic!("{} {what} arrived within {timeout:?}, expected {n}: {got:#?}", got.len());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills and reaps a peer's process, if it runs.
+pub(super) fn stop(child: &mut Option<Child>) {
     if let Some(mut c) = child.take() {
         let _ = c.kill();
         let _ = c.wait();
@@ -105,37 +142,13 @@ impl SmtpPeer {
 
     /// Every message received so far, in order.
     pub fn messages(&self) -> Vec<Value> {
-        let mut found: Vec<(u64, Value)> = fs::read_dir(self.mail_dir())
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let name = e.file_name().to_string_lossy().into_owned();
-                        let n: u64 = name.strip_suffix(".json")?.parse().ok()?;
-                        let text = fs::read_to_string(e.path()).ok()?;
-                        Some((n, serde_json::from_str(&text).ok()?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        found.sort_by_key(|(n, _)| *n);
-        found.into_iter().map(|(_, v)| v).collect()
+        numbered_json(&self.mail_dir())
     }
 
     /// Waits until at least `n` messages arrived; returns them all.
     #[track_caller]
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let got = self.messages();
-            if got.len() >= n {
-                return got;
-            }
-            if Instant::now() > deadline {
-                panic!("{} mail(s) arrived within {timeout:?}, expected {n}: {got:#?}", got.len());
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_n("mail(s)", n, timeout, || self.messages())
     }
 }
 
@@ -146,6 +159,66 @@ impl Drop for SmtpPeer {
             self.dir.disable_cleanup(true);
             eprintln!("kept the SMTP peer's dir: {}", self.dir.path().display());
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GNTP (network Growl)
+// ---------------------------------------------------------------------------------------------
+
+/// A GNTP receiver (`tests/clients/python/gntp_peer.py`, parsing with the `gntp` package from
+/// PyPI in `.venv-peers`) that wants `password`: every message becomes `N.json` in its
+/// directory (type, headers, notifications, or the error it answered).
+pub struct GntpPeer {
+    dir: tempfile::TempDir,
+    port: u16,
+    password: String,
+    child: Option<Child>,
+}
+
+impl GntpPeer {
+    pub fn start(password: &str) -> GntpPeer {
+        let mut peer = GntpPeer::on_port(free_port(), password);
+        peer.launch();
+        peer
+    }
+
+    /// A receiver for `port` that is not started yet.
+    pub fn on_port(port: u16, password: &str) -> GntpPeer {
+        let dir = tempfile::Builder::new().prefix("sentry-gntp-").tempdir().expect("temp dir");
+        GntpPeer { dir, port, password: password.into(), child: None }
+    }
+
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "GNTP peer already running");
+        let log_path = self.dir.path().join("gntp.log");
+        let log = fs::File::create(&log_path).expect("gntp log");
+        let mut cmd = clean_command(python_peers());
+        cmd.arg(client_script("gntp_peer.py")).arg(self.port.to_string()).arg(self.dir.path().join("messages")).arg(&self.password);
+        cmd.env("PYTHONUNBUFFERED", "1").env("PYTHONDONTWRITEBYTECODE", "1").stdout(log.try_clone().expect("fd")).stderr(log);
+        let mut child = cmd.spawn().expect("starting the GNTP peer");
+        wait_listening(self.port, "the GNTP peer", &mut child, &log_path);
+        self.child = Some(child);
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every message received so far, in order.
+    pub fn messages(&self) -> Vec<Value> {
+        numbered_json(&self.dir.path().join("messages"))
+    }
+
+    #[track_caller]
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        wait_for_n("GNTP message(s)", n, timeout, || self.messages())
+    }
+}
+
+impl Drop for GntpPeer {
+    fn drop(&mut self) {
+        stop(&mut self.child);
     }
 }
 
@@ -342,8 +415,11 @@ impl Received {
     }
 }
 
-/// An HTTP/1.1 server on a free port (a thread) that answers every request with `status`
-/// and records it.
+/// How an [`HttpReceiver`] answers a request: a status and a JSON or text body.
+pub type Answer = Arc<dyn Fn(&Received) -> (u16, String) + Send + Sync>;
+
+/// An HTTP/1.1 server on a free port (a thread) that records every request and answers it
+/// (`200 ok`, or what its [`Answer`] says).
 pub struct HttpReceiver {
     port: u16,
     requests: Arc<Mutex<Vec<Received>>>,
@@ -351,14 +427,24 @@ pub struct HttpReceiver {
 
 impl HttpReceiver {
     pub fn start() -> HttpReceiver {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the HTTP receiver");
+        HttpReceiver::answering(Arc::new(|_| (200, "ok".into())))
+    }
+
+    /// A receiver on a free port that answers with `answer`.
+    pub fn answering(answer: Answer) -> HttpReceiver {
+        HttpReceiver::start_on(0, answer)
+    }
+
+    /// A receiver on `port` (0: any free one) that answers with `answer`.
+    pub fn start_on(port: u16, answer: Answer) -> HttpReceiver {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("binding the HTTP receiver");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let seen = seen.clone();
-                thread::spawn(move || serve(stream, &seen));
+                let (seen, answer) = (seen.clone(), answer.clone());
+                thread::spawn(move || serve(stream, &seen, &*answer));
             }
         });
         HttpReceiver { port, requests }
@@ -390,7 +476,7 @@ impl HttpReceiver {
     }
 }
 
-fn serve(stream: TcpStream, seen: &Mutex<Vec<Received>>) {
+fn serve(stream: TcpStream, seen: &Mutex<Vec<Received>>, answer: &(dyn Fn(&Received) -> (u16, String) + Send + Sync)) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
@@ -427,7 +513,11 @@ fn serve(stream: TcpStream, seen: &Mutex<Vec<Received>>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        seen.lock().unwrap().push(Received { method, path, headers, body });
-        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok");
+        let received = Received { method, path, headers, body };
+        let (status, text) = answer(&received);
+        seen.lock().unwrap().push(received);
+        let kind = if text.starts_with('{') { "application/json" } else { "text/plain" };
+        let head = format!("HTTP/1.1 {status} Whatever\r\nContent-Length: {}\r\nContent-Type: {kind}\r\n\r\n", text.len());
+        let _ = writer.write_all(head.as_bytes()).and_then(|()| writer.write_all(text.as_bytes()));
     }
 }

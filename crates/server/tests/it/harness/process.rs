@@ -95,6 +95,12 @@ pub fn python_brotli() -> PathBuf {
     venv_python("SENTRY_TEST_PYTHON_BROTLI", ".venv-br")
 }
 
+/// The Python of the venv with the peers of the notification tests (Synapse, `gntp`):
+/// `SENTRY_TEST_PYTHON_PEERS`, else `.venv-peers/bin/python`.
+pub fn python_peers() -> PathBuf {
+    venv_python("SENTRY_TEST_PYTHON_PEERS", ".venv-peers")
+}
+
 fn venv_python(var: &str, venv: &str) -> PathBuf {
     if let Some(p) = env::var_os(var) {
         let p = PathBuf::from(p);
