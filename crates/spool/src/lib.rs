@@ -280,7 +280,7 @@ impl Spool {
                 continue;
             }
             let from = applied.map_or(base, |m| m.clamp(base, base + capacity));
-            let scan = scan_segment(&path, base, capacity, from, last)?;
+            let scan = scan_segment(&path, base, from, last)?;
             if let Some(cut) = scan.cut {
                 if cut.tail {
                     tracing::warn!(
@@ -659,7 +659,7 @@ struct Scan {
 
 /// Reads a segment from `from` to the end of its records. What follows them must be zeros;
 /// anything else is cut (zeroed in the last segment, where appends go on).
-fn scan_segment(path: &Path, base: Lsn, capacity: u64, from: Lsn, last: bool) -> io::Result<Scan> {
+fn scan_segment(path: &Path, base: Lsn, from: Lsn, last: bool) -> io::Result<Scan> {
     let bytes = std::fs::read(path)?;
     let mut at = (from - base) as usize;
     let (mut records, mut events) = (0, 0);
@@ -682,7 +682,6 @@ fn scan_segment(path: &Path, base: Lsn, capacity: u64, from: Lsn, last: bool) ->
         file.write_all_at(&vec![0u8; n as usize], at as u64)?;
         file.sync_data()?;
     }
-    let _ = capacity;
     Ok(Scan { data_end: base + at as u64, records, events, cut })
 }
 
