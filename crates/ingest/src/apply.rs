@@ -56,8 +56,9 @@ struct Decoded {
     counts: Vec<(ProjectId, String, u64)>,
 }
 
-/// Decodes records; one that does not decode is logged, counted and left out.
-fn decode(pipeline: &Pipeline, records: &[Record]) -> Decoded {
+/// Decodes records; one that does not decode is left out (and, when `report`, logged and
+/// counted: once, not again on every retry).
+fn decode(pipeline: &Pipeline, records: &[Record], report: bool) -> Decoded {
     let mut out = Decoded::default();
     for r in records {
         match record::decode(&r.data) {
@@ -65,10 +66,11 @@ fn decode(pipeline: &Pipeline, records: &[Record]) -> Decoded {
                 out.events.append(&mut s.events);
                 out.counts.append(&mut s.counts);
             }
-            Err(e) => {
+            Err(e) if report => {
                 tracing::error!(error = %e, position = r.start, events = r.events, "skipping a spool record that does not decode");
                 pipeline.discards.add(DiscardReason::StoreUnavailable, "event", r.events as u64);
             }
+            Err(_) => {}
         }
     }
     out
@@ -84,7 +86,7 @@ fn write(pipeline: &Pipeline, records: &[Record], end: Lsn) -> Option<Result<(He
     let mut pause = Duration::from_millis(50);
     let mut told = false;
     loop {
-        let Decoded { events, counts } = decode(pipeline, records);
+        let Decoded { events, counts } = decode(pipeline, records, !told);
         let heads: Heads = events.iter().map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level)).collect();
         let mark = SpoolMark { spool: pipeline.spool.id().to_string(), position: end };
         let result = pipeline

@@ -172,8 +172,6 @@ pub struct Request {
 pub struct Accepted {
     /// The id to answer with: the envelope's or the (first) event's.
     pub event_id: Option<EventId>,
-    /// Events it holds (stored after the apply lag).
-    pub events: usize,
 }
 
 /// Bodies up to this size are decoded and parsed right on the async worker: tens of
@@ -383,7 +381,7 @@ impl Pipeline {
         }
         let n = processed.events.len();
         if processed.events.is_empty() && processed.counts.is_empty() {
-            return Ok(Accepted { event_id: processed.event_id, events: 0 });
+            return Ok(Accepted { event_id: processed.event_id });
         }
         if n > 0 && self.spool.waiting_events() + n as u64 > self.queue_capacity as u64 {
             return Err(IngestError::Overloaded);
@@ -392,7 +390,7 @@ impl Pipeline {
         drop(processed.events);
         let ticket = self.spool.append(data, n as u32).map_err(spool_refusal)?;
         ticket.wait().await.map_err(spool_refusal)?;
-        Ok(Accepted { event_id: processed.event_id, events: n })
+        Ok(Accepted { event_id: processed.event_id })
     }
 
     /// Events stored (duplicates not counted) since this process started.

@@ -145,7 +145,11 @@ fn gunzip_with(
     let stated = body.len().checked_sub(4).and_then(|at| body.get(at..)).map_or(0, |b| {
         u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize
     });
-    let first = if stated > 0 && stated <= limit { stated + 1 } else { body.len().saturating_mul(4) }.min(cap);
+    // Deflate expands at most 1032:1: a larger claim is a lie, and must not reserve the
+    // budget for a body that cannot fill it.
+    let possible = body.len().saturating_mul(1032);
+    let first = if stated > 0 && stated <= limit && stated <= possible { stated + 1 } else { body.len().saturating_mul(4) }
+        .min(cap);
     if !grant(first) {
         return Err(DecodeError::OverBudget);
     }

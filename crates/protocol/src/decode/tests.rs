@@ -294,3 +294,24 @@ fn every_encoding_asks_its_budget_before_it_grows() {
         assert_eq!(refused, Err(DecodeError::OverBudget), "{enc:?}");
     }
 }
+
+#[test]
+fn a_gzip_size_claim_sizes_the_output_only_when_it_is_possible() {
+    let data = b"{\"message\": \"hello\"}".repeat(100);
+    let honest = compress(ContentEncoding::Gzip, &data);
+    let first_grant = |body: &[u8]| {
+        let mut first = None;
+        let _ = decode_within(body, ContentEncoding::Gzip, 100 << 20, &mut |n| {
+            first.get_or_insert(n);
+            true
+        });
+        first.unwrap()
+    };
+    // The trailer's size, plus one byte: one allocation, no growth.
+    assert_eq!(first_grant(&honest), data.len() + 1);
+    // A claim of 50 MiB from a body that cannot hold it reserves no more than an honest guess.
+    let mut lying = honest.clone();
+    let n = lying.len();
+    lying[n - 4..].copy_from_slice(&(50u32 << 20).to_le_bytes());
+    assert_eq!(first_grant(&lying), honest.len() * 4);
+}
