@@ -94,7 +94,7 @@ pub fn retention_cutoff(days: u32) -> f64 {
 pub fn upgrade(config: &Config) -> Result<()> {
     let store = open_store(config)?;
     let (now, latest) = store.schema_version()?;
-    println!("The data store {} is at schema version {now} (latest {latest}).", config.sqlite_path().display());
+    println!("The data store {} is at schema version {now} (latest {latest}).", config.store_name());
     Ok(())
 }
 

@@ -76,7 +76,7 @@ pub struct StoreConfig {
     pub backend: Backend,
     /// SQLite database file; `None` means `data_dir/sentry.db`. See [`Config::sqlite_path`].
     pub sqlite_path: Option<PathBuf>,
-    /// Connection URL for PostgreSQL (not available yet).
+    /// Connection URL for PostgreSQL (when `backend` is postgres).
     pub postgres_url: Option<String>,
 }
 
@@ -257,6 +257,15 @@ impl Config {
         }
     }
 
+    /// The data store in words, for messages: the SQLite file, or the PostgreSQL URL without
+    /// its password.
+    pub fn store_name(&self) -> String {
+        match (self.store.backend, &self.store.postgres_url) {
+            (Backend::Postgres, Some(url)) => format!("PostgreSQL {}", without_password(url)),
+            _ => self.sqlite_path().display().to_string(),
+        }
+    }
+
     /// The `[limits]` section as the protocol crate wants it.
     pub fn protocol_limits(&self) -> protocol::Limits {
         let l = &self.limits;
@@ -402,4 +411,18 @@ fn process_env() -> Vec<(String, String)> {
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .filter(|(k, _)| k.starts_with("SENTRY_") || k == "HOME")
         .collect()
+}
+
+/// A connection URL fit for a log line: its password replaced by `***`.
+pub(crate) fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }

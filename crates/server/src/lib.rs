@@ -64,7 +64,7 @@ fn check_project_slugs(path: &Path, config: &Config) -> Result<()> {
     if mentions.is_empty() {
         return Ok(());
     }
-    if !config.sqlite_path().exists() {
+    if config.store.backend == config::Backend::Sqlite && !config.sqlite_path().exists() {
         println!(
             "  project slugs not checked: there is no data yet ({} does not exist)",
             config.sqlite_path().display()
@@ -96,7 +96,13 @@ pub(crate) fn process_env() -> Vec<(String, String)> {
 
 /// Opens the store of a config, applying migrations: the one place that chooses a backend.
 pub(crate) fn open_store(config: &Config) -> Result<std::sync::Arc<dyn store::Store>> {
-    let path: PathBuf = config.sqlite_path();
-    store::open(&store::Backend::Sqlite { path: path.clone() })
-        .with_context(|| format!("opening the data store {}", path.display()))
+    match (config.store.backend, &config.store.postgres_url) {
+        (config::Backend::Postgres, Some(url)) => store::open(&store::Backend::Postgres { url: url.clone() })
+            .with_context(|| format!("opening the data store {}", config.store_name())),
+        _ => {
+            let path: PathBuf = config.sqlite_path();
+            store::open(&store::Backend::Sqlite { path: path.clone() })
+                .with_context(|| format!("opening the data store {}", path.display()))
+        }
+    }
 }

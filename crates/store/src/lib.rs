@@ -8,20 +8,28 @@
 //!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
 //! - `histogram`: the duration buckets and their quantiles.
+//! - `batcher`: the writer thread every backend shares: batches of what callers queued, one
+//!   transaction each, answers after the commit.
 //! - `sqlite`: the default backend (one file, WAL, one writer thread that commits in batches).
+//! - `postgres`: the backend several nodes share (partitioned events, the same rules).
 //!
-//! Architecture invariant: only this crate speaks SQL, and only `sqlite` names SQLite. Callers
+//! Architecture invariant: only this crate speaks SQL, only `sqlite` names SQLite and only
+//! `postgres` names PostgreSQL. Callers
 //! hand it finished values ([`NewEvent`]) and get typed rows back; a write is acknowledged only
 //! after its batch has been committed and fsynced.
 
 mod api;
+mod batcher;
+mod checks;
 pub mod fold;
 pub mod histogram;
 mod model;
 mod orgs;
 mod query;
+pub mod postgres;
 pub mod sqlite;
 
+pub use checks::slugify;
 pub use api::{Accounts, Admin, EventSink, Maintenance, Orgs, Outbox, Reads, Store, WriteTicket, off_thread};
 pub use model::*;
 pub use orgs::*;
@@ -33,12 +41,16 @@ pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage
 pub enum Backend {
     /// One SQLite file (created, with its directory, when missing).
     Sqlite { path: std::path::PathBuf },
+    /// A PostgreSQL database (`postgres://user:password@host:port/database`), shared by every
+    /// node that names it; its schema is created or migrated on open.
+    Postgres { url: String },
 }
 
 /// Opens a backend, applying pending migrations.
 pub fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
     match backend {
         Backend::Sqlite { path } => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?)),
+        Backend::Postgres { url } => Ok(std::sync::Arc::new(postgres::PgStore::open(url)?)),
     }
 }
 
@@ -74,4 +86,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Unix time in seconds: the one clock of the store and its callers.
 pub fn now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Tags as stored with an event: a JSON array of `[key, value]` pairs.
+pub(crate) fn tags_json(tags: &[(String, String)], out: &mut Vec<u8>) {
+    // Serialising strings can't fail.
+    let _ = serde_json::to_writer(&mut *out, tags);
 }

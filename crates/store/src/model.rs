@@ -160,6 +160,22 @@ pub struct DurationStats {
     pub sum_ms: f64,
 }
 
+impl DurationStats {
+    /// The statistics of a group's durations: its count, sum, min and max (ms) and its
+    /// histogram (`(bucket, count)`, see `histogram`), which gives the 95th percentile.
+    pub fn from_histogram(count: i64, sum: f64, min: Option<f64>, max: Option<f64>, buckets: &[(i64, u64)]) -> DurationStats {
+        let (min, max) = (min.unwrap_or(0.0), max.unwrap_or(0.0));
+        DurationStats {
+            count: count.max(0) as u64,
+            avg_ms: sum / count.max(1) as f64,
+            p95_ms: crate::histogram::quantile(buckets, 0.95, min, max),
+            max_ms: max,
+            min_ms: min,
+            sum_ms: sum,
+        }
+    }
+}
+
 /// A tag value with how many events of the group carried it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TagCount {

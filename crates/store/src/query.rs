@@ -5,7 +5,7 @@
 //! over it (minutes up to 3 hours, hours up to 3 days, days beyond), so an interval's first
 //! bucket may include up to one bucket of events from just before it.
 
-use crate::{GroupRow, GroupStatus, ProjectId};
+use crate::{GroupRow, GroupStatus, ProjectId, TagCount};
 
 /// How groups are ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,3 +174,67 @@ pub struct Trending {
     pub ratio: f64,
 }
 
+/// Spreads `(slot, count)` rows of resolution `res` over `points` equal parts of [since, now].
+pub(crate) fn spread(rows: impl Iterator<Item = (i64, u64)>, res: Resolution, since: f64, now: f64, points: usize) -> Vec<u64> {
+    let mut out = vec![0u64; points];
+    let span = (now - since).max(1.0);
+    for (slot, n) in rows {
+        let t = (slot as f64 + 0.5) * res.seconds();
+        let i = (((t - since) / span) * points as f64).floor();
+        let i = (i.max(0.0) as usize).min(points.saturating_sub(1));
+        if let Some(o) = out.get_mut(i) {
+            *o += n;
+        }
+    }
+    out
+}
+
+/// How hot a group runs: its rate per minute in the last 15 minutes over its average rate in
+/// the last 24 hours (which include those 15 minutes). Returns the 24-hour count and the ratio.
+pub(crate) fn trending_ratio(last_15m: u64, last_24h: u64) -> (u64, f64) {
+    let day = last_24h.max(last_15m);
+    (day, (last_15m as f64 / 15.0) / (day.max(1) as f64 / 1440.0))
+}
+
+/// Tag values (key, value, count), sorted by key then count, as at most `per_key` values per key.
+pub(crate) fn per_key(rows: impl Iterator<Item = (String, String, i64)>, per_key: usize) -> Vec<(String, Vec<TagCount>)> {
+    let mut out: Vec<(String, Vec<TagCount>)> = Vec::new();
+    for (k, v, n) in rows {
+        if out.last().map(|(lk, _)| lk != &k).unwrap_or(true) {
+            out.push((k, Vec::new()));
+        }
+        if let Some((_, vals)) = out.last_mut().filter(|(_, vals)| vals.len() < per_key) {
+            vals.push(TagCount { value: v, count: n.max(0) as u64 });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip() {
+        let c = Cursor { value: 1_700_000_000.123_456_7, id: 42 };
+        assert_eq!(Cursor::parse(&c.encode()), Some(c));
+        assert_eq!(Cursor::parse("x:1"), None);
+        assert_eq!(Cursor::parse("inf:1"), None);
+    }
+
+    #[test]
+    fn spread_puts_buckets_in_their_part() {
+        let now = 86400.0 * 10.0;
+        let since = now - 3600.0;
+        let rows = vec![(Resolution::Minute.slot(since), 2), (Resolution::Minute.slot(now - 1.0), 5)];
+        let s = spread(rows.into_iter(), Resolution::Minute, since, now, 12);
+        assert_eq!(s.len(), 12);
+        assert_eq!((s[0], s[11], s.iter().sum::<u64>()), (2, 5, 7));
+    }
+
+    #[test]
+    fn a_group_seen_only_in_the_last_minutes_trends_highest() {
+        assert_eq!(trending_ratio(15, 15), (15, 96.0));
+        assert_eq!(trending_ratio(15, 1440).1, 1.0);
+    }
+}

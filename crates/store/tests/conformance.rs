@@ -48,6 +48,14 @@ conformance!(sqlite, || {
     (Box::new(dir), store)
 });
 
+// A database of its own on one throwaway PostgreSQL server shared by the suite (started from
+// the binaries `scripts/test.sh` installs; see `testkit`).
+conformance!(postgres, || {
+    let url = testkit::Postgres::shared().fresh_database();
+    let store = store::open(&store::Backend::Postgres { url }).unwrap();
+    (Box::new(()), store)
+});
+
 /// One page of a project's groups, as `sentry groups` lists them.
 fn groups(store: &dyn Store, project: ProjectId, sort: Sort, status: StatusFilter, tags: &[(&str, &str)]) -> Vec<GroupRow> {
     let mut q = StreamQuery::new(project, 2e9);

@@ -167,10 +167,11 @@ pub(super) const KEYS: &[Key] = &[
         name: "backend",
         kind: Kind::Choice {
             names: Backend::NAMES,
-            later: &["postgres"],
+            later: &[],
         },
         optional: false,
-        help: "The database. sqlite keeps everything in one file and needs no setup.",
+        help: "The database. sqlite keeps everything in one file and needs no setup; postgres is \
+               a PostgreSQL database that several sentry nodes can share (set `postgres_url`).",
         set: |c, v| c.store.backend = Backend::ALL[v.choice()],
         get: |c| Parsed::Choice(c.store.backend as usize),
     },
@@ -198,7 +199,8 @@ pub(super) const KEYS: &[Key] = &[
             example: "postgres://sentry:password@localhost/sentry",
         },
         optional: true,
-        help: "How to connect to PostgreSQL when `backend` is postgres (not available yet).",
+        help: "How to connect to PostgreSQL when `backend` is postgres. The database must exist; \
+               its tables are created at the first start.",
         set: |c, v| c.store.postgres_url = v.text(),
         get: |c| {
             c.store

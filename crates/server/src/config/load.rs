@@ -134,6 +134,15 @@ pub(super) fn apply_env(
 
 /// The checks that involve more than one key, once every layer is applied.
 pub(super) fn check(config: &Config, origins: &Origins) -> Result<(), ConfigError> {
+    if config.store.backend == super::Backend::Postgres && config.store.postgres_url.is_none() {
+        return Err(ConfigError::Inconsistent {
+            at: origins.last_of(&["store.backend"]).unwrap_or("the defaults").to_string(),
+            problem: "`store.backend` is postgres, but `store.postgres_url` is not set; add it to [store] \
+                      (for example postgres_url = \"postgres://sentry:password@localhost/sentry\") \
+                      or set SENTRY_STORE_POSTGRES_URL"
+                .to_string(),
+        });
+    }
     let limits = &config.limits;
     if limits.max_event_bytes > limits.max_decompressed_bytes {
         let names = ["limits.max_event_bytes", "limits.max_decompressed_bytes"];

@@ -219,9 +219,13 @@ fn invalid_values_say_why_and_what_is_valid() {
     ));
     let message = error("[store]\nbackend = \"postgres\"\n", 2);
     assert!(
-        message.ends_with(
-            "`store.backend` = \"postgres\": postgres is not available yet; valid: sqlite"
-        )
+        message.contains("`store.backend` is postgres, but `store.postgres_url` is not set"),
+        "{message}"
+    );
+    let message = error("[store]\nbackend = \"mysql\"\n", 2);
+    assert!(
+        message.ends_with("`store.backend` = \"mysql\": not a valid value; valid: sqlite, postgres"),
+        "{message}"
     );
     let message = error("[ingest]\nattachments = \"store\"\n", 2);
     assert!(
@@ -301,10 +305,16 @@ fn environment_errors_name_the_variable() {
         env_error(&[("SENTRY_LIMITS_MAX_EVENT_BYTES", "1MB")]),
         "SENTRY_LIMITS_MAX_EVENT_BYTES=1MB: must be a whole number of bytes (for example 1048576)"
     );
-    assert_eq!(
-        env_error(&[("SENTRY_STORE_BACKEND", "postgres")]),
-        "SENTRY_STORE_BACKEND=postgres: postgres is not available yet; valid: sqlite"
+    assert!(
+        env_error(&[("SENTRY_STORE_BACKEND", "postgres")])
+            .contains("`store.backend` is postgres, but `store.postgres_url` is not set"),
     );
+    let config = Config::defaults_with_env(&env(&[
+        ("SENTRY_STORE_BACKEND", "postgres"),
+        ("SENTRY_STORE_POSTGRES_URL", "postgres://sentry@db.internal/sentry"),
+    ]))
+    .unwrap();
+    assert_eq!(config.store.postgres_url.as_deref(), Some("postgres://sentry@db.internal/sentry"));
 }
 
 #[test]
@@ -329,8 +339,12 @@ fn every_key_can_be_set_through_its_variable() {
             (Kind::Number { .. }, Parsed::Number(n)) => (n + 1).to_string(),
             (_, other) => panic!("{var}: default {other:?} does not match its kind"),
         };
-        let config = Config::defaults_with_env(&env(&[(var.as_str(), value.as_str())]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        // A PostgreSQL backend needs its URL beside it.
+        let mut pairs = vec![(var.as_str(), value.as_str())];
+        if var == "SENTRY_STORE_BACKEND" {
+            pairs.push(("SENTRY_STORE_POSTGRES_URL", "postgres://sentry@localhost/sentry"));
+        }
+        let config = Config::defaults_with_env(&env(&pairs)).unwrap_or_else(|e| panic!("{e}"));
         let read = key.kind.to_toml(&(key.get)(&config)).unwrap();
         assert!(
             read.contains(value.trim_matches('"')),
@@ -418,4 +432,11 @@ fn public_url_has_no_trailing_slash_and_brackets_ipv6() {
 fn a_missing_file_says_how_to_make_one() {
     let err = Config::load(Path::new("/nonexistent/sentry.toml")).unwrap_err();
     assert!(err.to_string().contains("run `sentry init`"), "{err}");
+}
+
+#[test]
+fn a_logged_url_shows_no_password() {
+    use super::without_password;
+    assert_eq!(without_password("postgres://sentry:s3cret@db:5432/sentry"), "postgres://sentry:***@db:5432/sentry");
+    assert_eq!(without_password("postgres://sentry@db/sentry"), "postgres://sentry@db/sentry");
 }

@@ -39,10 +39,7 @@ fn join_first_organization(tx: &rusqlite::Transaction<'_>, user: UserId) -> Resu
 impl crate::Accounts for SqliteStore {
     /// Creates a user. The email must not be taken (case-insensitively).
     fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User> {
-        let email = email.trim();
-        if email.is_empty() || !email.contains('@') {
-            return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
-        }
+        let email = crate::checks::email(email)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
@@ -162,10 +159,7 @@ impl crate::Accounts for SqliteStore {
     /// Uses a setup link: creates the first (admin) user, in one transaction, so two visitors
     /// racing with the same link can't both succeed.
     fn use_setup_token(&self, token_hash: &str, email: &str, password_hash: &str) -> Result<User> {
-        let email = email.trim();
-        if email.is_empty() || !email.contains('@') {
-            return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
-        }
+        let email = crate::checks::email(email)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();

@@ -4,6 +4,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::SqliteStore;
+use crate::checks;
 use crate::{now, OrgId, TeamId, ClientKey, GroupId, GroupStatus, Project, ProjectId, Result, StoreError, ACTIVITY_IGNORED, ACTIVITY_REOPENED, ACTIVITY_RESOLVED};
 
 pub(super) fn project_from(r: &Row<'_>) -> rusqlite::Result<Project> {
@@ -24,30 +25,6 @@ fn key_from(r: &Row<'_>) -> rusqlite::Result<ClientKey> {
 }
 
 const KEY_COLUMNS: &str = "public_key, project_id, label, rate_limit_per_minute, created_at, revoked_at";
-
-/// Longest project name, in characters.
-const MAX_PROJECT_NAME_CHARS: usize = 100;
-
-/// Refuses a project name longer than [`MAX_PROJECT_NAME_CHARS`].
-fn check_name_length(name: &str) -> Result<()> {
-    if name.trim().chars().count() > MAX_PROJECT_NAME_CHARS {
-        return Err(StoreError::Invalid(format!("a project name can be at most {MAX_PROJECT_NAME_CHARS} characters long")));
-    }
-    Ok(())
-}
-
-/// Turns a project name into a slug: lowercase letters, digits and dashes.
-pub fn slugify(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
 
 impl crate::Admin for SqliteStore {
     /// Creates a project and its first client key, in the first organisation's first team.
@@ -84,11 +61,10 @@ impl crate::Admin for SqliteStore {
 
     /// Gives a project a new display name (its slug, and so its URLs, stay the same).
     fn rename_project(&self, id: ProjectId, name: &str) -> Result<()> {
-        let name = name.trim();
+        let name = checks::project_name(name)?;
         if name.is_empty() {
             return Err(StoreError::Invalid("a project needs a name".into()));
         }
-        check_name_length(name)?;
         let conn = self.conn()?;
         if conn.execute("UPDATE projects SET name = ?2 WHERE id = ?1", params![id.0, name])? == 0 {
             return Err(StoreError::NotFound(format!("project {id}")));
@@ -154,11 +130,7 @@ impl crate::Admin for SqliteStore {
 /// Inserts a project of `team`'s organisation, belonging to `team`, with its first key, in
 /// the caller's transaction.
 pub(super) fn insert_project(tx: &rusqlite::Transaction<'_>, team: TeamId, name: &str) -> Result<(Project, ClientKey)> {
-    check_name_length(name)?;
-    let slug = slugify(name);
-    if slug.is_empty() {
-        return Err(StoreError::Invalid(format!("\"{name}\" cannot be a project name: use letters, digits and dashes")));
-    }
+    let slug = checks::project_slug(name)?;
     let org: i64 = tx
         .query_row("SELECT org_id FROM teams WHERE id = ?1", [team.0], |r| r.get(0))
         .optional()?
@@ -198,16 +170,4 @@ fn insert_key(conn: &rusqlite::Connection, project_id: ProjectId, label: Option<
         e => e.into(),
     })?;
     Ok(key)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slugify;
-
-    #[test]
-    fn slugs() {
-        assert_eq!(slugify("My Shop!"), "my-shop");
-        assert_eq!(slugify("  default "), "default");
-        assert_eq!(slugify("***"), "");
-    }
 }

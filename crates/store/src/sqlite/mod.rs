@@ -17,7 +17,6 @@ mod read;
 mod stream;
 mod writer;
 
-pub use admin::slugify;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -177,10 +176,4 @@ pub(crate) fn status_of(code: i64) -> GroupStatus {
         2 => GroupStatus::Ignored,
         _ => GroupStatus::Unresolved,
     }
-}
-
-/// Tags as stored with an event: a JSON array of `[key, value]` pairs.
-pub(crate) fn tags_json(tags: &[(String, String)], out: &mut Vec<u8>) {
-    // Serialising strings can't fail.
-    let _ = serde_json::to_writer(&mut *out, tags);
 }

@@ -3,7 +3,8 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::admin::{insert_project, project_from, slugify, PROJECT_COLUMNS};
+use super::admin::{insert_project, project_from, PROJECT_COLUMNS};
+use crate::checks;
 use super::SqliteStore;
 use crate::{
     now, ApiToken, AuditEntry, ClientKey, Invitation, Member, Membership, NewToken, OrgId, Organization, Project, ProjectId, Result,
@@ -37,17 +38,6 @@ fn token_from(r: &Row<'_>) -> rusqlite::Result<ApiToken> {
 /// A stored role name; anything unknown reads as the weakest role.
 fn role_of(name: &str) -> Role {
     Role::parse(name).unwrap_or(Role::Member)
-}
-
-/// A slug for a new organisation or team, or why the name can't have one.
-fn slug_for(name: &str, what: &str) -> Result<String> {
-    let slug = slugify(name);
-    if slug.is_empty() || name.trim().chars().count() > 100 {
-        return Err(StoreError::Invalid(format!(
-            "\"{name}\" cannot be a {what} name: use letters, digits and dashes, at most 100 characters"
-        )));
-    }
-    Ok(slug)
 }
 
 trait IntoNotFound {
@@ -144,7 +134,7 @@ impl crate::Orgs for SqliteStore {
     }
 
     fn create_organization(&self, name: &str, owner: UserId) -> Result<Organization> {
-        let slug = slug_for(name, "organisation")?;
+        let slug = checks::slug_for(name, "organisation")?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();
@@ -167,7 +157,7 @@ impl crate::Orgs for SqliteStore {
     }
 
     fn create_team(&self, org: OrgId, name: &str) -> Result<Team> {
-        let slug = slug_for(name, "team")?;
+        let slug = checks::slug_for(name, "team")?;
         let conn = self.conn()?;
         conn.execute(
             "INSERT INTO teams (org_id, slug, name, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -276,10 +266,7 @@ impl crate::Orgs for SqliteStore {
     }
 
     fn create_invitation(&self, token_hash: &str, org: OrgId, email: &str, role: Role, team: Option<TeamId>, ttl_secs: f64) -> Result<()> {
-        let email = email.trim();
-        if email.is_empty() || !email.contains('@') {
-            return Err(StoreError::Invalid(format!("\"{email}\" is not an email address")));
-        }
+        let email = checks::email(email)?;
         let conn = self.conn()?;
         let t = now();
         conn.execute(
@@ -331,10 +318,7 @@ impl crate::Orgs for SqliteStore {
     }
 
     fn create_token(&self, token: &NewToken<'_>) -> Result<ApiToken> {
-        let name = token.name.trim();
-        if name.chars().count() > 100 {
-            return Err(StoreError::Invalid("a token's name can be at most 100 characters long".into()));
-        }
+        let name = checks::token_name(token.name)?;
         let conn = self.conn()?;
         let t = now();
         conn.execute(
@@ -384,9 +368,7 @@ impl crate::Orgs for SqliteStore {
             conn.execute("DELETE FROM org_sso WHERE org_id = ?1", [org.0])?;
             return Ok(());
         };
-        if !s.issuer.starts_with("https://") && !s.issuer.starts_with("http://") {
-            return Err(StoreError::Invalid(format!("the issuer \"{}\" is not a URL", s.issuer)));
-        }
+        checks::issuer(&s.issuer)?;
         conn.execute(
             "INSERT INTO org_sso (org_id, issuer, client_id, client_secret, required, allowed_domains, default_role)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)

@@ -4,7 +4,7 @@
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::SqliteStore;
-use super::stream::{group_series_on, interval_count_on, spread, stream_sql};
+use super::stream::{group_series_on, interval_count_on, stream_sql};
 use crate::{
     histogram, Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, HistogramBar, ProjectId,
     Resolution, Result, Sort, StreamPage, StreamQuery, StreamRow, TagCount, Trending,
@@ -44,15 +44,7 @@ pub(super) fn with_durations(conn: &Connection, raw: RawGroup) -> Result<GroupRo
         let buckets = st
             .query_map([row.id.0], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let (min, max) = (min.unwrap_or(0.0), max.unwrap_or(0.0));
-        row.time_spent = Some(DurationStats {
-            count: count as u64,
-            avg_ms: sum / count as f64,
-            p95_ms: histogram::quantile(&buckets, 0.95, min, max),
-            max_ms: max,
-            min_ms: min,
-            sum_ms: sum,
-        });
+        row.time_spent = Some(DurationStats::from_histogram(count, sum, min, max, &buckets));
     }
     Ok(row)
 }
@@ -71,18 +63,10 @@ impl crate::Reads for SqliteStore {
         let mut st = conn.prepare_cached(
             "SELECT key, value, count FROM group_tags WHERE group_id = ?1 ORDER BY key, count DESC, value",
         )?;
-        let mut out: Vec<(String, Vec<TagCount>)> = Vec::new();
-        let rows = st.query_map([group_id.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
-        for row in rows {
-            let (k, v, n) = row?;
-            if out.last().map(|(lk, _)| lk != &k).unwrap_or(true) {
-                out.push((k, Vec::new()));
-            }
-            if let Some((_, vals)) = out.last_mut().filter(|(_, vals)| vals.len() < per_key) {
-                vals.push(TagCount { value: v, count: n.max(0) as u64 });
-            }
-        }
-        Ok(out)
+        let rows = st
+            .query_map([group_id.0], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(crate::query::per_key(rows.into_iter(), per_key))
     }
 
     /// A group's events, newest first, from just before `before` (a row id).
@@ -208,7 +192,7 @@ impl crate::Reads for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.extend(part);
         }
-        Ok(spread(rows.into_iter(), res, since, now, points))
+        Ok(crate::query::spread(rows.into_iter(), res, since, now, points))
     }
 
     /// The most frequent values of a tag key in a project (the choices of a filter widget).
@@ -280,9 +264,8 @@ impl crate::Reads for SqliteStore {
                 if recent == 0 {
                     continue;
                 }
-                // Rate per minute in the last 15 minutes over the 24-hour average rate.
-                let ratio = (recent as f64 / 15.0) / (day.max(recent) as f64 / 1440.0);
-                out.push(Trending { group: with_durations(&conn, raw)?, last_15m: recent, last_24h: day.max(recent), ratio });
+                let (last_24h, ratio) = crate::query::trending_ratio(recent, day);
+                out.push(Trending { group: with_durations(&conn, raw)?, last_15m: recent, last_24h, ratio });
             }
         }
         out.sort_by(|a, b| b.ratio.total_cmp(&a.ratio).then(b.last_15m.cmp(&a.last_15m)));

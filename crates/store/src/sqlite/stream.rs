@@ -81,21 +81,6 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
     (sql, args)
 }
 
-/// Spreads `(slot, count)` rows of resolution `res` over `points` equal parts of [since, now].
-pub(super) fn spread(rows: impl Iterator<Item = (i64, u64)>, res: Resolution, since: f64, now: f64, points: usize) -> Vec<u64> {
-    let mut out = vec![0u64; points];
-    let span = (now - since).max(1.0);
-    for (slot, n) in rows {
-        let t = (slot as f64 + 0.5) * res.seconds();
-        let i = (((t - since) / span) * points as f64).floor();
-        let i = (i.max(0.0) as usize).min(points.saturating_sub(1));
-        if let Some(o) = out.get_mut(i) {
-            *o += n;
-        }
-    }
-    out
-}
-
 pub(super) fn group_series_on(conn: &Connection, group_id: i64, since: f64, now: f64, points: usize) -> Result<Vec<u64>> {
     let res = Resolution::for_span(now - since);
     let (table, col) = group_table(res);
@@ -105,7 +90,7 @@ pub(super) fn group_series_on(conn: &Connection, group_id: i64, since: f64, now:
     let rows = st
         .query_map(params![group_id, res.slot(since), res.slot(now)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(spread(rows.into_iter(), res, since, now, points))
+    Ok(crate::query::spread(rows.into_iter(), res, since, now, points))
 }
 
 pub(super) fn interval_count_on(conn: &Connection, group_id: i64, since: Option<f64>, now: f64) -> Result<u64> {
@@ -135,29 +120,5 @@ impl SqliteStore {
         let conn = self.conn()?;
         conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE;")?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Cursor;
-
-    #[test]
-    fn cursors_round_trip() {
-        let c = Cursor { value: 1_700_000_000.123_456_7, id: 42 };
-        assert_eq!(Cursor::parse(&c.encode()), Some(c));
-        assert_eq!(Cursor::parse("x:1"), None);
-        assert_eq!(Cursor::parse("inf:1"), None);
-    }
-
-    #[test]
-    fn spread_puts_buckets_in_their_part() {
-        let now = 86400.0 * 10.0;
-        let since = now - 3600.0;
-        let rows = vec![(Resolution::Minute.slot(since), 2), (Resolution::Minute.slot(now - 1.0), 5)];
-        let s = spread(rows.into_iter(), Resolution::Minute, since, now, 12);
-        assert_eq!(s.len(), 12);
-        assert_eq!((s[0], s[11], s.iter().sum::<u64>()), (2, 5, 7));
     }
 }

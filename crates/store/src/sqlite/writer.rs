@@ -1,4 +1,4 @@
-//! The single writer: a thread that takes batches of events from a queue and, in one
+//! The SQLite writer: for each batch the writer thread (`crate::batcher`) takes, in one
 //! transaction, loads the state of the groups they touch, folds them into a plan (`crate::fold`: the rules), applies the plan (groups created and
 //! updated, events inserted, tag counts, buckets and histograms upserted by summed deltas),
 //! commits with one fsync, and only then answers every waiting request. Group commit: while
@@ -8,112 +8,17 @@
 //! and an event id already stored for its project is a `Duplicate` that changes nothing.
 
 use std::collections::HashSet;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, TransactionBehavior};
-use tokio::sync::oneshot;
 
 use super::payload::PayloadWriter;
-use super::tags_json;
+use crate::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
-use crate::{
-    EventId, EventSink, GroupId, ItemCounts, NewEvent, ProjectId, Result, SpoolMark, StoreError, WriteOutcome, WriteTicket,
-};
+use crate::batcher::WriterHandle;
+use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, WriteOutcome};
 
-type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
-
-enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>, reply: Reply },
-    Shutdown,
-}
-
-/// A handle to the writer thread. Cloning shares the same thread.
-#[derive(Clone)]
-pub struct WriterHandle {
-    tx: Sender<Msg>,
-    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
-}
-
-pub(super) fn start(conn: Connection, payloads: PayloadWriter, batch_max: usize) -> WriterHandle {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("store-writer".into())
-        .spawn(move || run(conn, payloads, rx, batch_max))
-        .expect("spawning the store writer thread");
-    WriterHandle { tx, thread: Arc::new(Mutex::new(Some(thread))) }
-}
-
-impl EventSink for WriterHandle {
-    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket> {
-        let (reply, ticket) = WriteTicket::new();
-        self.tx
-            .send(Msg::Write { events, counts, mark, reply })
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
-        Ok(ticket)
-    }
-
-    /// Writes everything queued so far, then stops the thread and waits for it.
-    fn shutdown(&self) {
-        let _ = self.tx.send(Msg::Shutdown);
-        if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
-            let _ = t.join();
-        }
-    }
-}
-
-fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, batch_max: usize) {
-    loop {
-        let Ok(first) = rx.recv() else { return };
-        let mut batch = Vec::new();
-        let mut marks: Vec<SpoolMark> = Vec::new();
-        let mut size = 0;
-        let mut stop = false;
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, mark, reply } => {
-                    size += events.len().max(1);
-                    if let Some(m) = mark {
-                        match marks.iter_mut().find(|k| k.spool == m.spool) {
-                            Some(k) => k.position = k.position.max(m.position),
-                            None => marks.push(m),
-                        }
-                    }
-                    batch.push((events, counts, reply));
-                }
-            }
-            if stop || size >= batch_max {
-                break;
-            }
-            next = rx.try_recv().ok();
-        }
-        if !batch.is_empty() {
-            let jobs = Batch { jobs: batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect() };
-            match apply(&mut conn, &mut payloads, &jobs, &marks) {
-                Ok(outcomes) => {
-                    for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
-                        let _ = reply.send(Ok(out));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(
-                        error = %e,
-                        events = size,
-                        "could not write a batch of events (is the disk full or read-only?); their senders get 503 and retry"
-                    );
-                    for (_, _, reply) in batch {
-                        let _ = reply.send(Err(StoreError::Unavailable(e.to_string())));
-                    }
-                }
-            }
-        }
-        if stop {
-            return;
-        }
-    }
+pub(super) fn start(mut conn: Connection, mut payloads: PayloadWriter, batch_max: usize) -> WriterHandle {
+    crate::batcher::spawn(batch_max, Box::new(move |batch, marks| apply(&mut conn, &mut payloads, batch, marks)))
 }
 
 /// One batch in one transaction: load, fold, apply, commit. The fold first assumes that none

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use super::{free_port, run_ok, run_with_timeout, show_output};
+use crate::{free_port, run_ok, run_with_timeout, show_output};
 
 /// A throwaway PostgreSQL server: `initdb` into a temp dir, listening on 127.0.0.1 on a free port
 /// (and a unix socket in the temp dir), user `postgres` with trust auth, database `test`.
@@ -97,6 +97,50 @@ impl Postgres {
             ("PGUSER", Self::USER.to_string()),
             ("PGDATABASE", Self::DATABASE.to_string()),
         ]
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/NAME`
+    pub fn url_of(&self, database: &str) -> String {
+        format!("postgres://{}@127.0.0.1:{}/{database}", Self::USER, self.port)
+    }
+
+    /// One server for the whole test process, started on first use. A watchdog process stops
+    /// it and deletes its directory once this process has ended (statics are never dropped).
+    pub fn shared() -> &'static Postgres {
+        static SHARED: std::sync::OnceLock<Postgres> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let pg = Postgres::start();
+            let as_user = pg.run_as.map(|u| format!("runuser -u {u} -- ")).unwrap_or_default();
+            let stop = format!(
+                "{as_user}'{}' -D '{}' -m immediate -w stop",
+                pg.bin.join("pg_ctl").display(),
+                pg.dir.path().join("data").display()
+            );
+            let script = format!(
+                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+                pid = std::process::id(),
+                dir = pg.dir.path().display()
+            );
+            // Outlives this process on purpose: it is what stops the server after the tests.
+            #[allow(clippy::zombie_processes)]
+            Command::new("sh")
+                .args(["-c", &script])
+                .current_dir("/")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting the PostgreSQL watchdog");
+            pg
+        })
+    }
+
+    /// A new, empty database on this server, named uniquely within the process; its URL.
+    pub fn fresh_database(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.create_database(&name);
+        self.url_of(&name)
     }
 
     pub fn create_database(&self, name: &str) {

@@ -1,0 +1,182 @@
+//! The PostgreSQL backend: for installations that outgrow one machine, where several `sentry`
+//! nodes share one database. The same interface as SQLite, the same rules (`crate::fold`), its
+//! own schema and migrations (`postgres/schema_*.sql`).
+//!
+//! - Events are partitioned by the day they were received (`events_d<unix day>`); retention
+//!   drops whole partitions. `event_ids` keeps the idempotency key across partitions.
+//! - Payloads are zstd-compressed (with their tags, as in SQLite).
+//! - The interface is blocking; the driver (tokio-postgres, pooled by deadpool) is async. Each
+//!   call runs its future to completion on the calling thread while the store's own small
+//!   runtime drives the connections, so a call works from any thread, like SQLite's.
+//! - One writer thread per process commits batches; several processes' writers may run at
+//!   once: each batch locks the rows of the groups it touches (`FOR UPDATE`), in one order.
+
+mod accounts;
+mod admin;
+mod cleanup;
+mod migrate;
+mod orgs;
+mod outbox;
+mod read;
+mod stream;
+mod writer;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+
+use crate::{EventSink, GroupStatus, Result, StoreError};
+
+/// Connections per process: the writer holds one, pages and the alert engine share the rest.
+const POOL_SIZE: usize = 8;
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`; every method is blocking.
+pub struct PgStore {
+    /// Drives the connections; `None` only while dropping.
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and applies pending
+    /// migrations.
+    pub fn open(url: &str) -> Result<PgStore> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Invalid(format!("store.postgres_url is not a PostgreSQL URL (postgres://user:password@host:port/database): {e}"))
+        })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("store-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(format!("starting the PostgreSQL driver: {e}")))?;
+        let manager = Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = {
+            let _in = rt.enter();
+            Pool::builder(manager)
+                .max_size(POOL_SIZE)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .create_timeout(Some(std::time::Duration::from_secs(10)))
+                .wait_timeout(Some(std::time::Duration::from_secs(30)))
+                .build()
+                .map_err(|e| StoreError::Backend(format!("the PostgreSQL pool: {e}")))?
+        };
+        let store = PgStore { rt: Some(rt), pool };
+        store.block(async {
+            let mut client = store.client().await?;
+            migrate::migrate(&mut client).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs a future of this store to completion on the calling thread.
+    pub(crate) fn block<F: Future>(&self, f: F) -> F::Output {
+        let _in = self.rt.as_ref().map(|rt| rt.enter());
+        futures_executor::block_on(f)
+    }
+
+    /// Runs `f` with a pooled connection, on the calling thread.
+    pub(crate) fn with<T>(&self, f: impl AsyncFnOnce(&mut deadpool_postgres::Object) -> Result<T>) -> Result<T> {
+        self.block(async {
+            let mut client = self.client().await?;
+            f(&mut client).await
+        })
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}")))
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which async code may not: let its threads end by themselves.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl crate::Store for PgStore {
+    fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>> {
+        let handle = self.rt.as_ref().map(|rt| rt.handle().clone()).ok_or_else(|| StoreError::Unavailable("closing".into()))?;
+        Ok(Arc::new(writer::start(handle, self.pool.clone(), batch_max)))
+    }
+}
+
+impl crate::Maintenance for PgStore {
+    fn schema_version(&self) -> Result<(i64, i64)> {
+        self.block(async {
+            let client = self.client().await?;
+            Ok((migrate::current_version(&client).await?, migrate::latest_version()))
+        })
+    }
+
+    fn cleanup(&self, cutoff: f64) -> Result<crate::Cleaned> {
+        self.block(cleanup::cleanup(self, cutoff))
+    }
+
+    fn spool_mark(&self, spool: &str) -> Result<Option<u64>> {
+        self.block(async {
+            let client = self.client().await?;
+            let row = client.query_opt("SELECT position FROM spool_marks WHERE spool = $1", &[&spool]).await?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        })
+    }
+}
+
+/// PostgreSQL's errors, by what a caller can do about them: a lost connection, a server
+/// shutting down, full disks, serialisation failures and deadlocks are `Unavailable` (retry
+/// later), a broken unique or foreign key a `Conflict`, the rest `Backend`.
+pub(crate) fn classify(e: tokio_postgres::Error) -> StoreError {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    };
+    let Some(code) = e.code() else {
+        // No SQL state: the connection failed or closed.
+        return StoreError::Unavailable(text);
+    };
+    let class = &code.code()[..2];
+    if *code == SqlState::UNIQUE_VIOLATION || *code == SqlState::FOREIGN_KEY_VIOLATION {
+        StoreError::Conflict(text)
+    } else if matches!(class, "08" | "53" | "57" | "58" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Backend(text)
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        classify(e)
+    }
+}
+
+/// A broken unique constraint as a `Conflict` that says what was taken; other errors as usual.
+pub(crate) fn taken(e: tokio_postgres::Error, what: impl Into<String>) -> StoreError {
+    match classify(e) {
+        StoreError::Conflict(_) => StoreError::Conflict(what.into()),
+        other => other,
+    }
+}
+
+/// A group status as the schema stores it: 0 unresolved, 1 resolved, 2 ignored.
+pub(crate) fn status_code(s: GroupStatus) -> i64 {
+    match s {
+        GroupStatus::Unresolved => 0,
+        GroupStatus::Resolved => 1,
+        GroupStatus::Ignored => 2,
+    }
+}
+
+/// The status of a stored code; anything unknown reads as unresolved.
+pub(crate) fn status_of(code: i64) -> GroupStatus {
+    match code {
+        1 => GroupStatus::Resolved,
+        2 => GroupStatus::Ignored,
+        _ => GroupStatus::Unresolved,
+    }
+}

@@ -1,0 +1,49 @@
+//! What the tests of several crates share: a throwaway PostgreSQL server started from the
+//! Debian binaries (`initdb`, `pg_ctl`), on a free loopback port, deleted when dropped. Used by
+//! the store's conformance suite and the server's integration tests; never by the product.
+
+mod postgres;
+
+pub use postgres::{Postgres, pg_bin_dir};
+
+use std::net::TcpListener;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now (the OS picks it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("binding 127.0.0.1:0").port()
+}
+
+/// A command's stdout and stderr, for a failure message.
+pub fn show_output(out: &Output) -> String {
+    format!("--- stdout:\n{}\n--- stderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs a command to its end, killing it after `timeout`.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    use std::process::Stdio;
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let deadline = Instant::now() + timeout;
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("{cmd:?} did not finish within {timeout:?}");
+        }
+    }
+}
+
+/// Runs a command that must succeed.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run_with_timeout(cmd, Duration::from_secs(120));
+    if !out.status.success() {
+        panic!("{cmd:?} failed with {}\n{}", out.status, show_output(&out));
+    }
+    out
+}
