@@ -180,6 +180,13 @@ impl Postgres {
         String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
     }
 
+    /// Runs SQL with `psql` on the database at `url`; returns the unaligned, tuples-only output.
+    pub fn psql_at(&self, url: &str, sql: &str) -> String {
+        let mut cmd = Command::new(self.bin.join("psql"));
+        cmd.args(["-d", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+    }
+
     /// The server log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()

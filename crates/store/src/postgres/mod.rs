@@ -90,6 +90,21 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// PostgreSQL's plan for a stream query, with sequential scans discouraged (the tables of a
+    /// test are too small for the planner to want an index): the indexes it can use.
+    pub fn explain_stream(&self, q: &crate::StreamQuery) -> Result<String> {
+        let (sql, args) = stream::stream_sql(q);
+        self.with(async |c| {
+            let tx = c.transaction().await?;
+            tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args.iter().map(|a| a.as_sql()).collect();
+            let rows = tx.query(&format!("EXPLAIN {sql}"), &params).await?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+        })
+    }
+}
+
 impl Drop for PgStore {
     fn drop(&mut self) {
         // Dropping a runtime blocks, which async code may not: let its threads end by themselves.
