@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::harness::{Project, Response, Server};
+use crate::harness::{Postgres, Project, Response, Server};
 
 /// The key and project id the recordings were made with.
 const RECORDED_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -170,6 +170,42 @@ fn every_recorded_request_is_accepted_and_replays_are_idempotent() {
         let counts = |gs: &[Value]| gs.iter().map(|g| (g["id"].clone(), g["count"].clone())).collect::<Vec<_>>();
         assert_eq!(counts(&before), counts(&after), "{file}: a replay changed the counts");
     }
+}
+
+/// The recorded corpus into a node on SQLite and a node on PostgreSQL: the same groups, with
+/// the same counts, titles, levels, culprits, tags and events, and the same keys.
+#[test]
+fn the_corpus_gives_the_same_groups_on_postgresql_as_on_sqlite() {
+    let pg = Postgres::start();
+    let sqlite = Server::start();
+    let postgres = Server::start_with_config(&format!("[store]\nbackend = \"postgres\"\npostgres_url = \"{}\"\n", pg.url()));
+    let shape = |server: &Server, project: &Project| {
+        let mut groups: Vec<Value> = server
+            .groups(&project.slug)
+            .into_iter()
+            .map(|g| {
+                let events = server.events(g["id"].as_u64().unwrap()).len();
+                serde_json::json!([g["kind"], g["title"], g["count"], g["level"], g["culprit"], g["status"], events])
+            })
+            .collect();
+        groups.sort_by_key(|g| g.to_string());
+        groups
+    };
+    let mut slugs = Vec::new();
+    for file in all_files() {
+        let (a, ra) = replay(&sqlite, &file);
+        let (b, rb) = replay(&postgres, &file);
+        slugs.push(b.slug.clone());
+        let statuses = |r: &[Response]| r.iter().map(|r| r.status).collect::<Vec<_>>();
+        assert_eq!(statuses(&ra), statuses(&rb), "{file}: answers differ");
+        assert_eq!(shape(&sqlite, &a), shape(&postgres, &b), "{file}: groups differ");
+    }
+    // The store really is PostgreSQL's: the projects and events are in its tables.
+    let in_pg = pg.psql("SELECT slug FROM projects");
+    assert!(slugs.iter().all(|s| in_pg.lines().any(|l| l == s)), "projects missing from PostgreSQL: {in_pg}");
+    let events: usize = pg.psql("SELECT count(*) FROM events").trim().parse().unwrap();
+    assert!(events > 0);
+    assert!(!postgres.data_dir().join("sentry.db").exists(), "a node on PostgreSQL made a SQLite file");
 }
 
 #[test]
