@@ -27,7 +27,19 @@ impl Postgres {
     pub const USER: &'static str = "postgres";
     pub const DATABASE: &'static str = "test";
 
+    /// A server tuned for speed: fsync and synchronous commit off. A crash of such a server
+    /// (see [`Postgres::restart`]) may lose commits it had confirmed.
     pub fn start() -> Postgres {
+        Postgres::start_with(false)
+    }
+
+    /// A server as durable as a real installation (fsync and synchronous commit on): what it
+    /// confirmed survives [`Postgres::restart`].
+    pub fn start_durable() -> Postgres {
+        Postgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("sentry-it-pg-")
             .tempdir()
@@ -53,12 +65,8 @@ impl Postgres {
             .args(["-A", "trust", "-U", Self::USER, "--no-sync"]);
         pg.run(initdb);
 
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off",
-            pg.port,
-            pg.dir.path().display()
-        );
+        let fast = if durable { "" } else { " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
+        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1{fast}", pg.port, pg.dir.path().display());
         let mut start = pg.tool("pg_ctl");
         start
             .arg("-D")
@@ -185,6 +193,15 @@ impl Postgres {
         let mut cmd = Command::new(self.bin.join("psql"));
         cmd.args(["-d", url, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]);
         String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`), and starts it
+    /// again on the same port and data, waiting until it accepts connections.
+    pub fn restart(&self) {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "-t", "60", "restart", "-l"]);
+        cmd.arg(self.dir.path().join("postgres.log"));
+        self.run(cmd);
     }
 
     /// The server log so far.

@@ -57,9 +57,22 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .merge(dashboard::router(&state).layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
         .merge(rest::routes().router)
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .with_state(state)
+}
+
+/// `GET /healthz`: 200 `ok` while this node can serve: its data store answers (a load balancer
+/// takes a node whose database is gone out of rotation); else 503 with the reason.
+async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let store = state.store.clone();
+    let check = store::off_thread(move || store.schema_version());
+    match tokio::time::timeout(std::time::Duration::from_secs(5), check).await {
+        Ok(Ok(_)) => "ok\n".into_response(),
+        Ok(Err(e)) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the data store did not answer within 5 seconds\n").into_response(),
+    }
 }
 
 /// A router that remembers its routes, so that a test can go through every one of them (the
