@@ -91,6 +91,69 @@ pub fn retention_cutoff(days: u32) -> f64 {
     now - f64::from(days) * 86_400.0
 }
 
+/// `sentry migrate-store --to URL`: the SQLite file into PostgreSQL, with a progress line, then
+/// each table's count in both.
+pub fn migrate_store(config: &Config, to: &str) -> Result<()> {
+    use std::io::Write as _;
+    if !to.starts_with("postgres://") && !to.starts_with("postgresql://") {
+        bail!("--to must be a PostgreSQL URL, like postgres://sentry:password@localhost/sentry");
+    }
+    let path = config.sqlite_path();
+    if !path.exists() {
+        bail!("there is nothing to copy: {} does not exist", path.display());
+    }
+    if server_running(config) {
+        bail!("a server is running on {}: stop it first (sentry stop), so that nothing changes while it is copied", config.data_dir.display());
+    }
+    // What the spool still holds belongs in the SQLite file first.
+    let dir = config.spool_dir();
+    if let Some(end) = spool::written_end(&dir)? {
+        let store = open_store(config)?;
+        let id = spool::Spool::identity(&dir)?;
+        if store.spool_mark(&id)?.unwrap_or(0) < end {
+            bail!("some events received are not stored yet: start the server and stop it again (it stores them when it starts), then copy");
+        }
+    }
+    let target = crate::config::without_password(to);
+    eprintln!("Copying {} into PostgreSQL {target}", path.display());
+    let mut last = String::new();
+    let copied = store::migrate_sqlite_to_postgres(&path, to, &mut |p| {
+        let line = if p.total == 0 {
+            format!("  {}: nothing to copy", p.table)
+        } else {
+            format!("  {}: {} of {} ({}%)", p.table, p.done, p.total, p.done * 100 / p.total.max(1))
+        };
+        if p.done == 0 || p.done >= p.total {
+            if !last.is_empty() {
+                eprintln!();
+            }
+            eprint!("{line}");
+        } else {
+            eprint!("\r{line}");
+        }
+        last = line;
+        let _ = std::io::stderr().flush();
+    })
+    .with_context(|| format!("copying into {target}"))?;
+    eprintln!();
+    println!("{:<20} {:>12} {:>12}", "table", "SQLite", "PostgreSQL");
+    for (table, a, b) in &copied.tables {
+        println!("{table:<20} {a:>12} {b:>12}");
+    }
+    let bad = copied.mismatches();
+    if !bad.is_empty() {
+        bail!(
+            "{} tables hold a different number of rows in PostgreSQL than in SQLite ({}): run the command again; if it stays so, the PostgreSQL database held other data before",
+            bad.len(),
+            bad.iter().map(|(t, _, _)| t.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!(
+        "Done. To run on PostgreSQL, set in [store]: backend = \"postgres\" and postgres_url = \"{target}\" (with its password), then start the server."
+    );
+    Ok(())
+}
+
 pub fn upgrade(config: &Config) -> Result<()> {
     let store = open_store(config)?;
     let (now, latest) = store.schema_version()?;

@@ -28,6 +28,15 @@ pub enum Command {
     Stop,
     /// Bring the data store up to date with this version (start does this too).
     Upgrade,
+    /// Copy everything from this installation's SQLite file into a PostgreSQL database, to run
+    /// on PostgreSQL from then on. Stop the server first. If it is interrupted, run it again: it
+    /// goes on where it stopped. At the end it compares what each table holds in both.
+    MigrateStore {
+        /// The PostgreSQL database to copy into (it must exist), for example
+        /// postgres://sentry:password@localhost/sentry
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Check the config file.
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -27,6 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Start(args) => serve::start(&path, args),
         Command::Stop => serve::stop(&load(&path, explicit)?),
         Command::Upgrade => admin::upgrade(&load(&path, explicit)?),
+        Command::MigrateStore { to } => admin::migrate_store(&load(&path, explicit)?, &to),
         Command::Config(ConfigCommand::Check) => {
             let config = Config::load(&path)?;
             println!("{} is valid.", path.display());

@@ -21,6 +21,7 @@
 mod api;
 mod batcher;
 mod checks;
+pub mod copy;
 pub mod fold;
 pub mod histogram;
 mod model;
@@ -52,6 +53,19 @@ pub fn open(backend: &Backend) -> Result<std::sync::Arc<dyn Store>> {
         Backend::Sqlite { path } => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?)),
         Backend::Postgres { url } => Ok(std::sync::Arc::new(postgres::PgStore::open(url)?)),
     }
+}
+
+/// Copies the SQLite store at `sqlite` into the PostgreSQL database at `postgres_url` (its
+/// schema made or migrated first), keeping every id; resumable; says what each table holds in
+/// both at the end. Nothing may write to either meanwhile.
+pub fn migrate_sqlite_to_postgres(
+    sqlite: &std::path::Path,
+    postgres_url: &str,
+    progress: &mut dyn FnMut(copy::Progress<'_>),
+) -> Result<copy::Copied> {
+    let from = sqlite::SqliteStore::open(sqlite)?;
+    let to = postgres::PgStore::open(postgres_url)?;
+    to.import_from_sqlite(&from, progress)
 }
 
 /// Everything that can go wrong in the store, by what a caller can do about it.

@@ -208,6 +208,75 @@ fn the_corpus_gives_the_same_groups_on_postgresql_as_on_sqlite() {
     assert!(!postgres.data_dir().join("sentry.db").exists(), "a node on PostgreSQL made a SQLite file");
 }
 
+/// `sentry migrate-store` copies a SQLite installation into PostgreSQL: then a node on
+/// PostgreSQL shows the same projects, keys, groups, counts and events, its users log in with
+/// their passwords, and new events are stored beside the copied ones. Run twice, it copies
+/// nothing twice.
+#[test]
+fn migrate_store_copies_an_installation_into_postgresql() {
+    use std::io::Write as _;
+    let pg = Postgres::start();
+    let mut sqlite = Server::start();
+    let mut cmd = sqlite.command();
+    cmd.args(["user", "create", "ada@example.com", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let shape = |server: &Server, slug: &str| {
+        let mut groups: Vec<String> = server
+            .groups(slug)
+            .into_iter()
+            .map(|g| {
+                let events: Vec<Value> = server.events(g["id"].as_u64().unwrap());
+                let ids: Vec<&str> = events.iter().map(|e| e["event_id"].as_str().unwrap()).collect();
+                serde_json::json!([g["id"], g["title"], g["count"], g["level"], g["culprit"], ids]).to_string()
+            })
+            .collect();
+        groups.sort();
+        groups
+    };
+    let files: Vec<String> = all_files().into_iter().step_by(4).collect();
+    let mut before = Vec::new();
+    for file in &files {
+        let (project, _) = replay(&sqlite, file);
+        before.push((project.slug.clone(), shape(&sqlite, &project.slug)));
+    }
+    let projects_before = sqlite.cli_json(&["project", "list", "--json"]);
+    assert_eq!(sqlite.terminate().code(), Some(0));
+
+    let out = sqlite.cli(&["migrate-store", "--to", &pg.url()]);
+    assert!(out.status.success(), "{}", crate::harness::show_output(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(table.contains("events") && table.contains("groups"), "{table}");
+    // Again: it goes on where it stopped, which is the end; nothing is doubled.
+    let again = sqlite.cli(&["migrate-store", "--to", &pg.url()]);
+    assert!(again.status.success(), "{}", crate::harness::show_output(&again));
+
+    let node = Server::start_with_config(&format!("[store]\nbackend = \"postgres\"\npostgres_url = \"{}\"\n", pg.url()));
+    // The same projects and keys (the DSNs name the node they were listed on).
+    let listed = node.cli_json(&["project", "list", "--json"]).to_string();
+    assert_eq!(listed, projects_before.to_string().replace(&sqlite.addr().to_string(), &node.addr().to_string()), "projects and their keys");
+    for (slug, groups) in &before {
+        assert_eq!(&shape(&node, slug), groups, "{slug}");
+    }
+    assert!(node.login("ada@example.com", "correct horse battery").is_ok(), "a copied user logs in");
+    // A new event through a copied key, in a copied group: stored, with an id of its own.
+    let project: Value = projects_before.as_array().unwrap().iter().find(|p| p["slug"] == before[0].0.as_str()).unwrap().clone();
+    let key = project["dsn"].as_str().unwrap().split("://").nth(1).unwrap().split('@').next().unwrap().to_string();
+    let auth = format!("Sentry sentry_key={key}, sentry_version=7");
+    let r = node.post(
+        &format!("/api/{}/store/", project["id"]),
+        &[("X-Sentry-Auth", auth.as_str()), ("Content-Type", "application/json")],
+        br#"{"message":"after the move","level":"error"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let groups = node.groups(&before[0].0);
+    assert!(groups.iter().any(|g| g["title"] == "after the move"), "{groups:?}");
+}
+
 #[test]
 fn python_raven() {
     let s = Server::start();

@@ -16,7 +16,7 @@ use crate::fold::{self, Batch, GroupState, Plan};
 use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, StoreError, WriteOutcome};
 
 /// zstd level of payloads.
-const LEVEL: i32 = 3;
+pub(super) const LEVEL: i32 = 3;
 
 pub(super) fn start(rt: tokio::runtime::Handle, pool: Pool, batch_max: usize) -> WriterHandle {
     let mut partitions = HashSet::new();
@@ -44,6 +44,11 @@ pub(super) fn partition_name(day: i64) -> String {
 /// batch's transaction (creating a partition locks the whole table while it commits).
 async fn ensure_partitions(client: &tokio_postgres::Client, known: &mut HashSet<i64>, batch: &Batch<'_>) -> Result<()> {
     let days: HashSet<i64> = batch.jobs.iter().flat_map(|(events, _)| events.iter()).map(|e| day_of(e.received)).collect();
+    ensure_days(client, known, days).await
+}
+
+/// Creates the partitions of `days` that are not `known` yet (and remembers them).
+pub(super) async fn ensure_days(client: &tokio_postgres::Client, known: &mut HashSet<i64>, days: HashSet<i64>) -> Result<()> {
     for day in days {
         if known.contains(&day) {
             continue;

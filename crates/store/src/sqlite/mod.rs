@@ -177,3 +177,78 @@ pub(crate) fn status_of(code: i64) -> GroupStatus {
         _ => GroupStatus::Unresolved,
     }
 }
+
+impl SqliteStore {
+    /// The rows of one table (in `crate::copy::TABLES`), in chunks of `chunk`, with the column
+    /// names first: for copying to another backend.
+    pub(crate) fn export(
+        &self,
+        table: &str,
+        chunk: usize,
+        f: &mut crate::copy::OnRows<'_>,
+    ) -> Result<()> {
+        use crate::copy::Cell;
+        use rusqlite::types::ValueRef;
+        if !crate::copy::TABLES.contains(&table) {
+            return Err(StoreError::Invalid(format!("{table} is not a table that is copied")));
+        }
+        let conn = self.conn()?;
+        let mut st = conn.prepare(&format!("SELECT * FROM {table}"))?;
+        // The generated column (`ts_avg`) is computed again by the target: leave it out.
+        let names: Vec<String> = st.column_names().map(str::to_string).collect();
+        let keep: Vec<usize> = (0..names.len()).filter(|i| names[*i] != "ts_avg").collect();
+        let kept: Vec<String> = keep.iter().map(|i| names[*i].clone()).collect();
+        let mut rows = st.query([])?;
+        let mut out = Vec::with_capacity(chunk);
+        while let Some(r) = rows.next()? {
+            let mut row = Vec::with_capacity(keep.len());
+            for i in &keep {
+                row.push(match r.get_ref(*i)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Real(v) => Cell::Real(v),
+                    ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+                });
+            }
+            out.push(row);
+            if out.len() >= chunk {
+                f(&kept, std::mem::take(&mut out))?;
+            }
+        }
+        if !out.is_empty() {
+            f(&kept, out)?;
+        }
+        Ok(())
+    }
+
+    /// Rows in a copied table, or events.
+    pub(crate) fn count_rows(&self, table: &str) -> Result<u64> {
+        if table != "events" && !crate::copy::TABLES.contains(&table) {
+            return Err(StoreError::Invalid(format!("{table} is not a table that is copied")));
+        }
+        let conn = self.conn()?;
+        Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))?.max(0) as u64)
+    }
+
+    /// Events with a position (row id) after `after`, oldest first, decompressed, in chunks.
+    pub(crate) fn export_events(&self, after: i64, chunk: usize, f: &mut dyn FnMut(Vec<crate::EventRow>) -> Result<()>) -> Result<()> {
+        let conn = self.conn()?;
+        let mut after = after;
+        loop {
+            let raws = {
+                let mut st = conn.prepare_cached(&format!(
+                    "SELECT {} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+                    read::EVENT_COLUMNS
+                ))?;
+                st.query_map(rusqlite::params![after, chunk as i64], read::raw_event)?.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            if raws.is_empty() {
+                return Ok(());
+            }
+            let events: Vec<crate::EventRow> = raws.into_iter().map(|raw| self.finish_event(&conn, raw)).collect();
+            after = events.last().map(|e| e.position).unwrap_or(after);
+            f(events)?;
+        }
+    }
+}
