@@ -7,7 +7,8 @@
 #
 # Installs, each step only when missing (a second run does no network I/O):
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
-#     the tests start), ngircd (the IRC server of the notification tests), prosody (their XMPP
+#     the tests start), redis-server (the throwaway Redis of the tests of several nodes),
+#     ngircd (the IRC server of the notification tests), prosody (their XMPP
 #     server), chromium and
 #     chromium-driver (the dashboard tests drive headless Chromium), curl (only to fetch rustup
 #     when cargo is missing);
@@ -56,6 +57,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || apt_missing+=(python3 python3
 [ -n "$(find_pg_bin)" ] || apt_missing+=(postgresql)
 # ngircd: the IRC server the IRC notification tests start on a free port.
 command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
+# redis-server: the Redis the tests of several nodes start on a free port.
+command -v redis-server >/dev/null || apt_missing+=(redis-server)
 # prosody: the XMPP server the XMPP notification tests start on a free port.
 command -v prosody >/dev/null || apt_missing+=(prosody)
 command -v chromium >/dev/null || apt_missing+=(chromium)
@@ -76,7 +79,7 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -qq
-  # Don't let the packages start their system services (ngircd on port 6667, prosody on 5222): the tests start
+  # Don't let the packages start their system services (ngircd on port 6667, prosody on 5222, redis on 6379): the tests start
   # their own, on free ports.
   no_services=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

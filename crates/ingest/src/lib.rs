@@ -44,7 +44,7 @@ pub use keys::KeyCache;
 pub use process::ProcessError;
 /// The spool record of processed events (for tools that measure its cost).
 pub use record::encode as encode_record;
-pub use rate::{RateLimited, RateLimiter};
+pub use rate::{CountersAway, RateLimited, RateLimiter, SharedCounter};
 
 /// Why a request was refused. The HTTP layer maps each to a status; [`IngestError::reason`]
 /// is what `/metrics` counts.
@@ -189,6 +189,8 @@ pub struct Pipeline {
     config: PipelineConfig,
     grouping: grouping::GroupingConfig,
     stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
+    /// Only what this node stored (to tell the other nodes).
+    stored_here: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
     budget: MemoryBudget,
     discards: Discards,
     /// Events stored (not duplicates) since start.
@@ -221,6 +223,7 @@ impl Pipeline {
             spool,
             grouping: grouping::GroupingConfig::default(),
             stored: tokio::sync::broadcast::channel(1024).0,
+            stored_here: tokio::sync::broadcast::channel(1024).0,
             budget: MemoryBudget::new(config.max_inflight_bytes),
             discards: Discards::default(),
             stored_total: std::sync::atomic::AtomicU64::new(0),
@@ -246,6 +249,24 @@ impl Pipeline {
     /// everything.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<StoredEvent>>> {
         self.stored.subscribe()
+    }
+
+    /// Only the batches this node stored (not those [`Pipeline::relay`]ed from other nodes).
+    pub fn subscribe_here(&self) -> tokio::sync::broadcast::Receiver<Arc<Vec<StoredEvent>>> {
+        self.stored_here.subscribe()
+    }
+
+    /// Events another node stored, for the pages and the alert engine here (see
+    /// [`Pipeline::subscribe`]).
+    pub fn relay(&self, events: Vec<StoredEvent>) {
+        if !events.is_empty() {
+            let _ = self.stored.send(Arc::new(events));
+        }
+    }
+
+    /// Counts rate limits in `counter`, shared with the other nodes, from now on.
+    pub fn share_rate_limits(&self, counter: Arc<dyn SharedCounter>) {
+        self.rates.share(counter);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -402,7 +423,7 @@ impl Pipeline {
         let n = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Stored { .. })).count();
         self.stored_total.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         self.discards.add(DiscardReason::Duplicate, "event", (outcomes.len() - n) as u64);
-        if self.stored.receiver_count() == 0 {
+        if self.stored.receiver_count() == 0 && self.stored_here.receiver_count() == 0 {
             return;
         }
         let stored: Vec<StoredEvent> = heads
@@ -416,7 +437,11 @@ impl Pipeline {
             })
             .collect();
         if !stored.is_empty() {
-            let _ = self.stored.send(Arc::new(stored));
+            let stored = Arc::new(stored);
+            if self.stored_here.receiver_count() > 0 {
+                let _ = self.stored_here.send(stored.clone());
+            }
+            let _ = self.stored.send(stored);
         }
     }
 

@@ -1,9 +1,22 @@
-//! Per-key and per-project rate limits: fixed one-minute windows counted in memory. A refusal
+//! Per-key and per-project rate limits: fixed one-minute windows, counted in memory, or by a
+//! [`SharedCounter`] that every node of an installation shares (Redis), with the memory as
+//! the fallback while it is unreachable. A refusal
 //! says how long to wait and which scope was exceeded, in the form SDKs read from
 //! `X-Sentry-Rate-Limits` (`retry_after:categories:scope:reason`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Counters every node shares: takes one request against each `(counter name, limit)` of a
+/// minute, counting it only if none is over: `Ok(None)` allowed, `Ok(Some(i))` subject `i` is
+/// over its limit, `Err(CountersAway)` the counters can't be reached now (count locally).
+pub trait SharedCounter: Send + Sync {
+    fn take(&self, subjects: &[(String, u64)]) -> Result<Option<usize>, CountersAway>;
+}
+
+/// The shared counters can't be reached now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountersAway;
 
 /// Over a rate limit.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,11 +42,18 @@ type Subject = (&'static str, String);
 #[derive(Default)]
 pub struct RateLimiter {
     windows: Mutex<HashMap<Subject, (u64, u64)>>,
+    shared: OnceLock<Arc<dyn SharedCounter>>,
 }
 
 impl RateLimiter {
     pub fn new() -> RateLimiter {
         RateLimiter::default()
+    }
+
+    /// From now on, count in `counter`, shared with the other nodes (once; later calls are
+    /// ignored).
+    pub fn share(&self, counter: Arc<dyn SharedCounter>) {
+        let _ = self.shared.set(counter);
     }
 
     /// Counts one request against the key's and the project's limits (0 = unlimited).
@@ -48,6 +68,23 @@ impl RateLimiter {
         }
         let minute = now / 60;
         let retry_after = (60 - now % 60).max(1);
+        if let Some(shared) = self.shared.get() {
+            let subjects: Vec<(&'static str, String, u64)> =
+                [("key", key.to_string(), key_limit), ("project", project.to_string(), project_limit)]
+                    .into_iter()
+                    .filter(|(_, _, limit)| *limit > 0)
+                    .collect();
+            let counters: Vec<(String, u64)> =
+                subjects.iter().map(|(scope, id, limit)| (format!("sentry:rate:{scope}:{id}:{minute}"), *limit)).collect();
+            match shared.take(&counters) {
+                Ok(None) => return Ok(()),
+                Ok(Some(i)) => {
+                    let (scope, _, limit) = subjects.get(i).cloned().unwrap_or(("key", String::new(), key_limit));
+                    return Err(RateLimited { retry_after, scope, limit });
+                }
+                Err(CountersAway) => {} // count here meanwhile
+            }
+        }
         let Ok(mut windows) = self.windows.lock() else { return Ok(()) };
         if windows.len() > 100_000 {
             windows.retain(|_, (m, _)| *m == minute);
@@ -94,6 +131,42 @@ mod tests {
         r.check_at(t + 10, "other", 3, 1, 0).unwrap();
         // The next minute starts afresh.
         r.check_at(t + 60, "k", 3, 1, 0).unwrap();
+    }
+
+    /// A counter that every "node" shares, as Redis is.
+    struct Shared(Mutex<HashMap<String, u64>>, std::sync::atomic::AtomicBool);
+
+    impl SharedCounter for Shared {
+        fn take(&self, subjects: &[(String, u64)]) -> Result<Option<usize>, CountersAway> {
+            if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(CountersAway);
+            }
+            let mut m = self.0.lock().unwrap();
+            if let Some(i) = subjects.iter().position(|(k, limit)| m.get(k).copied().unwrap_or(0) >= *limit) {
+                return Ok(Some(i));
+            }
+            for (k, _) in subjects {
+                *m.entry(k.clone()).or_insert(0) += 1;
+            }
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn a_shared_counter_holds_the_limit_across_limiters_and_its_absence_falls_back() {
+        let shared = Arc::new(Shared(Mutex::default(), false.into()));
+        let nodes: Vec<RateLimiter> = (0..3).map(|_| RateLimiter::new()).collect();
+        for n in &nodes {
+            n.share(shared.clone());
+        }
+        let allowed = (0..9).filter(|i| nodes[i % 3].check_at(6000, "k", 4, 1, 0).is_ok()).count();
+        assert_eq!(allowed, 4, "a limit of 4 holds however the requests are spread");
+        // The project's limit is named when it is the one over.
+        assert_eq!(nodes[0].check_at(6000, "other", 0, 1, 1).map_err(|e| e.scope), Ok(()));
+        assert_eq!(nodes[1].check_at(6000, "third", 0, 1, 1).unwrap_err().scope, "project");
+        // Unreachable: each node counts alone.
+        shared.1.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(nodes[2].check_at(6000, "k", 4, 1, 0).is_ok());
     }
 
     #[test]

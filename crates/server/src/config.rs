@@ -39,6 +39,8 @@ pub struct Config {
     pub log_level: LogLevel,
     /// `[store]`: where events are kept.
     pub store: StoreConfig,
+    /// `[redis]`: what several nodes share besides the database.
+    pub redis: RedisConfig,
     /// `[limits]`: size limits for what clients send.
     pub limits: LimitsConfig,
     /// `[ingest]`: the queue between the HTTP edge and the disk writer.
@@ -67,6 +69,14 @@ pub struct NotifyConfig {
     pub expire_hours: u64,
     /// How often the digest mail goes out.
     pub digest: Digest,
+}
+
+/// `[redis]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RedisConfig {
+    /// `redis://host:port`: rate limits and live updates shared by the nodes; unset, each
+    /// node keeps its own.
+    pub url: Option<String>,
 }
 
 /// `[store]`.
@@ -327,6 +337,7 @@ impl Config {
                 sqlite_path: None,
                 postgres_url: None,
             },
+            redis: RedisConfig { url: None },
             limits: LimitsConfig {
                 max_body_bytes: limits.max_body_bytes,
                 max_decompressed_bytes: limits.max_decompressed_bytes,

@@ -4,6 +4,7 @@
 
 mod admin;
 mod capture;
+mod cluster;
 pub mod cli;
 pub mod config;
 mod notify_cmd;

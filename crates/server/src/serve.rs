@@ -254,6 +254,10 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(url) = &config.redis.url {
+        let _guard = runtime.enter();
+        crate::cluster::join(url, &pipeline)?;
+    }
     // Notifications: rules over what the pipeline stores, deliveries through the outbox.
     let alerts = {
         let _guard = runtime.enter();

@@ -1,10 +1,13 @@
 //! What the tests of several crates share: a throwaway PostgreSQL server started from the
-//! Debian binaries (`initdb`, `pg_ctl`), on a free loopback port, deleted when dropped. Used by
-//! the store's conformance suite and the server's integration tests; never by the product.
+//! Debian binaries (`initdb`, `pg_ctl`) and a throwaway Redis (`redis-server`), each on a free
+//! loopback port, deleted when dropped. Used by the store's conformance suite and the server's
+//! integration tests; never by the product.
 
 mod postgres;
+mod redis;
 
 pub use postgres::{Postgres, pg_bin_dir};
+pub use redis::Redis;
 
 use std::net::TcpListener;
 use std::process::{Command, Output};

@@ -69,6 +69,10 @@ pub(super) const SECTIONS: &[Section] = &[
         help: "Where events, issues and projects are kept.",
     },
     Section {
+        name: "redis",
+        help: "What several sentry nodes on one PostgreSQL database share besides it.",
+    },
+    Section {
         name: "limits",
         help: "Size limits for what SDKs send. A request or event over a limit is refused with \
                HTTP 413 and the SDK drops it. The defaults match Sentry's own limits.",
@@ -208,6 +212,20 @@ pub(super) const KEYS: &[Key] = &[
                 .clone()
                 .map_or(Parsed::Unset, Parsed::Text)
         },
+    },
+    Key {
+        section: "redis",
+        name: "url",
+        kind: Kind::Url {
+            schemes: &["redis", "rediss"],
+            example: "redis://127.0.0.1:6379",
+        },
+        optional: true,
+        help: "A Redis server the nodes share: rate limits are counted across all of them, and a \
+               page shows live what any node stores. Unset, each node counts and updates alone. \
+               While it is unreachable, ingest goes on as if it were unset.",
+        set: |c, v| c.redis.url = v.text(),
+        get: |c| c.redis.url.clone().map_or(Parsed::Unset, Parsed::Text),
     },
     Key {
         section: "limits",

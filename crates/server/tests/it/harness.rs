@@ -45,7 +45,7 @@ pub use groups::*;
 pub use http::*;
 pub use incidents::*;
 pub use peers::*;
-pub use testkit::Postgres;
+pub use testkit::{Postgres, Redis};
 pub use process::*;
 pub use prosody::*;
 pub use synapse::*;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{HttpReceiver, Postgres, Server, try_request};
+use std::io::{Read as _, Write as _};
+
+use crate::harness::{HttpReceiver, Postgres, Redis, Server, try_request};
 use crate::notify::send_message;
 
 fn store_config(pg: &Postgres) -> String {
@@ -137,4 +139,98 @@ fn a_database_crash_and_a_killed_node_lose_no_acknowledged_event() {
     let counted: usize = pg.psql("SELECT COALESCE(sum(times_seen), 0) FROM groups").trim().parse().unwrap();
     assert_eq!(counted, rows, "group counts equal the stored events");
     eprintln!("{} acknowledged, {} stored; {} before the database crash, {} before the kill", acked.len(), rows, after_db, after_kill);
+}
+
+/// Reads a live stream until `want` appears in it; what it read.
+fn read_until(stream: &mut std::net::TcpStream, seen: &mut String, want: &str) -> bool {
+    let mut buf = [0u8; 4096];
+    while !seen.contains(want) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    true
+}
+
+fn open_live(node: &Server, slug: &str, cookie: &str) -> (std::net::TcpStream, String) {
+    let mut stream = std::net::TcpStream::connect(node.addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET /p/{slug}/live HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n", node.addr()).unwrap();
+    let mut seen = String::new();
+    assert!(read_until(&mut stream, &mut seen, "event: hello"), "the live stream opens: {seen}");
+    (stream, seen)
+}
+
+/// With Redis beside PostgreSQL: a key limited to 20 a minute stores 20 however the requests
+/// are spread over three nodes; a page open on one node hears of an event another stored. With
+/// Redis gone, ingest goes on (each node counting alone); back, live updates resume.
+#[test]
+fn rate_limits_and_live_updates_are_shared_through_redis() {
+    let pg = Postgres::start();
+    let mut redis = Redis::start();
+    let config = format!("{}\n[redis]\nurl = \"{}\"\n", store_config(&pg), redis.url());
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start_with_config(&config)).collect();
+    let project = nodes[0].create_project("limited");
+    let key = nodes[0].cli_json(&["key", "create", "--project", "limited", "--rate-limit", "20", "--json"]);
+    let dsn = key["dsn"].as_str().unwrap_or_else(|| panic!("{key}"));
+    let public = dsn.split("://").nth(1).unwrap().split('@').next().unwrap().to_string();
+    let auth = format!("Sentry sentry_key={public}, sentry_version=7");
+
+    // A page open on node 2.
+    let mut cmd = nodes[0].command();
+    cmd.args(["user", "create", "ops@example.com", "--admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let session = nodes[2].login("ops@example.com", "correct horse battery").unwrap_or_else(|r| panic!("{}", r.text()));
+    let (mut live, mut seen) = open_live(&nodes[2], "limited", &session.cookie);
+
+    // The burst must stay within one minute of the counters.
+    while store_second() > 40 {
+        thread::sleep(Duration::from_millis(500));
+    }
+    let send = |node: &Server, n: u32| {
+        let body = serde_json::json!({"event_id": format!("{:032x}", 0xfeed_0000_u128 + u128::from(n)), "message": "limited", "level": "error"});
+        node.post(&format!("/api/{}/store/", project.id), &[("X-Sentry-Auth", auth.as_str()), ("Content-Type", "application/json")], body.to_string().as_bytes())
+            .status
+    };
+    // The first event goes to node 0; the page on node 2 hears of it.
+    assert_eq!(send(&nodes[0], 0), 200);
+    assert!(read_until(&mut live, &mut seen, "event: groups"), "node 2's page heard nothing of node 0's event: {seen}");
+    let statuses: Vec<u16> = (1..60).map(|n| send(&nodes[n as usize % 3], n)).collect();
+    let ok = statuses.iter().filter(|s| **s == 200).count() + 1;
+    assert_eq!(ok, 20, "a key limited to 20 a minute, spread over three nodes: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
+
+    // Redis goes away: events are still accepted and stored.
+    redis.stop();
+    let body = serde_json::json!({"message": "while redis is away", "level": "error"});
+    let default_auth = project.auth();
+    for node in &nodes {
+        let r = node.post(&format!("/api/{}/store/", project.id), &[("X-Sentry-Auth", default_auth.as_str()), ("Content-Type", "application/json")], body.to_string().as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(wait_for_events(&pg, 23, Duration::from_secs(20)), 23);
+    assert!(nodes[1].log().contains("Redis is unreachable"), "the node says why counting is local now");
+    // Back: a page opened now hears of another node's events again.
+    redis.launch();
+    let (mut live, mut seen) = open_live(&nodes[2], "limited", &session.cookie);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut heard = false;
+    while !heard && Instant::now() < deadline {
+        let body = serde_json::json!({"message": "after redis is back", "level": "error"});
+        nodes[1].post(&format!("/api/{}/store/", project.id), &[("X-Sentry-Auth", default_auth.as_str()), ("Content-Type", "application/json")], body.to_string().as_bytes());
+        live.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        heard = read_until(&mut live, &mut seen, "event: groups");
+    }
+    assert!(heard, "live updates did not resume after Redis came back: {seen}");
+}
+
+/// The second of the current minute.
+fn store_second() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60
 }

@@ -1,0 +1,111 @@
+//! Wiring several nodes together through Redis (`[redis] url`): the pipeline's rate limits
+//! counted in Redis, and the events each node stores told to the others, whose pages and alert
+//! engines hear of them as of their own (`Pipeline::relay`).
+
+use std::sync::Arc;
+
+use ingest::Pipeline;
+use serde::{Deserialize, Serialize};
+use store::StoredEvent;
+
+/// The channel of stored events.
+const CHANNEL: &str = "sentry:stored";
+
+struct Counter(Arc<cluster::Redis>);
+
+impl ingest::SharedCounter for Counter {
+    fn take(&self, subjects: &[(String, u64)]) -> Result<Option<usize>, ingest::CountersAway> {
+        self.0.take(subjects).map_err(|_| ingest::CountersAway)
+    }
+}
+
+/// One stored event as it travels between nodes.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    project: i64,
+    group: i64,
+    event: String,
+    kind: String,
+    level: String,
+    new_group: bool,
+    regression: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Batch {
+    /// The node that stored them: it does not relay its own.
+    node: String,
+    events: Vec<Wire>,
+}
+
+/// Shares `pipeline`'s rate limits and stored events through the Redis at `url`. Call inside
+/// the runtime.
+pub fn join(url: &str, pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
+    let redis = Arc::new(cluster::Redis::new(url).map_err(anyhow::Error::msg)?);
+    pipeline.share_rate_limits(Arc::new(Counter(redis.clone())));
+    let node = format!("{:032x}", rand_id());
+    // What this node stores, to the others.
+    let mut here = pipeline.subscribe_here();
+    let (out, me) = (redis.clone(), node.clone());
+    tokio::spawn(async move {
+        loop {
+            let batch = match here.recv().await {
+                Ok(b) => b,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            let events = batch
+                .iter()
+                .map(|e| Wire {
+                    project: e.project_id.0,
+                    group: e.group_id.0,
+                    event: e.event_id.to_string(),
+                    kind: e.kind.clone(),
+                    level: e.level.as_str().to_string(),
+                    new_group: e.new_group,
+                    regression: e.regression,
+                })
+                .collect();
+            if let Ok(payload) = serde_json::to_vec(&Batch { node: me.clone(), events }) {
+                out.publish(CHANNEL, payload).await;
+            }
+        }
+    });
+    // What the others store, here.
+    let mut incoming = redis.subscribe(CHANNEL);
+    let relay = Arc::downgrade(pipeline);
+    tokio::spawn(async move {
+        while let Some(payload) = incoming.recv().await {
+            let Some(pipeline) = relay.upgrade() else { return };
+            let Ok(batch) = serde_json::from_slice::<Batch>(&payload) else { continue };
+            if batch.node == node {
+                continue;
+            }
+            let events = batch
+                .events
+                .into_iter()
+                .filter_map(|w| {
+                    Some(StoredEvent {
+                        project_id: store::ProjectId(w.project),
+                        group_id: store::GroupId(w.group),
+                        event_id: w.event.parse().ok()?,
+                        kind: w.kind,
+                        level: store::Level::parse(&w.level)?,
+                        new_group: w.new_group,
+                        regression: w.regression,
+                    })
+                })
+                .collect();
+            pipeline.relay(events);
+        }
+    });
+    tracing::info!("sharing rate limits and live updates with the other nodes through Redis");
+    Ok(())
+}
+
+/// A random node id.
+fn rand_id() -> u128 {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    u128::from_le_bytes(b)
+}
