@@ -234,3 +234,53 @@ fn rate_limits_and_live_updates_are_shared_through_redis() {
 fn store_second() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60
 }
+
+/// Every page a person reads, served from PostgreSQL: the dashboard, a project's stream in each
+/// sort and interval, an issue, an event and its JSON, the settings; and a status change.
+#[test]
+fn the_dashboard_reads_and_changes_postgresql() {
+    let pg = Postgres::start();
+    let node = Server::start_with_config(&store_config(&pg));
+    let project = node.create_project("shop");
+    for n in 0..12u32 {
+        send_message(&node, &project, if n % 2 == 0 { "card declined" } else { "stock exhausted" }, n);
+    }
+    let mut cmd = node.command();
+    cmd.args(["user", "create", "ops@example.com", "--admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let s = node.login("ops@example.com", "correct horse battery").unwrap_or_else(|r| panic!("{}", r.text()));
+    let groups = node.groups("shop");
+    assert_eq!(groups.len(), 2);
+    let group = &groups[0];
+    let event = node.events_of(group)[0]["event_id"].as_str().unwrap().to_string();
+    let id = group["id"].to_string();
+    let mut pages = vec![
+        "/dashboard".to_string(),
+        "/settings/".to_string(),
+        "/settings/projects/shop/".to_string(),
+        "/o/default/settings/".to_string(),
+        format!("/p/shop/issues/{id}/"),
+        format!("/p/shop/issues/{id}/events/{event}/"),
+        format!("/p/shop/issues/{id}/events/{event}/json"),
+    ];
+    for sort in ["priority", "last_seen", "first_seen", "frequency", "time_spent", "total_time_spent"] {
+        for interval in ["", "&interval=1h", "&interval=24h", "&interval=30d"] {
+            pages.push(format!("/p/shop/?sort={sort}{interval}&status=all"));
+        }
+    }
+    for page in &pages {
+        let r = node.get_as(&s, page);
+        assert_eq!(r.status, 200, "{page}: {}", r.text());
+    }
+    let stream = node.get_as(&s, "/p/shop/?sort=frequency&interval=24h").text();
+    assert!(stream.contains("card declined") && stream.contains("stock exhausted"), "the stream lists both issues");
+    let r = node.post_form_as(&s, &format!("/p/shop/issues/{id}/status"), &[("csrf", &s.csrf), ("status", "resolved")]);
+    assert!(r.status == 303 || r.status == 200, "{}", r.text());
+    let after = node.groups("shop");
+    assert_eq!(after.iter().find(|g| g["id"] == group["id"]).unwrap()["status"], "resolved");
+}
