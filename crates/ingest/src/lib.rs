@@ -9,7 +9,8 @@
 //! 2. parse (`protocol::envelope`), and find the key (the request's, else the envelope's DSN);
 //! 3. [`Pipeline::authorize`]: the key must exist, belong to the project and not be revoked;
 //!    the key's and project's per-minute rates are checked;
-//! 4. [`process`]: each `event` / `transaction` item is normalised and grouped; a transaction's
+//! 4. [`process`]: each `event` / `transaction` item is scrubbed of secrets ([`scrub`]),
+//!    normalised and grouped; a transaction's
 //!    db spans become Query events of their own. Other item types are counted, not stored;
 //! 5. submit: the processed events become one record (`record`) appended to the spool
 //!    (`spool::Spool`); the call returns once the group commit holding it is fsynced. Past the
@@ -25,6 +26,7 @@ mod keys;
 pub mod process;
 mod rate;
 mod record;
+pub mod scrub;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,6 +137,9 @@ pub struct PipelineConfig {
     pub project_limits: std::collections::HashMap<ProjectId, u64>,
     /// Bytes of bodies and queued events held in memory at most.
     pub max_inflight_bytes: usize,
+    /// How secrets are scrubbed: the default, and projects whose settings differ.
+    pub scrub: scrub::ScrubConfig,
+    pub project_scrub: std::collections::HashMap<ProjectId, scrub::ScrubConfig>,
 }
 
 /// The project a request was authorized for.
@@ -188,6 +193,8 @@ pub struct Pipeline {
     rates: RateLimiter,
     config: PipelineConfig,
     grouping: grouping::GroupingConfig,
+    scrubber: scrub::Scrubber,
+    project_scrubbers: std::collections::HashMap<ProjectId, scrub::Scrubber>,
     stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
     budget: MemoryBudget,
     discards: Discards,
@@ -220,6 +227,8 @@ impl Pipeline {
             writer,
             spool,
             grouping: grouping::GroupingConfig::default(),
+            scrubber: scrub::Scrubber::new(&config.scrub),
+            project_scrubbers: config.project_scrub.iter().map(|(p, c)| (*p, scrub::Scrubber::new(c))).collect(),
             stored: tokio::sync::broadcast::channel(1024).0,
             budget: MemoryBudget::new(config.max_inflight_bytes),
             discards: Discards::default(),
@@ -363,15 +372,20 @@ impl Pipeline {
                         self.authorize(Some(project), key.as_deref())?
                     }
                 };
-                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, received)?)
+                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, self.scrubber(auth.project_id), received)?)
             }
             Endpoint::Store(project) => {
                 let json = decode_store_body(&data, limits.max_decompressed_bytes)?;
                 drop(data);
                 hold(reservation, json.len())?;
-                Ok(process::store_body(project, &json, limits, &self.grouping, received)?)
+                Ok(process::store_body(project, &json, limits, &self.grouping, self.scrubber(project), received)?)
             }
         }
+    }
+
+    /// The project's scrubber.
+    fn scrubber(&self, project: ProjectId) -> &scrub::Scrubber {
+        self.project_scrubbers.get(&project).unwrap_or(&self.scrubber)
     }
 
     /// Appends processed events to the spool; returns once they are durable there.

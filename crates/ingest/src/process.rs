@@ -1,15 +1,16 @@
-//! From request body to storable events: normalise each event (lenient), group it (pure), and
-//! derive a Query event from every db span of a transaction. Envelope items that are not events
+//! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
+//! (lenient), group it (pure), and derive a Query event from every db span of a transaction. Envelope items that are not events
 //! (sessions, client reports, attachments, check-ins, logs, unknown types) are counted per type
 //! and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
-use protocol::event::{normalize_item, normalize_slice, span_queries};
+use protocol::event::{normalize_item_bytes, normalize_slice, span_queries};
 use protocol::{Envelope, Event, EventId, ItemType, Limits, NormalizeError};
 use std::collections::HashMap;
 
 use store::{NewEvent, ProjectId};
 
+use crate::scrub::Scrubber;
 
 /// Why a body could not be turned into events.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,7 @@ pub fn envelope(
     env: &Envelope,
     limits: &Limits,
     grouping: &GroupingConfig,
+    scrubber: &Scrubber,
     received: f64,
 ) -> Result<Processed, ProcessError> {
     let mut out = Processed { event_id: env.event_id(), ..Processed::default() };
@@ -56,13 +58,17 @@ pub fn envelope(
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
             ItemType::Event | ItemType::Transaction => {
-                let event = normalize_item(item, limits, received, out.event_id).map_err(|source| {
-                    ProcessError::Event { what: format!("envelope item {index} ({})", item.ty.as_str()), source }
-                })?;
+                let scrubbed = scrubber.payload(&item.payload);
+                let payload = scrubbed.as_deref().unwrap_or(&item.payload);
+                let event = normalize_item_bytes(item, payload, &grown(limits, item.payload.len(), payload.len()), received, out.event_id)
+                    .map_err(|source| ProcessError::Event {
+                        what: format!("envelope item {index} ({})", item.ty.as_str()),
+                        source,
+                    })?;
                 if out.event_id.is_none() {
                     out.event_id = Some(event.event_id);
                 }
-                push_event(&mut out.events, project_id, event, &item.payload, grouping, received);
+                push_event(&mut out.events, project_id, event, payload, grouping, received);
             }
             _ => {
                 let ty = item.ty.as_str();
@@ -88,16 +94,31 @@ pub fn store_body(
     body: &[u8],
     limits: &Limits,
     grouping: &GroupingConfig,
+    scrubber: &Scrubber,
     received: f64,
 ) -> Result<Processed, ProcessError> {
     if body.len() > limits.max_event_bytes {
         return Err(ProcessError::EventTooLarge { size: body.len(), limit: limits.max_event_bytes });
     }
-    let event = normalize_slice(body, limits, received, None)
+    let sent = body.len();
+    let scrubbed = scrubber.payload(body);
+    let body = scrubbed.as_deref().unwrap_or(body);
+    let event = normalize_slice(body, &grown(limits, sent, body.len()), received, None)
         .map_err(|source| ProcessError::Event { what: "the request body".into(), source })?;
     let mut out = Processed { event_id: Some(event.event_id), ..Processed::default() };
     push_event(&mut out.events, project_id, event, body, grouping, received);
     Ok(out)
+}
+
+/// The limits for a scrubbed payload: `[Filtered]` and `_meta` may make it a little larger than
+/// what the client sent, which was within the limit.
+fn grown(limits: &Limits, sent: usize, scrubbed: usize) -> std::borrow::Cow<'_, Limits> {
+    if scrubbed <= limits.max_event_bytes || sent > limits.max_event_bytes {
+        return std::borrow::Cow::Borrowed(limits);
+    }
+    let mut grown = limits.clone();
+    grown.max_event_bytes = scrubbed;
+    std::borrow::Cow::Owned(grown)
 }
 
 /// Groups one event and appends it, with the Query events of its db spans.
