@@ -36,6 +36,12 @@ fn main() {
     time("normalize", &mut || {
         std::hint::black_box(protocol::event::normalize_item(item, &limits, 0.0, None).unwrap());
     });
+    time("scan", &mut || {
+        std::hint::black_box(scrubber.may_hold_secrets(&item.payload));
+    });
+    time("detect", &mut || {
+        std::hint::black_box(ingest::scrub::detect::holds_secrets(&scrubber, &item.payload).unwrap());
+    });
     time("scrub", &mut || {
         std::hint::black_box(scrubber.payload(&item.payload));
     });

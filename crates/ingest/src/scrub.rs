@@ -13,6 +13,8 @@
 //! whole, scrubbed and written again. The scan is conservative: an ASCII letter or digit
 //! written as a `\u00XX` escape, or an escaped `/`, sends the payload through the full pass.
 
+pub mod detect;
+
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use serde_json::{Map, Value};
 
@@ -77,6 +79,9 @@ impl Default for Scrubber {
     }
 }
 
+/// One pass over a string: the string with what it found replaced, or `None`.
+type Pass = dyn Fn(&Scrubber, &str, &mut Vec<String>) -> Option<String>;
+
 /// Rule names in `_meta`.
 const RULE_FIELD: &str = "@password:filter";
 const RULE_CARD: &str = "@creditcard:filter";
@@ -94,6 +99,7 @@ impl Scrubber {
             .collect();
         let build = |patterns: &[String]| {
             AhoCorasickBuilder::new()
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .ascii_case_insensitive(true)
                 .match_kind(MatchKind::LeftmostFirst)
                 .build(patterns)
@@ -109,11 +115,11 @@ impl Scrubber {
         }
     }
 
-    fn is_safe(&self, key: &str) -> bool {
+    pub(crate) fn is_safe(&self, key: &str) -> bool {
         self.safe.iter().any(|s| key.eq_ignore_ascii_case(s))
     }
 
-    fn is_sensitive(&self, key: &str) -> bool {
+    pub(crate) fn is_sensitive(&self, key: &str) -> bool {
         self.fields.is_match(key)
     }
 
@@ -121,6 +127,11 @@ impl Scrubber {
     /// nothing to scrub (or it is not a JSON object: the normaliser refuses it).
     pub fn payload(&self, raw: &[u8]) -> Option<Vec<u8>> {
         if !self.enabled || !self.may_hold_secrets(raw) {
+            return None;
+        }
+        // Most events that pass the scan above still hold nothing to scrub (the SDK filtered
+        // them, or a word is in a file path): a pass over the JSON that builds nothing says so.
+        if let Ok(false) = detect::holds_secrets(self, raw) {
             return None;
         }
         // What the normaliser repairs (Python's `NaN`, lone surrogates, bad UTF-8) is repaired
@@ -143,27 +154,21 @@ impl Scrubber {
         }
         let Value::Object(map) = value else { return 0 };
         let mut found = Found::default();
-        let mut path = Vec::new();
         for (key, child) in map.iter_mut() {
-            if key == "_meta" {
-                continue;
+            if key != "_meta" {
+                self.field(key, child, &mut vec![Part::Key(key)], &mut found);
             }
-            path.push(key.clone());
-            self.field(key, child, &mut path, &mut found);
-            path.pop();
         }
         // A secret found under a sensitive name is a secret wherever else it appears (a session
         // id in a logged SQL statement, a token in a URL).
         found.secrets.sort_unstable();
         found.secrets.dedup();
-        if let Ok(known) = AhoCorasick::new(&found.secrets)
-            && !found.secrets.is_empty()
+        if !found.secrets.is_empty()
+            && let Ok(known) = AhoCorasick::new(&found.secrets)
         {
             for (key, child) in map.iter_mut() {
                 if key != "_meta" {
-                    path.push(key.clone());
-                    repeated(&known, child, &mut path, &mut found.removed);
-                    path.pop();
+                    repeated(&known, child, &mut vec![Part::Key(key)], &mut found.removed);
                 }
             }
         }
@@ -179,52 +184,48 @@ impl Scrubber {
     }
 
     /// Whether the raw bytes could hold anything to scrub.
-    fn may_hold_secrets(&self, raw: &[u8]) -> bool {
+    pub fn may_hold_secrets(&self, raw: &[u8]) -> bool {
         self.hints.is_match(raw) || has_value_pattern(raw)
     }
 
-    fn field(&self, key: &str, child: &mut Value, path: &mut Vec<String>, found: &mut Found) {
+    fn field<'a>(&self, key: &str, child: &'a mut Value, path: &mut Vec<Part<'a>>, found: &mut Found) {
         if self.is_safe(key) {
             return;
         }
         if self.is_sensitive(key) {
-            let empty = match child {
-                Value::Null => true,
-                Value::String(s) => s.is_empty() || s == FILTERED,
-                _ => false,
-            };
-            if !empty {
+            if !nothing_left(child) {
                 collect_secrets(child, &mut found.secrets);
                 *child = Value::String(FILTERED.into());
-                found.removed.push((path.clone(), RULE_FIELD));
+                found.removed.push((owned(path), RULE_FIELD));
             }
             return;
         }
         self.walk(child, path, found);
     }
 
-    fn walk(&self, v: &mut Value, path: &mut Vec<String>, found: &mut Found) {
+    fn walk<'a>(&self, v: &'a mut Value, path: &mut Vec<Part<'a>>, found: &mut Found) {
         match v {
             Value::Object(map) => {
                 for (key, child) in map.iter_mut() {
-                    path.push(key.clone());
+                    path.push(Part::Key(key));
                     self.field(key, child, path, found);
                     path.pop();
                 }
             }
             Value::Array(items) => {
                 for (i, child) in items.iter_mut().enumerate() {
-                    path.push(i.to_string());
-                    match child {
-                        // A list of pairs (headers, tags, cookies as sent by some SDKs): the
-                        // first is the second's name.
-                        Value::Array(pair) if pair.len() == 2 && pair[0].is_string() => {
-                            let key = pair[0].as_str().unwrap_or_default().to_string();
-                            path.push("1".into());
-                            self.field(&key, &mut pair[1], path, found);
-                            path.pop();
-                        }
-                        _ => self.walk(child, path, found),
+                    path.push(Part::Index(i));
+                    // A list of pairs (headers, tags, cookies as sent by some SDKs): the first
+                    // is the second's name.
+                    let is_pair = matches!(&*child, Value::Array(pair) if pair.len() == 2 && pair[0].is_string());
+                    if !is_pair {
+                        self.walk(child, path, found);
+                    } else if let Value::Array(pair) = child {
+                        let (name, value) = pair.split_at_mut(1);
+                        let name: &'a [Value] = name;
+                        path.push(Part::Index(1));
+                        self.field(name[0].as_str().unwrap_or_default(), &mut value[0], path, found);
+                        path.pop();
                     }
                     path.pop();
                 }
@@ -232,7 +233,7 @@ impl Scrubber {
             Value::String(s) => {
                 if let Some((text, rule)) = self.text(s, &mut found.secrets) {
                     *s = text;
-                    found.removed.push((path.clone(), rule));
+                    found.removed.push((owned(path), rule));
                 }
             }
             _ => {}
@@ -240,18 +241,35 @@ impl Scrubber {
     }
 
     /// One string with the secrets inside it replaced, and the first rule that matched.
-    fn text(&self, s: &str, secrets: &mut Vec<String>) -> Option<(String, &'static str)> {
+    pub(crate) fn text(&self, s: &str, secrets: &mut Vec<String>) -> Option<(String, &'static str)> {
+        // The cheap checks first: most strings are short and hold nothing; then only the
+        // passes whose opening is there.
+        if s.len() < 4 {
+            return None;
+        }
+        let b = s.as_bytes();
+        let values = value_patterns(b);
+        // A sensitive word matters only before a `=` or `:` (the pairs pass).
+        let words = memchr::memchr2(b'=', b':', b).is_some() && self.fields.is_match(s);
+        let pem_at = memchr::memmem::find(b, b"-----BEGIN ").is_some();
+        let bearer_at = memchr::memmem::find(b, b"earer ").is_some() || memchr::memmem::find(b, b"EARER ").is_some();
+        if values & (DIGITS | IBAN | URL) == 0 && !(words || pem_at || bearer_at) {
+            return None;
+        }
         let mut out = std::borrow::Cow::Borrowed(s);
         let mut rule = None;
-        let passes: [(&'static str, &dyn Fn(&Scrubber, &str, &mut Vec<String>) -> Option<String>); 6] = [
-            (RULE_PEM, &|_, s, _| pem(s)),
-            (RULE_URL, &|_, s, _| url_password(s)),
-            (RULE_BEARER, &|_, s, _| bearer(s)),
-            (RULE_FIELD, &|me, s, secrets| me.pairs(s, secrets)),
-            (RULE_CARD, &|_, s, _| digits(s, card_at)),
-            (RULE_IBAN, &|_, s, _| iban(s)),
+        let passes: [(bool, &'static str, &Pass); 6] = [
+            (pem_at, RULE_PEM, &|_, s, _| pem(s)),
+            (values & URL != 0, RULE_URL, &|_, s, _| url_password(s)),
+            (bearer_at, RULE_BEARER, &|_, s, _| bearer(s)),
+            (words, RULE_FIELD, &|me, s, secrets| me.pairs(s, secrets)),
+            (values & DIGITS != 0, RULE_CARD, &|_, s, _| digits(s, card_at)),
+            (values & (DIGITS | IBAN) != 0, RULE_IBAN, &|_, s, _| iban(s)),
         ];
-        for (name, pass) in passes {
+        for (wanted, name, pass) in passes {
+            if !wanted {
+                continue;
+            }
             if let Some(t) = pass(self, &out, secrets) {
                 out = std::borrow::Cow::Owned(t);
                 rule.get_or_insert(name);
@@ -328,6 +346,35 @@ struct Found {
     secrets: Vec<String>,
 }
 
+/// Whether a sensitive value holds nothing to hide: empty, or filtered already (by the SDK),
+/// all through.
+pub(crate) fn nothing_left(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(_) => true,
+        Value::String(s) => s.is_empty() || s == FILTERED,
+        Value::Array(items) => items.iter().all(nothing_left),
+        Value::Object(map) => map.values().all(nothing_left),
+        Value::Number(_) => false,
+    }
+}
+
+/// One step of a path into the event, borrowed while it is walked.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// A path to keep, for `_meta`.
+fn owned(path: &[Part<'_>]) -> Vec<String> {
+    path.iter()
+        .map(|p| match p {
+            Part::Key(k) => k.to_string(),
+            Part::Index(i) => i.to_string(),
+        })
+        .collect()
+}
+
 /// A secret shorter than this is not looked for elsewhere in the event (it would match too
 /// much that is not secret).
 const MIN_SECRET: usize = 8;
@@ -355,24 +402,22 @@ fn collect_secrets(v: &Value, out: &mut Vec<String>) {
 }
 
 /// Replaces the known secrets wherever else they appear.
-fn repeated(known: &AhoCorasick, v: &mut Value, path: &mut Vec<String>, removed: &mut Vec<(Vec<String>, &'static str)>) {
+fn repeated<'a>(known: &AhoCorasick, v: &'a mut Value, path: &mut Vec<Part<'a>>, removed: &mut Vec<(Vec<String>, &'static str)>) {
     match v {
-        Value::String(s) if s != FILTERED => {
-            if known.is_match(s.as_str()) {
-                *s = known.replace_all(s, &vec![FILTERED; known.patterns_len()]);
-                removed.push((path.clone(), RULE_FIELD));
-            }
+        Value::String(s) if s != FILTERED && known.is_match(s.as_str()) => {
+            *s = known.replace_all(s, &vec![FILTERED; known.patterns_len()]);
+            removed.push((owned(path), RULE_FIELD));
         }
         Value::Array(items) => {
             for (i, child) in items.iter_mut().enumerate() {
-                path.push(i.to_string());
+                path.push(Part::Index(i));
                 repeated(known, child, path, removed);
                 path.pop();
             }
         }
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                path.push(key.clone());
+                path.push(Part::Key(key));
                 repeated(known, child, path, removed);
                 path.pop();
             }
@@ -406,37 +451,45 @@ fn record(meta: &mut Value, path: &[String], rule: &'static str) {
 /// The raw-bytes scan for value patterns: a run of 13 or more digits (cards, IBANs written in
 /// groups), an IBAN's opening, a URL with a password, or an escaped ASCII character.
 fn has_value_pattern(raw: &[u8]) -> bool {
+    value_patterns(raw) != 0
+}
+
+const DIGITS: u8 = 1;
+const IBAN: u8 = 2;
+const URL: u8 = 4;
+const ESCAPE: u8 = 8;
+
+/// Which value patterns the bytes may hold, as flags.
+fn value_patterns(raw: &[u8]) -> u8 {
+    let mut found = 0;
     let mut run = 0usize;
-    let mut i = 0;
-    while i < raw.len() {
-        let c = raw[i];
+    for (i, &c) in raw.iter().enumerate() {
         if c.is_ascii_digit() {
             run += 1;
             if run >= 13 {
-                return true;
+                found |= DIGITS;
             }
-        } else if !(c == b' ' || c == b'-') || i == 0 || !raw[i - 1].is_ascii_digit() {
+            continue;
+        }
+        if !(c == b' ' || c == b'-') || i == 0 || !raw[i - 1].is_ascii_digit() {
             run = 0;
         }
         match c {
             b'\\' if raw.get(i + 1) == Some(&b'u') && raw.get(i + 2) == Some(&b'0') && raw.get(i + 3) == Some(&b'0') => {
                 if matches!(raw.get(i + 4), Some(b'0'..=b'7')) {
-                    return true;
+                    found |= ESCAPE;
                 }
             }
-            b':' if raw.get(i + 1) == Some(&b'/') && raw.get(i + 2) == Some(&b'/') => {
-                if url_has_password(&raw[i + 3..]) {
-                    return true;
-                }
+            b':' if raw.get(i + 1) == Some(&b'/') && raw.get(i + 2) == Some(&b'/') && url_has_password(&raw[i + 3..]) => {
+                found |= URL;
             }
             b'A'..=b'Z' if i + 15 <= raw.len() && iban_shape(&raw[i..]) && (i == 0 || !raw[i - 1].is_ascii_alphanumeric()) => {
-                return true;
+                found |= IBAN;
             }
             _ => {}
         }
-        i += 1;
     }
-    false
+    found
 }
 
 /// The authority after `://`: whether it holds `user:password@`.
@@ -541,10 +594,14 @@ fn digits(s: &str, matches: fn(&[u8]) -> bool) -> Option<String> {
         }
         let start = i;
         let mut end = i;
-        let mut found: Vec<u8> = Vec::new();
+        let mut found = [0u8; 20];
+        let mut n = 0;
         while end < b.len() {
             if b[end].is_ascii_digit() {
-                found.push(b[end]);
+                if n < found.len() {
+                    found[n] = b[end];
+                }
+                n += 1;
                 end += 1;
             } else if matches!(b[end], b' ' | b'-') && end + 1 < b.len() && b[end + 1].is_ascii_digit() {
                 end += 1;
@@ -553,7 +610,7 @@ fn digits(s: &str, matches: fn(&[u8]) -> bool) -> Option<String> {
             }
         }
         let alone = end == b.len() || !b[end].is_ascii_alphanumeric();
-        if alone && matches(&found) {
+        if alone && n < found.len() && matches(&found[..n]) {
             out.push_str(&s[copied..start]);
             out.push_str(FILTERED);
             copied = end;
@@ -585,7 +642,7 @@ fn card_at(d: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Two capital letters and two digits, then at least 11 more capitals or digits.
@@ -656,6 +713,10 @@ mod tests {
     fn check(config: &ScrubConfig, input: Value, expected: Value, paths: &[&str]) {
         let raw = serde_json::to_vec(&input).unwrap();
         let s = Scrubber::new(config);
+        // The pass that builds nothing never misses what the full walk scrubs.
+        if s.value(&mut input.clone()) > 0 {
+            assert!(detect::holds_secrets(&s, &raw).unwrap(), "detect missed {input}");
+        }
         let out = s.payload(&raw).map(|b| serde_json::from_slice::<Value>(&b).unwrap()).unwrap_or(input);
         let mut got = out.clone();
         let meta = got.as_object_mut().unwrap().remove("_meta");
@@ -687,10 +748,10 @@ mod tests {
             &ScrubConfig::default(),
             json!({"request": {"headers": {"Authorization": "Basic YWxpY2U6aHVudGVyMg==", "Cookie": "sessionid=abc", "Accept": "text/html"},
                     "cookies": {"sessionid": "abc"}, "data": {"password": "hunter2", "qty": 2}},
-                   "extra": {"API_KEY": 12345, "nested": [{"db_password": {"a": 1}}], "token": ""}}),
+                   "extra": {"API_KEY": 12345, "nested": [{"db_password": {"a": 1}}], "token": "", "auth": {"sdk": "[Filtered]", "n": null}}}),
             json!({"request": {"headers": {"Authorization": "[Filtered]", "Cookie": "[Filtered]", "Accept": "text/html"},
                     "cookies": "[Filtered]", "data": {"password": "[Filtered]", "qty": 2}},
-                   "extra": {"API_KEY": "[Filtered]", "nested": [{"db_password": "[Filtered]"}], "token": ""}}),
+                   "extra": {"API_KEY": "[Filtered]", "nested": [{"db_password": "[Filtered]"}], "token": "", "auth": {"sdk": "[Filtered]", "n": null}}}),
             &["extra.API_KEY", "extra.nested.0.db_password", "request.cookies", "request.data.password", "request.headers.Authorization", "request.headers.Cookie"],
         );
     }
