@@ -49,3 +49,26 @@ sentry_sdk.flush()
     let meta = &event["payload"]["_meta"]["exception"]["values"]["0"];
     assert_eq!(meta["value"][""]["rem"][0][0], "@creditcard:filter", "{meta}");
 }
+
+/// `node tests/js-client/scenarios.mjs SCENARIO DSN`: the real JavaScript SDK.
+fn node_client(scenario: &str, dsn: &str) {
+    let script = crate::harness::workspace_root().join("tests/js-client/scenarios.mjs");
+    let mut cmd = clean_command("node");
+    cmd.arg(script).args([scenario, dsn]);
+    run_ok(&mut cmd);
+}
+
+#[test]
+fn js_capture_message_with_a_stack_is_one_message_issue() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    node_client("message-with-stack", &project.dsn);
+    let groups = server.groups(&project.slug);
+    assert_eq!(groups.len(), 1, "{groups:#?}");
+    // Titled by the message (the newest one's), not by a placeholder type.
+    let title = groups[0]["title"].as_str().unwrap();
+    assert!(title == "Order 17 could not be paid" || title == "Order 18 could not be paid", "{title}");
+    assert_eq!(crate::harness::count(&groups[0]), 2);
+    let event = &server.events_of(&groups[0])[0];
+    assert_eq!(event["payload"]["exception"]["values"][0]["mechanism"]["synthetic"], true);
+}
