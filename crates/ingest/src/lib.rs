@@ -22,6 +22,7 @@
 mod apply;
 mod budget;
 mod discard;
+pub mod items;
 mod keys;
 pub mod process;
 mod rate;
@@ -392,6 +393,9 @@ impl Pipeline {
     async fn submit(&self, processed: process::Processed) -> Result<Accepted, IngestError> {
         for (category, n) in &processed.not_stored {
             self.discards.add(DiscardReason::NotStored, category, *n);
+        }
+        for (reason, category, n) in &processed.discarded {
+            self.discards.add(*reason, category, *n);
         }
         let n = processed.events.len();
         if processed.events.is_empty() && processed.counts.is_empty() {

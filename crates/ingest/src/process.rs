@@ -1,7 +1,8 @@
 //! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
-//! (lenient), group it (pure), and derive a Query event from every db span of a transaction. Envelope items that are not events
-//! (sessions, client reports, attachments, check-ins, logs, unknown types) are counted per type
-//! and dropped: never an error, so no SDK retries them forever.
+//! (lenient), group it (pure), and derive a Query event from every db span of a transaction.
+//! `span` items become transactions and Query events the same way (`items::spans`). Other
+//! envelope items (sessions, client reports, attachments, check-ins, logs, unknown types) are
+//! counted per type and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
 use protocol::event::{normalize_item_bytes, normalize_slice, span_queries};
@@ -40,6 +41,8 @@ pub struct Processed {
     pub counts: Vec<(ProjectId, String, u64)>,
     /// The same items by category, for discard accounting.
     pub not_stored: Vec<(&'static str, u64)>,
+    /// Parts of used items that were dropped (over a bound, unreadable), by reason and category.
+    pub discarded: Vec<(crate::DiscardReason, &'static str, u64)>,
 }
 
 /// Processes every item of an envelope.
@@ -55,8 +58,18 @@ pub fn envelope(
     // Where each item type's count is, so counting stays linear in the number of items.
     let mut slots: HashMap<&str, usize> = HashMap::new();
     let mut categories: HashMap<&'static str, u64> = HashMap::new();
+    let mut span_budget = crate::items::spans::MAX_SPANS;
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
+            ItemType::Span => {
+                let spans = crate::items::spans::read(&item.payload, &mut span_budget);
+                out.discarded.extend(spans.discarded);
+                for segment in spans.segments {
+                    if let Err(reason) = push_segment(&mut out.events, project_id, segment, limits, grouping, scrubber, received) {
+                        out.discarded.push((reason, "span", 1));
+                    }
+                }
+            }
             ItemType::Event | ItemType::Transaction => {
                 let scrubbed = scrubber.payload(&item.payload);
                 let payload = scrubbed.as_deref().unwrap_or(&item.payload);
@@ -123,11 +136,40 @@ fn grown(limits: &Limits, sent: usize, scrubbed: usize) -> std::borrow::Cow<'_, 
 
 /// Groups one event and appends it, with the Query events of its db spans.
 fn push_event(out: &mut Vec<NewEvent>, project_id: ProjectId, event: Event, payload: &[u8], cfg: &GroupingConfig, received: f64) {
-    for query in span_queries(&event) {
-        let payload = span_query_payload(&event, &query);
+    push_queries(out, project_id, &event, cfg, received);
+    out.push(new_event(project_id, &event, payload.to_vec(), cfg, received));
+}
+
+fn push_queries(out: &mut Vec<NewEvent>, project_id: ProjectId, event: &Event, cfg: &GroupingConfig, received: f64) {
+    for query in span_queries(event) {
+        let payload = span_query_payload(event, &query);
         out.push(new_event(project_id, &query, payload, cfg, received));
     }
-    out.push(new_event(project_id, &event, payload.to_vec(), cfg, received));
+}
+
+/// The spans of one segment, from `span` items: scrubbed and normalised as a transaction; its
+/// Query events, and the transaction itself when its segment span was there.
+fn push_segment(
+    out: &mut Vec<NewEvent>,
+    project_id: ProjectId,
+    segment: crate::items::spans::Segment,
+    limits: &Limits,
+    cfg: &GroupingConfig,
+    scrubber: &Scrubber,
+    received: f64,
+) -> Result<(), crate::DiscardReason> {
+    let mut payload = segment.payload;
+    scrubber.value(&mut payload);
+    let payload = serde_json::to_vec(&payload).map_err(|_| crate::DiscardReason::Invalid)?;
+    let event = normalize_slice(&payload, limits, received, None).map_err(|e| {
+        if e.is_too_large() { crate::DiscardReason::TooLarge } else { crate::DiscardReason::Invalid }
+    })?;
+    if segment.complete {
+        push_event(out, project_id, event, &payload, cfg, received);
+    } else {
+        push_queries(out, project_id, &event, cfg, received);
+    }
+    Ok(())
 }
 
 /// Builds the storable form of a normalised event.

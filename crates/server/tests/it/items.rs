@@ -72,3 +72,79 @@ fn js_capture_message_with_a_stack_is_one_message_issue() {
     let event = &server.events_of(&groups[0])[0];
     assert_eq!(event["payload"]["exception"]["values"][0]["mechanism"]["synthetic"], true);
 }
+
+#[test]
+fn js_streamed_spans_become_a_transaction_and_query_events() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    node_client("spans", &project.dsn);
+    let groups = server.groups(&project.slug);
+    let summary = crate::harness::summary(&groups);
+    let tx = crate::harness::find_group_titled(&groups, "transaction", "GET /orders");
+    assert_eq!(crate::harness::count(tx), 1, "{summary}");
+    let query = crate::harness::find_group_titled(&groups, "query", "SELECT * FROM orders WHERE id = ?");
+    assert_eq!(crate::harness::count(query), 3, "{summary}");
+    assert_eq!(query["culprit"], "postgresql · GET /orders", "{summary}");
+    crate::harness::find_group(&groups, "exception", "order export failed");
+    // The transaction's duration is the segment span's; each query's its own (about 5 ms).
+    let event = &server.events_of(tx)[0];
+    assert!(event["time_spent"].as_f64().unwrap() >= 15.0, "{event}");
+    let events = server.events_of(query);
+    assert!(events.iter().all(|e| e["time_spent"].as_f64().unwrap() >= 4.0), "{events:?}");
+}
+
+/// An envelope of `span` items, each `(item_count as claimed, spans)`.
+fn span_envelope(items: &[(usize, Vec<String>)]) -> Vec<u8> {
+    let mut body = String::from("{}\n");
+    for (count, spans) in items {
+        let payload = format!("{{\"version\":2,\"items\":[{}]}}", spans.join(","));
+        body.push_str(&format!(
+            "{{\"type\":\"span\",\"item_count\":{count},\"content_type\":\"application/vnd.sentry.items.span.v2+json\",\"length\":{}}}\n{payload}\n",
+            payload.len()
+        ));
+    }
+    body.into_bytes()
+}
+
+fn db_span(i: usize) -> String {
+    format!(
+        "{{\"span_id\":\"{i:016x}\",\"trace_id\":\"5f066c6f17bd443e963bc7df5800e0fc\",\"name\":\"SELECT * FROM carts WHERE id = {i}\",\
+         \"start_timestamp\":{s},\"end_timestamp\":{e},\"is_segment\":false,\"attributes\":{{\"sentry.op\":{{\"value\":\"db\",\"type\":\"string\"}},\
+         \"sentry.segment.id\":{{\"value\":\"00000000000000aa\",\"type\":\"string\"}},\"db.system\":{{\"value\":\"postgresql\",\"type\":\"string\"}}}}}}",
+        s = 1_700_000_000.0 + i as f64,
+        e = 1_700_000_000.002 + i as f64,
+    )
+}
+
+#[test]
+fn hostile_span_items_are_bounded_and_counted() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let path = format!("/api/{}/envelope/", project.id);
+    let auth = project.auth();
+    let headers = [("X-Sentry-Auth", auth.as_str())];
+    let discarded = |reason: &str| crate::bad_input::discarded(&server, reason, "span");
+
+    // item_count lies both ways: only the spans present count.
+    let body = span_envelope(&[(50, vec![db_span(1), db_span(2)]), (0, vec![db_span(3)])]);
+    assert_eq!(server.post(&path, &headers, &body).status, 200);
+    let groups = server.groups(&project.slug);
+    let query = crate::harness::find_group_titled(&groups, "query", "SELECT * FROM carts WHERE id = ?");
+    assert_eq!(crate::harness::count(query), 3);
+
+    // 100,000 spans in one item (as small as a span can be written): 1,000 are read, the rest
+    // counted; those read have no ids, so they are counted as invalid.
+    let body = span_envelope(&[(100_000, vec!["{}".to_string(); 100_000])]);
+    assert_eq!(server.post(&path, &headers, &body).status, 200);
+    assert_eq!(discarded("too_large"), 99_000);
+    assert_eq!(discarded("invalid"), 1_000);
+
+    // 1,600 real db spans over two items: 1,000 used from the envelope, 600 counted.
+    let body = span_envelope(&[(800, (10..810).map(db_span).collect()), (800, (810..1610).map(db_span).collect())]);
+    assert_eq!(server.post(&path, &headers, &body).status, 200);
+    assert_eq!(discarded("too_large"), 99_600);
+    let groups = server.groups(&project.slug);
+    let query = crate::harness::find_group_titled(&groups, "query", "SELECT * FROM carts WHERE id = ?");
+    assert_eq!(crate::harness::count(query), 1_003);
+    assert_eq!(groups.len(), 1, "no transaction: the segment span never came");
+}
