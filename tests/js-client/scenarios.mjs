@@ -25,6 +25,13 @@ const scenarios = {
       Sentry.captureException(new Error("order export failed"));
     });
   },
+  // User feedback about an error, and feedback on its own.
+  feedback: async () => {
+    Sentry.init({ dsn, release: "shop@1.2.3", environment: "production" });
+    const eventId = Sentry.captureException(new Error("checkout broke"));
+    Sentry.captureFeedback({ message: "The pay button does nothing", name: "Alice", email: "alice@example.com", associatedEventId: eventId });
+    Sentry.captureFeedback({ message: "Love the new cart", name: "Bob" });
+  },
 };
 
 if (!scenarios[scenario]) {

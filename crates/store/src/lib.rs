@@ -15,6 +15,7 @@
 //! after its batch has been committed and fsynced.
 
 mod api;
+mod feedback;
 pub mod fold;
 pub mod histogram;
 mod model;
@@ -22,7 +23,8 @@ mod orgs;
 mod query;
 pub mod sqlite;
 
-pub use api::{Accounts, Admin, EventSink, Maintenance, Orgs, Outbox, Reads, Store, WriteTicket, off_thread};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Store, WriteBatch, WriteTicket, off_thread};
+pub use feedback::{FeedbackRow, NewFeedback};
 pub use model::*;
 pub use orgs::*;
 pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};

@@ -19,13 +19,14 @@ use super::payload::PayloadWriter;
 use super::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::{
-    EventId, EventSink, GroupId, ItemCounts, NewEvent, ProjectId, Result, SpoolMark, StoreError, WriteOutcome, WriteTicket,
+    EventId, EventSink, GroupId, ItemCounts, NewEvent, NewFeedback, ProjectId, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome,
+    WriteTicket,
 };
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, feedback: Vec<NewFeedback>, mark: Option<SpoolMark>, reply: Reply },
     Shutdown,
 }
 
@@ -46,10 +47,11 @@ pub(super) fn start(conn: Connection, payloads: PayloadWriter, batch_max: usize)
 }
 
 impl EventSink for WriterHandle {
-    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket> {
+    fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
+        let WriteBatch { events, counts, feedback, mark } = batch;
         self.tx
-            .send(Msg::Write { events, counts, mark, reply })
+            .send(Msg::Write { events, counts, feedback, mark, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -68,14 +70,16 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
         let mut marks: Vec<SpoolMark> = Vec::new();
+        let mut feedback: Vec<NewFeedback> = Vec::new();
         let mut size = 0;
         let mut stop = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, mark, reply } => {
-                    size += events.len().max(1);
+                Msg::Write { events, counts, feedback: mut more, mark, reply } => {
+                    size += events.len().max(1) + more.len();
+                    feedback.append(&mut more);
                     if let Some(m) = mark {
                         match marks.iter_mut().find(|k| k.spool == m.spool) {
                             Some(k) => k.position = k.position.max(m.position),
@@ -92,7 +96,7 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
         }
         if !batch.is_empty() {
             let jobs = Batch { jobs: batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect() };
-            match apply(&mut conn, &mut payloads, &jobs, &marks) {
+            match apply(&mut conn, &mut payloads, &jobs, &feedback, &marks) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));
@@ -123,6 +127,7 @@ fn apply(
     conn: &mut Connection,
     payloads: &mut PayloadWriter,
     batch: &Batch<'_>,
+    feedback: &[NewFeedback],
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
@@ -139,6 +144,7 @@ fn apply(
             continue;
         }
         write_deltas(&tx, &plan, &ids)?;
+        super::feedback::write(&tx, feedback)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;
