@@ -398,13 +398,13 @@ impl Pipeline {
             self.discards.add(*reason, category, *n);
         }
         let n = processed.events.len();
-        if processed.events.is_empty() && processed.counts.is_empty() {
+        if processed.events.is_empty() && processed.counts.is_empty() && processed.feedback.is_empty() {
             return Ok(Accepted { event_id: processed.event_id });
         }
         if n > 0 && self.spool.waiting_events() + n as u64 > self.queue_capacity as u64 {
             return Err(IngestError::Overloaded);
         }
-        let data = record::encode(&processed.events, &processed.counts);
+        let data = record::encode(&processed.events, &processed.counts, &processed.feedback);
         drop(processed.events);
         let ticket = self.spool.append(data, n as u32).map_err(spool_refusal)?;
         ticket.wait().await.map_err(spool_refusal)?;

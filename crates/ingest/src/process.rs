@@ -41,6 +41,8 @@ pub struct Processed {
     pub counts: Vec<(ProjectId, String, u64)>,
     /// The same items by category, for discard accounting.
     pub not_stored: Vec<(&'static str, u64)>,
+    /// User feedback (`feedback` and `user_report` items).
+    pub feedback: Vec<store::NewFeedback>,
     /// Parts of used items that were dropped (over a bound, unreadable), by reason and category.
     pub discarded: Vec<(crate::DiscardReason, &'static str, u64)>,
 }
@@ -61,6 +63,12 @@ pub fn envelope(
     let mut span_budget = crate::items::spans::MAX_SPANS;
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
+            ItemType::Other(ref ty) if crate::items::feedback::is_feedback(ty) => {
+                match crate::items::feedback::read(ty, &item.payload, project_id, env.event_id(), scrubber, received) {
+                    Some(f) => out.feedback.push(f),
+                    None => out.discarded.push((crate::DiscardReason::Invalid, "feedback", 1)),
+                }
+            }
             ItemType::Span => {
                 let spans = crate::items::spans::read(&item.payload, &mut span_budget);
                 out.discarded.extend(spans.discarded);

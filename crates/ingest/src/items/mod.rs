@@ -2,4 +2,5 @@
 //! each becomes what is stored. `process` calls them; each is bounded by construction and
 //! counts what it drops.
 
+pub mod feedback;
 pub mod spans;

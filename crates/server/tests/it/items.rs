@@ -148,3 +148,24 @@ fn hostile_span_items_are_bounded_and_counted() {
     assert_eq!(crate::harness::count(query), 1_003);
     assert_eq!(groups.len(), 1, "no transaction: the segment span never came");
 }
+
+#[test]
+fn js_feedback_is_listed_and_linked_to_its_issue() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    node_client("feedback", &project.dsn);
+    let feedback = crate::harness::into_array(server.cli_json(&["feedback", "--project", "shop", "--json"]));
+    assert_eq!(feedback.len(), 2, "{feedback:#?}");
+    let groups = server.groups(&project.slug);
+    let issue = crate::harness::find_group(&groups, "exception", "checkout broke");
+    let about = feedback.iter().find(|f| f["name"] == "Alice").unwrap();
+    assert_eq!(about["message"], "The pay button does nothing");
+    assert_eq!(about["email"], "alice@example.com");
+    assert_eq!(about["group_id"], issue["id"]);
+    let alone = feedback.iter().find(|f| f["name"] == "Bob").unwrap();
+    assert_eq!((alone["message"].as_str(), alone["group_id"].is_null()), (Some("Love the new cart"), true));
+    let text = server.cli_ok(&["feedback", "--project", "shop"]);
+    assert!(text.contains("Alice <alice@example.com>") && text.contains("    The pay button does nothing"), "{text}");
+    // Feedback is not an issue of its own.
+    assert_eq!(groups.len(), 1, "{}", crate::harness::summary(&groups));
+}
