@@ -694,4 +694,7 @@ fn feedback_is_stored_once_with_the_issue_of_its_event(store: Arc<dyn Store>) {
     assert_eq!(of_group.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 1"]);
     assert_eq!(store.feedback(p.id, 1).unwrap().len(), 1);
     assert!(store.feedback(other.id, 10).unwrap().is_empty());
+    // Retention: feedback received before the cutoff goes, like events.
+    store.cleanup(1001.5).unwrap();
+    assert_eq!(store.feedback(p.id, 10).unwrap().iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 2"]);
 }

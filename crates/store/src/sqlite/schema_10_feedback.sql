@@ -17,3 +17,4 @@ CREATE TABLE feedback (
 CREATE INDEX feedback_project ON feedback(project_id, timestamp);
 CREATE INDEX feedback_group ON feedback(group_id, timestamp);
 CREATE INDEX feedback_event ON feedback(project_id, event_id);
+CREATE INDEX feedback_received ON feedback(received);
