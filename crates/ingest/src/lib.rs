@@ -158,6 +158,9 @@ pub enum Endpoint {
     /// `/api/{project}/store/`, or `/api/store/` where the key alone names the project: the
     /// key was checked ([`Pipeline::authorize`]) before the body was read, for this project.
     Store(ProjectId),
+    /// `/api/{project}/user-feedback/`: one user report as JSON (`{event_id, name, email,
+    /// comments}`); the key was checked before the body was read, as for `Store`.
+    UserFeedback(ProjectId),
 }
 
 /// A request as the edge read it.
@@ -381,6 +384,7 @@ impl Pipeline {
                 hold(reservation, json.len())?;
                 Ok(process::store_body(project, &json, limits, &self.grouping, self.scrubber(project), received)?)
             }
+            Endpoint::UserFeedback(project) => Ok(process::user_feedback(project, &data, self.scrubber(project), received)?),
         }
     }
 

@@ -20,6 +20,8 @@ pub enum ProcessError {
     Event { what: String, source: NormalizeError },
     #[error("the event is {size} bytes after decompression; the limit is {limit} bytes")]
     EventTooLarge { size: usize, limit: usize },
+    #[error("the feedback is not valid: send a JSON object with `comments` (and `event_id`, `name`, `email`)")]
+    Feedback,
 }
 
 impl ProcessError {
@@ -28,6 +30,7 @@ impl ProcessError {
         match self {
             ProcessError::EventTooLarge { .. } => true,
             ProcessError::Event { source, .. } => source.is_too_large(),
+            ProcessError::Feedback => false,
         }
     }
 }
@@ -129,6 +132,12 @@ pub fn store_body(
     let mut out = Processed { event_id: Some(event.event_id), ..Processed::default() };
     push_event(&mut out.events, project_id, event, body, grouping, received);
     Ok(out)
+}
+
+/// Processes a body of the user feedback endpoint: one user report.
+pub fn user_feedback(project_id: ProjectId, body: &[u8], scrubber: &Scrubber, received: f64) -> Result<Processed, ProcessError> {
+    let feedback = crate::items::feedback::read("user_report", body, project_id, None, scrubber, received).ok_or(ProcessError::Feedback)?;
+    Ok(Processed { event_id: Some(feedback.feedback_id), feedback: vec![feedback], ..Processed::default() })
 }
 
 /// The limits for a scrubbed payload: `[Filtered]` and `_meta` may make it a little larger than

@@ -169,3 +169,36 @@ fn js_feedback_is_listed_and_linked_to_its_issue() {
     // Feedback is not an issue of its own.
     assert_eq!(groups.len(), 1, "{}", crate::harness::summary(&groups));
 }
+
+#[test]
+fn user_reports_through_the_endpoint_and_the_envelope_item() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let event_id = "0123456789abcdef0123456789abcdef";
+    server.send_event(&project, &serde_json::json!({"event_id": event_id, "message": "checkout failed"}));
+    let auth = project.auth();
+    let path = format!("/api/{}/user-feedback/", project.id);
+    let report = format!(r#"{{"event_id":"{event_id}","name":"Carol","email":"carol@example.com","comments":"It said try again, my token=abc123 is in the URL"}}"#);
+    let r = server.post(&path, &[("X-Sentry-Auth", &auth), ("Content-Type", "application/json")], report.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    // The same report again (a client's retry) is the same feedback.
+    assert_eq!(server.post(&path, &[("X-Sentry-Auth", &auth)], report.as_bytes()).status, 200);
+    assert_eq!(server.post(&path, &[], report.as_bytes()).status, 401);
+    assert_eq!(server.post(&path, &[("X-Sentry-Auth", &auth)], b"{\"name\":\"no comments\"}").status, 400);
+
+    let item = r#"{"event_id":"0123456789abcdef0123456789abcdef","name":"Dan","email":"dan@example.com","comments":"Me too"}"#;
+    let envelope = format!("{{}}\n{{\"type\":\"user_report\",\"length\":{}}}\n{item}\n", item.len());
+    let env_path = format!("/api/{}/envelope/", project.id);
+    assert_eq!(server.post(&env_path, &[("X-Sentry-Auth", &auth)], envelope.as_bytes()).status, 200);
+
+    let feedback = crate::harness::into_array(server.cli_json(&["feedback", "--project", "shop", "--json"]));
+    let group = &server.groups(&project.slug)[0];
+    let mut names: Vec<&str> = feedback.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["Carol", "Dan"], "{feedback:#?}");
+    assert!(feedback.iter().all(|f| f["group_id"] == group["id"]));
+    let carol = feedback.iter().find(|f| f["name"] == "Carol").unwrap();
+    assert_eq!(carol["message"], "It said try again, my token=[Filtered] is in the URL");
+    let html = server.get_as(&server.admin_session(), &format!("/p/shop/issues/{}/", group["id"])).text();
+    assert!(html.contains("id=\"issue-feedback\"") && html.contains("Me too"), "the issue page shows its feedback");
+}
