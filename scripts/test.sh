@@ -19,7 +19,9 @@
 #     Matrix homeserver, and `gntp`, the GNTP receiver's parser (apart: Synapse pins its own
 #     dependencies);
 #   - apt: nodejs and npm, and tests/oidc/node_modules: the OpenID provider (oidc-provider, pinned
-#     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback.
+#     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback, and
+#     tests/js-client/node_modules: the real JavaScript SDK (@sentry/node, pinned in
+#     tests/js-client/package-lock.json);
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
 # binaries), `cargo clippy --workspace --all-targets -- -D warnings`, and `cargo test --workspace`,
 # with the env vars the tests read:
@@ -133,6 +135,14 @@ if [ "$(cat tests/oidc/node_modules/.lock.sha256 2>/dev/null)" != "$oidc_want" ]
   say "npm: installing oidc-provider into tests/oidc/node_modules"
   npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
   echo "$oidc_want" >tests/oidc/node_modules/.lock.sha256
+fi
+
+# --- 5. the real JavaScript SDK (@sentry/node) as a test client -------------------------------
+js_want="$(sha256sum tests/js-client/package-lock.json | cut -d' ' -f1) $(node --version)"
+if [ "$(cat tests/js-client/node_modules/.lock.sha256 2>/dev/null)" != "$js_want" ]; then
+  say "npm: installing @sentry/node into tests/js-client/node_modules"
+  npm ci --prefix tests/js-client --no-audit --no-fund --loglevel=error
+  echo "$js_want" >tests/js-client/node_modules/.lock.sha256
 fi
 
 export SENTRY_TEST_PYTHON="$ROOT/.venv/bin/python"

@@ -185,6 +185,21 @@ impl Kind for ExceptionKind {
         if event.exceptions.is_empty() {
             return vec![component("message", vec![message_key(event)])];
         }
+        if let Some(message) = synthetic_message(event) {
+            // A message sent with a stack: the message decides, the frames only explain.
+            let key = match &event.message {
+                Some(_) => message_key(event),
+                None => message::normalize(message),
+            };
+            let mut out = vec![component("message", vec![key])];
+            if let Some(frame) = exception_stacks(event).last().and_then(|f| f.iter().rev().find(|f| in_app(f)).or(f.last())) {
+                out.push(Component {
+                    contributes: false,
+                    ..component("frame", vec![frame_location(frame), clean_function(frame.function.as_deref().unwrap_or(""))])
+                });
+            }
+            return out;
+        }
         let stacks = exception_stacks(event);
         let has_frames = stacks.iter().any(|s| !s.is_empty());
         let any_in_app = stacks.iter().flat_map(|s| s.iter()).any(in_app);
@@ -223,6 +238,9 @@ impl Kind for ExceptionKind {
     }
 
     fn title(&self, event: &Event) -> String {
+        if let Some(message) = synthetic_message(event) {
+            return truncate(first_line(message).unwrap_or("<unlabeled event>"));
+        }
         let Some(main) = event.main_exception() else {
             return MessageKind.title(event);
         };
@@ -429,6 +447,24 @@ fn truncate(s: &str) -> String {
     let mut out: String = s.chars().take(MAX_TITLE - 1).collect();
     out.push('…');
     out
+}
+
+/// The message of a synthetic exception that stands for a message sent with a stack trace
+/// (the JavaScript SDK's `captureMessage` with `attachStacktrace`: `mechanism.synthetic`, no
+/// type or a message beside it): the event's message, else the exception's value. A synthetic
+/// exception with a type and no message (a native crash's signal) is not one: it groups by its
+/// crash function.
+fn synthetic_message(event: &Event) -> Option<&str> {
+    let main = event.main_exception()?;
+    if !main.mechanism.as_ref().is_some_and(|m| m.synthetic) {
+        return None;
+    }
+    let from_message = event.message.as_ref().map(message_text).and_then(|m| non_empty(Some(m)));
+    match (from_message, non_empty(main.ty.as_deref())) {
+        (Some(m), _) => Some(m),
+        (None, None) => non_empty(main.value.as_deref()),
+        (None, Some(_)) => None,
+    }
 }
 
 /// The formatted message, else the template.

@@ -12,6 +12,7 @@ fn main() {
     let encoding = if path.ends_with(".gz") { protocol::ContentEncoding::Gzip } else { protocol::ContentEncoding::Identity };
     let limits = protocol::Limits::default();
     let cfg = grouping::GroupingConfig::default();
+    let scrubber = ingest::scrub::Scrubber::default();
     let time = |name: &str, f: &mut dyn FnMut()| {
         let start = Instant::now();
         for _ in 0..rounds {
@@ -35,14 +36,27 @@ fn main() {
     time("normalize", &mut || {
         std::hint::black_box(protocol::event::normalize_item(item, &limits, 0.0, None).unwrap());
     });
+    time("scan", &mut || {
+        std::hint::black_box(scrubber.may_hold_secrets(&item.payload));
+    });
+    time("detect", &mut || {
+        std::hint::black_box(ingest::scrub::detect::holds_secrets(&scrubber, &item.payload).unwrap());
+    });
+    time("scrub", &mut || {
+        std::hint::black_box(scrubber.payload(&item.payload));
+    });
     time("group", &mut || {
         std::hint::black_box(grouping::group(&event, &cfg));
     });
-    let processed = ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, 0.0).unwrap();
+    let processed = ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, &scrubber, 0.0).unwrap();
     time("spool record", &mut || {
-        std::hint::black_box(ingest::encode_record(&processed.events, &processed.counts));
+        std::hint::black_box(ingest::encode_record(&processed.events, &processed.counts, &processed.feedback));
     });
     time("whole", &mut || {
-        std::hint::black_box(ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, 0.0).unwrap());
+        std::hint::black_box(ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, &scrubber, 0.0).unwrap());
+    });
+    let off = ingest::scrub::Scrubber::new(&ingest::scrub::ScrubConfig { enabled: false, ..Default::default() });
+    time("no scrubbing", &mut || {
+        std::hint::black_box(ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, &off, 0.0).unwrap());
     });
 }

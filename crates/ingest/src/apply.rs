@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use spool::{Lsn, Record};
 use protocol::{EventId, Level};
-use store::{ItemCounts, NewEvent, ProjectId, SpoolMark, StoreError, WriteOutcome};
+use store::{ItemCounts, NewEvent, ProjectId, SpoolMark, StoreError, WriteBatch, WriteOutcome};
 
 use crate::record;
 use crate::{DiscardReason, Pipeline};
@@ -54,6 +54,7 @@ impl LagHistogram {
 struct Decoded {
     events: Vec<NewEvent>,
     counts: Vec<(ProjectId, String, u64)>,
+    feedback: Vec<store::NewFeedback>,
 }
 
 /// Decodes records; one that does not decode is left out (and, when `report`, logged and
@@ -65,6 +66,7 @@ fn decode(pipeline: &Pipeline, records: &[Record], report: bool) -> Decoded {
             Ok(mut s) => {
                 out.events.append(&mut s.events);
                 out.counts.append(&mut s.counts);
+                out.feedback.append(&mut s.feedback);
             }
             Err(e) if report => {
                 tracing::error!(error = %e, position = r.start, events = r.events, "skipping a spool record that does not decode");
@@ -86,12 +88,12 @@ fn write(pipeline: &Pipeline, records: &[Record], end: Lsn) -> Option<Result<(He
     let mut pause = Duration::from_millis(50);
     let mut told = false;
     loop {
-        let Decoded { events, counts } = decode(pipeline, records, !told);
+        let Decoded { events, counts, feedback } = decode(pipeline, records, !told);
         let heads: Heads = events.iter().map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level)).collect();
         let mark = SpoolMark { spool: pipeline.spool.id().to_string(), position: end };
         let result = pipeline
             .writer
-            .write_through(events, ItemCounts(counts), Some(mark))
+            .write_batch(WriteBatch { events, counts: ItemCounts(counts), feedback, mark: Some(mark) })
             .and_then(|ticket| ticket.wait_blocking());
         match result {
             Ok(outcomes) => {

@@ -9,7 +9,8 @@
 //! 2. parse (`protocol::envelope`), and find the key (the request's, else the envelope's DSN);
 //! 3. [`Pipeline::authorize`]: the key must exist, belong to the project and not be revoked;
 //!    the key's and project's per-minute rates are checked;
-//! 4. [`process`]: each `event` / `transaction` item is normalised and grouped; a transaction's
+//! 4. [`process`]: each `event` / `transaction` item is scrubbed of secrets ([`scrub`]),
+//!    normalised and grouped; a transaction's
 //!    db spans become Query events of their own. Other item types are counted, not stored;
 //! 5. submit: the processed events become one record (`record`) appended to the spool
 //!    (`spool::Spool`); the call returns once the group commit holding it is fsynced. Past the
@@ -21,10 +22,12 @@
 mod apply;
 mod budget;
 mod discard;
+pub mod items;
 mod keys;
 pub mod process;
 mod rate;
 mod record;
+pub mod scrub;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,6 +138,9 @@ pub struct PipelineConfig {
     pub project_limits: std::collections::HashMap<ProjectId, u64>,
     /// Bytes of bodies and queued events held in memory at most.
     pub max_inflight_bytes: usize,
+    /// How secrets are scrubbed: the default, and projects whose settings differ.
+    pub scrub: scrub::ScrubConfig,
+    pub project_scrub: std::collections::HashMap<ProjectId, scrub::ScrubConfig>,
 }
 
 /// The project a request was authorized for.
@@ -152,6 +158,9 @@ pub enum Endpoint {
     /// `/api/{project}/store/`, or `/api/store/` where the key alone names the project: the
     /// key was checked ([`Pipeline::authorize`]) before the body was read, for this project.
     Store(ProjectId),
+    /// `/api/{project}/user-feedback/`: one user report as JSON (`{event_id, name, email,
+    /// comments}`); the key was checked before the body was read, as for `Store`.
+    UserFeedback(ProjectId),
 }
 
 /// A request as the edge read it.
@@ -188,6 +197,8 @@ pub struct Pipeline {
     rates: RateLimiter,
     config: PipelineConfig,
     grouping: grouping::GroupingConfig,
+    scrubber: scrub::Scrubber,
+    project_scrubbers: std::collections::HashMap<ProjectId, scrub::Scrubber>,
     stored: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
     /// Only what this node stored (to tell the other nodes).
     stored_here: tokio::sync::broadcast::Sender<Arc<Vec<StoredEvent>>>,
@@ -222,6 +233,8 @@ impl Pipeline {
             writer,
             spool,
             grouping: grouping::GroupingConfig::default(),
+            scrubber: scrub::Scrubber::new(&config.scrub),
+            project_scrubbers: config.project_scrub.iter().map(|(p, c)| (*p, scrub::Scrubber::new(c))).collect(),
             stored: tokio::sync::broadcast::channel(1024).0,
             stored_here: tokio::sync::broadcast::channel(1024).0,
             budget: MemoryBudget::new(config.max_inflight_bytes),
@@ -384,15 +397,21 @@ impl Pipeline {
                         self.authorize(Some(project), key.as_deref())?
                     }
                 };
-                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, received)?)
+                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, self.scrubber(auth.project_id), received)?)
             }
             Endpoint::Store(project) => {
                 let json = decode_store_body(&data, limits.max_decompressed_bytes)?;
                 drop(data);
                 hold(reservation, json.len())?;
-                Ok(process::store_body(project, &json, limits, &self.grouping, received)?)
+                Ok(process::store_body(project, &json, limits, &self.grouping, self.scrubber(project), received)?)
             }
+            Endpoint::UserFeedback(project) => Ok(process::user_feedback(project, &data, self.scrubber(project), received)?),
         }
+    }
+
+    /// The project's scrubber.
+    fn scrubber(&self, project: ProjectId) -> &scrub::Scrubber {
+        self.project_scrubbers.get(&project).unwrap_or(&self.scrubber)
     }
 
     /// Appends processed events to the spool; returns once they are durable there.
@@ -400,14 +419,17 @@ impl Pipeline {
         for (category, n) in &processed.not_stored {
             self.discards.add(DiscardReason::NotStored, category, *n);
         }
+        for (reason, category, n) in &processed.discarded {
+            self.discards.add(*reason, category, *n);
+        }
         let n = processed.events.len();
-        if processed.events.is_empty() && processed.counts.is_empty() {
+        if processed.events.is_empty() && processed.counts.is_empty() && processed.feedback.is_empty() {
             return Ok(Accepted { event_id: processed.event_id });
         }
         if n > 0 && self.spool.waiting_events() + n as u64 > self.queue_capacity as u64 {
             return Err(IngestError::Overloaded);
         }
-        let data = record::encode(&processed.events, &processed.counts);
+        let data = record::encode(&processed.events, &processed.counts, &processed.feedback);
         drop(processed.events);
         let ticket = self.spool.append(data, n as u32).map_err(spool_refusal)?;
         ticket.wait().await.map_err(spool_refusal)?;

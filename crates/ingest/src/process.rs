@@ -1,15 +1,17 @@
-//! From request body to storable events: normalise each event (lenient), group it (pure), and
-//! derive a Query event from every db span of a transaction. Envelope items that are not events
-//! (sessions, client reports, attachments, check-ins, logs, unknown types) are counted per type
-//! and dropped: never an error, so no SDK retries them forever.
+//! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
+//! (lenient), group it (pure), and derive a Query event from every db span of a transaction.
+//! `span` items become transactions and Query events the same way (`items::spans`). Other
+//! envelope items (sessions, client reports, attachments, check-ins, logs, unknown types) are
+//! counted per type and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
-use protocol::event::{normalize_item, normalize_slice, span_queries};
+use protocol::event::{normalize_item_bytes, normalize_slice, span_queries};
 use protocol::{Envelope, Event, EventId, ItemType, Limits, NormalizeError};
 use std::collections::HashMap;
 
 use store::{NewEvent, ProjectId};
 
+use crate::scrub::Scrubber;
 
 /// Why a body could not be turned into events.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +20,8 @@ pub enum ProcessError {
     Event { what: String, source: NormalizeError },
     #[error("the event is {size} bytes after decompression; the limit is {limit} bytes")]
     EventTooLarge { size: usize, limit: usize },
+    #[error("the feedback is not valid: send a JSON object with `comments` (and `event_id`, `name`, `email`)")]
+    Feedback,
 }
 
 impl ProcessError {
@@ -26,6 +30,7 @@ impl ProcessError {
         match self {
             ProcessError::EventTooLarge { .. } => true,
             ProcessError::Event { source, .. } => source.is_too_large(),
+            ProcessError::Feedback => false,
         }
     }
 }
@@ -39,6 +44,10 @@ pub struct Processed {
     pub counts: Vec<(ProjectId, String, u64)>,
     /// The same items by category, for discard accounting.
     pub not_stored: Vec<(&'static str, u64)>,
+    /// User feedback (`feedback` and `user_report` items).
+    pub feedback: Vec<store::NewFeedback>,
+    /// Parts of used items that were dropped (over a bound, unreadable), by reason and category.
+    pub discarded: Vec<(crate::DiscardReason, &'static str, u64)>,
 }
 
 /// Processes every item of an envelope.
@@ -47,22 +56,43 @@ pub fn envelope(
     env: &Envelope,
     limits: &Limits,
     grouping: &GroupingConfig,
+    scrubber: &Scrubber,
     received: f64,
 ) -> Result<Processed, ProcessError> {
     let mut out = Processed { event_id: env.event_id(), ..Processed::default() };
     // Where each item type's count is, so counting stays linear in the number of items.
     let mut slots: HashMap<&str, usize> = HashMap::new();
     let mut categories: HashMap<&'static str, u64> = HashMap::new();
+    let mut span_budget = crate::items::spans::MAX_SPANS;
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
+            ItemType::Other(ref ty) if crate::items::feedback::is_feedback(ty) => {
+                match crate::items::feedback::read(ty, &item.payload, project_id, env.event_id(), scrubber, received) {
+                    Some(f) => out.feedback.push(f),
+                    None => out.discarded.push((crate::DiscardReason::Invalid, "feedback", 1)),
+                }
+            }
+            ItemType::Span => {
+                let spans = crate::items::spans::read(&item.payload, &mut span_budget);
+                out.discarded.extend(spans.discarded);
+                for segment in spans.segments {
+                    if let Err(reason) = push_segment(&mut out.events, project_id, segment, limits, grouping, scrubber, received) {
+                        out.discarded.push((reason, "span", 1));
+                    }
+                }
+            }
             ItemType::Event | ItemType::Transaction => {
-                let event = normalize_item(item, limits, received, out.event_id).map_err(|source| {
-                    ProcessError::Event { what: format!("envelope item {index} ({})", item.ty.as_str()), source }
-                })?;
+                let scrubbed = scrubber.payload(&item.payload);
+                let payload = scrubbed.as_deref().unwrap_or(&item.payload);
+                let event = normalize_item_bytes(item, payload, &grown(limits, item.payload.len(), payload.len()), received, out.event_id)
+                    .map_err(|source| ProcessError::Event {
+                        what: format!("envelope item {index} ({})", item.ty.as_str()),
+                        source,
+                    })?;
                 if out.event_id.is_none() {
                     out.event_id = Some(event.event_id);
                 }
-                push_event(&mut out.events, project_id, event, &item.payload, grouping, received);
+                push_event(&mut out.events, project_id, event, payload, grouping, received);
             }
             _ => {
                 let ty = item.ty.as_str();
@@ -88,25 +118,75 @@ pub fn store_body(
     body: &[u8],
     limits: &Limits,
     grouping: &GroupingConfig,
+    scrubber: &Scrubber,
     received: f64,
 ) -> Result<Processed, ProcessError> {
     if body.len() > limits.max_event_bytes {
         return Err(ProcessError::EventTooLarge { size: body.len(), limit: limits.max_event_bytes });
     }
-    let event = normalize_slice(body, limits, received, None)
+    let sent = body.len();
+    let scrubbed = scrubber.payload(body);
+    let body = scrubbed.as_deref().unwrap_or(body);
+    let event = normalize_slice(body, &grown(limits, sent, body.len()), received, None)
         .map_err(|source| ProcessError::Event { what: "the request body".into(), source })?;
     let mut out = Processed { event_id: Some(event.event_id), ..Processed::default() };
     push_event(&mut out.events, project_id, event, body, grouping, received);
     Ok(out)
 }
 
+/// Processes a body of the user feedback endpoint: one user report.
+pub fn user_feedback(project_id: ProjectId, body: &[u8], scrubber: &Scrubber, received: f64) -> Result<Processed, ProcessError> {
+    let feedback = crate::items::feedback::read("user_report", body, project_id, None, scrubber, received).ok_or(ProcessError::Feedback)?;
+    Ok(Processed { event_id: Some(feedback.feedback_id), feedback: vec![feedback], ..Processed::default() })
+}
+
+/// The limits for a scrubbed payload: `[Filtered]` and `_meta` may make it a little larger than
+/// what the client sent, which was within the limit.
+fn grown(limits: &Limits, sent: usize, scrubbed: usize) -> std::borrow::Cow<'_, Limits> {
+    if scrubbed <= limits.max_event_bytes || sent > limits.max_event_bytes {
+        return std::borrow::Cow::Borrowed(limits);
+    }
+    let mut grown = limits.clone();
+    grown.max_event_bytes = scrubbed;
+    std::borrow::Cow::Owned(grown)
+}
+
 /// Groups one event and appends it, with the Query events of its db spans.
 fn push_event(out: &mut Vec<NewEvent>, project_id: ProjectId, event: Event, payload: &[u8], cfg: &GroupingConfig, received: f64) {
-    for query in span_queries(&event) {
-        let payload = span_query_payload(&event, &query);
+    push_queries(out, project_id, &event, cfg, received);
+    out.push(new_event(project_id, &event, payload.to_vec(), cfg, received));
+}
+
+fn push_queries(out: &mut Vec<NewEvent>, project_id: ProjectId, event: &Event, cfg: &GroupingConfig, received: f64) {
+    for query in span_queries(event) {
+        let payload = span_query_payload(event, &query);
         out.push(new_event(project_id, &query, payload, cfg, received));
     }
-    out.push(new_event(project_id, &event, payload.to_vec(), cfg, received));
+}
+
+/// The spans of one segment, from `span` items: scrubbed and normalised as a transaction; its
+/// Query events, and the transaction itself when its segment span was there.
+fn push_segment(
+    out: &mut Vec<NewEvent>,
+    project_id: ProjectId,
+    segment: crate::items::spans::Segment,
+    limits: &Limits,
+    cfg: &GroupingConfig,
+    scrubber: &Scrubber,
+    received: f64,
+) -> Result<(), crate::DiscardReason> {
+    let mut payload = segment.payload;
+    scrubber.value(&mut payload);
+    let payload = serde_json::to_vec(&payload).map_err(|_| crate::DiscardReason::Invalid)?;
+    let event = normalize_slice(&payload, limits, received, None).map_err(|e| {
+        if e.is_too_large() { crate::DiscardReason::TooLarge } else { crate::DiscardReason::Invalid }
+    })?;
+    if segment.complete {
+        push_event(out, project_id, event, &payload, cfg, received);
+    } else {
+        push_queries(out, project_id, &event, cfg, received);
+    }
+    Ok(())
 }
 
 /// Builds the storable form of a normalised event.

@@ -3,27 +3,29 @@
 //! Processing happens before the spool, so that every refusal a client can get (400, 401, 413,
 //! 429) is answered before the 200; the spool only carries what is certain to be stored.
 //!
-//! Layout: a version byte, then the events, then the counts; numbers little-endian, strings
-//! and byte strings as a u32 length and the bytes. A record that does not decode (written by a
+//! Layout: a version byte, then the events, then the counts, then (from version 2) the user
+//! feedback; numbers little-endian, strings and byte strings as a u32 length and the bytes.
+//! Version 1 records (no feedback) still decode. A record that does not decode (written by a
 //! newer version, or damaged in a way the checksum missed) is refused whole, never guessed at.
 
 use protocol::{EventId, Level};
-use store::{NewEvent, ProjectId};
+use store::{NewEvent, NewFeedback, ProjectId};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// The processed form of one request.
 #[derive(Debug, Default, PartialEq)]
 pub struct Spooled {
     pub events: Vec<NewEvent>,
     pub counts: Vec<(ProjectId, String, u64)>,
+    pub feedback: Vec<NewFeedback>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("a spool record does not decode: {0}")]
 pub struct RecordError(&'static str);
 
-pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)]) -> Vec<u8> {
+pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], feedback: &[NewFeedback]) -> Vec<u8> {
     let size: usize = events.iter().map(|e| e.payload.len() + e.title.len() + e.components.len() + 160).sum();
     let mut w = Writer(Vec::with_capacity(size + 32 * counts.len() + 16));
     w.0.push(VERSION);
@@ -60,12 +62,31 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)]) -> Vec<u
         w.str(ty);
         w.u64(*n);
     }
+    w.u32(feedback.len() as u32);
+    for f in feedback {
+        w.i64(f.project_id.0);
+        w.0.extend_from_slice(&f.feedback_id.0);
+        match f.event_id {
+            Some(e) => {
+                w.0.push(1);
+                w.0.extend_from_slice(&e.0);
+            }
+            None => w.0.push(0),
+        }
+        w.str(&f.name);
+        w.str(&f.email);
+        w.str(&f.message);
+        w.opt_str(f.url.as_deref());
+        w.f64(f.timestamp);
+        w.f64(f.received);
+    }
     w.0
 }
 
 pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
     let mut r = Reader(data);
-    if r.u8()? != VERSION {
+    let version = r.u8()?;
+    if !(1..=VERSION).contains(&version) {
         return Err(RecordError("unknown version"));
     }
     let n = r.u32()? as usize;
@@ -125,10 +146,38 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
     for _ in 0..n {
         counts.push((ProjectId(r.i64()?), r.str()?, r.u64()?));
     }
+    let mut feedback = Vec::new();
+    if version >= 2 {
+        let n = r.u32()? as usize;
+        // Every feedback takes more than 40 bytes.
+        if n > r.0.len() / 40 {
+            return Err(RecordError("feedback count larger than the record"));
+        }
+        for _ in 0..n {
+            let project_id = ProjectId(r.i64()?);
+            let feedback_id = EventId(r.array()?);
+            let event_id = match r.u8()? {
+                0 => None,
+                1 => Some(EventId(r.array()?)),
+                _ => return Err(RecordError("feedback event flag")),
+            };
+            feedback.push(NewFeedback {
+                project_id,
+                feedback_id,
+                event_id,
+                name: r.str()?,
+                email: r.str()?,
+                message: r.str()?,
+                url: r.opt_str()?,
+                timestamp: r.f64()?,
+                received: r.f64()?,
+            });
+        }
+    }
     if !r.0.is_empty() {
         return Err(RecordError("bytes after the end"));
     }
-    Ok(Spooled { events, counts })
+    Ok(Spooled { events, counts, feedback })
 }
 
 const LEVELS: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Fatal];
@@ -250,14 +299,40 @@ mod tests {
             event(3, Some(""), Some(0.0), Level::Fatal),
         ];
         let counts = vec![(ProjectId(7), "session".to_string(), 3), (ProjectId(8), "client_report".to_string(), 1)];
-        let back = decode(&encode(&events, &counts)).unwrap();
-        assert_eq!(back, Spooled { events, counts });
-        assert_eq!(decode(&encode(&[], &[])).unwrap(), Spooled::default());
+        let feedback = vec![feedback(1, Some(EventId([1; 16])), Some("https://shop/cart")), feedback(2, None, None)];
+        let back = decode(&encode(&events, &counts, &feedback)).unwrap();
+        assert_eq!(back, Spooled { events, counts, feedback });
+        assert_eq!(decode(&encode(&[], &[], &[])).unwrap(), Spooled::default());
+    }
+
+    fn feedback(n: u8, event_id: Option<EventId>, url: Option<&str>) -> NewFeedback {
+        NewFeedback {
+            project_id: ProjectId(7),
+            feedback_id: EventId([100 + n; 16]),
+            event_id,
+            name: "Alice".into(),
+            email: "alice@example.com".into(),
+            message: "The pay button does nothing ✓".into(),
+            url: url.map(str::to_string),
+            timestamp: 1_700_000_000.5,
+            received: 1_700_000_001.0,
+        }
+    }
+
+    #[test]
+    fn version_1_records_still_decode() {
+        let events = vec![event(1, Some("django"), Some(12.5), Level::Error)];
+        let counts = vec![(ProjectId(7), "session".to_string(), 3)];
+        let mut v1 = encode(&events, &counts, &[]);
+        // Version 1 is version 2 without the feedback list.
+        v1[0] = 1;
+        v1.truncate(v1.len() - 4);
+        assert_eq!(decode(&v1).unwrap(), Spooled { events, counts, feedback: vec![] });
     }
 
     #[test]
     fn damaged_records_are_refused_not_guessed() {
-        let data = encode(&[event(1, Some("x"), Some(1.0), Level::Info)], &[(ProjectId(1), "session".into(), 1)]);
+        let data = encode(&[event(1, Some("x"), Some(1.0), Level::Info)], &[(ProjectId(1), "session".into(), 1)], &[feedback(1, None, None)]);
         for cut in [0, 1, 5, data.len() / 2, data.len() - 1] {
             assert!(decode(&data[..cut]).is_err(), "cut at {cut}");
         }

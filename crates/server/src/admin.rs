@@ -460,6 +460,50 @@ pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sentry feedback --project SLUG`: the project's user feedback, newest first.
+pub fn feedback(config: &Config, args: crate::cli::FeedbackArgs) -> Result<()> {
+    let store = settled_store(config)?;
+    let p = project_by_slug(&store, &args.project)?;
+    let rows = store.feedback(p.id, args.limit)?;
+    if args.json {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|f| {
+                json!({
+                    "id": f.feedback_id,
+                    "timestamp": rfc3339(f.timestamp),
+                    "name": f.name,
+                    "email": f.email,
+                    "message": f.message,
+                    "url": f.url,
+                    "event_id": f.event_id,
+                    "group_id": f.group_id,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No feedback in \"{}\".", p.slug);
+        return Ok(());
+    }
+    for f in rows {
+        let who = match (f.name.is_empty(), f.email.is_empty()) {
+            (false, false) => format!("{} <{}>", f.name, f.email),
+            (false, true) => f.name.clone(),
+            (true, false) => f.email.clone(),
+            (true, true) => "someone".to_string(),
+        };
+        let issue = f.group_id.map(|g| format!("  (issue {g})")).unwrap_or_default();
+        println!("{}  {who}{issue}", rfc3339_millis(f.timestamp));
+        for line in f.message.lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

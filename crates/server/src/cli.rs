@@ -65,6 +65,8 @@ pub enum Command {
     Groups(GroupsArgs),
     /// List the events of a group, newest first.
     Events(EventsArgs),
+    /// List what people wrote about problems in a project (user feedback), newest first.
+    Feedback(FeedbackArgs),
     /// Send one event to a running server, like an application would.
     Capture(CaptureArgs),
     /// Delete events older than the retention period, and issues not seen since (the server
@@ -377,6 +379,19 @@ pub struct EventsArgs {
     #[arg(long)]
     pub group: i64,
     /// Show at most this many events.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct FeedbackArgs {
+    /// The project's slug (see `sentry project list`).
+    #[arg(long, value_name = "SLUG")]
+    pub project: String,
+    /// Show at most this many.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// Print JSON instead of text.

@@ -251,6 +251,8 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             per_project_per_minute: config.rate_limits.per_project_per_minute,
             max_inflight_bytes: config.ingest.max_inflight_bytes,
             project_limits: project_limits(&config, &store)?,
+            scrub: ingest::scrub::ScrubConfig::default(),
+            project_scrub: project_scrub(&config, &store)?,
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -350,6 +352,27 @@ fn project_limits(config: &Config, store: &Arc<dyn store::Store>) -> Result<std:
         }
     }
     Ok(limits)
+}
+
+/// `[projects.<slug>]` scrubbing settings, by project id, for the projects that set any.
+fn project_scrub(
+    config: &Config,
+    store: &Arc<dyn store::Store>,
+) -> Result<std::collections::HashMap<store::ProjectId, ingest::scrub::ScrubConfig>> {
+    let mut out = std::collections::HashMap::new();
+    for (slug, p) in &config.projects {
+        let scrub = p.scrub();
+        if scrub == ingest::scrub::ScrubConfig::default() {
+            continue;
+        }
+        match store.project_by_slug(slug)? {
+            Some(project) => {
+                out.insert(project.id, scrub);
+            }
+            None => tracing::warn!(project = %slug, "[projects.{slug}] names no project; its scrubbing settings are not used"),
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes what is past the retention period a minute after start, then every hour.

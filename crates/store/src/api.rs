@@ -14,7 +14,7 @@ use crate::{
     Activity, ActivityEntry, Cleaned, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
     HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
     SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue, ApiToken, AuditEntry, Invitation, Member,
-    Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId,
+    Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId, FeedbackRow, NewFeedback,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -23,13 +23,28 @@ pub trait EventSink: Send + Sync {
     /// Queues events (and counts of non-event items) for the next batch. The ticket resolves
     /// once that batch is committed, with one outcome per event, in order.
     fn write(&self, events: Vec<NewEvent>, counts: ItemCounts) -> Result<WriteTicket> {
-        self.write_through(events, counts, None)
+        self.write_batch(WriteBatch { events, counts, ..WriteBatch::default() })
     }
     /// The same, and `mark` (how far a spool's records are applied) is committed in the same
     /// transaction: after a crash, [`Maintenance::spool_mark`] says exactly what is stored.
-    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket>;
+    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket> {
+        self.write_batch(WriteBatch { events, counts, mark, ..WriteBatch::default() })
+    }
+    /// Everything one write carries, committed in one transaction: the ticket resolves with one
+    /// outcome per event, in order.
+    fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket>;
     /// Writes everything queued so far, then stops.
     fn shutdown(&self);
+}
+
+/// One write: events, counts of the other items, the other items that are stored (user
+/// feedback), and how far a spool is applied.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    pub events: Vec<NewEvent>,
+    pub counts: ItemCounts,
+    pub feedback: Vec<NewFeedback>,
+    pub mark: Option<SpoolMark>,
 }
 
 /// The answer to one [`EventSink::write`], once its batch is committed.
@@ -236,7 +251,15 @@ pub trait Maintenance: Send + Sync {
 }
 
 /// A whole backend: what callers hold, as `Arc<dyn Store>`.
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance {
+/// User feedback, newest first.
+pub trait Feedback {
+    /// A project's feedback.
+    fn feedback(&self, project: ProjectId, limit: usize) -> Result<Vec<FeedbackRow>>;
+    /// The feedback about the events of one issue.
+    fn group_feedback(&self, group: GroupId, limit: usize) -> Result<Vec<FeedbackRow>>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

@@ -1,5 +1,5 @@
 //! The writer's queue, for every backend: a thread that takes what callers queued (events, item
-//! counts, spool marks) in batches of up to `batch_max` events — everything that arrived while
+//! counts, user feedback, spool marks) in batches of up to `batch_max` events — everything that arrived while
 //! the previous batch was committing — hands each batch to the backend's `apply` (one
 //! transaction), and only then answers every waiting request. Group commit: while one batch
 //! commits, the next one queues up.
@@ -14,12 +14,12 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::fold::Batch;
-use crate::{EventSink, ItemCounts, NewEvent, Result, SpoolMark, StoreError, WriteOutcome, WriteTicket};
+use crate::{EventSink, ItemCounts, NewEvent, NewFeedback, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, feedback: Vec<NewFeedback>, mark: Option<SpoolMark>, reply: Reply },
     Shutdown,
 }
 
@@ -30,9 +30,9 @@ pub struct WriterHandle {
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-/// What a backend does with one batch: commit it (with the spool marks it reaches) in one
-/// transaction, and say what happened to each request's events.
-pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
+/// What a backend does with one batch: commit it (with the feedback it carries and the spool
+/// marks it reaches) in one transaction, and say what happened to each request's events.
+pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &[NewFeedback], &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
 
 /// Starts the writer thread.
 pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
@@ -45,10 +45,11 @@ pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
 }
 
 impl EventSink for WriterHandle {
-    fn write_through(&self, events: Vec<NewEvent>, counts: ItemCounts, mark: Option<SpoolMark>) -> Result<WriteTicket> {
+    fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
+        let WriteBatch { events, counts, feedback, mark } = batch;
         self.tx
-            .send(Msg::Write { events, counts, mark, reply })
+            .send(Msg::Write { events, counts, feedback, mark, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -67,14 +68,16 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
         let mut marks: Vec<SpoolMark> = Vec::new();
+        let mut feedback: Vec<NewFeedback> = Vec::new();
         let mut size = 0;
         let mut stop = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, mark, reply } => {
-                    size += events.len().max(1);
+                Msg::Write { events, counts, feedback: mut more, mark, reply } => {
+                    size += events.len().max(1) + more.len();
+                    feedback.append(&mut more);
                     if let Some(m) = mark {
                         match marks.iter_mut().find(|k| k.spool == m.spool) {
                             Some(k) => k.position = k.position.max(m.position),
@@ -91,7 +94,7 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         }
         if !batch.is_empty() {
             let jobs = Batch { jobs: batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect() };
-            match apply(&jobs, &marks) {
+            match apply(&jobs, &feedback, &marks) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));

@@ -46,6 +46,7 @@ pub const TABLES: &[&str] = &[
     "notify_outbox",
     "notify_cursors",
     "notify_throttle",
+    "feedback",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

@@ -21,6 +21,7 @@
 mod api;
 mod batcher;
 mod checks;
+mod feedback;
 pub mod copy;
 pub mod fold;
 pub mod histogram;
@@ -31,7 +32,8 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Maintenance, Orgs, Outbox, Reads, Store, WriteTicket, off_thread};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Store, WriteBatch, WriteTicket, off_thread};
+pub use feedback::{FeedbackRow, NewFeedback};
 pub use model::*;
 pub use orgs::*;
 pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};

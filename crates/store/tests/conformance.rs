@@ -28,7 +28,7 @@ macro_rules! conformance {
                 events_keep_their_tags_and_page_by_position, spool_marks_are_committed_with_their_events,
                 organisations_teams_and_roles, invitations_are_single_use_and_expire,
                 tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation,
-                single_sign_on_settings_per_organisation);
+                single_sign_on_settings_per_organisation, feedback_is_stored_once_with_the_issue_of_its_event);
         }
     };
     (@tests $($name:ident),*) => {
@@ -667,4 +667,42 @@ fn single_sign_on_settings_per_organisation(store: Arc<dyn Store>) {
     assert!(matches!(store.set_sso(default, Some(&sso)), Err(StoreError::Invalid(_))));
     store.set_sso(default, None).unwrap();
     assert!(store.sso(default).unwrap().is_none());
+}
+
+fn feedback_is_stored_once_with_the_issue_of_its_event(store: Arc<dyn Store>) {
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let (other, _key) = store.create_project("Other").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let feedback = |n: u8, about: Option<u8>, at: f64| store::NewFeedback {
+        project_id: p.id,
+        feedback_id: EventId([100 + n; 16]),
+        event_id: about.map(|e| EventId([e; 16])),
+        name: format!("person {n}"),
+        email: format!("p{n}@example.com"),
+        message: format!("it broke {n}"),
+        url: None,
+        timestamp: at,
+        received: at,
+    };
+    let batch = |events: Vec<NewEvent>, feedback: Vec<store::NewFeedback>| {
+        w.write_batch(store::WriteBatch { events, feedback, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap()
+    };
+    // Feedback about an event of the same batch, one about no event, one about an event that
+    // comes later, and a retry of the first.
+    let out = batch(vec![event(p.id, 1, "a", 1000.0)], vec![feedback(1, Some(1), 1001.0), feedback(2, None, 1002.0), feedback(3, Some(2), 1003.0)]);
+    let WriteOutcome::Stored { group_id: group, .. } = out[0] else { panic!("{out:?}") };
+    batch(vec![event(p.id, 2, "a", 1004.0)], vec![feedback(1, Some(1), 1001.0)]);
+    let all = store.feedback(p.id, 10).unwrap();
+    assert_eq!(all.iter().map(|f| f.message.as_str()).collect::<Vec<_>>(), ["it broke 3", "it broke 2", "it broke 1"]);
+    assert_eq!(all[0].group_id, Some(group), "found when read: its event came after it");
+    assert_eq!(all[1].group_id, None);
+    assert_eq!(all[2].group_id, Some(group));
+    assert_eq!(all[2].event_id.as_deref(), Some(EventId([1; 16]).to_string().as_str()));
+    let of_group = store.group_feedback(group, 10).unwrap();
+    assert_eq!(of_group.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 1"]);
+    assert_eq!(store.feedback(p.id, 1).unwrap().len(), 1);
+    assert!(store.feedback(other.id, 10).unwrap().is_empty());
+    // Retention: feedback received before the cutoff goes, like events.
+    store.cleanup(1001.5).unwrap();
+    assert_eq!(store.feedback(p.id, 10).unwrap().iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 2"]);
 }

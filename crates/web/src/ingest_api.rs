@@ -66,6 +66,27 @@ pub async fn store(
     accept(&state, edge.await).await
 }
 
+/// `POST /api/{project_id}/user-feedback/`: one user report as JSON (`{event_id, name, email,
+/// comments}`), the older way to send feedback; the key is checked before the body is read.
+pub async fn user_feedback(
+    State(state): State<AppState>,
+    Path(project): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let edge = async {
+        let project_id = parse_project(&project)?;
+        let key = request_key(&headers, query.as_deref())?;
+        let auth = state.pipeline.authorize(Some(project_id), key.as_deref())?;
+        let encoding = content_encoding(&headers)?;
+        let mut reservation = state.pipeline.budget().reserve();
+        let body = read_body(&state, body, &mut reservation).await?;
+        Ok(Request { endpoint: Endpoint::UserFeedback(auth.project_id), key, encoding, body, reservation, received: store::now() })
+    };
+    accept(&state, edge.await).await
+}
+
 /// `POST /api/store/`: the oldest form, where the key alone names the project.
 pub async fn store_legacy(State(state): State<AppState>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Response {
     let edge = store_request(&state, None, query, headers, body).await;

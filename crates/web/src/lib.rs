@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/{project_id}/store/", post(ingest_api::store).options(ingest_api::preflight))
         .route("/api/{project_id}/store", post(ingest_api::store).options(ingest_api::preflight))
         .route("/api/store/", post(ingest_api::store_legacy).options(ingest_api::preflight))
+        .route("/api/{project_id}/user-feedback/", post(ingest_api::user_feedback).options(ingest_api::preflight))
         .layer(axum::middleware::map_response_with_state(state.clone(), count))
         .layer(axum::middleware::map_response(cors));
     Router::new()

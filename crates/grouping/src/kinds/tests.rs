@@ -551,3 +551,30 @@ fn kind_recognition() {
         "deploy"
     );
 }
+
+/// The JavaScript SDK's `captureMessage` with `attachStacktrace`: no type, the message as value
+/// and as the event's message, `mechanism.synthetic`.
+fn synthetic_message_event(message: &str, function: &str) -> Event {
+    let mut ex = exception("", message, vec![frame("app", "main", Some(true)), frame("app", function, Some(true))]);
+    ex.mechanism = Some(Mechanism { ty: Some("generic".into()), synthetic: true, ..Mechanism::default() });
+    Event { message: message_event(message, None).message, ..exception_event(vec![ex]) }
+}
+
+#[test]
+fn synthetic_exception_of_a_message_is_titled_and_grouped_by_the_message() {
+    check(
+        &synthetic_message_event("Order 1234 could not be paid", "pay"),
+        "title: Order 1234 could not be paid
+         culprit: app in pay
+         message: Order <int> could not be paid
+         ~frame: app | pay",
+    );
+    // Another order, from another place: the same issue.
+    let a = group(&synthetic_message_event("Order 1234 could not be paid", "pay"), &GroupingConfig::default());
+    let b = group(&synthetic_message_event("Order 98 could not be paid", "retry"), &GroupingConfig::default());
+    assert_eq!(a.hash, b.hash);
+    // Without the event's message, the exception's value is the message.
+    let mut e = synthetic_message_event("Cart is empty", "checkout");
+    e.message = None;
+    assert_eq!(group(&e, &GroupingConfig::default()).title, "Cart is empty");
+}

@@ -14,8 +14,9 @@ mod timestamp;
 
 pub use interface::Interface;
 pub use normalize::{
-    MAX_MESSAGE_CHARS, NormalizeError, normalize, normalize_item, normalize_slice,
+    MAX_MESSAGE_CHARS, NormalizeError, normalize, normalize_item, normalize_item_bytes, normalize_slice,
 };
+pub use scan::repair as repair_json;
 pub use spans::span_queries;
 pub use tags::{MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_CHARS, MAX_TAGS};
 pub use timestamp::{parse_timestamp, parse_timestamp_str};

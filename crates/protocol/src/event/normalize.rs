@@ -70,7 +70,18 @@ pub fn normalize_item(
     received_at: f64,
     id_hint: Option<EventId>,
 ) -> Result<Event, NormalizeError> {
-    let value = parse_json(&item.payload, limits)?;
+    normalize_item_bytes(item, &item.payload, limits, received_at, id_hint)
+}
+
+/// [`normalize_item`] over other bytes than the item's own (its payload once scrubbed).
+pub fn normalize_item_bytes(
+    item: &Item,
+    bytes: &[u8],
+    limits: &Limits,
+    received_at: f64,
+    id_hint: Option<EventId>,
+) -> Result<Event, NormalizeError> {
+    let value = parse_json(bytes, limits)?;
     normalize_value(
         value,
         received_at,

@@ -7,7 +7,7 @@
 /// Rewrites `NaN`, `Infinity` and `-Infinity` outside strings to `null`, lone surrogate escapes
 /// (`"\ud83d"` without its pair) to `\ufffd`, and invalid UTF-8 to U+FFFD. `None` when there was
 /// nothing to repair, so the caller can report the original parse error.
-pub(crate) fn repair(bytes: &[u8]) -> Option<Vec<u8>> {
+pub fn repair(bytes: &[u8]) -> Option<Vec<u8>> {
     let lossy;
     let (src, mut changed) = match std::str::from_utf8(bytes) {
         Ok(_) => (bytes, false),

@@ -6,6 +6,9 @@
 //! slices = ["level", "logger", "server", "environment", { tag = "customer", widget = "search" }]
 //! ```
 //!
+//! and how the server scrubs secrets from what the project's clients send (`scrub_data`,
+//! `scrub_fields`, `scrub_safe_fields`).
+//!
 //! An unknown filter, widget or key is refused with the file, the line and what is valid.
 
 use std::collections::BTreeMap;
@@ -26,6 +29,23 @@ pub struct ProjectConfig {
     pub slices: Option<Vec<SliceSpec>>,
     /// Events per minute for the whole project; `None`: `rate_limits.per_project_per_minute`.
     pub rate_limit_per_minute: Option<u64>,
+    /// `Some(false)`: the server scrubs nothing of this project's events.
+    pub scrub_data: Option<bool>,
+    /// Words that make a field sensitive, beside the built-in ones.
+    pub scrub_fields: Vec<String>,
+    /// Field names never scrubbed.
+    pub scrub_safe_fields: Vec<String>,
+}
+
+impl ProjectConfig {
+    /// The project's scrubbing settings for the pipeline.
+    pub fn scrub(&self) -> ingest::scrub::ScrubConfig {
+        ingest::scrub::ScrubConfig {
+            enabled: self.scrub_data.unwrap_or(true),
+            fields: self.scrub_fields.clone(),
+            safe_fields: self.scrub_safe_fields.clone(),
+        }
+    }
 }
 
 /// Every `[projects.<slug>]`, by slug.
@@ -48,12 +68,24 @@ pub const REFERENCE: &str = "
 # together (0 = unlimited); the default is rate_limits.per_project_per_minute.
 # Read at start: a project created later gets it at the next start.
 #
+# Secrets are scrubbed from every event before it is stored: fields whose name
+# holds password, passwd, secret, api_key, apikey, api-key, auth, credentials,
+# mysql_pwd, privatekey, private_key, token, session_key, sessionid or cookie
+# become [Filtered], and so do credit-card numbers, IBANs, private keys, URL
+# passwords and Bearer tokens inside any text. The event says what was scrubbed.
+# scrub_fields: more words that make a field secret (any case, anywhere in its
+# name). scrub_safe_fields: field names that are never scrubbed (whole name, any
+# case). scrub_data = false turns the server's scrubbing off for the project.
+# Read at start, like rate_limit_per_minute.
+#
 # [projects.default]
 # slices = [\"level\", \"server\", { tag = \"customer\", widget = \"search\" }]
 # rate_limit_per_minute = 6000
+# scrub_fields = [\"order_id\", \"iban\"]
+# scrub_safe_fields = [\"auth_method\"]
 ";
 
-const KEYS: &[&str] = &["slices", "rate_limit_per_minute"];
+const KEYS: &[&str] = &["slices", "rate_limit_per_minute", "scrub_data", "scrub_fields", "scrub_safe_fields"];
 
 /// Reads the `projects` table of the file into `projects`.
 pub(super) fn apply(
@@ -115,6 +147,32 @@ pub(super) fn apply(
                 project.rate_limit_per_minute = Some(limit);
                 continue;
             }
+            match key.get_ref().as_ref() {
+                "scrub_data" => {
+                    let DeValue::Boolean(on) = v.get_ref() else {
+                        return Err(invalid(v.span().start, full, &text[v.span()], "must be true or false".into()));
+                    };
+                    project.scrub_data = Some(*on);
+                    continue;
+                }
+                which @ ("scrub_fields" | "scrub_safe_fields") => {
+                    let words = field_names(v).ok_or_else(|| {
+                        invalid(
+                            v.span().start,
+                            full.clone(),
+                            &text[v.span()],
+                            "must be a list of field names, for example [\"order_id\", \"iban\"]".into(),
+                        )
+                    })?;
+                    if which == "scrub_fields" {
+                        project.scrub_fields = words;
+                    } else {
+                        project.scrub_safe_fields = words;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
             let DeValue::Array(items) = v.get_ref() else {
                 return Err(invalid(v.span().start, full, &text[v.span()], slices_help()));
             };
@@ -156,6 +214,18 @@ pub(super) fn apply(
         projects.insert(slug_text, project);
     }
     Ok(())
+}
+
+/// A list of non-empty strings.
+fn field_names(v: &Spanned<DeValue<'_>>) -> Option<Vec<String>> {
+    let DeValue::Array(items) = v.get_ref() else { return None };
+    items
+        .iter()
+        .map(|i| match i.get_ref() {
+            DeValue::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn slices_help() -> String {
@@ -204,5 +274,22 @@ mod tests {
 
         let e = load("[projects.default]\nslices = \"level\"\n").unwrap_err();
         assert!(e.contains("list of filter names"), "{e}");
+    }
+
+    #[test]
+    fn scrubbing_settings_are_read_and_checked() {
+        let c = load("[projects.shop]\nscrub_fields = [\"order_id\"]\nscrub_safe_fields = [\"auth_method\"]\nscrub_data = true\n").unwrap();
+        let scrub = c.projects["shop"].scrub();
+        assert_eq!((scrub.enabled, scrub.fields, scrub.safe_fields), (true, vec!["order_id".to_string()], vec!["auth_method".to_string()]));
+        assert!(load("[projects.shop]\nscrub_data = false\n").unwrap().projects["shop"].scrub().enabled.eq(&false));
+
+        let e = load("[projects.shop]\n\nscrub_fields = \"order_id\"\n").unwrap_err();
+        assert!(e.starts_with("/etc/sentry.toml:3:") && e.contains("list of field names"), "{e}");
+        let e = load("[projects.shop]\nscrub_safe_fields = [\"\", 3]\n").unwrap_err();
+        assert!(e.starts_with("/etc/sentry.toml:2:") && e.contains("list of field names"), "{e}");
+        let e = load("[projects.shop]\nscrub_data = \"yes\"\n").unwrap_err();
+        assert!(e.contains("true or false"), "{e}");
+        let e = load("[projects.shop]\nscrub = true\n").unwrap_err();
+        assert!(e.contains("scrub_data, scrub_fields, scrub_safe_fields"), "{e}");
     }
 }

@@ -223,3 +223,28 @@ fn an_invited_member_sees_only_their_teams_project_until_removed() {
         assert!(is_png(&crate::harness::workspace_root().join("test-artifacts").join(shot)), "{shot}");
     }
 }
+
+#[test]
+fn feedback_page_and_the_issue_show_what_people_wrote() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let script = crate::harness::workspace_root().join("tests/js-client/scenarios.mjs");
+    let mut cmd = clean_command("node");
+    cmd.arg(script).args(["feedback", &project.dsn]);
+    run_ok(&mut cmd);
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.click("#feedback-link");
+    b.wait_until("the feedback page", |b| b.current_url().ends_with("/p/shop/feedback/"));
+    let items = b.texts(".feedback-item blockquote");
+    assert_eq!(items, ["Love the new cart", "The pay button does nothing"]);
+    b.set_window_size(1280, 900);
+    assert!(is_png(&b.screenshot("feedback.png")));
+    b.set_window_size(390, 844);
+    assert!(is_png(&b.screenshot("feedback-phone.png")));
+    b.set_window_size(1280, 900);
+    b.click(".feedback-item a[href*='/issues/']");
+    b.wait_until("the issue", |b| b.exists("#issue-feedback"));
+    assert_eq!(b.texts("#issue-feedback blockquote"), ["The pay button does nothing"]);
+}

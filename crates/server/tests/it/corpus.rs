@@ -399,3 +399,39 @@ fn rust_sentry() {
         expect("query", "SELECT * FROM orders WHERE customer = ?", 1, "info").culprit("postgresql").time_spent(1, 25.27, 0.5),
     ]);
 }
+
+/// Secrets the recorded clients sent unfiltered: raven's Django session cookie (in the cookies
+/// and in the `Cookie` header) and raven's DSN secret (in a stack frame's locals).
+const RECORDED_SECRETS: &[&str] = &["1i9rtal05i2725gfvlx6cbsah4ma3t1w", "fedcba9876543210fedcba9876543210"];
+
+#[test]
+fn no_recorded_secret_survives_in_what_is_stored() {
+    let server = Server::start();
+    let mut stored = String::new();
+    let mut projects = std::collections::HashMap::new();
+    for file in all_files() {
+        let (project, responses) = replay(&server, &file);
+        projects.insert(file.clone(), project.clone());
+        assert!(responses.iter().all(|r| r.status == 200), "{file}");
+        for group in server.groups(&project.slug) {
+            stored.push_str(&group.to_string());
+            for event in server.events_of(&group) {
+                stored.push_str(&event.to_string());
+            }
+        }
+    }
+    for secret in RECORDED_SECRETS {
+        assert!(!stored.contains(secret), "{secret} was stored");
+    }
+    // What was scrubbed is said in the event, and the rest is kept.
+    let project = &projects["python-raven/django-unhandled-exception"];
+    let group = &server.groups(&project.slug)[0];
+    let payload = &server.events_of(group)[0]["payload"];
+    assert_eq!(payload["request"]["cookies"], "[Filtered]");
+    assert_eq!(payload["request"]["headers"]["Cookie"], "[Filtered]");
+    assert_eq!(payload["request"]["headers"]["X-Request-Id"], "req-7f3a");
+    assert_eq!(payload["_meta"]["request"]["cookies"][""]["rem"][0][0], "@password:filter");
+    let project = &projects["python-raven/capture-message"];
+    let text = server.events_of(&server.groups(&project.slug)[0])[0]["payload"].to_string();
+    assert!(text.contains("0123456789abcdef0123456789abcdef:[Filtered]@127.0.0.1"), "{text}");
+}

@@ -471,7 +471,7 @@ fn as_u64(v: &Value) -> Option<u64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-fn into_array(v: Value) -> Vec<Value> {
+pub fn into_array(v: Value) -> Vec<Value> {
     match v {
         Value::Array(items) => items,
         other => panic!("expected a JSON array, got {other}"),

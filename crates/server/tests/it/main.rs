@@ -11,6 +11,7 @@ mod corpus;
 mod dashboard;
 mod durability;
 mod first_hour;
+mod items;
 mod nodes;
 mod reliability;
 mod sso;

@@ -1,4 +1,4 @@
-//! Retention: events received before the cutoff go — whole day partitions dropped, the rows of
+//! Retention: events (and user feedback) received before the cutoff go — whole day partitions dropped, the rows of
 //! the one day the cutoff falls in deleted — then groups not seen since, with their tag counts,
 //! buckets, histograms and activity, in small transactions so that writers never wait long.
 
@@ -61,6 +61,14 @@ pub(super) async fn cleanup(store: &PgStore, cutoff: f64) -> Result<Cleaned> {
             break;
         }
     }
+    loop {
+        let n = c
+            .execute("DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE received < $1 LIMIT $2)", &[&cutoff, &CHUNK])
+            .await?;
+        if (n as i64) < CHUNK {
+            break;
+        }
+    }
     let minute = (cutoff / 60.0).floor() as i64;
     loop {
         let tx = c.transaction().await?;
@@ -81,6 +89,7 @@ pub(super) async fn cleanup(store: &PgStore, cutoff: f64) -> Result<Cleaned> {
             .map(|r| r.get(0))
             .collect();
         tx.execute("UPDATE groups SET last_seen = $2 WHERE id = ANY($1)", &[&kept, &cutoff]).await?;
+        tx.execute("UPDATE feedback SET group_id = NULL WHERE group_id = ANY($1) AND NOT (group_id = ANY($2))", &[&ids, &kept]).await?;
         let gone = tx.execute("DELETE FROM groups WHERE id = ANY($1) AND NOT (id = ANY($2))", &[&ids, &kept]).await?;
         cleaned.groups += gone;
         tx.execute("DELETE FROM group_buckets WHERE minute < $1", &[&minute]).await?;

@@ -14,6 +14,7 @@
 mod accounts;
 mod admin;
 mod cleanup;
+mod feedback;
 mod import;
 mod migrate;
 mod orgs;

@@ -1,5 +1,5 @@
-//! Retention: deleting what is older than the configured number of days — events, then groups
-//! not seen since, with their tag counts, buckets, histograms and activity. Deletes in small
+//! Retention: deleting what is older than the configured number of days — events and user
+//! feedback, then groups not seen since, with their tag counts, buckets, histograms and activity. Deletes in small
 //! transactions so that ingest never waits long for the write lock. Also the schema version
 //! and the spools' applied marks.
 
@@ -44,6 +44,15 @@ impl SqliteStore {
                 break;
             }
         }
+        loop {
+            let n = conn.execute(
+                "DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE received < ?1 LIMIT ?2)",
+                params![cutoff, CHUNK],
+            )?;
+            if (n as i64) < CHUNK {
+                break;
+            }
+        }
         let minute = (cutoff / 60.0).floor() as i64;
         loop {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -60,6 +69,7 @@ impl SqliteStore {
                 if kept {
                     tx.execute("UPDATE groups SET last_seen = ?2 WHERE id = ?1", params![id, cutoff])?;
                 } else {
+                    tx.execute("UPDATE feedback SET group_id = NULL WHERE group_id = ?1", [id])?;
                     tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
                     cleaned.groups += 1;
                 }

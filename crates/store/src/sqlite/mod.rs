@@ -9,6 +9,7 @@
 mod accounts;
 mod admin;
 mod cleanup;
+mod feedback;
 mod migrate;
 mod orgs;
 mod outbox;

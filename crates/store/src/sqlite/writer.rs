@@ -15,10 +15,10 @@ use super::payload::PayloadWriter;
 use crate::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::batcher::WriterHandle;
-use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, WriteOutcome};
+use crate::{EventId, GroupId, NewFeedback, ProjectId, Result, SpoolMark, WriteOutcome};
 
 pub(super) fn start(mut conn: Connection, mut payloads: PayloadWriter, batch_max: usize) -> WriterHandle {
-    crate::batcher::spawn(batch_max, Box::new(move |batch, marks| apply(&mut conn, &mut payloads, batch, marks)))
+    crate::batcher::spawn(batch_max, Box::new(move |batch, feedback, marks| apply(&mut conn, &mut payloads, batch, feedback, marks)))
 }
 
 /// One batch in one transaction: load, fold, apply, commit. The fold first assumes that none
@@ -28,6 +28,7 @@ fn apply(
     conn: &mut Connection,
     payloads: &mut PayloadWriter,
     batch: &Batch<'_>,
+    feedback: &[NewFeedback],
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
@@ -44,6 +45,7 @@ fn apply(
             continue;
         }
         write_deltas(&tx, &plan, &ids)?;
+        super::feedback::write(&tx, feedback)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;

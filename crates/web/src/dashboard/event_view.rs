@@ -26,6 +26,9 @@ pub struct EventView {
     pub extra: Vec<(String, String)>,
     pub sdk: Option<String>,
     pub platform: Option<String>,
+    /// What was removed before the event was stored (its `_meta`): the field's path and who
+    /// removed it, in plain words.
+    pub scrubbed: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -255,6 +258,9 @@ impl EventView {
             .and_then(Value::as_object)
             .map(|s| format!("{} {}", str_of(s, &["name"]), str_of(s, &["version"])).trim().to_string());
         v.platform = ev.get("platform").map(text);
+        if let Some(meta) = ev.get("_meta") {
+            removals(meta, &mut Vec::new(), &mut v.scrubbed);
+        }
         v
     }
 
@@ -264,6 +270,49 @@ impl EventView {
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
             .unwrap_or_else(|| String::from_utf8_lossy(payload).into_owned())
+    }
+}
+
+/// Every `_meta` node with removals (`{"": {"rem": [[rule, kind, …]]}}`), depth-first, with at
+/// most 200 listed.
+fn removals(node: &Value, path: &mut Vec<String>, out: &mut Vec<(String, String)>) {
+    let Value::Object(map) = node else { return };
+    for (key, child) in map {
+        if out.len() >= 200 || path.len() > 32 {
+            return;
+        }
+        if key.is_empty() {
+            let rules: Vec<&str> = child
+                .get("rem")
+                .and_then(Value::as_array)
+                .map(|r| r.iter().filter_map(|r| r.get(0).and_then(Value::as_str)).collect())
+                .unwrap_or_default();
+            if let Some(rule) = rules.first() {
+                out.push((path.join("."), removed_by(rule)));
+            }
+        } else {
+            path.push(key.clone());
+            removals(child, path, out);
+            path.pop();
+        }
+    }
+}
+
+/// Who removed a value, from its rule's name.
+fn removed_by(rule: &str) -> String {
+    let what = match rule.trim_start_matches('@').split(':').next().unwrap_or("") {
+        "password" => "a secret field name",
+        "creditcard" => "a credit-card number",
+        "iban" => "an IBAN",
+        "pemkey" => "a private key",
+        "urlauth" => "a password in a URL",
+        "bearer" => "a bearer token",
+        _ => "",
+    };
+    if rule.starts_with('@') && !what.is_empty() {
+        format!("scrubbed by the server: {what}")
+    } else {
+        "filtered by the client".into()
     }
 }
 
@@ -305,5 +354,20 @@ mod tests {
         assert_eq!(v.request.as_ref().unwrap().method, "POST");
         assert_eq!(v.user, vec![("id".into(), "7".into())]);
         assert_eq!(v.message.as_deref(), Some("Order %s failed"));
+    }
+
+    #[test]
+    fn says_what_was_scrubbed() {
+        let ev = br#"{"_meta":{"request":{"cookies":{"":{"rem":[["@password:filter","s"]]}},
+            "data":{"password":{"":{"rem":[["!config","s"]]}}}},"extra":{"card":{"":{"rem":[["@creditcard:filter","s"]]}}}}}"#;
+        let v = EventView::from_payload(ev);
+        assert_eq!(
+            v.scrubbed,
+            vec![
+                ("extra.card".to_string(), "scrubbed by the server: a credit-card number".to_string()),
+                ("request.cookies".to_string(), "scrubbed by the server: a secret field name".to_string()),
+                ("request.data.password".to_string(), "filtered by the client".to_string()),
+            ]
+        );
     }
 }

@@ -20,6 +20,7 @@
 pub mod auth;
 mod charts;
 mod event_view;
+mod feedback;
 pub mod filters;
 mod format;
 mod invite;
@@ -97,6 +98,11 @@ pub mod paths {
         format!("/settings/projects/{}/", url_encode(slug))
     }
 
+    /// A project's user feedback: `/p/{slug}/feedback/`.
+    pub fn feedback(slug: &str) -> String {
+        format!("{}feedback/", stream(slug))
+    }
+
     /// An organisation's settings: `/o/{org}/settings/`.
     pub fn org_settings(org: &str) -> String {
         format!("/o/{}/settings/", url_encode(org))
@@ -163,6 +169,7 @@ pub(crate) fn routes() -> crate::Routes {
         .get("/live", live::all)
         .get("/p/{slug}/", pages::stream)
         .get("/p/{slug}/live", live::project)
+        .get("/p/{slug}/feedback/", feedback::page)
         .get("/p/{slug}/issues/{id}/", pages::group)
         .post("/p/{slug}/issues/{id}/status", pages::set_status)
         .get("/p/{slug}/issues/{id}/events/{event_id}/", pages::event)

@@ -530,6 +530,8 @@ struct GroupPage {
     regression: bool,
     latest: Option<EventDetail>,
     base: String,
+    feedback: Vec<super::feedback::FeedbackView>,
+    feedback_href: String,
 }
 
 #[derive(Deserialize)]
@@ -629,6 +631,8 @@ pub async fn group(
         let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
         let page = GroupPage {
             nav: nav(&store, &scope.viewer, &project.slug, "group")?,
+            feedback: super::feedback::of_group(&store, &project.slug, g.id, now)?,
+            feedback_href: super::paths::feedback(&project.slug),
             slug: project.slug.clone(),
             status: g.status.as_str().to_string(),
             first_seen: format::ago(g.first_seen, now),

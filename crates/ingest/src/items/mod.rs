@@ -1,0 +1,6 @@
+//! Envelope items other than `event` and `transaction` that are used, one module per type: how
+//! each becomes what is stored. `process` calls them; each is bounded by construction and
+//! counts what it drops.
+
+pub mod feedback;
+pub mod spans;
