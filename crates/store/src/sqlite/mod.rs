@@ -14,6 +14,7 @@ mod orgs;
 mod outbox;
 mod payload;
 mod read;
+mod releases;
 mod stream;
 mod writer;
 
