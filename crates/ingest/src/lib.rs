@@ -19,6 +19,7 @@
 //!    stored events are then broadcast ([`Pipeline::subscribe`]).
 
 mod apply;
+pub mod bundle;
 mod budget;
 mod discard;
 mod keys;

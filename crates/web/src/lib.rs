@@ -18,7 +18,7 @@ mod serve;
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use ingest::Pipeline;
 
@@ -83,6 +83,30 @@ impl Routes {
     pub fn post<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
         self.router = self.router.route(path, post(h));
         self.list.push(("POST", path));
+        self
+    }
+
+    /// A POST whose body may be larger (or must be smaller) than the default limit.
+    pub fn post_limited<H: axum::handler::Handler<T, AppState>, T: 'static>(
+        mut self,
+        path: &'static str,
+        h: H,
+        limit: axum::extract::DefaultBodyLimit,
+    ) -> Routes {
+        self.router = self.router.route(path, post(h).layer(limit));
+        self.list.push(("POST", path));
+        self
+    }
+
+    pub fn put<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
+        self.router = self.router.route(path, put(h));
+        self.list.push(("PUT", path));
+        self
+    }
+
+    pub fn delete<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
+        self.router = self.router.route(path, delete(h));
+        self.list.push(("DELETE", path));
         self
     }
 }

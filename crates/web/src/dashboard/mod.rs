@@ -26,7 +26,7 @@ mod invite;
 mod live;
 mod org_settings;
 mod pages;
-mod settings;
+pub(crate) mod settings;
 mod sso;
 
 use std::collections::HashMap;
