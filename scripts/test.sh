@@ -132,6 +132,14 @@ if [ "$(cat tests/oidc/node_modules/.lock.sha256 2>/dev/null)" != "$oidc_want" ]
   echo "$oidc_want" >tests/oidc/node_modules/.lock.sha256
 fi
 
+# --- 5. esbuild and @sentry/node for the source map tests -----------------------------------
+maps_want="$(sha256sum tests/sourcemaps/package-lock.json | cut -d' ' -f1) $(node --version)"
+if [ "$(cat tests/sourcemaps/node_modules/.lock.sha256 2>/dev/null)" != "$maps_want" ]; then
+  say "npm: installing esbuild and @sentry/node into tests/sourcemaps/node_modules"
+  npm ci --prefix tests/sourcemaps --no-audit --no-fund --loglevel=error
+  echo "$maps_want" >tests/sourcemaps/node_modules/.lock.sha256
+fi
+
 export SENTRY_TEST_PYTHON="$ROOT/.venv/bin/python"
 export SENTRY_TEST_PYTHON_BROTLI="$ROOT/.venv-br/bin/python"
 export SENTRY_TEST_PYTHON_PEERS="$ROOT/.venv-peers/bin/python"

@@ -84,8 +84,17 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
 
 /// `POST …/chunk-upload/`: stores each part as a chunk, after checking that its content has
 /// the SHA-1 its file name says.
-async fn upload(State(state): State<AppState>, scope: OrgScope<Bearer>, mut form: Multipart) -> Result<Response, ApiError> {
+async fn upload(
+    State(state): State<AppState>,
+    scope: OrgScope<Bearer>,
+    headers: axum::http::HeaderMap,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
     scope.require(Action::Release)?;
+    let length = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
+        return Err(ApiError::TooLarge(format!("an upload request may be at most {MAX_REQUEST_BYTES} bytes; send fewer chunks at once")));
+    }
     let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let gzip = match field.name() {
