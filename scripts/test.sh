@@ -18,7 +18,9 @@
 #     Matrix homeserver, and `gntp`, the GNTP receiver's parser (apart: Synapse pins its own
 #     dependencies);
 #   - apt: nodejs and npm, and tests/oidc/node_modules: the OpenID provider (oidc-provider, pinned
-#     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback.
+#     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback, and
+#     tests/sourcemaps/node_modules: esbuild and @sentry/node (pinned in its package-lock.json)
+#     for the source map tests;
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
 # binaries), `cargo clippy --workspace --all-targets -- -D warnings`, and `cargo test --workspace`,
 # with the env vars the tests read:

@@ -8,7 +8,7 @@
 //! chunks of at most [`CHUNK_BYTES`] once decompressed, an assembled file of at most
 //! [`MAX_FILE_BYTES`], and one assembly at a time.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -88,13 +88,15 @@ async fn upload(
     State(state): State<AppState>,
     scope: OrgScope<Bearer>,
     headers: axum::http::HeaderMap,
-    mut form: Multipart,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     scope.require(Action::Release)?;
     let length = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if length.is_some_and(|n| n > MAX_REQUEST_BYTES as u64) {
         return Err(ApiError::TooLarge(format!("an upload request may be at most {MAX_REQUEST_BYTES} bytes; send fewer chunks at once")));
     }
+    // Read only once the access check has passed.
+    let mut form = Multipart::from_request(req, &state).await.map_err(|e| ApiError::BadRequest(format!("the upload is not a multipart form: {}", e.body_text())))?;
     let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
     while let Some(field) = form.next_field().await.map_err(multipart_error)? {
         let gzip = match field.name() {
