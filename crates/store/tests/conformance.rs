@@ -716,7 +716,7 @@ fn chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name(store: Arc<dy
     store.put_chunk(default, &hello, b"hello").unwrap();
     store.put_chunk(default, &hello, b"hello").unwrap();
     assert!(matches!(store.put_chunk(default, &world, b"not world"), Err(StoreError::Invalid(_))));
-    assert_eq!(store.missing_chunks(default, &[hello.clone(), world.clone()]).unwrap(), [world.clone()]);
+    assert_eq!(store.missing_chunks(default, &[hello.clone(), world.clone()]).unwrap(), [world]);
     assert_eq!(store.chunk(default, &hello).unwrap().as_deref(), Some(&b"hello"[..]));
     let boss = store.create_user("boss@example.com", "h", false).unwrap();
     let acme = store.create_organization("Acme", boss.id).unwrap();
