@@ -230,6 +230,18 @@ fn source_maps_uploaded_by_sentry_cli_resolve_a_minified_bundle() {
     assert!(event.get("errors").is_none_or(|e| e.as_array().unwrap().is_empty()), "{}", event["errors"]);
     assert!(event["group"]["culprit"].as_str().unwrap().contains("computeTotal"), "grouped by resolved frames: {}", event["group"]);
 
+    // The event page shows the original frames with their source, and the minified ones on request.
+    let session = cli.server.admin_session();
+    let page = |event: &Value| {
+        let href = format!("/p/default/issues/{}/events/{}/", event["group"]["id"], event["event_id"].as_str().unwrap());
+        let r = cli.server.get_as(&session, &href);
+        assert_eq!(r.status, 200, "{href}");
+        r.text()
+    };
+    let html = page(&event);
+    assert!(html.contains("computeTotal") && html.contains("sum += item.price.amount;"), "{html}");
+    assert!(html.contains("Minified frames") && html.contains("app.min.js"), "{html}");
+
     // No map uploaded for this build: the event says why.
     let no_map = build.path().join("no-map");
     bundle(&no_map);
@@ -239,6 +251,7 @@ fn source_maps_uploaded_by_sentry_cli_resolve_a_minified_bundle() {
     let errors = event["errors"].as_array().unwrap_or_else(|| panic!("{event}"));
     assert!(errors[0]["reason"].as_str().unwrap().contains("source map not found"), "{errors:?}");
     assert!(frame(&event, "app.min.js")["lineno"].as_u64().is_some(), "the frame stays minified");
+    assert!(page(&event).contains("source map not found"), "the page says why");
 
     // The older upload: by release and file name.
     let legacy = build.path().join("legacy");

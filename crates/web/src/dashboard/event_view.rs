@@ -26,6 +26,9 @@ pub struct EventView {
     pub extra: Vec<(String, String)>,
     pub sdk: Option<String>,
     pub platform: Option<String>,
+    /// Why frames could not be resolved (a source map missing, not valid, not matching), as
+    /// (file, reason).
+    pub problems: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -36,6 +39,8 @@ pub struct ExceptionView {
     pub mechanism: String,
     /// Most recent call first.
     pub frames: Vec<FrameView>,
+    /// The frames as the client sent them, when they were resolved through a source map.
+    pub minified: Vec<FrameView>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -170,6 +175,7 @@ fn exception(e: &Map<String, Value>) -> ExceptionView {
             })
             .unwrap_or_default(),
         frames: frames(e.get("stacktrace").or_else(|| e.get("raw_stacktrace"))),
+        minified: if e.get("stacktrace").is_some() { frames(e.get("raw_stacktrace")) } else { Vec::new() },
     }
 }
 
@@ -255,6 +261,12 @@ impl EventView {
             .and_then(Value::as_object)
             .map(|s| format!("{} {}", str_of(s, &["name"]), str_of(s, &["version"])).trim().to_string());
         v.platform = ev.get("platform").map(text);
+        v.problems = values(ev.get("errors"))
+            .into_iter()
+            .filter_map(Value::as_object)
+            .map(|e| (str_of(e, &["url", "name"]), str_of(e, &["reason", "type"])))
+            .filter(|(_, why)| !why.is_empty())
+            .collect();
         v
     }
 
