@@ -8,7 +8,8 @@
 //! - `releases`: releases, deploys and a release's files;
 //! - `uploads`: the chunk upload service and the assembly of artifact bundles and release files;
 //! - `issues`: issues (list with search, bulk status changes, delete) and their events;
-//! - `types`: the JSON the API answers with (its own types, never store rows).
+//! - `types`: the JSON the API answers with (its own types, never store rows);
+//! - `/api/0/openapi.json`: the OpenAPI document, built from the route list and [`DOCS`].
 //!
 //! Bodies are read as bytes and parsed here, so that a body that is not JSON is a 400 with a
 //! reason after the access check, never a rejection before it.
@@ -35,6 +36,7 @@ use types::{ApiKey, ApiMember, ApiOrganization, ApiProject as ProjectJson, ApiTe
 pub(crate) fn routes() -> Routes {
     let r = Routes::new()
         .get("/api/0/", auth_info)
+        .get("/api/0/openapi.json", openapi)
         .get("/api/0/organizations/", organizations)
         .get("/api/0/organizations/{org}/", organization)
         .get("/api/0/organizations/{org}/projects/", org_projects)
@@ -297,4 +299,97 @@ pub(crate) fn cursor_id(raw: &Option<String>) -> Option<i64> {
 /// The `Link` cursor after the last id shown.
 pub(crate) fn next_cursor(last_id: i64) -> String {
     format!("0:{last_id}:0")
+}
+
+/// What each route is for and the scopes that grant it: the OpenAPI document is built from
+/// this table and the route list ([`routes`]); a test keeps the two the same.
+const DOCS: &[(&str, &str, &str, &str)] = &[
+    ("GET", "/api/0/", "Who the token is and its scopes", ""),
+    ("GET", "/api/0/openapi.json", "This document", ""),
+    ("GET", "/api/0/organizations/", "The organisations the token may read", "org:read"),
+    ("GET", "/api/0/organizations/{org}/", "An organisation", "org:read"),
+    ("GET", "/api/0/organizations/{org}/projects/", "An organisation's projects", "org:read"),
+    ("GET", "/api/0/organizations/{org}/teams/", "An organisation's teams", "org:read"),
+    ("GET", "/api/0/organizations/{org}/members/", "An organisation's members", "member:read"),
+    ("GET", "/api/0/projects/{org}/{slug}/", "A project", "project:read"),
+    ("GET", "/api/0/projects/{org}/{slug}/keys/", "A project's client keys (DSNs)", "project:write"),
+    ("POST", "/api/0/projects/{org}/{slug}/keys/", "Creates a client key: {\"name\"}", "project:write"),
+    ("DELETE", "/api/0/projects/{org}/{slug}/keys/{key}/", "Revokes a client key", "project:write"),
+    ("GET", "/api/0/organizations/{org}/releases/", "An organisation's releases, newest first (?project=ID, ?query=TEXT)", "project:releases"),
+    ("GET", "/api/0/projects/{org}/{slug}/releases/", "A project's releases, newest first", "project:read"),
+    ("POST", "/api/0/organizations/{org}/releases/", "Creates a release: {\"version\", \"projects\", \"ref\", \"url\", \"dateReleased\"}; 208 when it exists", "project:releases"),
+    ("GET", "/api/0/organizations/{org}/releases/{version}/", "A release", "project:releases"),
+    ("PUT", "/api/0/organizations/{org}/releases/{version}/", "Changes or finalises a release: {\"dateReleased\", \"ref\", \"url\", \"projects\"}", "project:releases"),
+    ("DELETE", "/api/0/organizations/{org}/releases/{version}/", "Deletes a release with its deploys and files", "project:releases"),
+    ("GET", "/api/0/organizations/{org}/releases/{version}/deploys/", "A release's deploys, newest first", "project:releases"),
+    ("POST", "/api/0/organizations/{org}/releases/{version}/deploys/", "Records a deploy: {\"environment\", \"name\", \"url\", \"dateStarted\", \"dateFinished\"}", "project:releases"),
+    ("GET", "/api/0/organizations/{org}/releases/{version}/files/", "The files uploaded for a release by name", "project:releases"),
+    ("GET", "/api/0/organizations/{org}/chunk-upload/", "How to upload chunks: sizes, SHA-1, gzip", "project:releases"),
+    ("POST", "/api/0/organizations/{org}/chunk-upload/", "Uploads chunks (multipart, each named by its SHA-1; gzip as file_gzip)", "project:releases"),
+    ("POST", "/api/0/organizations/{org}/artifactbundle/assemble/", "Assembles an artifact bundle from chunks: {\"checksum\", \"chunks\", \"projects\"}; answers the missing ones", "project:releases"),
+    ("POST", "/api/0/organizations/{org}/releases/{version}/assemble/", "Assembles a release's files from chunks", "project:releases"),
+    ("GET", "/api/0/projects/{org}/{slug}/issues/", "A project's issues (?query= in the search syntax, ?statsPeriod=24h, ?sort=, ?cursor=)", "project:read"),
+    ("PUT", "/api/0/projects/{org}/{slug}/issues/", "Changes the status of issues (?id=…, or those ?query= selects): {\"status\"}", "event:write"),
+    ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/", "An event", "event:read"),
+    ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/json/", "An event's JSON as stored", "event:read"),
+    ("GET", "/api/0/organizations/{org}/issues/{id}/", "An issue", "project:read"),
+    ("GET", "/api/0/organizations/{org}/issues/{id}/events/", "An issue's events, newest first", "event:read"),
+    ("GET", "/api/0/organizations/{org}/issues/{id}/events/latest/", "An issue's newest event", "event:read"),
+];
+
+/// `GET /api/0/openapi.json`: the API's routes, parameters, what each is for and the scope it
+/// needs, as OpenAPI 3.1 (public: it tells no data).
+async fn openapi(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(openapi_document(&state.public_url))
+}
+
+fn openapi_document(server: &str) -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path) in routes().list {
+        let Some((_, _, summary, scope)) = DOCS.iter().find(|d| d.0 == method && d.1 == path) else { continue };
+        let params: Vec<serde_json::Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| serde_json::json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let security = match (path.ends_with("openapi.json"), scope.is_empty()) {
+            (true, _) => serde_json::json!([]),
+            (false, true) => serde_json::json!([{"token": []}]),
+            (false, false) => serde_json::json!([{"token": [scope]}]),
+        };
+        let op = serde_json::json!({
+            "summary": summary,
+            "parameters": params,
+            "security": security,
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"description": "The request is malformed; `detail` says how"},
+                "401": {"description": "No token, or one that is unknown or revoked"},
+                "403": {"description": "The token's scopes or its user's role do not allow this"},
+                "404": {"description": "No such thing, or not visible to the token"}
+            }
+        });
+        let entry = paths.entry(path.to_string()).or_insert_with(|| serde_json::json!({}));
+        entry[method.to_ascii_lowercase()] = op;
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Sentry API", "version": env!("CARGO_PKG_VERSION"), "description": "The Sentry-compatible subset of /api/0/ that sentry-cli and scripts use."},
+        "servers": [{"url": server}],
+        "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "An API token: sentry token create"}}},
+        "paths": paths,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = super::openapi_document("http://x");
+        for (method, path) in super::routes().list {
+            let op = &doc["paths"][path][method.to_ascii_lowercase()];
+            assert!(op["summary"].is_string(), "{method} {path} has no entry in rest::DOCS");
+        }
+        assert!(super::DOCS.iter().all(|d| super::routes().list.contains(&(d.0, d.1))), "DOCS names a route that does not exist");
+    }
 }

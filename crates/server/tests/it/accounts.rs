@@ -178,6 +178,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/o/{org}/tokens") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/tokens/{id}/revoke") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/sso") => (Org(Least::Owner), &[("role", "")][..]),
+        ("GET", "/api/0/openapi.json") => (Public, &[][..]),
         ("GET", "/api/0/") => (Api { org_in_path: false, scopes: "", least: Least::Member }, &[][..]),
         ("GET", "/api/0/organizations/") => (Api { org_in_path: false, scopes: "org:read", least: Least::Member }, &[][..]),
         ("GET", "/api/0/organizations/{org}/" | "/api/0/organizations/{org}/projects/" | "/api/0/organizations/{org}/teams/") => {

@@ -146,6 +146,11 @@ fn sentry_cli_manages_releases_deploys_and_issues() {
     assert_eq!(by_id["groupID"], first.as_str());
     assert_eq!(cli.api("GET", "/api/0/projects/default/default/issues/?statsPeriod=often", b"").status, 400);
 
+    // The OpenAPI document names every route.
+    let doc = cli.server.get("/api/0/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/0/organizations/{org}/releases/"]["post"]["summary"].is_string(), "{doc}");
+
     // Releases are deleted with their deploys.
     assert!(cli.ok(&["releases", "delete", "1.0.0"]).contains("1.0.0"));
     assert_eq!(cli.api("GET", "/api/0/organizations/default/releases/1.0.0/", b"").status, 404);
