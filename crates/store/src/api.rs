@@ -267,6 +267,12 @@ pub trait Releases: Send + Sync {
     fn artifact_by_name(&self, org: OrgId, release: &str, dist: Option<&str>, name: &str) -> Result<Option<(Artifact, Vec<u8>)>>;
     /// A release's files, by name.
     fn release_artifacts(&self, org: OrgId, release: &str) -> Result<Vec<Artifact>>;
+
+    /// A release's events in a project (their `release` tag): first and last seen, how many,
+    /// and the issues it brought.
+    fn release_activity(&self, project: ProjectId, version: &str) -> Result<crate::ReleaseActivity>;
+    /// The release of an issue's first event and of its last one (by the `release` tag).
+    fn group_releases(&self, group: GroupId) -> Result<(Option<String>, Option<String>)>;
 }
 
 /// A whole backend: what callers hold, as `Arc<dyn Store>`.

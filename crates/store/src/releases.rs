@@ -109,3 +109,13 @@ pub struct Artifact {
     pub size: u64,
     pub created_at: f64,
 }
+
+/// A release's events in one project, from the `release` tag of its events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReleaseActivity {
+    pub first_seen: Option<f64>,
+    pub last_seen: Option<f64>,
+    pub events: u64,
+    /// Issues whose first event came from this release, newest first (at most 100).
+    pub new_groups: Vec<crate::GroupId>,
+}

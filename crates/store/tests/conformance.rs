@@ -29,7 +29,8 @@ macro_rules! conformance {
                 organisations_teams_and_roles, invitations_are_single_use_and_expire,
                 tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation,
                 single_sign_on_settings_per_organisation, releases_deploys_and_their_projects,
-                chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name);
+                chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name,
+                a_release_knows_its_events_and_new_issues_and_an_issue_its_releases);
         }
     };
     (@tests $($name:ident),*) => {
@@ -749,4 +750,26 @@ fn chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name(store: Arc<dy
     assert_eq!(data, b"new");
     assert!(store.artifact_by_name(default, "1.0", Some("web"), "~/legacy.js.map").unwrap().is_none());
     assert_eq!(store.release_artifacts(default, "1.0").unwrap().len(), 1);
+}
+
+fn a_release_knows_its_events_and_new_issues_and_an_issue_its_releases(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("shop").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let of = |n: u8, hash: &str, ts: f64, release: &str| {
+        let mut e = event(p.id, n, hash, ts);
+        e.tags.push(("release".into(), release.into()));
+        e
+    };
+    // Issue a starts in 1.0 and goes on in 1.1; issue b starts in 1.1.
+    write(&w, vec![of(1, "a", 1000.0, "1.0"), of(2, "a", 2000.0, "1.1"), of(3, "b", 2100.0, "1.1"), of(4, "b", 2200.0, "1.1")], ItemCounts::default());
+    let all = groups(&*store, p.id, Sort::FirstSeen, StatusFilter::All, &[]);
+    let id = |title: &str| all.iter().find(|g| g.title == title).unwrap().id;
+    let (a, b) = (id("title a"), id("title b"));
+    let old = store.release_activity(p.id, "1.0").unwrap();
+    assert_eq!((old.first_seen, old.last_seen, old.events, old.new_groups.clone()), (Some(1000.0), Some(1000.0), 1, vec![a]));
+    let new = store.release_activity(p.id, "1.1").unwrap();
+    assert_eq!((new.first_seen, new.last_seen, new.events, new.new_groups.clone()), (Some(2000.0), Some(2200.0), 3, vec![b]));
+    assert_eq!(store.release_activity(p.id, "9.9").unwrap(), store::ReleaseActivity::default());
+    assert_eq!(store.group_releases(a).unwrap(), (Some("1.0".into()), Some("1.1".into())));
+    assert_eq!(store.group_releases(b).unwrap(), (Some("1.1".into()), Some("1.1".into())));
 }

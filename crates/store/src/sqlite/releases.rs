@@ -6,7 +6,7 @@ use sha1::{Digest, Sha1};
 
 use super::SqliteStore;
 use crate::{
-    now, Artifact, ArtifactKind, Deploy, NewArtifact, NewDeploy, OrgId, ProjectId, Release, ReleaseChange, Result, StoreError,
+    now, Artifact, ArtifactKind, GroupId, ReleaseActivity, Deploy, NewArtifact, NewDeploy, OrgId, ProjectId, Release, ReleaseChange, Result, StoreError,
 };
 
 const RELEASE_COLUMNS: &str = "id, org_id, version, ref, url, created_at, released_at";
@@ -265,5 +265,43 @@ impl crate::Releases for SqliteStore {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(&format!("SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE org_id = ?1 AND release = ?2 ORDER BY name, id"))?;
         Ok(st.query_map(params![org.0, release], artifact_from)?.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn release_activity(&self, project: ProjectId, version: &str) -> Result<ReleaseActivity> {
+        let conn = self.conn()?;
+        let (first_seen, last_seen, events): (Option<f64>, Option<f64>, Option<i64>) = conn.query_row(
+            "SELECT MIN(t.first_seen), MAX(t.last_seen), SUM(t.count) FROM group_tags t JOIN groups g ON g.id = t.group_id
+             WHERE t.key = 'release' AND t.value = ?2 AND g.project_id = ?1",
+            params![project.0, version],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let mut st = conn.prepare_cached(
+            "SELECT t.group_id FROM group_tags t JOIN groups g ON g.id = t.group_id
+             WHERE t.key = 'release' AND t.value = ?2 AND g.project_id = ?1
+             AND NOT EXISTS (SELECT 1 FROM group_tags o WHERE o.group_id = t.group_id AND o.key = 'release'
+                             AND o.value <> t.value AND o.first_seen < t.first_seen)
+             ORDER BY t.first_seen DESC LIMIT 100",
+        )?;
+        let new_groups = st.query_map(params![project.0, version], |r| Ok(GroupId(r.get(0)?)))?.collect::<rusqlite::Result<_>>()?;
+        Ok(ReleaseActivity { first_seen, last_seen, events: events.unwrap_or(0) as u64, new_groups })
+    }
+
+    fn group_releases(&self, group: GroupId) -> Result<(Option<String>, Option<String>)> {
+        let conn = self.conn()?;
+        let first = conn
+            .query_row(
+                "SELECT value FROM group_tags WHERE group_id = ?1 AND key = 'release' ORDER BY first_seen, value LIMIT 1",
+                [group.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let last = conn
+            .query_row(
+                "SELECT value FROM group_tags WHERE group_id = ?1 AND key = 'release' ORDER BY last_seen DESC, value DESC LIMIT 1",
+                [group.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok((first, last))
     }
 }
