@@ -56,7 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(dashboard::router(&state).layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
-        .merge(rest::routes().router)
+        .merge(rest::routes().router.layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::render))
         .with_state(state)
@@ -128,8 +128,8 @@ async fn count(axum::extract::State(state): axum::extract::State<AppState>, resp
 /// How long a page waits for events acknowledged before it was asked for to be stored.
 const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A page shows what was acknowledged before it was asked for: it waits (briefly; not for the
-/// live stream or static files) until the spool has applied it.
+/// A page (or an API read) shows what was acknowledged before it was asked for: it waits
+/// (briefly; not for the live stream or static files) until the spool has applied it.
 async fn settle(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,

@@ -160,6 +160,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("GET", "/" | "/dashboard" | "/live" | "/settings/") => (Session, &[][..]),
         ("POST", "/logout") => (Session, &[][..]),
         ("POST", "/settings/password") => (Session, &[("password", "short")][..]),
+        ("GET", "/p/{slug}/releases/" | "/p/{slug}/releases/{version}/") => (Project { manage: false }, &[][..]),
         ("GET", "/p/{slug}/" | "/p/{slug}/live" | "/p/{slug}/issues/{id}/" | "/p/{slug}/issues/{id}/events/{event_id}/" | "/p/{slug}/issues/{id}/events/{event_id}/json") => {
             (Project { manage: false }, &[][..])
         }

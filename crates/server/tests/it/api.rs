@@ -146,6 +146,16 @@ fn sentry_cli_manages_releases_deploys_and_issues() {
     assert_eq!(by_id["groupID"], first.as_str());
     assert_eq!(cli.api("GET", "/api/0/projects/default/default/issues/?statsPeriod=often", b"").status, 400);
 
+    // The release's pages: the list, and the release with its deploy, events and new issue.
+    let session = cli.server.admin_session();
+    let list = cli.server.get_as(&session, "/p/default/releases/").text();
+    assert!(list.contains("/p/default/releases/1.0.0/"), "{list}");
+    let page = cli.server.get_as(&session, "/p/default/releases/1.0.0/").text();
+    assert!(page.contains("friday") && page.contains("production"), "the deploy: {page}");
+    assert!(page.contains("hello from the command line"), "the issue the release brought: {page}");
+    let issue = cli.server.get_as(&session, &format!("/p/default/issues/{first}/")).text();
+    assert!(issue.contains("first release") && issue.contains("/p/default/releases/1.0.0/"), "{issue}");
+
     // The OpenAPI document names every route.
     let doc = cli.server.get("/api/0/openapi.json").json();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -530,6 +530,8 @@ struct GroupPage {
     regression: bool,
     latest: Option<EventDetail>,
     base: String,
+    /// The releases of the first and the last event, with their pages.
+    releases: Vec<(String, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -627,7 +629,13 @@ pub async fn group(
         let activity_rows = store.activity(g.id)?;
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
+        let (first_release, last_release) = store.group_releases(g.id)?;
+        let releases = [("first release", first_release), ("last release", last_release)]
+            .into_iter()
+            .filter_map(|(what, r)| r.map(|r| (what.to_string(), super::paths::release(&project.slug, &r), r)))
+            .collect();
         let page = GroupPage {
+            releases,
             nav: nav(&store, &scope.viewer, &project.slug, "group")?,
             slug: project.slug.clone(),
             status: g.status.as_str().to_string(),
