@@ -9,7 +9,9 @@
 //! URL (`~/path`, the older upload), through the minified file's `Sourcemap` header or
 //! `sourceMappingURL` comment, else `<file>.map`. A missing, malformed or mismatched map
 //! leaves the frame as it was and says why in the event's `errors` (never an error of the
-//! write). Parsed maps are cached, at most [`CACHE_BYTES`] of map and source bytes.
+//! write). A function is named by the original name at its caller's call site (what the
+//! caller called it), else by the map's name for the minified one. Parsed maps are cached, at
+//! most [`CACHE_BYTES`] of map and source bytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -246,17 +248,28 @@ fn resolve_stack(
     let raw = Value::Object(stack.clone());
     let mut out = Vec::with_capacity(frames.len());
     let mut changed = false;
+    // The original name at the caller's call site, which names the function being called:
+    // frames run from the outermost call to the innermost.
+    let mut callee: Option<String> = None;
     for f in frames {
-        match (f.as_object(), *budget > 0) {
-            (Some(frame), true) => match resolve_frame(frame, lookup, errors) {
-                Some(r) => {
-                    *budget -= 1;
-                    changed = true;
-                    out.push(Value::Object(r));
+        let resolved = match (f.as_object(), *budget > 0) {
+            (Some(frame), true) => resolve_frame(frame, lookup, errors),
+            _ => None,
+        };
+        match resolved {
+            Some((mut r, call_site)) => {
+                *budget -= 1;
+                changed = true;
+                if let Some(name) = callee.take() {
+                    r.insert("function".into(), json!(name));
                 }
-                None => out.push(f.clone()),
-            },
-            _ => out.push(f.clone()),
+                callee = call_site;
+                out.push(Value::Object(r));
+            }
+            None => {
+                callee = None;
+                out.push(f.clone());
+            }
         }
     }
     if changed {
@@ -268,8 +281,13 @@ fn resolve_stack(
     changed
 }
 
-/// One frame resolved, or `None` (with the reason in `errors` when a map was wanted).
-fn resolve_frame(frame: &Map<String, Value>, lookup: &mut impl FnMut(&str) -> Found, errors: &mut Vec<Value>) -> Option<Map<String, Value>> {
+/// One frame resolved, with the original name at its position (the function it calls), or
+/// `None` (with the reason in `errors` when a map was wanted).
+fn resolve_frame(
+    frame: &Map<String, Value>,
+    lookup: &mut impl FnMut(&str) -> Found,
+    errors: &mut Vec<Value>,
+) -> Option<(Map<String, Value>, Option<String>)> {
     let file = frame.get("abs_path").or_else(|| frame.get("filename")).and_then(Value::as_str)?;
     if !is_js(file) || file.contains("/node_modules/") || file.starts_with("node:") {
         return None;
@@ -300,7 +318,6 @@ fn resolve_frame(frame: &Map<String, Value>, lookup: &mut impl FnMut(&str) -> Fo
     let function = loaded
         .map
         .get_original_function_name(l, c, minified_name, loaded.minified.as_ref())
-        .or(token.get_name())
         .map(str::to_string)
         .or_else(|| minified_name.map(str::to_string));
     let mut out = frame.clone();
@@ -328,7 +345,7 @@ fn resolve_frame(frame: &Map<String, Value>, lookup: &mut impl FnMut(&str) -> Fo
         }
     }
     out.insert("data".into(), json!({"sourcemap": loaded.name, "resolved_with": "source map"}));
-    Some(out)
+    Some((out, token.get_name().map(str::to_string)))
 }
 
 fn source_view(map: &DecodedMap, src_id: u32) -> Option<&SourceView> {

@@ -257,6 +257,8 @@ pub trait Releases: Send + Sync {
     /// Which of `sha1s` the organisation has no chunk for, in their order.
     fn missing_chunks(&self, org: OrgId, sha1s: &[String]) -> Result<Vec<String>>;
     fn chunk(&self, org: OrgId, sha1: &str) -> Result<Option<Vec<u8>>>;
+    /// Forgets chunks (once a file was assembled from them).
+    fn delete_chunks(&self, org: OrgId, sha1s: &[String]) -> Result<()>;
 
     /// Stores files; a file with the same (debug id, kind), or the same (release, dist, name),
     /// replaces the one before.

@@ -722,6 +722,8 @@ fn chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name(store: Arc<dy
     let boss = store.create_user("boss@example.com", "h", false).unwrap();
     let acme = store.create_organization("Acme", boss.id).unwrap();
     assert!(store.chunk(acme.id, &hello).unwrap().is_none(), "chunks are per organisation");
+    store.delete_chunks(default, std::slice::from_ref(&hello)).unwrap();
+    assert!(store.chunk(default, &hello).unwrap().is_none());
 
     let id = "0F3B482C-D9AE-4943-9D00-000000000001";
     let file = |name: &str, kind, debug_id: Option<&str>, release: Option<&str>, data: &[u8]| NewArtifact {

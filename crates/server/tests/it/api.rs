@@ -239,6 +239,15 @@ fn source_maps_uploaded_by_sentry_cli_resolve_a_minified_bundle() {
     let f = frame(&event, "cart.js");
     assert_eq!((f["function"].as_str(), f["lineno"].as_u64()), (Some("computeTotal"), Some(5)), "{f}");
     assert_eq!(f["context_line"].as_str().map(str::trim), Some("sum += item.price.amount;"));
+    // Each function is named as its caller's call site names it.
+    let main_js: Vec<(u64, &str)> = event["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["filename"].as_str().is_some_and(|n| n.ends_with("main.js")))
+        .map(|f| (f["lineno"].as_u64().unwrap(), f["function"].as_str().unwrap_or("")))
+        .collect();
+    assert!(main_js.contains(&(5, "checkout")) && main_js.contains(&(11, "main")), "{main_js:?}");
     assert!(f["pre_context"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("let sum = 0;")), "{f}");
     let raw = event["exception"]["values"][0]["raw_stacktrace"]["frames"].as_array().unwrap();
     assert!(raw.iter().any(|f| f["filename"].as_str().is_some_and(|p| p.ends_with("app.min.js"))), "the minified frames are kept");

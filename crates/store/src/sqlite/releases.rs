@@ -207,6 +207,16 @@ impl crate::Releases for SqliteStore {
             .optional()?)
     }
 
+    fn delete_chunks(&self, org: OrgId, sha1s: &[String]) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for s in sha1s {
+            tx.execute("DELETE FROM upload_chunks WHERE org_id = ?1 AND sha1 = ?2", params![org.0, s.to_ascii_lowercase()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn put_artifacts(&self, org: OrgId, files: &[NewArtifact]) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

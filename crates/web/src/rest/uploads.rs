@@ -2,7 +2,8 @@
 //! (chunk size, SHA-1, gzip), `POST …/chunk-upload/` takes chunks (multipart, one part per
 //! chunk, named by the SHA-1 of its content, gzip-compressed as `file_gzip`), and
 //! `POST …/artifactbundle/assemble/` (or `…/releases/{version}/assemble/`) puts a file together
-//! from its chunks, answers which are missing, and stores the bundle's files.
+//! from its chunks, answers which are missing, and stores the bundle's files (then the
+//! chunks are deleted; chunks never assembled stay until the organisation is deleted).
 //!
 //! Bounds: a request body of at most [`MAX_REQUEST_BYTES`] (more is a 413 before it is read),
 //! chunks of at most [`CHUNK_BYTES`] once decompressed, an assembled file of at most
@@ -231,6 +232,8 @@ async fn assemble(state: &AppState, org: OrgId, b: AssembleBody, release: Option
             Err(e) => return Ok(Err(e.to_string())),
         };
         store.put_artifacts(org, &files)?;
+        // The files are stored; the chunks are not needed any more.
+        store.delete_chunks(org, &b.chunks)?;
         Ok::<_, store::StoreError>(Ok(files.len()))
     })
     .await?;
