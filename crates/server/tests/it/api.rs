@@ -119,6 +119,9 @@ fn sentry_cli_manages_releases_deploys_and_issues() {
     assert_eq!(groups.len(), 2, "{groups:?}");
     let list = cli.ok(&["issues", "list"]);
     assert!(list.contains("hello from the command line") && list.contains("a second problem") && list.contains("unresolved"), "{list}");
+    let r = cli.get("/api/0/organizations/default/releases/1.0.0/");
+    assert_eq!(r["newGroups"], 1, "{r}");
+    assert!(r["lastEvent"].as_str().is_some_and(|t| t.ends_with('Z')), "{r}");
     let id = |title: &str| groups.iter().find(|g| g["title"] == title).unwrap()["id"].as_u64().unwrap().to_string();
     let (first, second) = (id("hello from the command line"), id("a second problem"));
     let status = |id: &str| cli.get(&format!("/api/0/organizations/default/issues/{id}/"))["status"].as_str().unwrap().to_string();

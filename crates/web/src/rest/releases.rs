@@ -58,7 +58,19 @@ fn shown(store: &dyn store::Store, r: &Release) -> Result<ApiRelease, ApiError> 
     let projects: Vec<Project> = store.org_projects(r.org_id)?;
     let refs = projects.iter().filter(|p| r.projects.contains(&p.id)).map(ProjectRef::from).collect();
     let deploys = store.deploys(r.id)?;
-    Ok(ApiRelease::of(r, refs, &deploys))
+    let mut json = ApiRelease::of(r, refs, &deploys);
+    // Events and new issues, over the release's projects.
+    let (mut first, mut last, mut new) = (None::<f64>, None::<f64>, 0);
+    for p in &r.projects {
+        let a = store.release_activity(*p, &r.version)?;
+        first = match (first, a.first_seen) { (Some(x), Some(y)) => Some(x.min(y)), (x, y) => x.or(y) };
+        last = match (last, a.last_seen) { (Some(x), Some(y)) => Some(x.max(y)), (x, y) => x.or(y) };
+        new += a.new_groups.len() as u64;
+    }
+    json.first_event = first.map(super::types::date);
+    json.last_event = last.map(super::types::date);
+    json.new_groups = new;
+    Ok(json)
 }
 
 async fn find(state: &AppState, org: OrgId, version: String) -> Result<Release, ApiError> {
