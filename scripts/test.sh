@@ -154,7 +154,7 @@ if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   exit 0
 fi
 
-# --- 5. build and test ------------------------------------------------------------------------
+# --- 6. build and test ------------------------------------------------------------------------
 say "cargo $(cargo --version | cut -d' ' -f2): building the workspace (all targets)"
 cargo build --workspace --all-targets
 

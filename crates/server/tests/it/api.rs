@@ -53,7 +53,8 @@ impl Cli {
             .env("SENTRY_AUTH_TOKEN", &self.token)
             .env("SENTRY_ORG", "default")
             .env("SENTRY_PROJECT", "default")
-            .env("SENTRY_LOAD_DOTENV", "0");
+            .env("SENTRY_LOAD_DOTENV", "0")
+            .env("SENTRY_DISABLE_UPDATE_CHECK", "true");
         cmd
     }
 
