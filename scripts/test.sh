@@ -22,6 +22,8 @@
 #     in tests/oidc/package-lock.json) that the single sign-on tests start on loopback, and
 #     tests/js-client/node_modules: the real JavaScript SDK (@sentry/node, pinned in
 #     tests/js-client/package-lock.json);
+#     tests/sourcemaps/node_modules: esbuild and @sentry/node (pinned in its package-lock.json)
+#     for the source map tests;
 # Then `cargo build --workspace --all-targets` (the tests need the `sentry` and `rust-client`
 # binaries), `cargo clippy --workspace --all-targets -- -D warnings`, and `cargo test --workspace`,
 # with the env vars the tests read:
@@ -145,6 +147,14 @@ if [ "$(cat tests/js-client/node_modules/.lock.sha256 2>/dev/null)" != "$js_want
   echo "$js_want" >tests/js-client/node_modules/.lock.sha256
 fi
 
+# --- 6. esbuild and @sentry/node for the source map tests -----------------------------------
+maps_want="$(sha256sum tests/sourcemaps/package-lock.json | cut -d' ' -f1) $(node --version)"
+if [ "$(cat tests/sourcemaps/node_modules/.lock.sha256 2>/dev/null)" != "$maps_want" ]; then
+  say "npm: installing esbuild and @sentry/node into tests/sourcemaps/node_modules"
+  npm ci --prefix tests/sourcemaps --no-audit --no-fund --loglevel=error
+  echo "$maps_want" >tests/sourcemaps/node_modules/.lock.sha256
+fi
+
 export SENTRY_TEST_PYTHON="$ROOT/.venv/bin/python"
 export SENTRY_TEST_PYTHON_BROTLI="$ROOT/.venv-br/bin/python"
 export SENTRY_TEST_PYTHON_PEERS="$ROOT/.venv-peers/bin/python"
@@ -157,7 +167,7 @@ if [ -n "${SENTRY_TEST_SETUP_ONLY:-}" ]; then
   exit 0
 fi
 
-# --- 5. build and test ------------------------------------------------------------------------
+# --- 6. build and test ------------------------------------------------------------------------
 say "cargo $(cargo --version | cut -d' ' -f2): building the workspace (all targets)"
 cargo build --workspace --all-targets
 

@@ -64,7 +64,9 @@ fn decode(pipeline: &Pipeline, records: &[Record], report: bool) -> Decoded {
     for r in records {
         match record::decode(&r.data) {
             Ok(mut s) => {
-                out.events.append(&mut s.events);
+                // Source maps are read from the store here, off the request path.
+                let resolve = |e| pipeline.sourcemaps.resolve(e, &pipeline.config.limits, &pipeline.grouping);
+                out.events.extend(s.events.into_iter().map(resolve));
                 out.counts.append(&mut s.counts);
                 out.feedback.append(&mut s.feedback);
             }

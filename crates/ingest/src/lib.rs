@@ -20,12 +20,14 @@
 //!    stored events are then broadcast ([`Pipeline::subscribe`]).
 
 mod apply;
+pub mod bundle;
 mod budget;
 mod discard;
 pub mod items;
 mod keys;
 pub mod process;
 mod rate;
+pub mod sourcemaps;
 mod record;
 pub mod scrub;
 
@@ -214,6 +216,8 @@ pub struct Pipeline {
     closing: AtomicBool,
     /// While stopping: when the applier stops retrying an unavailable store.
     drain_deadline: Mutex<Option<Instant>>,
+    /// Resolves JavaScript frames through uploaded source maps, in the applier.
+    sourcemaps: sourcemaps::Resolver,
 }
 
 /// How long a stopping server keeps trying to store what waits in the spool (what is left
@@ -227,6 +231,7 @@ impl Pipeline {
         let capacity = config.queue_capacity.max(1);
         let batch_max = config.batch_max.max(1);
         let pipeline = Arc::new(Pipeline {
+            sourcemaps: sourcemaps::Resolver::new(store.clone()),
             keys: KeyCache::new(store, Duration::from_secs(1)),
             rates: RateLimiter::new(),
             queue_capacity: capacity,

@@ -15,6 +15,7 @@ use crate::{
     HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
     SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue, ApiToken, AuditEntry, Invitation, Member,
     Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId, FeedbackRow, NewFeedback,
+    Artifact, Deploy, NewArtifact, NewDeploy, Release, ReleaseChange,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -250,6 +251,47 @@ pub trait Maintenance: Send + Sync {
     fn spool_mark(&self, spool: &str) -> Result<Option<u64>>;
 }
 
+/// Releases, their deploys, and what `sentry-cli` uploads for them: chunks (by SHA-1, per
+/// organisation) and the files assembled from them (source maps and minified sources).
+pub trait Releases: Send + Sync {
+    /// Creates a release, or, when the organisation has it already, adds `change`'s projects
+    /// and fields to it. True when it was created.
+    fn upsert_release(&self, org: OrgId, version: &str, change: &ReleaseChange) -> Result<(Release, bool)>;
+    fn release(&self, org: OrgId, version: &str) -> Result<Option<Release>>;
+    /// An organisation's releases (of `project` only, when given), newest first, from just
+    /// after `after` (a [`Release::id`]), at most `limit`.
+    fn releases(&self, org: OrgId, project: Option<ProjectId>, after: Option<i64>, limit: usize) -> Result<Vec<Release>>;
+    /// Deletes a release with its deploys and files. False when there is no such release.
+    fn delete_release(&self, org: OrgId, version: &str) -> Result<bool>;
+    fn create_deploy(&self, release: i64, deploy: &NewDeploy) -> Result<Deploy>;
+    /// A release's deploys, newest first.
+    fn deploys(&self, release: i64) -> Result<Vec<Deploy>>;
+
+    /// Stores a chunk under its (checked) SHA-1; one already stored changes nothing.
+    fn put_chunk(&self, org: OrgId, sha1: &str, data: &[u8]) -> Result<()>;
+    /// Which of `sha1s` the organisation has no chunk for, in their order.
+    fn missing_chunks(&self, org: OrgId, sha1s: &[String]) -> Result<Vec<String>>;
+    fn chunk(&self, org: OrgId, sha1: &str) -> Result<Option<Vec<u8>>>;
+    /// Forgets chunks (once a file was assembled from them).
+    fn delete_chunks(&self, org: OrgId, sha1s: &[String]) -> Result<()>;
+
+    /// Stores files; a file with the same (debug id, kind), or the same (release, dist, name),
+    /// replaces the one before.
+    fn put_artifacts(&self, org: OrgId, files: &[NewArtifact]) -> Result<()>;
+    /// The newest file of `kind` with this debug id, and its content.
+    fn artifact_by_debug_id(&self, org: OrgId, debug_id: &str, kind: crate::ArtifactKind) -> Result<Option<(Artifact, Vec<u8>)>>;
+    /// The file of a release (and dist) by its name, and its content.
+    fn artifact_by_name(&self, org: OrgId, release: &str, dist: Option<&str>, name: &str) -> Result<Option<(Artifact, Vec<u8>)>>;
+    /// A release's files, by name.
+    fn release_artifacts(&self, org: OrgId, release: &str) -> Result<Vec<Artifact>>;
+
+    /// A release's events in a project (their `release` tag): first and last seen, how many,
+    /// and the issues it brought.
+    fn release_activity(&self, project: ProjectId, version: &str) -> Result<crate::ReleaseActivity>;
+    /// The release of an issue's first event and of its last one (by the `release` tag).
+    fn group_releases(&self, group: GroupId) -> Result<(Option<String>, Option<String>)>;
+}
+
 /// A whole backend: what callers hold, as `Arc<dyn Store>`.
 /// User feedback, newest first.
 pub trait Feedback {
@@ -259,7 +301,7 @@ pub trait Feedback {
     fn group_feedback(&self, group: GroupId, limit: usize) -> Result<Vec<FeedbackRow>>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback {
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

@@ -1,5 +1,6 @@
 //! What the store refuses whatever the backend: names too long or without letters, addresses
-//! that are not email addresses, an issuer that is not a URL. Each check says why, for the
+//! that are not email addresses, an issuer that is not a URL, release versions and
+//! environments that can't be part of a URL, a chunk whose SHA-1 is not its content's. Each check says why, for the
 //! person who typed it (`StoreError::Invalid`).
 
 use crate::{Result, StoreError};
@@ -74,6 +75,42 @@ pub(crate) fn issuer(issuer: &str) -> Result<()> {
         return Err(StoreError::Invalid(format!("the issuer \"{issuer}\" is not a URL")));
     }
     Ok(())
+}
+
+/// A release version: at most 200 characters, no slashes, line breaks or tabs (it is part of
+/// URLs), not `.` or `..`; trimmed.
+pub(crate) fn release_version(version: &str) -> Result<&str> {
+    let version = version.trim();
+    if version.is_empty() || version.len() > 200 || version.contains(['\n', '\r', '\t', '/']) || version == "." || version == ".." {
+        return Err(StoreError::Invalid(format!(
+            "\"{version}\" cannot be a release version: use at most 200 characters, no slashes or line breaks"
+        )));
+    }
+    Ok(version)
+}
+
+/// A deploy's environment name, trimmed: at most 64 characters, without slashes.
+pub(crate) fn environment(env: &str) -> Result<&str> {
+    let env = env.trim();
+    if env.is_empty() || env.len() > 64 || env.contains(['\n', '\r', '/']) {
+        return Err(StoreError::Invalid("a deploy needs an environment name of at most 64 characters, without slashes".into()));
+    }
+    Ok(env)
+}
+
+/// The hex SHA-1 of `data`.
+pub(crate) fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest as _;
+    hex::encode(sha1::Sha1::digest(data))
+}
+
+/// An uploaded chunk's SHA-1, checked against its content; the actual one, lowercase.
+pub(crate) fn chunk_sha1(claimed: &str, data: &[u8]) -> Result<String> {
+    let actual = sha1_hex(data);
+    if !actual.eq_ignore_ascii_case(claimed) {
+        return Err(StoreError::Invalid(format!("the chunk's SHA-1 is {actual}, not {claimed}")));
+    }
+    Ok(actual)
 }
 
 #[cfg(test)]

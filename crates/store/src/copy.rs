@@ -47,6 +47,11 @@ pub const TABLES: &[&str] = &[
     "notify_cursors",
     "notify_throttle",
     "feedback",
+    "releases",
+    "release_projects",
+    "deploys",
+    "upload_chunks",
+    "artifacts",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

@@ -4,6 +4,7 @@
 //! - `api`: the traits every backend implements, and [`off_thread`], the bridge from async code.
 //! - `model`, `query`: the values and the one query model (the stream, with keyset cursors).
 //! - `orgs`: the values of organisations: roles, teams, members, tokens, invitations, audit.
+//! - `releases`: the values of releases, deploys, uploaded artifacts and upload chunks.
 //! - `fold`: the event model's rules, pure: how a batch of new events changes the groups it
 //!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
@@ -29,13 +30,15 @@ mod model;
 mod orgs;
 mod query;
 pub mod postgres;
+mod releases;
 pub mod sqlite;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Store, WriteBatch, WriteTicket, off_thread};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Releases, Store, WriteBatch, WriteTicket, off_thread};
 pub use feedback::{FeedbackRow, NewFeedback};
 pub use model::*;
 pub use orgs::*;
+pub use releases::*;
 pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};
 
 /// Where the data lives: the one choice of backend, made once by the caller that wires the

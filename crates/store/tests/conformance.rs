@@ -28,7 +28,10 @@ macro_rules! conformance {
                 events_keep_their_tags_and_page_by_position, spool_marks_are_committed_with_their_events,
                 organisations_teams_and_roles, invitations_are_single_use_and_expire,
                 tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation,
-                single_sign_on_settings_per_organisation, feedback_is_stored_once_with_the_issue_of_its_event);
+                single_sign_on_settings_per_organisation, feedback_is_stored_once_with_the_issue_of_its_event,
+                releases_deploys_and_their_projects,
+                chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name,
+                a_release_knows_its_events_and_new_issues_and_an_issue_its_releases);
         }
     };
     (@tests $($name:ident),*) => {
@@ -705,4 +708,117 @@ fn feedback_is_stored_once_with_the_issue_of_its_event(store: Arc<dyn Store>) {
     // Retention: feedback received before the cutoff goes, like events.
     store.cleanup(1001.5).unwrap();
     assert_eq!(store.feedback(p.id, 10).unwrap().iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 2"]);
+}
+
+fn releases_deploys_and_their_projects(store: Arc<dyn Store>) {
+    use store::{NewDeploy, ReleaseChange};
+    let default = store.organizations().unwrap()[0].id;
+    let (shop, _) = store.create_project("shop").unwrap();
+    let (api, _) = store.create_project("api").unwrap();
+    let (r, created) = store.upsert_release(default, "1.0.0", &ReleaseChange { projects: vec![shop.id], ..Default::default() }).unwrap();
+    assert!(created);
+    assert_eq!((r.version.as_str(), r.projects.clone(), r.released_at), ("1.0.0", vec![shop.id], None));
+    // The same version again adds projects and fields; it is not a second release.
+    let change = ReleaseChange { projects: vec![api.id], reference: Some("abc123".into()), released_at: Some(5.0), ..Default::default() };
+    let (again, created) = store.upsert_release(default, "1.0.0", &change).unwrap();
+    assert!(!created);
+    assert_eq!((again.id, again.projects.clone(), again.reference.as_deref(), again.released_at), (r.id, vec![shop.id, api.id], Some("abc123"), Some(5.0)));
+    assert!(matches!(store.upsert_release(default, "a/b", &ReleaseChange::default()), Err(StoreError::Invalid(_))));
+    assert!(matches!(store.upsert_release(default, " ", &ReleaseChange::default()), Err(StoreError::Invalid(_))));
+    let (r2, _) = store.upsert_release(default, "1.1.0", &ReleaseChange { projects: vec![api.id], ..Default::default() }).unwrap();
+    // Newest first, by project, paged after an id.
+    let all: Vec<_> = store.releases(default, None, None, 10).unwrap().into_iter().map(|r| r.version).collect();
+    assert_eq!(all, ["1.1.0", "1.0.0"]);
+    let of_shop: Vec<_> = store.releases(default, Some(shop.id), None, 10).unwrap().into_iter().map(|r| r.version).collect();
+    assert_eq!(of_shop, ["1.0.0"]);
+    let page: Vec<_> = store.releases(default, None, Some(r2.id), 10).unwrap().into_iter().map(|r| r.version).collect();
+    assert_eq!(page, ["1.0.0"]);
+    // Another organisation's releases are its own, and its projects are not ours.
+    let boss = store.create_user("boss@example.com", "h", false).unwrap();
+    let acme = store.create_organization("Acme", boss.id).unwrap();
+    assert!(store.release(acme.id, "1.0.0").unwrap().is_none());
+    assert!(matches!(
+        store.upsert_release(acme.id, "9", &ReleaseChange { projects: vec![shop.id], ..Default::default() }),
+        Err(StoreError::Invalid(_))
+    ));
+    // Deploys, newest first; a deploy needs an environment.
+    let d = store.create_deploy(r.id, &NewDeploy { environment: "staging".into(), ..Default::default() }).unwrap();
+    store.create_deploy(r.id, &NewDeploy { environment: "production".into(), name: Some("friday".into()), ..Default::default() }).unwrap();
+    assert!(d.finished_at > 0.0);
+    let envs: Vec<_> = store.deploys(r.id).unwrap().into_iter().map(|d| d.environment).collect();
+    assert_eq!(envs, ["production", "staging"]);
+    assert!(matches!(store.create_deploy(r.id, &NewDeploy::default()), Err(StoreError::Invalid(_))));
+    // Deleting a release takes its deploys along.
+    assert!(store.delete_release(default, "1.0.0").unwrap());
+    assert!(!store.delete_release(default, "1.0.0").unwrap());
+    assert!(store.release(default, "1.0.0").unwrap().is_none());
+    assert!(store.deploys(r.id).unwrap().is_empty());
+}
+
+fn chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name(store: Arc<dyn Store>) {
+    use store::{ArtifactKind, NewArtifact};
+    let default = store.organizations().unwrap()[0].id;
+    // sha1("hello") and sha1("world").
+    let hello = "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d".to_string();
+    let world = "7c211433f02071597741e6ff5a8ea34789abbf43".to_string();
+    store.put_chunk(default, &hello, b"hello").unwrap();
+    store.put_chunk(default, &hello, b"hello").unwrap();
+    assert!(matches!(store.put_chunk(default, &world, b"not world"), Err(StoreError::Invalid(_))));
+    assert_eq!(store.missing_chunks(default, &[hello.clone(), world.clone()]).unwrap(), [world]);
+    assert_eq!(store.chunk(default, &hello).unwrap().as_deref(), Some(&b"hello"[..]));
+    let boss = store.create_user("boss@example.com", "h", false).unwrap();
+    let acme = store.create_organization("Acme", boss.id).unwrap();
+    assert!(store.chunk(acme.id, &hello).unwrap().is_none(), "chunks are per organisation");
+    store.delete_chunks(default, std::slice::from_ref(&hello)).unwrap();
+    assert!(store.chunk(default, &hello).unwrap().is_none());
+
+    let id = "0F3B482C-D9AE-4943-9D00-000000000001";
+    let file = |name: &str, kind, debug_id: Option<&str>, release: Option<&str>, data: &[u8]| NewArtifact {
+        name: name.into(),
+        kind,
+        debug_id: debug_id.map(str::to_string),
+        release: release.map(str::to_string),
+        dist: None,
+        headers: None,
+        data: data.to_vec(),
+    };
+    store
+        .put_artifacts(default, &[
+            file("~/app.min.js", ArtifactKind::MinifiedSource, Some(id), None, b"code"),
+            file("~/app.min.js.map", ArtifactKind::SourceMap, Some(id), None, b"{\"version\":3}"),
+            file("~/legacy.js.map", ArtifactKind::SourceMap, None, Some("1.0"), b"old"),
+        ])
+        .unwrap();
+    let (a, data) = store.artifact_by_debug_id(default, &id.to_lowercase(), ArtifactKind::SourceMap).unwrap().unwrap();
+    assert_eq!((a.name.as_str(), a.size, data.as_slice()), ("~/app.min.js.map", 13, &b"{\"version\":3}"[..]));
+    assert_eq!(a.sha1.len(), 40);
+    assert!(store.artifact_by_debug_id(acme.id, id, ArtifactKind::SourceMap).unwrap().is_none());
+    // A later upload of the same file replaces it.
+    store.put_artifacts(default, &[file("~/legacy.js.map", ArtifactKind::SourceMap, None, Some("1.0"), b"new")]).unwrap();
+    let (_, data) = store.artifact_by_name(default, "1.0", None, "~/legacy.js.map").unwrap().unwrap();
+    assert_eq!(data, b"new");
+    assert!(store.artifact_by_name(default, "1.0", Some("web"), "~/legacy.js.map").unwrap().is_none());
+    assert_eq!(store.release_artifacts(default, "1.0").unwrap().len(), 1);
+}
+
+fn a_release_knows_its_events_and_new_issues_and_an_issue_its_releases(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("shop").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let of = |n: u8, hash: &str, ts: f64, release: &str| {
+        let mut e = event(p.id, n, hash, ts);
+        e.tags.push(("release".into(), release.into()));
+        e
+    };
+    // Issue a starts in 1.0 and goes on in 1.1; issue b starts in 1.1.
+    write(&w, vec![of(1, "a", 1000.0, "1.0"), of(2, "a", 2000.0, "1.1"), of(3, "b", 2100.0, "1.1"), of(4, "b", 2200.0, "1.1")], ItemCounts::default());
+    let all = groups(&*store, p.id, Sort::FirstSeen, StatusFilter::All, &[]);
+    let id = |title: &str| all.iter().find(|g| g.title == title).unwrap().id;
+    let (a, b) = (id("title a"), id("title b"));
+    let old = store.release_activity(p.id, "1.0").unwrap();
+    assert_eq!((old.first_seen, old.last_seen, old.events, old.new_groups.clone()), (Some(1000.0), Some(1000.0), 1, vec![a]));
+    let new = store.release_activity(p.id, "1.1").unwrap();
+    assert_eq!((new.first_seen, new.last_seen, new.events, new.new_groups.clone()), (Some(2000.0), Some(2200.0), 3, vec![b]));
+    assert_eq!(store.release_activity(p.id, "9.9").unwrap(), store::ReleaseActivity::default());
+    assert_eq!(store.group_releases(a).unwrap(), (Some("1.0".into()), Some("1.1".into())));
+    assert_eq!(store.group_releases(b).unwrap(), (Some("1.1".into()), Some("1.1".into())));
 }

@@ -51,8 +51,12 @@ pub enum Action {
     ViewProject,
     /// See a project's events.
     ViewEvents,
-    /// Resolve, ignore or reopen an issue.
+    /// Resolve, ignore or reopen an issue; delete issues.
     Triage,
+    /// See the organisation's releases, their deploys and uploaded files.
+    ViewReleases,
+    /// Create, change and delete releases and deploys; upload source maps.
+    Release,
     /// Rename a project, create and revoke its client keys, see its DSNs.
     ManageProject,
     /// Create a project in the organisation.
@@ -77,7 +81,13 @@ impl Action {
     /// The weakest role that may do it.
     pub fn least_role(self) -> Role {
         match self {
-            Action::ViewOrg | Action::ViewMembers | Action::ViewProject | Action::ViewEvents | Action::Triage => Role::Member,
+            Action::ViewOrg
+            | Action::ViewMembers
+            | Action::ViewProject
+            | Action::ViewEvents
+            | Action::Triage
+            | Action::ViewReleases
+            | Action::Release => Role::Member,
             Action::ManageProject | Action::CreateProject | Action::AddToTeam => Role::Admin,
             Action::ManageTeams | Action::ManageMembers | Action::ManageTokens | Action::ViewAudit => Role::Manager,
             Action::AssignRole(role) => role.max(Role::Manager),
@@ -93,6 +103,8 @@ impl Action {
             Action::ViewProject => &["project:read", "project:write", "project:admin"],
             Action::ViewEvents => &["event:read", "event:write", "event:admin"],
             Action::Triage => &["event:write", "event:admin"],
+            Action::ViewReleases => &["project:releases", "project:read", "project:write", "project:admin", "org:read"],
+            Action::Release => &["project:releases", "project:write", "project:admin"],
             Action::ManageProject | Action::CreateProject => &["project:write", "project:admin"],
             Action::ManageTeams | Action::AddToTeam => &["team:write", "team:admin"],
             Action::ManageMembers | Action::AssignRole(_) => &["member:write", "member:admin"],

@@ -18,7 +18,7 @@ mod serve;
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use ingest::Pipeline;
 
@@ -57,7 +57,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(dashboard::router(&state).layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
-        .merge(rest::routes().router)
+        .merge(rest::routes().router.layer(axum::middleware::from_fn_with_state(state.clone(), settle)))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::render))
         .with_state(state)
@@ -99,6 +99,30 @@ impl Routes {
         self.list.push(("POST", path));
         self
     }
+
+    /// A POST whose body may be larger (or must be smaller) than the default limit.
+    pub fn post_limited<H: axum::handler::Handler<T, AppState>, T: 'static>(
+        mut self,
+        path: &'static str,
+        h: H,
+        limit: axum::extract::DefaultBodyLimit,
+    ) -> Routes {
+        self.router = self.router.route(path, post(h).layer(limit));
+        self.list.push(("POST", path));
+        self
+    }
+
+    pub fn put<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
+        self.router = self.router.route(path, put(h));
+        self.list.push(("PUT", path));
+        self
+    }
+
+    pub fn delete<H: axum::handler::Handler<T, AppState>, T: 'static>(mut self, path: &'static str, h: H) -> Routes {
+        self.router = self.router.route(path, delete(h));
+        self.list.push(("DELETE", path));
+        self
+    }
 }
 
 /// Every route of the dashboard and of the REST API (`/api/0/`), as (method, path pattern):
@@ -118,8 +142,8 @@ async fn count(axum::extract::State(state): axum::extract::State<AppState>, resp
 /// How long a page waits for events acknowledged before it was asked for to be stored.
 const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// A page shows what was acknowledged before it was asked for: it waits (briefly; not for the
-/// live stream or static files) until the spool has applied it.
+/// A page (or an API read) shows what was acknowledged before it was asked for: it waits
+/// (briefly; not for the live stream or static files) until the spool has applied it.
 async fn settle(
     axum::extract::State(state): axum::extract::State<AppState>,
     req: axum::extract::Request,

@@ -129,8 +129,14 @@ enum Rule {
     Project { manage: bool },
     /// An organisation: `Org(role)` needs at least that role there.
     Org(Least),
-    /// A token-authenticated API route needing a scope of the organisation.
-    Api { org_in_path: bool },
+    /// A token-authenticated API route: the scopes an organisation token needs for it, the
+    /// least role a personal token's user needs, and whether a URL names an organisation.
+    Api { org_in_path: bool, scopes: &'static str, least: Least },
+}
+
+/// `Rule::Api` for a route of an organisation (or project) reached with `scopes` by a member.
+const fn api(scopes: &'static str) -> Rule {
+    Rule::Api { org_in_path: true, scopes, least: Least::Member }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,6 +160,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("GET", "/" | "/dashboard" | "/live" | "/settings/") => (Session, &[][..]),
         ("POST", "/logout") => (Session, &[][..]),
         ("POST", "/settings/password") => (Session, &[("password", "short")][..]),
+        ("GET", "/p/{slug}/releases/" | "/p/{slug}/releases/{version}/") => (Project { manage: false }, &[][..]),
         ("GET", "/p/{slug}/" | "/p/{slug}/live" | "/p/{slug}/feedback/" | "/p/{slug}/issues/{id}/" | "/p/{slug}/issues/{id}/events/{event_id}/" | "/p/{slug}/issues/{id}/events/{event_id}/json") => {
             (Project { manage: false }, &[][..])
         }
@@ -172,8 +179,40 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/o/{org}/tokens") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/tokens/{id}/revoke") => (Org(Least::Manager), &[][..]),
         ("POST", "/o/{org}/sso") => (Org(Least::Owner), &[("role", "")][..]),
-        ("GET", "/api/0/organizations/") => (Api { org_in_path: false }, &[][..]),
-        ("GET", "/api/0/organizations/{org}/projects/") => (Api { org_in_path: true }, &[][..]),
+        ("GET", "/api/0/openapi.json") => (Public, &[][..]),
+        ("GET", "/api/0/") => (Api { org_in_path: false, scopes: "", least: Least::Member }, &[][..]),
+        ("GET", "/api/0/organizations/") => (Api { org_in_path: false, scopes: "org:read", least: Least::Member }, &[][..]),
+        ("GET", "/api/0/organizations/{org}/" | "/api/0/organizations/{org}/projects/" | "/api/0/organizations/{org}/teams/") => {
+            (api("org:read"), &[][..])
+        }
+        ("GET", "/api/0/organizations/{org}/members/") => (api("org:read member:read"), &[][..]),
+        ("GET", "/api/0/projects/{org}/{slug}/" | "/api/0/projects/{org}/{slug}/releases/" | "/api/0/projects/{org}/{slug}/issues/") => {
+            (api("project:read"), &[][..])
+        }
+        ("GET" | "POST", "/api/0/projects/{org}/{slug}/keys/") | ("DELETE", "/api/0/projects/{org}/{slug}/keys/{key}/") => {
+            (Api { org_in_path: true, scopes: "project:read project:write", least: Least::Admin }, &[][..])
+        }
+        ("PUT", "/api/0/projects/{org}/{slug}/issues/") => (api("project:read event:write"), &[][..]),
+        ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/" | "/api/0/projects/{org}/{slug}/events/{event_id}/json/") => {
+            (api("project:read event:read"), &[][..])
+        }
+        (
+            "GET",
+            "/api/0/organizations/{org}/releases/"
+            | "/api/0/organizations/{org}/releases/{version}/"
+            | "/api/0/organizations/{org}/releases/{version}/deploys/"
+            | "/api/0/organizations/{org}/releases/{version}/files/",
+        ) => (api("org:read"), &[][..]),
+        ("POST", "/api/0/organizations/{org}/releases/" | "/api/0/organizations/{org}/releases/{version}/deploys/")
+        | ("PUT" | "DELETE", "/api/0/organizations/{org}/releases/{version}/")
+        | ("GET" | "POST", "/api/0/organizations/{org}/chunk-upload/")
+        | ("POST", "/api/0/organizations/{org}/artifactbundle/assemble/" | "/api/0/organizations/{org}/releases/{version}/assemble/") => {
+            (api("org:read project:releases"), &[][..])
+        }
+        ("GET", "/api/0/organizations/{org}/issues/{id}/") => (api("org:read project:read"), &[][..]),
+        ("GET", "/api/0/organizations/{org}/issues/{id}/events/" | "/api/0/organizations/{org}/issues/{id}/events/latest/") => {
+            (api("org:read project:read event:read"), &[][..])
+        }
         _ => return None,
     };
     Some(r)
@@ -255,6 +294,10 @@ fn world() -> World {
         let key = dsn.split("://").nth(1).unwrap().split('@').next().unwrap().to_string();
         projects.push((target, slug.to_string(), group, event, key));
     }
+    for (org, owner) in [("default", email(Who::Owner)), ("acme", "boss@acme.example".to_string())] {
+        let t = server.cli_ok(&["token", "create", "--org", org, "--scopes", "org:read project:releases", "--user", &owner]);
+        create_release(&server, org, t.trim());
+    }
     let sessions = PEOPLE
         .iter()
         .map(|w| (*w, (*w != Who::Anonymous).then(|| server.login(&email(*w), PASSWORD).unwrap_or_else(|r| panic!("{w:?}: {}", r.text())))))
@@ -281,6 +324,7 @@ fn fill(w: &World, pattern: &str, target: Target) -> String {
         .replace("issues/{id}", &format!("issues/{group}"))
         .replace("{event_id}", event)
         .replace("{key}", key)
+        .replace("{version}", RELEASE)
         .replace("{org}", org)
         .replace("{user}", "999999")
         .replace("{id}", "999999")
@@ -355,24 +399,40 @@ fn every_route_answers_every_role_as_the_matrix_says() {
         }
         w.server.cli_ok(&args).trim().to_string()
     };
-    let mut tokens: Vec<(String, String, Answer, Answer)> = Vec::new(); // (name, token, on own org, on foreign org)
-    for who in [Who::Owner, Who::Manager, Who::Admin, Who::Member] {
-        tokens.push((format!("{who:?}'s personal token"), token("default", "org:read,project:read", Some(who)), Answer::Allowed, Answer::NotFound));
-    }
-    tokens.push(("the organisation's token".into(), token("default", "org:read", None), Answer::Allowed, Answer::NotFound));
-    tokens.push(("a token without org:read".into(), token("default", "event:read", None), Answer::Forbidden, Answer::NotFound));
-    let revoked = token("default", "org:read", None);
+    let all = access_scopes().join(" ");
+    let personal: Vec<(Who, String)> =
+        [Who::Owner, Who::Manager, Who::Admin, Who::Member].into_iter().map(|who| (who, token("default", &all, Some(who)))).collect();
+    let revoked = token("default", &all, None);
     let id = w.server.cli_ok(&["token", "list", "--org", "default"]).lines().next().unwrap().split_whitespace().next().unwrap().to_string();
     w.server.cli_ok(&["token", "revoke", "--org", "default", &id]);
-    tokens.push(("a revoked token".into(), revoked, Answer::Unauthorized, Answer::Unauthorized));
-    tokens.push(("an unknown token".into(), "0123".into(), Answer::Unauthorized, Answer::Unauthorized));
+    // Organisation tokens by their scopes, made once each.
+    let mut by_scopes: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut org_token = |scopes: &str| by_scopes.entry(scopes.to_string()).or_insert_with(|| token("default", scopes, None)).clone();
+    let owner = personal[0].1.clone();
     let mut wrong = Vec::new();
     for (method, pattern) in &routes {
-        let Some((Rule::Api { org_in_path }, _)) = rule(method, pattern) else { continue };
+        let Some((Rule::Api { org_in_path, scopes, least }, _)) = rule(method, pattern) else { continue };
+        // (name, token, on own org, on foreign org)
+        let mut tokens: Vec<(String, String, Answer, Answer)> = Vec::new();
+        for (who, secret) in &personal {
+            let own = if role_least(*who).is_some_and(|r| r >= least) { Answer::Allowed } else { Answer::Forbidden };
+            tokens.push((format!("{who:?}'s personal token"), secret.clone(), own, Answer::NotFound));
+        }
+        if !scopes.is_empty() {
+            tokens.push((format!("a token with {scopes}"), org_token(scopes), Answer::Allowed, Answer::NotFound));
+            // Without the last scope it needs (or, needing one, with another).
+            let fewer: Vec<&str> = scopes.split(' ').collect();
+            let fewer = if fewer.len() > 1 { fewer[..fewer.len() - 1].join(" ") } else if scopes == "org:read" { "event:read".into() } else { "org:read".into() };
+            tokens.push((format!("a token with only {fewer}"), org_token(&fewer), Answer::Forbidden, Answer::NotFound));
+        } else {
+            tokens.push(("a token with one scope".into(), org_token("event:read"), Answer::Allowed, Answer::Allowed));
+        }
+        tokens.push(("a revoked token".into(), revoked.clone(), Answer::Unauthorized, Answer::Unauthorized));
+        tokens.push(("an unknown token".into(), "0123".into(), Answer::Unauthorized, Answer::Unauthorized));
         let targets: &[Target] = if org_in_path { &[Target::Own, Target::Foreign] } else { &[Target::Own] };
         for &target in targets {
-            let path = fill(&w, pattern, target);
             for (name, secret, own, foreign) in &tokens {
+                let path = prepare(&w, method, pattern, target, &owner);
                 let auth = format!("Bearer {secret}");
                 let (got, status) = answer(&w.server, method, &path, &[("Authorization", &auth)], "");
                 let want = if target == Target::Foreign { *foreign } else { *own };
@@ -380,6 +440,7 @@ fn every_route_answers_every_role_as_the_matrix_says() {
                     wrong.push(format!("{method} {path} with {name}: {got:?} ({status}), expected {want:?}"));
                 }
             }
+            let path = fill(&w, pattern, target);
             for (who, session) in &w.sessions {
                 let headers: Vec<(&str, &str)> = session.iter().map(|s| ("Cookie", s.cookie.as_str())).collect();
                 let (got, _) = answer(&w.server, method, &path, &headers, "");
@@ -390,6 +451,44 @@ fn every_route_answers_every_role_as_the_matrix_says() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The release every organisation of the matrix's world has.
+const RELEASE: &str = "1.0";
+
+/// Every scope a token may have.
+fn access_scopes() -> &'static [&'static str] {
+    web::access::SCOPES
+}
+
+/// The path of a request of the token matrix; what a DELETE removes is made anew before each.
+fn prepare(w: &World, method: &str, pattern: &str, target: Target, owner: &str) -> String {
+    let path = fill(w, pattern, target);
+    if method != "DELETE" || target == Target::Foreign {
+        return path;
+    }
+    if pattern.contains("{key}") {
+        let key = w.server.cli_json(&["key", "create", "--project", "shop", "--json"]);
+        let key = key["public_key"].as_str().or(key["key"].as_str()).unwrap_or_else(|| panic!("{key}")).to_string();
+        let (_, _, _, _, old) = w.projects.iter().find(|p| p.0 == target).unwrap();
+        return path.replace(old.as_str(), &key);
+    }
+    if pattern.contains("{version}") {
+        create_release(&w.server, "default", owner);
+    }
+    path
+}
+
+/// Creates release [`RELEASE`] in `org` with a token of the organisation's owner.
+fn create_release(server: &Server, org: &str, token: &str) {
+    let body = json!({"version": RELEASE}).to_string();
+    let r = server.request(
+        "POST",
+        &format!("/api/0/organizations/{org}/releases/"),
+        &[("Authorization", &format!("Bearer {token}")), ("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert!(r.status == 201 || r.status == 208, "{} {}", r.status, r.text());
 }
 
 fn bearer_json(server: &Server, path: &str, token: &str) -> (u16, Value) {

@@ -3,6 +3,7 @@
 mod harness;
 
 mod accounts;
+mod api;
 mod bad_input;
 mod browser;
 mod cli;

@@ -5,7 +5,11 @@
 use crate::Result;
 
 /// Every migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("schema_1.sql")), (2, include_str!("schema_2_feedback.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("schema_1.sql")),
+    (2, include_str!("schema_2_feedback.sql")),
+    (3, include_str!("schema_3_releases.sql")),
+];
 
 /// The advisory lock taken while migrating (any number, the same in every node).
 const MIGRATION_LOCK: i64 = 0x5e47_0001;

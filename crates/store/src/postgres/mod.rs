@@ -20,6 +20,7 @@ mod migrate;
 mod orgs;
 mod outbox;
 mod read;
+mod releases;
 mod stream;
 mod writer;
 

@@ -15,6 +15,7 @@ mod orgs;
 mod outbox;
 mod payload;
 mod read;
+mod releases;
 mod stream;
 mod writer;
 

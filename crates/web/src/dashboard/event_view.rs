@@ -29,6 +29,9 @@ pub struct EventView {
     /// What was removed before the event was stored (its `_meta`): the field's path and who
     /// removed it, in plain words.
     pub scrubbed: Vec<(String, String)>,
+    /// Why frames could not be resolved (a source map missing, not valid, not matching), as
+    /// (file, reason).
+    pub problems: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -39,6 +42,8 @@ pub struct ExceptionView {
     pub mechanism: String,
     /// Most recent call first.
     pub frames: Vec<FrameView>,
+    /// The frames as the client sent them, when they were resolved through a source map.
+    pub minified: Vec<FrameView>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -173,6 +178,7 @@ fn exception(e: &Map<String, Value>) -> ExceptionView {
             })
             .unwrap_or_default(),
         frames: frames(e.get("stacktrace").or_else(|| e.get("raw_stacktrace"))),
+        minified: if e.get("stacktrace").is_some() { frames(e.get("raw_stacktrace")) } else { Vec::new() },
     }
 }
 
@@ -261,6 +267,12 @@ impl EventView {
         if let Some(meta) = ev.get("_meta") {
             removals(meta, &mut Vec::new(), &mut v.scrubbed);
         }
+        v.problems = values(ev.get("errors"))
+            .into_iter()
+            .filter_map(Value::as_object)
+            .map(|e| (str_of(e, &["url", "name"]), str_of(e, &["reason", "type"])))
+            .filter(|(_, why)| !why.is_empty())
+            .collect();
         v
     }
 

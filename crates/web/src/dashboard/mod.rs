@@ -7,6 +7,7 @@
 //! - `filters`: the Filter API (a processor that narrows the stream query, a renderer that
 //!   says how it is shown) and the search box's `key:value` terms.
 //! - `pages`: the stream, dashboard, group, event and settings pages.
+//! - `releases`: a project's releases and a release's page (deploys, events, new issues, files).
 //! - `settings`, `org_settings`: projects and keys; an organisation's members, teams,
 //!   invitations, API tokens and audit log.
 //! - `invite`: the page of a one-time invitation link.
@@ -27,7 +28,8 @@ mod invite;
 mod live;
 mod org_settings;
 mod pages;
-mod settings;
+mod releases;
+pub(crate) mod settings;
 mod sso;
 
 use std::collections::HashMap;
@@ -118,6 +120,16 @@ pub mod paths {
         format!("/invite/{}", url_encode(token))
     }
 
+    /// A project's releases: `/p/{slug}/releases/`.
+    pub fn releases(slug: &str) -> String {
+        format!("{}releases/", stream(slug))
+    }
+
+    /// A release's page: `/p/{slug}/releases/{version}/`.
+    pub fn release(slug: &str, version: &str) -> String {
+        format!("{}{}/", releases(slug), url_encode(version))
+    }
+
     /// An event's page: `/p/{slug}/issues/{id}/events/{event_id}/`.
     pub fn event(slug: &str, group: GroupId, event_id: &str) -> String {
         format!("{}events/{}/", issue(slug, group), url_encode(event_id))
@@ -174,6 +186,8 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/p/{slug}/issues/{id}/status", pages::set_status)
         .get("/p/{slug}/issues/{id}/events/{event_id}/", pages::event)
         .get("/p/{slug}/issues/{id}/events/{event_id}/json", pages::event_json)
+        .get("/p/{slug}/releases/", releases::list)
+        .get("/p/{slug}/releases/{version}/", releases::page)
         .get("/settings/", settings::index)
         .post("/settings/password", settings::change_password)
         .get("/settings/projects/{slug}/", settings::project)

@@ -532,6 +532,8 @@ struct GroupPage {
     base: String,
     feedback: Vec<super::feedback::FeedbackView>,
     feedback_href: String,
+    /// The releases of the first and the last event, with their pages.
+    releases: Vec<(String, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -629,7 +631,13 @@ pub async fn group(
         let activity_rows = store.activity(g.id)?;
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
+        let (first_release, last_release) = store.group_releases(g.id)?;
+        let releases = [("first release", first_release), ("last release", last_release)]
+            .into_iter()
+            .filter_map(|(what, r)| r.map(|r| (what.to_string(), super::paths::release(&project.slug, &r), r)))
+            .collect();
         let page = GroupPage {
+            releases,
             nav: nav(&store, &scope.viewer, &project.slug, "group")?,
             feedback: super::feedback::of_group(&store, &project.slug, g.id, now)?,
             feedback_href: super::paths::feedback(&project.slug),

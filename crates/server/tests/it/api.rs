@@ -1,0 +1,421 @@
+//! The REST API against the real `sentry-cli` (installed by scripts/test.sh into `.venv`) with
+//! a token from `sentry token create`: info, organisations, projects, releases, deploys,
+//! issues, `send-event`, and source maps — a bundle built here by esbuild (tests/sourcemaps),
+//! its map uploaded by `sentry-cli`, throwing inside `@sentry/node`: the stored event shows
+//! the original file, line, function and source. And bad uploads: a chunk whose SHA-1 does not
+//! match, an assembly of missing chunks, a 1 GB body, a map that is not JSON, a zip bomb.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sha1::{Digest, Sha1};
+
+use crate::harness::{show_output, workspace_root, Server};
+
+const SCOPES: &str = "org:read project:read project:releases event:read event:write member:read";
+
+/// `SENTRY_TEST_SENTRY_CLI`, else `sentry-cli` beside the test venv's Python.
+fn sentry_cli_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("SENTRY_TEST_SENTRY_CLI") {
+        return PathBuf::from(p);
+    }
+    let python = crate::harness::python();
+    let p = python.parent().unwrap().join("sentry-cli");
+    assert!(p.exists(), "{} does not exist: run ./scripts/test.sh, which installs sentry-cli", p.display());
+    p
+}
+
+/// A server, an organisation token, and `sentry-cli` set up for them in a directory of its own.
+struct Cli {
+    server: Server,
+    token: String,
+    home: tempfile::TempDir,
+}
+
+impl Cli {
+    fn start() -> Cli {
+        let server = Server::start();
+        let token = server.cli_ok(&["token", "create", "--org", "default", "--scopes", SCOPES]).trim().to_string();
+        Cli { server, token, home: tempfile::tempdir().unwrap() }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(sentry_cli_path());
+        cmd.current_dir(self.home.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("SENTRY_URL", self.server.base_url())
+            .env("SENTRY_AUTH_TOKEN", &self.token)
+            .env("SENTRY_ORG", "default")
+            .env("SENTRY_PROJECT", "default")
+            .env("SENTRY_LOAD_DOTENV", "0")
+            .env("SENTRY_DISABLE_UPDATE_CHECK", "true");
+        cmd
+    }
+
+    /// Runs `sentry-cli ARGS`; its stdout and stderr, after checking it succeeded.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args, &[]);
+        assert!(out.status.success(), "sentry-cli {args:?} failed\n{}", show_output(&out));
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("running sentry-cli")
+    }
+
+    fn api(&self, method: &str, path: &str, body: &[u8]) -> crate::harness::Response {
+        let auth = format!("Bearer {}", self.token);
+        self.server.request(method, path, &[("Authorization", &auth), ("Content-Type", "application/json")], body)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let r = self.api("GET", path, b"");
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    fn dsn(&self) -> String {
+        self.server.cli_json(&["project", "list", "--json"])[0]["dsn"].as_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn sentry_cli_manages_releases_deploys_and_issues() {
+    let cli = Cli::start();
+    let info = cli.ok(&["info"]);
+    assert!(info.contains("Auth Token") && info.contains("project:releases"), "{info}");
+    let orgs = cli.ok(&["organizations", "list"]);
+    assert!(orgs.contains("| default ") && orgs.contains("Default"), "{orgs}");
+    assert!(cli.ok(&["projects", "list"]).contains("| default "));
+
+    assert!(cli.ok(&["releases", "new", "1.0.0"]).contains("Created release 1.0.0"));
+    let r = cli.get("/api/0/organizations/default/releases/1.0.0/");
+    assert_eq!((r["projects"][0]["slug"].clone(), r["dateReleased"].clone()), (json!("default"), Value::Null));
+    assert!(cli.ok(&["releases", "new", "1.0.0"]).contains("1.0.0"), "a second `new` of a release is no error");
+    assert!(cli.ok(&["releases", "list"]).contains("1.0.0"));
+    assert!(cli.ok(&["releases", "finalize", "1.0.0"]).contains("Finalized release 1.0.0"));
+    assert!(cli.get("/api/0/organizations/default/releases/1.0.0/")["dateReleased"].as_str().unwrap().ends_with('Z'));
+    assert!(cli.ok(&["deploys", "new", "-r", "1.0.0", "-e", "production", "-n", "friday"]).contains("production"));
+    let deploys = cli.get("/api/0/organizations/default/releases/1.0.0/deploys/");
+    assert_eq!((deploys[0]["environment"].clone(), deploys[0]["name"].clone()), (json!("production"), json!("friday")));
+    assert!(cli.ok(&["deploys", "list", "-r", "1.0.0"]).contains("friday"));
+
+    let dsn = cli.dsn();
+    let sent = cli.run(&["send-event", "-m", "hello from the command line", "-r", "1.0.0"], &[("SENTRY_DSN", &dsn)]);
+    assert!(sent.status.success(), "{}", show_output(&sent));
+    let sent = cli.run(&["send-event", "-m", "a second problem"], &[("SENTRY_DSN", &dsn)]);
+    assert!(sent.status.success(), "{}", show_output(&sent));
+    let groups = cli.server.groups("default");
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    let list = cli.ok(&["issues", "list"]);
+    assert!(list.contains("hello from the command line") && list.contains("a second problem") && list.contains("unresolved"), "{list}");
+    let r = cli.get("/api/0/organizations/default/releases/1.0.0/");
+    assert_eq!(r["newGroups"], 1, "{r}");
+    assert!(r["lastEvent"].as_str().is_some_and(|t| t.ends_with('Z')), "{r}");
+    let id = |title: &str| groups.iter().find(|g| g["title"] == title).unwrap()["id"].as_u64().unwrap().to_string();
+    let (first, second) = (id("hello from the command line"), id("a second problem"));
+    let status = |id: &str| cli.get(&format!("/api/0/organizations/default/issues/{id}/"))["status"].as_str().unwrap().to_string();
+
+    cli.ok(&["issues", "resolve", "-i", &first]);
+    assert_eq!((status(&first), status(&second)), ("resolved".into(), "unresolved".into()));
+    cli.ok(&["issues", "mute", "-i", &second]);
+    assert_eq!(status(&second), "ignored");
+    cli.ok(&["issues", "unresolve", "-i", &first]);
+    assert_eq!(status(&first), "unresolved");
+    let list = cli.ok(&["issues", "list"]);
+    assert!(list.lines().any(|l| l.contains("a second problem") && l.contains("ignored")), "{list}");
+    // `--all` is every unresolved issue (Sentry's default query): the ignored one stays so.
+    cli.ok(&["issues", "resolve", "-a"]);
+    assert_eq!((status(&first), status(&second)), ("resolved".into(), "ignored".into()));
+    cli.ok(&["issues", "unresolve", "-i", &first]);
+    // The same through the API: search syntax, statsPeriod, events.
+    let found = cli.get("/api/0/projects/default/default/issues/?query=is:unresolved%20hello&statsPeriod=24h");
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["count"], "1");
+    let latest = cli.get(&format!("/api/0/organizations/default/issues/{first}/events/latest/"));
+    assert_eq!(latest["message"], "hello from the command line");
+    assert!(latest["tags"].as_array().unwrap().iter().any(|t| t["key"] == "release" && t["value"] == "1.0.0"), "{latest}");
+    let by_id = cli.get(&format!("/api/0/projects/default/default/events/{}/", latest["eventID"].as_str().unwrap()));
+    assert_eq!(by_id["groupID"], first.as_str());
+    assert_eq!(cli.api("GET", "/api/0/projects/default/default/issues/?statsPeriod=often", b"").status, 400);
+
+    // The release's pages: the list, and the release with its deploy, events and new issue.
+    let session = cli.server.admin_session();
+    let list = cli.server.get_as(&session, "/p/default/releases/").text();
+    assert!(list.contains("/p/default/releases/1.0.0/"), "{list}");
+    let page = cli.server.get_as(&session, "/p/default/releases/1.0.0/").text();
+    assert!(page.contains("friday") && page.contains("production"), "the deploy: {page}");
+    assert!(page.contains("hello from the command line"), "the issue the release brought: {page}");
+    let issue = cli.server.get_as(&session, &format!("/p/default/issues/{first}/")).text();
+    assert!(issue.contains("first release") && issue.contains("/p/default/releases/1.0.0/"), "{issue}");
+
+    // The OpenAPI document names every route.
+    let doc = cli.server.get("/api/0/openapi.json").json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/0/organizations/{org}/releases/"]["post"]["summary"].is_string(), "{doc}");
+
+    // Releases are deleted with their deploys.
+    assert!(cli.ok(&["releases", "delete", "1.0.0"]).contains("1.0.0"));
+    assert_eq!(cli.api("GET", "/api/0/organizations/default/releases/1.0.0/", b"").status, 404);
+}
+
+/// `tests/sourcemaps`: esbuild and @sentry/node, installed by scripts/test.sh.
+fn sourcemaps_dir() -> PathBuf {
+    let dir = workspace_root().join("tests/sourcemaps");
+    assert!(
+        dir.join("node_modules/esbuild").is_dir() && dir.join("node_modules/@sentry/node").is_dir(),
+        "esbuild and @sentry/node are not installed in {}: run scripts/test.sh (or npm ci --prefix tests/sourcemaps)",
+        dir.display()
+    );
+    dir
+}
+
+/// Bundles and minifies tests/sourcemaps/app into `out/app.min.js`, with a source map.
+fn bundle(out: &Path) {
+    let dir = sourcemaps_dir();
+    let res = Command::new(dir.join("node_modules/.bin/esbuild"))
+        .arg(dir.join("app/src/main.js"))
+        .args(["--bundle", "--minify", "--sourcemap", "--platform=node", "--external:@sentry/node"])
+        .arg(format!("--outfile={}", out.join("app.min.js").display()))
+        .output()
+        .expect("running esbuild");
+    assert!(res.status.success(), "{}", show_output(&res));
+}
+
+/// Runs a bundle: it throws, and @sentry/node sends the error.
+fn run_bundle(bundle: &Path, dsn: &str, release: Option<&str>) {
+    let node = std::env::var("SENTRY_TEST_NODE").unwrap_or_else(|_| "node".into());
+    let mut cmd = Command::new(node);
+    cmd.arg(bundle.join("app.min.js")).env("SENTRY_DSN", dsn).env("NODE_PATH", sourcemaps_dir().join("node_modules"));
+    if let Some(r) = release {
+        cmd.env("SENTRY_RELEASE", r);
+    }
+    let out = cmd.output().expect("running node");
+    assert!(out.status.success(), "{}", show_output(&out));
+}
+
+/// The newest event's JSON as stored, with its group as `group`, once `count` events are.
+fn newest_event(cli: &Cli, count: usize) -> Value {
+    let groups = cli.server.groups("default");
+    let total: u64 = groups.iter().map(|g| g["count"].as_u64().unwrap()).sum();
+    assert_eq!(total as usize, count, "{groups:?}");
+    let newest = groups.iter().max_by_key(|g| g["last_seen"].as_str().unwrap().to_string()).unwrap();
+    let id = newest["id"].as_u64().unwrap();
+    let e = cli.get(&format!("/api/0/organizations/default/issues/{id}/events/latest/"));
+    let raw = cli.api("GET", &format!("/api/0/projects/default/default/events/{}/json/", e["eventID"].as_str().unwrap()), b"");
+    assert_eq!(raw.status, 200);
+    let mut raw = raw.json();
+    raw["group"] = newest.clone();
+    raw
+}
+
+fn frame<'a>(event: &'a Value, file: &str) -> &'a Value {
+    let frames = event["exception"]["values"][0]["stacktrace"]["frames"].as_array().unwrap();
+    frames.iter().find(|f| f["filename"].as_str().is_some_and(|n| n.ends_with(file))).unwrap_or_else(|| panic!("no frame of {file} in {event}"))
+}
+
+#[test]
+fn source_maps_uploaded_by_sentry_cli_resolve_a_minified_bundle() {
+    let cli = Cli::start();
+    let dsn = cli.dsn();
+    let build = tempfile::tempdir().unwrap();
+
+    // Debug ids: inject, upload, throw.
+    let with_ids = build.path().join("with-ids");
+    bundle(&with_ids);
+    let out = cli.ok(&["sourcemaps", "inject", with_ids.to_str().unwrap()]);
+    assert!(out.contains("debug id"), "{out}");
+    let out = cli.ok(&["sourcemaps", "upload", with_ids.to_str().unwrap()]);
+    assert!(out.contains("~/app.min.js.map"), "{out}");
+    run_bundle(&with_ids, &dsn, None);
+    let event = newest_event(&cli, 1);
+    let f = frame(&event, "cart.js");
+    assert_eq!((f["function"].as_str(), f["lineno"].as_u64()), (Some("computeTotal"), Some(5)), "{f}");
+    assert_eq!(f["context_line"].as_str().map(str::trim), Some("sum += item.price.amount;"));
+    // Each function is named as its caller's call site names it.
+    let main_js: Vec<(u64, &str)> = event["exception"]["values"][0]["stacktrace"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["filename"].as_str().is_some_and(|n| n.ends_with("main.js")))
+        .map(|f| (f["lineno"].as_u64().unwrap(), f["function"].as_str().unwrap_or("")))
+        .collect();
+    assert!(main_js.contains(&(5, "checkout")) && main_js.contains(&(11, "main")), "{main_js:?}");
+    assert!(f["pre_context"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("let sum = 0;")), "{f}");
+    let raw = event["exception"]["values"][0]["raw_stacktrace"]["frames"].as_array().unwrap();
+    assert!(raw.iter().any(|f| f["filename"].as_str().is_some_and(|p| p.ends_with("app.min.js"))), "the minified frames are kept");
+    assert!(event.get("errors").is_none_or(|e| e.as_array().unwrap().is_empty()), "{}", event["errors"]);
+    assert!(event["group"]["culprit"].as_str().unwrap().contains("computeTotal"), "grouped by resolved frames: {}", event["group"]);
+
+    // The event page shows the original frames with their source, and the minified ones on request.
+    let session = cli.server.admin_session();
+    let page = |event: &Value| {
+        let href = format!("/p/default/issues/{}/events/{}/", event["group"]["id"], event["event_id"].as_str().unwrap());
+        let r = cli.server.get_as(&session, &href);
+        assert_eq!(r.status, 200, "{href}");
+        r.text()
+    };
+    let html = page(&event);
+    assert!(html.contains("computeTotal") && html.contains("sum += item.price.amount;"), "{html}");
+    assert!(html.contains("Minified frames") && html.contains("app.min.js"), "{html}");
+
+    // No map uploaded for this build: the event says why.
+    let no_map = build.path().join("no-map");
+    bundle(&no_map);
+    std::fs::write(no_map.join("app.min.js.map"), b"").unwrap();
+    run_bundle(&no_map, &dsn, Some("2.0.0"));
+    let event = newest_event(&cli, 2);
+    let errors = event["errors"].as_array().unwrap_or_else(|| panic!("{event}"));
+    assert!(errors[0]["reason"].as_str().unwrap().contains("source map not found"), "{errors:?}");
+    assert!(frame(&event, "app.min.js")["lineno"].as_u64().is_some(), "the frame stays minified");
+    assert!(page(&event).contains("source map not found"), "the page says why");
+
+    // The older upload: by release and file name.
+    let legacy = build.path().join("legacy");
+    bundle(&legacy);
+    let prefix = format!("~{}", legacy.display());
+    cli.ok(&["releases", "new", "3.0.0"]);
+    let out = cli.ok(&["sourcemaps", "upload", "--release", "3.0.0", "--url-prefix", &prefix, legacy.to_str().unwrap()]);
+    assert!(out.contains("app.min.js.map"), "{out}");
+    run_bundle(&legacy, &dsn, Some("3.0.0"));
+    let event = newest_event(&cli, 3);
+    let f = frame(&event, "cart.js");
+    assert_eq!((f["function"].as_str(), f["lineno"].as_u64()), (Some("computeTotal"), Some(5)), "{event}");
+    let files = cli.get("/api/0/organizations/default/releases/3.0.0/files/");
+    assert!(files.as_array().unwrap().iter().any(|f| f["name"].as_str().unwrap().ends_with("app.min.js.map")), "{files}");
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    Sha1::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A multipart body of chunks (field `file`, file name given).
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----chunk-boundary-7d1";
+    let mut body = Vec::new();
+    for (name, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Cli {
+    fn upload_chunks(&self, parts: &[(&str, &[u8])]) -> crate::harness::Response {
+        let (ty, body) = multipart(parts);
+        let auth = format!("Bearer {}", self.token);
+        self.server.request("POST", "/api/0/organizations/default/chunk-upload/", &[("Authorization", &auth), ("Content-Type", &ty)], &body)
+    }
+
+    /// Uploads `file` as one chunk and assembles it as an artifact bundle.
+    fn upload_bundle(&self, file: &[u8]) -> Value {
+        let sum = sha1_hex(file);
+        assert_eq!(self.upload_chunks(&[(&sum, file)]).status, 200);
+        let body = json!({"checksum": sum, "chunks": [sum], "projects": ["default"]}).to_string();
+        let r = self.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()
+    }
+}
+
+/// An artifact bundle of (path in the archive, url, type, debug id, content).
+fn artifact_bundle(files: &[(&str, &str, &str, &str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let mut manifest = serde_json::Map::new();
+    for (path, url, ty, id, data) in files {
+        manifest.insert(path.to_string(), json!({"url": url, "type": ty, "headers": {"debug-id": id}}));
+        zip.start_file(*path, opts).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.start_file("manifest.json", opts).unwrap();
+    zip.write_all(json!({"files": manifest}).to_string().as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+#[test]
+fn bad_uploads_are_refused_with_reasons_and_lose_nothing_else() {
+    let cli = Cli::start();
+    // A chunk whose content does not have the SHA-1 it is named by.
+    let r = cli.upload_chunks(&[(&sha1_hex(b"what was meant"), b"what arrived")]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("SHA-1"), "{}", r.text());
+    // An assembly of chunks never uploaded names them.
+    let (have, missing) = (sha1_hex(b"have"), sha1_hex(b"missing"));
+    assert_eq!(cli.upload_chunks(&[(&have, b"have")]).status, 200);
+    let body = json!({"checksum": sha1_hex(b"havemissing"), "chunks": [have, missing]}).to_string();
+    let r = cli.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", body.as_bytes()).json();
+    assert_eq!((r["state"].clone(), r["missingChunks"].clone()), (json!("not_found"), json!([missing])));
+    // Chunks that do not add up to the checksum.
+    let body = json!({"checksum": sha1_hex(b"other"), "chunks": [have]}).to_string();
+    let r = cli.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", body.as_bytes()).json();
+    assert_eq!(r["state"], "error");
+    // A 1 GB upload is refused at its limit, before it is read.
+    let mut s = TcpStream::connect(cli.server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "POST /api/0/organizations/default/chunk-upload/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1073741824\r\n\r\n--b\r\n",
+        cli.token
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(&vec![b'x'; 1 << 20]);
+    let mut answer = [0u8; 12];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 413", "{}", String::from_utf8_lossy(&answer));
+    // A zip bomb: 300 MiB of zeros in a few hundred KiB.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+    zip.start_file("manifest.json", opts).unwrap();
+    zip.write_all(br#"{"files": {"bomb.js": {"url": "~/bomb.js", "type": "minified_source"}}}"#).unwrap();
+    zip.start_file("bomb.js", opts).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..300 {
+        zip.write_all(&zeros).unwrap();
+    }
+    let bomb = zip.finish().unwrap().into_inner();
+    assert!(bomb.len() < 2 << 20, "{}", bomb.len());
+    let r = cli.upload_bundle(&bomb);
+    assert_eq!(r["state"], "error");
+    assert!(r["detail"].as_str().unwrap().contains("unpacks to more than"), "{r}");
+    // A map that is not JSON: the event says so.
+    let id = "4f9a2b1c-0d3e-4f50-8a6b-7c8d9e0f1a2b";
+    let bundle = artifact_bundle(&[
+        ("app.min.js", "~/app.min.js", "minified_source", id, b"function a(){throw new Error('x')}a();"),
+        ("app.min.js.map", "~/app.min.js.map", "source_map", id, b"this is not json"),
+    ]);
+    assert_eq!(cli.upload_bundle(&bundle)["state"], "ok");
+    let project = cli.server.cli_json(&["project", "list", "--json"])[0].clone();
+    let event = json!({
+        "event_id": "0123456789abcdef0123456789abcdef",
+        "platform": "javascript",
+        "exception": {"values": [{"type": "Error", "value": "x", "stacktrace": {"frames": [
+            {"abs_path": "http://example.com/app.min.js", "filename": "app.min.js", "function": "a", "lineno": 1, "colno": 20, "in_app": true}
+        ]}}]},
+        "debug_meta": {"images": [{"type": "sourcemap", "code_file": "http://example.com/app.min.js", "debug_id": id}]},
+    });
+    let dsn = project["dsn"].as_str().unwrap();
+    let key = dsn.split("://").nth(1).unwrap().split('@').next().unwrap();
+    let auth = format!("Sentry sentry_key={key}, sentry_version=7");
+    let r = cli.server.post(&format!("/api/{}/store/", project["id"]), &[("X-Sentry-Auth", &auth), ("Content-Type", "application/json")], event.to_string().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let stored = cli.get("/api/0/projects/default/default/events/0123456789abcdef0123456789abcdef/");
+    let reason = stored["errors"][0]["reason"].as_str().unwrap_or_else(|| panic!("{stored}"));
+    assert!(reason.contains("is not valid"), "{reason}");
+    // Nothing else was lost: the server serves, the uploaded minified file is kept.
+    assert_eq!(cli.server.get("/healthz").status, 200);
+    assert_eq!(stored["title"], "Error: x");
+}

@@ -1,0 +1,295 @@
+//! Issues and their events: `/api/0/projects/{org}/{project}/issues/` (list with `query=` in
+//! the dashboard's search syntax and `statsPeriod`, bulk status changes), an issue by id and
+//! its events, and an event by id with its raw JSON, as `sentry-cli issues` and scripts use them.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use store::{EventRow, GroupId, GroupRow, GroupStatus, Project, Sort, StatusFilter, StreamQuery};
+
+use super::types::{date, ApiIssue};
+use super::{answer, json_body, list, query_pairs, query_value, ApiProject, PAGE};
+use crate::access::extract::{Bearer, OrgScope};
+use crate::access::{can, Action, Decision, Resource};
+use crate::dashboard::filters::apply_search;
+use crate::{ApiError, AppState, Routes};
+
+pub(super) fn routes(r: Routes) -> Routes {
+    r.get("/api/0/projects/{org}/{slug}/issues/", issues)
+        .put("/api/0/projects/{org}/{slug}/issues/", update_issues)
+        .get("/api/0/projects/{org}/{slug}/events/{event_id}/", event)
+        .get("/api/0/projects/{org}/{slug}/events/{event_id}/json/", event_json)
+        .get("/api/0/organizations/{org}/issues/{id}/", issue)
+        .get("/api/0/organizations/{org}/issues/{id}/events/", issue_events)
+        .get("/api/0/organizations/{org}/issues/{id}/events/latest/", latest_event)
+}
+
+/// Sentry's `statsPeriod` (`24h`, `14d`, `90m`, empty for all time) in seconds.
+fn period(s: &str) -> Result<Option<f64>, ApiError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let (n, unit) = s.split_at(s.len() - 1);
+    let n: f64 = n.parse().map_err(|_| ApiError::BadRequest(format!("\"{s}\" is not a statsPeriod: use a number and m, h, d or w, like 24h or 14d")))?;
+    let unit = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        "w" => 7.0 * 86400.0,
+        _ => return Err(ApiError::BadRequest(format!("\"{s}\" is not a statsPeriod: use m, h, d or w, like 24h or 14d"))),
+    };
+    Ok(Some(n * unit))
+}
+
+/// The stream query of `?query=…&statsPeriod=…&sort=…&cursor=…` (Sentry's default query is
+/// `is:unresolved`).
+fn stream_query(p: &Project, raw: &Option<String>) -> Result<StreamQuery, ApiError> {
+    let pairs = query_pairs(raw);
+    let mut q = StreamQuery::new(p.id, store::now());
+    q.limit = query_value(&pairs, "limit").and_then(|l| l.parse().ok()).unwrap_or(PAGE).clamp(1, PAGE);
+    q.sparkline_points = 0;
+    q.sort = match query_value(&pairs, "sort") {
+        None => Sort::LastSeen,
+        Some(s) => Sort::parse(s).ok_or_else(|| ApiError::BadRequest(format!("\"{s}\" is not a sort: use {}", Sort::NAMES.join(", "))))?,
+    };
+    if let Some(s) = query_value(&pairs, "statsPeriod") {
+        q.since = period(s)?.map(|secs| q.now - secs);
+    }
+    let text = match query_value(&pairs, "query") {
+        Some(text) => {
+            q.status = StatusFilter::All;
+            text
+        }
+        None => "is:unresolved",
+    };
+    let problems = apply_search(text, &mut q);
+    if let Some(p) = problems.first() {
+        return Err(ApiError::BadRequest(format!("the query was not understood: {p}")));
+    }
+    if let Some(c) = query_value(&pairs, "cursor") {
+        q.cursor = store::Cursor::parse(c);
+    }
+    Ok(q)
+}
+
+/// `GET /api/0/projects/{org}/{project}/issues/`.
+async fn issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+    let q = stream_query(p.project(), &raw)?;
+    let project = p.project().clone();
+    let url = format!("{}/api/0/projects/{}/{}/issues/", state.public_url, p.org.slug, project.slug);
+    let store = state.store.clone();
+    let page = store::off_thread(move || store.stream(&q)).await?;
+    let links = crate::dashboard::Links::new(&state.public_url);
+    let items: Vec<ApiIssue> =
+        page.rows.iter().map(|r| ApiIssue::of(&r.group, &project, links.issue(&project.slug, r.group.id), r.users)).collect();
+    Ok(list(items, &url, page.next.map(|c| c.encode())))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueChange {
+    status: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Changed {
+    status: &'static str,
+    status_details: serde_json::Value,
+}
+
+/// `PUT /api/0/projects/{org}/{project}/issues/?id=1&id=2` (or, without ids, every issue the
+/// `query=`/`status=` selects, at most 1,000) with `{"status": "resolved" | "unresolved" |
+/// "ignored" | "resolvedInNextRelease"}`. 204 when nothing matched.
+async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery, body: bytes::Bytes) -> Result<Response, ApiError> {
+    p.require(Action::Triage)?;
+    let change: IssueChange = json_body(&body)?;
+    let name = change.status.ok_or_else(|| ApiError::BadRequest("nothing to change: send {\"status\": \"resolved\"}, \"ignored\" or \"unresolved\"".into()))?;
+    let status = match name.as_str() {
+        "resolvedInNextRelease" | "resolvedInRelease" => GroupStatus::Resolved,
+        s => GroupStatus::parse(s).ok_or_else(|| ApiError::BadRequest(format!("\"{s}\" is not a status: use resolved, ignored or unresolved")))?,
+    };
+    let pairs = query_pairs(&raw);
+    let ids: Vec<i64> = pairs
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.parse().map_err(|_| ApiError::BadRequest(format!("\"{v}\" is not an issue id"))))
+        .collect::<Result<_, _>>()?;
+    let project = p.project().clone();
+    let mut q = stream_query(&project, &raw)?;
+    if let Some(s) = query_value(&pairs, "status") {
+        q.status = match GroupStatus::parse(s) {
+            Some(s) => StatusFilter::Only(s),
+            None => return Err(ApiError::BadRequest(format!("\"{s}\" is not a status: use resolved, ignored or unresolved"))),
+        };
+    }
+    q.limit = 1000;
+    let store = state.store.clone();
+    let n = store::off_thread(move || {
+        let groups: Vec<GroupId> = if ids.is_empty() {
+            store.stream(&q)?.rows.into_iter().map(|r| r.group.id).collect()
+        } else {
+            let mut found = Vec::new();
+            for id in ids {
+                match store.group(GroupId(id))? {
+                    Some(g) if g.project_id == project.id => found.push(g.id),
+                    _ => return Err(ApiError::NotFound(format!("There is no issue {id} in this project."))),
+                }
+            }
+            found
+        };
+        for g in &groups {
+            store.set_group_status(*g, status)?;
+        }
+        Ok::<_, ApiError>(groups.len())
+    })
+    .await?;
+    if n == 0 {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(answer(StatusCode::OK, Changed { status: super::types::status_name(status), status_details: serde_json::json!({}) }))
+}
+
+/// The issue `id` of the organisation, once the actor may see its project.
+async fn issue_of(state: &AppState, scope: &OrgScope<Bearer>, id: &str, action: Action) -> Result<(GroupRow, Project), ApiError> {
+    let nope = || ApiError::NotFound(format!("There is no issue {id}."));
+    let id: i64 = id.parse().map_err(|_| nope())?;
+    let store = state.store.clone();
+    let found = store::off_thread(move || {
+        let Some(g) = store.group(GroupId(id))? else { return Ok(None) };
+        let Some(p) = store.project(g.project_id)? else { return Ok(None) };
+        let teams = store.project_teams(p.id)?;
+        Ok::<_, store::StoreError>(Some((g, p, teams)))
+    })
+    .await?;
+    let (g, p, teams) = found.ok_or_else(nope)?;
+    if p.org_id != scope.org.id {
+        return Err(nope());
+    }
+    match can(&scope.viewer.actor, action, Resource::Project { org: p.org_id, teams: &teams }) {
+        Decision::Allowed => Ok((g, p)),
+        Decision::Hidden => Err(nope()),
+        Decision::Forbidden if can(&scope.viewer.actor, Action::ViewProject, Resource::Project { org: p.org_id, teams: &teams }) == Decision::Hidden => {
+            Err(nope())
+        }
+        Decision::Forbidden => Err(ApiError::Forbidden("You do not have permission to perform this action.".into())),
+    }
+}
+
+/// `GET /api/0/organizations/{org}/issues/{id}/`.
+async fn issue(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let (g, p) = issue_of(&state, &scope, &id, Action::ViewProject).await?;
+    let link = crate::dashboard::Links::new(&state.public_url).issue(&p.slug, g.id);
+    Ok(answer(StatusCode::OK, ApiIssue::of(&g, &p, link, 0)))
+}
+
+/// An event as the API shows it: Sentry's summary fields, and the event's own JSON fields
+/// (`exception`, `message`, `contexts`, …) as sent, after processing.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiEvent {
+    id: String,
+    #[serde(rename = "eventID")]
+    event_id: String,
+    #[serde(rename = "groupID")]
+    group_id: String,
+    #[serde(rename = "projectID")]
+    project_id: String,
+    title: String,
+    message: String,
+    #[serde(rename = "type")]
+    kind: String,
+    platform: Option<String>,
+    date_created: String,
+    date_received: String,
+    tags: Vec<Tag>,
+    entries: Vec<serde_json::Value>,
+    errors: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct Tag {
+    key: String,
+    value: String,
+}
+
+fn api_event(e: &EventRow) -> ApiEvent {
+    let payload: serde_json::Value = serde_json::from_slice(&e.payload).unwrap_or(serde_json::Value::Null);
+    let mut entries = Vec::new();
+    for key in ["exception", "message", "logentry", "request", "breadcrumbs", "threads"] {
+        if let Some(v) = payload.get(key).filter(|v| !v.is_null()) {
+            entries.push(serde_json::json!({"type": if key == "logentry" { "message" } else { key }, "data": v}));
+        }
+    }
+    let message = payload
+        .get("logentry")
+        .and_then(|l| l.get("formatted").or_else(|| l.get("message")))
+        .or_else(|| payload.get("message"))
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    ApiEvent {
+        id: e.event_id.clone(),
+        event_id: e.event_id.clone(),
+        group_id: e.group_id.0.to_string(),
+        project_id: e.project_id.to_string(),
+        title: e.title.clone(),
+        message,
+        kind: if e.kind == "exception" { "error".into() } else { "default".into() },
+        platform: payload.get("platform").and_then(|p| p.as_str()).map(str::to_string),
+        date_created: date(e.timestamp),
+        date_received: date(e.received),
+        tags: e.tags.iter().map(|(k, v)| Tag { key: k.clone(), value: v.clone() }).collect(),
+        entries,
+        errors: payload.get("errors").cloned().unwrap_or_else(|| serde_json::json!([])),
+    }
+}
+
+/// `GET /api/0/organizations/{org}/issues/{id}/events/`: newest first, 100 a page.
+async fn issue_events(
+    State(state): State<AppState>,
+    scope: OrgScope<Bearer>,
+    Path((_, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let (g, _) = issue_of(&state, &scope, &id, Action::ViewEvents).await?;
+    let before = super::cursor_id(&raw);
+    let store = state.store.clone();
+    let rows = store::off_thread(move || store.group_events(g.id, before, PAGE + 1)).await?;
+    let next = (rows.len() > PAGE).then(|| super::next_cursor(rows[PAGE - 1].position));
+    let url = format!("{}/api/0/organizations/{}/issues/{id}/events/", state.public_url, scope.org.slug);
+    Ok(list(rows.iter().take(PAGE).map(api_event).collect::<Vec<_>>(), &url, next))
+}
+
+/// `GET /api/0/organizations/{org}/issues/{id}/events/latest/`.
+async fn latest_event(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let (g, _) = issue_of(&state, &scope, &id, Action::ViewEvents).await?;
+    let store = state.store.clone();
+    let rows = store::off_thread(move || store.group_events(g.id, None, 1)).await?;
+    let e = rows.first().ok_or_else(|| ApiError::NotFound("The issue has no events stored.".into()))?;
+    Ok(answer(StatusCode::OK, api_event(e)))
+}
+
+async fn event_row(state: &AppState, p: &ApiProject, event_id: &str) -> Result<EventRow, ApiError> {
+    p.require(Action::ViewEvents)?;
+    let nope = || ApiError::NotFound(format!("There is no event {event_id} in this project."));
+    let id: protocol::EventId = event_id.parse().map_err(|_| nope())?;
+    let store = state.store.clone();
+    let project = p.project().id;
+    store::off_thread(move || store.event(project, &id)).await?.ok_or_else(nope)
+}
+
+/// `GET /api/0/projects/{org}/{project}/events/{event_id}/`.
+async fn event(State(state): State<AppState>, p: ApiProject, Path((_, _, event_id)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+    let e = event_row(&state, &p, &event_id).await?;
+    Ok(answer(StatusCode::OK, api_event(&e)))
+}
+
+/// `GET /api/0/projects/{org}/{project}/events/{event_id}/json/`: the event's JSON as stored
+/// (after processing: resolved frames, with the minified ones kept).
+async fn event_json(State(state): State<AppState>, p: ApiProject, Path((_, _, event_id)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+    let e = event_row(&state, &p, &event_id).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], e.payload).into_response())
+}
