@@ -130,3 +130,20 @@ fn writers_of_several_nodes_store_each_event_once_with_exact_counts() {
     }
     assert_eq!(a.schema_version().unwrap().0, a.schema_version().unwrap().1);
 }
+
+/// `sslmode=require` with the authority in `sslrootcert`: the connections are TLS (seen in
+/// `pg_stat_ssl`); without the authority, the certificate is refused and the store says why.
+#[test]
+fn tls_is_used_and_the_servers_certificate_checked() {
+    let pg = testkit::Postgres::start_tls();
+    let base = format!("postgres://postgres@localhost:{}/test", pg.port());
+    let ca = pg.ca_file();
+    let store = PgStore::open(&format!("{base}?sslmode=require&sslrootcert={}", ca.display())).unwrap();
+    let (p, _) = store.create_project("p").unwrap();
+    assert!(store.project(p.id).unwrap().is_some());
+    let ssl = pg.psql("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid WHERE s.ssl AND a.datname = 'test' AND a.pid <> pg_backend_pid()");
+    assert!(ssl.trim().parse::<u32>().unwrap() >= 1, "no TLS connection from the store: {ssl}");
+    // The web's authorities do not know this one.
+    let refused = PgStore::open(&format!("{base}?sslmode=require")).err().expect("an unknown authority is refused");
+    assert!(refused.to_string().to_lowercase().contains("certificate"), "{refused}");
+}

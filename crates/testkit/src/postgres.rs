@@ -30,16 +30,27 @@ impl Postgres {
     /// A server tuned for speed: fsync and synchronous commit off. A crash of such a server
     /// (see [`Postgres::restart`]) may lose commits it had confirmed.
     pub fn start() -> Postgres {
-        Postgres::start_with(false)
+        Postgres::start_with(false, false)
     }
 
     /// A server as durable as a real installation (fsync and synchronous commit on): what it
     /// confirmed survives [`Postgres::restart`].
     pub fn start_durable() -> Postgres {
-        Postgres::start_with(true)
+        Postgres::start_with(true, false)
     }
 
-    fn start_with(durable: bool) -> Postgres {
+    /// A server that also speaks TLS, with a certificate for `localhost` and `127.0.0.1` signed
+    /// by a throwaway authority ([`Postgres::ca_file`]), made with the `openssl` command.
+    pub fn start_tls() -> Postgres {
+        Postgres::start_with(false, true)
+    }
+
+    /// The authority that signed a [`Postgres::start_tls`] server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(durable: bool, tls: bool) -> Postgres {
         let dir = tempfile::Builder::new()
             .prefix("sentry-it-pg-")
             .tempdir()
@@ -66,7 +77,11 @@ impl Postgres {
         pg.run(initdb);
 
         let fast = if durable { "" } else { " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" };
-        let opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1{fast}", pg.port, pg.dir.path().display());
+        let mut opts = format!("-p {} -k {} -c listen_addresses=127.0.0.1{fast}", pg.port, pg.dir.path().display());
+        if tls {
+            pg.make_certificates();
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let mut start = pg.tool("pg_ctl");
         start
             .arg("-D")
@@ -77,6 +92,35 @@ impl Postgres {
         pg.running = true;
         pg.create_database(Self::DATABASE);
         pg
+    }
+
+    /// A throwaway authority and a server certificate in the data directory (where `ssl=on`
+    /// finds them), owned by the server's user.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let data = dir.join("data");
+        let ssl = |args: &[&str]| {
+            let mut cmd = Command::new("openssl");
+            cmd.args(args).current_dir(dir);
+            run_ok(&mut cmd);
+        };
+        ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=sentry test authority", "-days", "2"]);
+        ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("writing san.ext");
+        ssl(&[
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
+            "-extfile", "san.ext",
+        ]);
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(dir.join(f), data.join(f)).expect("copying the certificate");
+            if self.run_as.is_some() {
+                let (uid, gid) = (id_of(&["-u", "postgres"]), id_of(&["-g", "postgres"]));
+                std::os::unix::fs::chown(data.join(f), Some(uid), Some(gid)).expect("chown of the certificate");
+            }
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(data.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod of the key");
+        std::fs::set_permissions(dir.join("ca.crt"), std::fs::Permissions::from_mode(0o644)).expect("chmod of the authority");
     }
 
     pub fn host(&self) -> &'static str {

@@ -46,6 +46,7 @@ impl PgStore {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and applies pending
     /// migrations.
     pub fn open(url: &str) -> Result<PgStore> {
+        let (url, root_cert) = take_root_cert(url);
         let config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Invalid(format!("store.postgres_url is not a PostgreSQL URL (postgres://user:password@host:port/database): {e}"))
         })?;
@@ -55,7 +56,11 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(format!("starting the PostgreSQL driver: {e}")))?;
-        let manager = Manager::from_config(config, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        let manager = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Disable => Manager::from_config(config, tokio_postgres::NoTls, recycling),
+            _ => Manager::from_config(config, tls(root_cert.as_deref())?, recycling),
+        };
         let pool = {
             let _in = rt.enter();
             Pool::builder(manager)
@@ -89,7 +94,7 @@ impl PgStore {
     }
 
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}")))
+        self.pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {}", causes(&e))))
     }
 }
 
@@ -145,13 +150,76 @@ impl crate::Maintenance for PgStore {
     }
 }
 
+/// The URL without its `sslrootcert=FILE` parameter (libpq's name, which the driver does not
+/// read), and that file.
+fn take_root_cert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else { return (url.to_string(), None) };
+    let mut cert = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| match p.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                cert = Some(path.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    (url, cert)
+}
+
+/// TLS for `sslmode=prefer` (the default: used when the server offers it) and `require`: the
+/// server's certificate is checked against the web's root authorities, or against the
+/// authority in `sslrootcert` (a PEM file) when the URL names one.
+fn tls(root_cert: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+    let mut roots = rustls::RootCertStore::empty();
+    match root_cert {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| StoreError::Invalid(format!("sslrootcert: cannot read {path}: {e}")))?;
+            let certs: Vec<_> = rustls::pki_types::pem::PemObject::pem_slice_iter(&pem)
+                .collect::<std::result::Result<Vec<rustls::pki_types::CertificateDer<'static>>, _>>()
+                .map_err(|e| StoreError::Invalid(format!("sslrootcert: {path} holds no PEM certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(StoreError::Invalid(format!("sslrootcert: {path} holds no PEM certificate")));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| StoreError::Invalid(format!("sslrootcert: {path}: {e}")))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Backend(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// An error with its causes, as one line: "connecting: TLS handshake: invalid certificate".
+pub(crate) fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// PostgreSQL's errors, by what a caller can do about them: a lost connection, a server
 /// shutting down, full disks, serialisation failures and deadlocks are `Unavailable` (retry
 /// later), a broken unique or foreign key a `Conflict`, the rest `Backend`.
 pub(crate) fn classify(e: tokio_postgres::Error) -> StoreError {
     let text = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+        None => causes(&e),
     };
     let Some(code) = e.code() else {
         // No SQL state: the connection failed or closed.

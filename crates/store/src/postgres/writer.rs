@@ -27,7 +27,7 @@ pub(super) fn start(rt: tokio::runtime::Handle, pool: Pool, batch_max: usize) ->
             let _in = rt.enter();
             futures_executor::block_on(async {
                 let mut client =
-                    pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {e}")))?;
+                    pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {}", super::causes(&e))))?;
                 ensure_partitions(&client, &mut partitions, batch).await?;
                 apply(&mut client, zstd.as_mut(), batch, feedback, marks).await
             })
