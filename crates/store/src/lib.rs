@@ -24,7 +24,7 @@ mod query;
 pub mod sqlite;
 
 pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Store, WriteBatch, WriteTicket, off_thread};
-pub use feedback::{FeedbackRow, NewFeedback};
+pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
 pub use orgs::*;
 pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};

@@ -28,7 +28,8 @@ macro_rules! conformance {
                 events_keep_their_tags_and_page_by_position, spool_marks_are_committed_with_their_events,
                 organisations_teams_and_roles, invitations_are_single_use_and_expire,
                 tokens_are_found_by_hash_until_revoked, the_audit_log_keeps_changes_per_organisation,
-                single_sign_on_settings_per_organisation, feedback_is_stored_once_with_the_issue_of_its_event);
+                single_sign_on_settings_per_organisation, feedback_is_stored_once_with_the_issue_of_its_event,
+                client_reports_are_summed_per_project);
         }
     };
     (@tests $($name:ident),*) => {
@@ -697,4 +698,25 @@ fn feedback_is_stored_once_with_the_issue_of_its_event(store: Arc<dyn Store>) {
     // Retention: feedback received before the cutoff goes, like events.
     store.cleanup(1001.5).unwrap();
     assert_eq!(store.feedback(p.id, 10).unwrap().iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 2"]);
+}
+
+fn client_reports_are_summed_per_project(store: Arc<dyn Store>) {
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let (other, _key) = store.create_project("Other").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let report = |project: ProjectId, reason: &str, category: &str, quantity: u64| store::NewClientReport {
+        project_id: project,
+        reason: reason.into(),
+        category: category.into(),
+        quantity,
+    };
+    for reports in [
+        vec![report(p.id, "before_send", "error", 3), report(p.id, "sample_rate", "transaction", 10)],
+        vec![report(p.id, "before_send", "error", 2), report(other.id, "before_send", "error", 1)],
+    ] {
+        w.write_batch(store::WriteBatch { client_reports: reports, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+    }
+    let sums: Vec<(String, String, u64)> = store.client_reports(p.id).unwrap().into_iter().map(|r| (r.reason, r.category, r.quantity)).collect();
+    assert_eq!(sums, [("sample_rate".into(), "transaction".into(), 10), ("before_send".into(), "error".into(), 5)]);
+    assert_eq!(store.client_reports(other.id).unwrap().len(), 1);
 }

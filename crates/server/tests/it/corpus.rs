@@ -330,3 +330,17 @@ fn no_recorded_secret_survives_in_what_is_stored() {
     let text = server.events_of(&server.groups(&project.slug)[0])[0]["payload"].to_string();
     assert!(text.contains("0123456789abcdef0123456789abcdef:[Filtered]@127.0.0.1"), "{text}");
 }
+
+#[test]
+fn recorded_client_reports_are_summed_and_shown_in_the_projects_settings() {
+    let server = Server::start();
+    for (name, file) in [("reports gzip", "python-sentry-sdk/client-report"), ("reports plain", "python-sentry-sdk/client-report--uncompressed")] {
+        let project = server.create_project(name);
+        replay_into(&server, &project, file);
+        let s = server.admin_session();
+        let html = server.get_as(&s, &format!("/settings/projects/{}/", project.slug)).text();
+        // The recording: the SDK's before_send dropped 3 errors.
+        let table = &html[html.find("id=\"client-reports\"").expect("the client reports table")..];
+        assert!(table.contains("<td>before send</td><td>error</td><td>3</td>"), "{file}: {table}");
+    }
+}

@@ -15,7 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("schema_5_store.sql")),
     (6, include_str!("schema_6_accounts.sql")),
     (8, include_str!("schema_8_spool.sql")),
-    (10, include_str!("schema_10_feedback.sql")),
+    (10, include_str!("schema_10_items.sql")),
 ];
 
 pub fn latest_version() -> i64 {

@@ -19,14 +19,21 @@ use super::payload::PayloadWriter;
 use super::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::{
-    EventId, EventSink, GroupId, ItemCounts, NewEvent, NewFeedback, ProjectId, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome,
+    EventId, EventSink, GroupId, ItemCounts, NewClientReport, NewEvent, NewFeedback, ProjectId, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome,
     WriteTicket,
 };
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
+/// The other items of writes, written with the batch's events.
+#[derive(Default)]
+struct Items {
+    feedback: Vec<NewFeedback>,
+    client_reports: Vec<NewClientReport>,
+}
+
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, feedback: Vec<NewFeedback>, mark: Option<SpoolMark>, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, items: Items, mark: Option<SpoolMark>, reply: Reply },
     Shutdown,
 }
 
@@ -49,9 +56,9 @@ pub(super) fn start(conn: Connection, payloads: PayloadWriter, batch_max: usize)
 impl EventSink for WriterHandle {
     fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
-        let WriteBatch { events, counts, feedback, mark } = batch;
+        let WriteBatch { events, counts, feedback, client_reports, mark } = batch;
         self.tx
-            .send(Msg::Write { events, counts, feedback, mark, reply })
+            .send(Msg::Write { events, counts, items: Items { feedback, client_reports }, mark, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -70,16 +77,17 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
         let mut marks: Vec<SpoolMark> = Vec::new();
-        let mut feedback: Vec<NewFeedback> = Vec::new();
+        let mut items = Items::default();
         let mut size = 0;
         let mut stop = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, feedback: mut more, mark, reply } => {
-                    size += events.len().max(1) + more.len();
-                    feedback.append(&mut more);
+                Msg::Write { events, counts, items: mut more, mark, reply } => {
+                    size += events.len().max(1) + more.feedback.len();
+                    items.feedback.append(&mut more.feedback);
+                    items.client_reports.append(&mut more.client_reports);
                     if let Some(m) = mark {
                         match marks.iter_mut().find(|k| k.spool == m.spool) {
                             Some(k) => k.position = k.position.max(m.position),
@@ -96,7 +104,7 @@ fn run(mut conn: Connection, mut payloads: PayloadWriter, rx: Receiver<Msg>, bat
         }
         if !batch.is_empty() {
             let jobs = Batch { jobs: batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect() };
-            match apply(&mut conn, &mut payloads, &jobs, &feedback, &marks) {
+            match apply(&mut conn, &mut payloads, &jobs, &items, &marks) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));
@@ -127,7 +135,7 @@ fn apply(
     conn: &mut Connection,
     payloads: &mut PayloadWriter,
     batch: &Batch<'_>,
-    feedback: &[NewFeedback],
+    items: &Items,
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
@@ -144,7 +152,8 @@ fn apply(
             continue;
         }
         write_deltas(&tx, &plan, &ids)?;
-        super::feedback::write(&tx, feedback)?;
+        super::feedback::write(&tx, &items.feedback)?;
+        super::feedback::write_client_reports(&tx, &items.client_reports)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;
