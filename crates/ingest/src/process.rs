@@ -1,8 +1,9 @@
 //! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
 //! (lenient), group it (pure), and derive a Query event from every db span of a transaction.
-//! `span` items become transactions and Query events the same way (`items::spans`). Other
-//! envelope items (sessions, client reports, attachments, check-ins, logs, unknown types) are
-//! counted per type and dropped: never an error, so no SDK retries them forever.
+//! `span` items become transactions and Query events the same way (`items::spans`); user
+//! feedback and client reports are kept (`items::feedback`, `items::client_reports`). Other
+//! envelope items (sessions, attachments, check-ins, logs, unknown types) are counted per type
+//! and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
 use protocol::event::{normalize_item_bytes, normalize_slice, span_queries};
@@ -46,6 +47,8 @@ pub struct Processed {
     pub not_stored: Vec<(&'static str, u64)>,
     /// User feedback (`feedback` and `user_report` items).
     pub feedback: Vec<store::NewFeedback>,
+    /// The SDKs' own discard counts (`client_report` items).
+    pub client_reports: Vec<store::NewClientReport>,
     /// Parts of used items that were dropped (over a bound, unreadable), by reason and category.
     pub discarded: Vec<(crate::DiscardReason, &'static str, u64)>,
 }
@@ -66,6 +69,10 @@ pub fn envelope(
     let mut span_budget = crate::items::spans::MAX_SPANS;
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
+            ItemType::ClientReport => match crate::items::client_reports::read(&item.payload, project_id) {
+                Some(mut reports) => out.client_reports.append(&mut reports),
+                None => out.discarded.push((crate::DiscardReason::Invalid, "client_report", 1)),
+            },
             ItemType::Other(ref ty) if crate::items::feedback::is_feedback(ty) => {
                 match crate::items::feedback::read(ty, &item.payload, project_id, env.event_id(), scrubber, received) {
                     Some(f) => out.feedback.push(f),

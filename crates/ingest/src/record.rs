@@ -4,12 +4,12 @@
 //! 429) is answered before the 200; the spool only carries what is certain to be stored.
 //!
 //! Layout: a version byte, then the events, then the counts, then (from version 2) the user
-//! feedback; numbers little-endian, strings and byte strings as a u32 length and the bytes.
+//! feedback and the client reports; numbers little-endian, strings and byte strings as a u32 length and the bytes.
 //! Version 1 records (no feedback) still decode. A record that does not decode (written by a
 //! newer version, or damaged in a way the checksum missed) is refused whole, never guessed at.
 
 use protocol::{EventId, Level};
-use store::{NewEvent, NewFeedback, ProjectId};
+use store::{NewClientReport, NewEvent, NewFeedback, ProjectId};
 
 const VERSION: u8 = 2;
 
@@ -19,13 +19,22 @@ pub struct Spooled {
     pub events: Vec<NewEvent>,
     pub counts: Vec<(ProjectId, String, u64)>,
     pub feedback: Vec<NewFeedback>,
+    pub client_reports: Vec<NewClientReport>,
+}
+
+/// What a record carries beside events and counts.
+#[derive(Clone, Copy, Default)]
+pub struct Extra<'a> {
+    pub feedback: &'a [NewFeedback],
+    pub client_reports: &'a [NewClientReport],
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("a spool record does not decode: {0}")]
 pub struct RecordError(&'static str);
 
-pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], feedback: &[NewFeedback]) -> Vec<u8> {
+pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], extra: Extra<'_>) -> Vec<u8> {
+    let Extra { feedback, client_reports } = extra;
     let size: usize = events.iter().map(|e| e.payload.len() + e.title.len() + e.components.len() + 160).sum();
     let mut w = Writer(Vec::with_capacity(size + 32 * counts.len() + 16));
     w.0.push(VERSION);
@@ -79,6 +88,13 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], feedback
         w.opt_str(f.url.as_deref());
         w.f64(f.timestamp);
         w.f64(f.received);
+    }
+    w.u32(client_reports.len() as u32);
+    for c in client_reports {
+        w.i64(c.project_id.0);
+        w.str(&c.reason);
+        w.str(&c.category);
+        w.u64(c.quantity);
     }
     w.0
 }
@@ -147,6 +163,7 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
         counts.push((ProjectId(r.i64()?), r.str()?, r.u64()?));
     }
     let mut feedback = Vec::new();
+    let mut client_reports = Vec::new();
     if version >= 2 {
         let n = r.u32()? as usize;
         // Every feedback takes more than 40 bytes.
@@ -173,11 +190,18 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
                 received: r.f64()?,
             });
         }
+        let n = r.u32()? as usize;
+        if n > r.0.len() / 24 {
+            return Err(RecordError("client report count larger than the record"));
+        }
+        for _ in 0..n {
+            client_reports.push(NewClientReport { project_id: ProjectId(r.i64()?), reason: r.str()?, category: r.str()?, quantity: r.u64()? });
+        }
     }
     if !r.0.is_empty() {
         return Err(RecordError("bytes after the end"));
     }
-    Ok(Spooled { events, counts, feedback })
+    Ok(Spooled { events, counts, feedback, client_reports })
 }
 
 const LEVELS: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Fatal];
@@ -300,9 +324,10 @@ mod tests {
         ];
         let counts = vec![(ProjectId(7), "session".to_string(), 3), (ProjectId(8), "client_report".to_string(), 1)];
         let feedback = vec![feedback(1, Some(EventId([1; 16])), Some("https://shop/cart")), feedback(2, None, None)];
-        let back = decode(&encode(&events, &counts, &feedback)).unwrap();
-        assert_eq!(back, Spooled { events, counts, feedback });
-        assert_eq!(decode(&encode(&[], &[], &[])).unwrap(), Spooled::default());
+        let client_reports = vec![NewClientReport { project_id: ProjectId(7), reason: "before_send".into(), category: "error".into(), quantity: 3 }];
+        let back = decode(&encode(&events, &counts, Extra { feedback: &feedback, client_reports: &client_reports })).unwrap();
+        assert_eq!(back, Spooled { events, counts, feedback, client_reports });
+        assert_eq!(decode(&encode(&[], &[], Extra::default())).unwrap(), Spooled::default());
     }
 
     fn feedback(n: u8, event_id: Option<EventId>, url: Option<&str>) -> NewFeedback {
@@ -323,16 +348,16 @@ mod tests {
     fn version_1_records_still_decode() {
         let events = vec![event(1, Some("django"), Some(12.5), Level::Error)];
         let counts = vec![(ProjectId(7), "session".to_string(), 3)];
-        let mut v1 = encode(&events, &counts, &[]);
-        // Version 1 is version 2 without the feedback list.
+        let mut v1 = encode(&events, &counts, Extra::default());
+        // Version 1 is version 2 without the feedback and client report lists.
         v1[0] = 1;
-        v1.truncate(v1.len() - 4);
-        assert_eq!(decode(&v1).unwrap(), Spooled { events, counts, feedback: vec![] });
+        v1.truncate(v1.len() - 8);
+        assert_eq!(decode(&v1).unwrap(), Spooled { events, counts, ..Spooled::default() });
     }
 
     #[test]
     fn damaged_records_are_refused_not_guessed() {
-        let data = encode(&[event(1, Some("x"), Some(1.0), Level::Info)], &[(ProjectId(1), "session".into(), 1)], &[feedback(1, None, None)]);
+        let data = encode(&[event(1, Some("x"), Some(1.0), Level::Info)], &[(ProjectId(1), "session".into(), 1)], Extra { feedback: &[feedback(1, None, None)], client_reports: &[] });
         for cut in [0, 1, 5, data.len() / 2, data.len() - 1] {
             assert!(decode(&data[..cut]).is_err(), "cut at {cut}");
         }

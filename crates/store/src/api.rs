@@ -16,6 +16,7 @@ use crate::{
     SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue, ApiToken, AuditEntry, Invitation, Member,
     Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId, FeedbackRow, NewFeedback,
     Artifact, Deploy, NewArtifact, NewDeploy, Release, ReleaseChange,
+    ClientReportSum, NewClientReport,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -39,12 +40,13 @@ pub trait EventSink: Send + Sync {
 }
 
 /// One write: events, counts of the other items, the other items that are stored (user
-/// feedback), and how far a spool is applied.
+/// feedback, client reports), and how far a spool is applied.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub events: Vec<NewEvent>,
     pub counts: ItemCounts,
     pub feedback: Vec<NewFeedback>,
+    pub client_reports: Vec<NewClientReport>,
     pub mark: Option<SpoolMark>,
 }
 
@@ -299,6 +301,8 @@ pub trait Feedback {
     fn feedback(&self, project: ProjectId, limit: usize) -> Result<Vec<FeedbackRow>>;
     /// The feedback about the events of one issue.
     fn group_feedback(&self, group: GroupId, limit: usize) -> Result<Vec<FeedbackRow>>;
+    /// What the project's SDKs said they dropped, summed by reason and category, largest first.
+    fn client_reports(&self, project: ProjectId) -> Result<Vec<ClientReportSum>>;
 }
 
 pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases {

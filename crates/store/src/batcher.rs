@@ -1,5 +1,5 @@
 //! The writer's queue, for every backend: a thread that takes what callers queued (events, item
-//! counts, user feedback, spool marks) in batches of up to `batch_max` events — everything that arrived while
+//! counts, user feedback and client reports, spool marks) in batches of up to `batch_max` events — everything that arrived while
 //! the previous batch was committing — hands each batch to the backend's `apply` (one
 //! transaction), and only then answers every waiting request. Group commit: while one batch
 //! commits, the next one queues up.
@@ -14,12 +14,19 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::fold::Batch;
-use crate::{EventSink, ItemCounts, NewEvent, NewFeedback, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
+use crate::{EventSink, ItemCounts, NewClientReport, NewEvent, NewFeedback, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
+
+/// The items of a batch stored beside its events, in the same transaction.
+#[derive(Default)]
+pub(crate) struct Items {
+    pub feedback: Vec<NewFeedback>,
+    pub client_reports: Vec<NewClientReport>,
+}
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, feedback: Vec<NewFeedback>, mark: Option<SpoolMark>, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, items: Items, mark: Option<SpoolMark>, reply: Reply },
     Shutdown,
 }
 
@@ -32,7 +39,7 @@ pub struct WriterHandle {
 
 /// What a backend does with one batch: commit it (with the feedback it carries and the spool
 /// marks it reaches) in one transaction, and say what happened to each request's events.
-pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &[NewFeedback], &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
+pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &Items, &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
 
 /// Starts the writer thread.
 pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
@@ -47,9 +54,9 @@ pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
 impl EventSink for WriterHandle {
     fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
-        let WriteBatch { events, counts, feedback, mark } = batch;
+        let WriteBatch { events, counts, feedback, client_reports, mark } = batch;
         self.tx
-            .send(Msg::Write { events, counts, feedback, mark, reply })
+            .send(Msg::Write { events, counts, items: Items { feedback, client_reports }, mark, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -68,16 +75,17 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
         let mut marks: Vec<SpoolMark> = Vec::new();
-        let mut feedback: Vec<NewFeedback> = Vec::new();
+        let mut items = Items::default();
         let mut size = 0;
         let mut stop = false;
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, feedback: mut more, mark, reply } => {
-                    size += events.len().max(1) + more.len();
-                    feedback.append(&mut more);
+                Msg::Write { events, counts, items: mut more, mark, reply } => {
+                    size += events.len().max(1) + more.feedback.len();
+                    items.feedback.append(&mut more.feedback);
+                    items.client_reports.append(&mut more.client_reports);
                     if let Some(m) = mark {
                         match marks.iter_mut().find(|k| k.spool == m.spool) {
                             Some(k) => k.position = k.position.max(m.position),
@@ -94,7 +102,7 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         }
         if !batch.is_empty() {
             let jobs = Batch { jobs: batch.iter().map(|(e, c, _)| (e.as_slice(), c)).collect() };
-            match apply(&jobs, &feedback, &marks) {
+            match apply(&jobs, &items, &marks) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));

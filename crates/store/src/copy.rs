@@ -47,6 +47,7 @@ pub const TABLES: &[&str] = &[
     "notify_cursors",
     "notify_throttle",
     "feedback",
+    "client_reports",
     "releases",
     "release_projects",
     "deploys",

@@ -1,5 +1,6 @@
 //! User feedback: what a person wrote about a problem (the SDKs' `feedback` item and the older
-//! `user_report`), with the event it is about, when they named one.
+//! `user_report`), with the event it is about, when they named one; and the SDKs' client
+//! reports (what a client dropped before sending, and why).
 
 use serde::Serialize;
 
@@ -36,4 +37,21 @@ pub struct FeedbackRow {
     pub message: String,
     pub url: Option<String>,
     pub timestamp: f64,
+}
+
+/// A client report's count for one reason and category, to add to the project's sum.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewClientReport {
+    pub project_id: ProjectId,
+    pub reason: String,
+    pub category: String,
+    pub quantity: u64,
+}
+
+/// What a project's SDKs dropped before sending, summed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClientReportSum {
+    pub reason: String,
+    pub category: String,
+    pub quantity: u64,
 }

@@ -35,7 +35,7 @@ pub mod sqlite;
 
 pub use checks::slugify;
 pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Releases, Store, WriteBatch, WriteTicket, off_thread};
-pub use feedback::{FeedbackRow, NewFeedback};
+pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
 pub use orgs::*;
 pub use releases::*;

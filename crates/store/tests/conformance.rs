@@ -31,7 +31,8 @@ macro_rules! conformance {
                 single_sign_on_settings_per_organisation, feedback_is_stored_once_with_the_issue_of_its_event,
                 releases_deploys_and_their_projects,
                 chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name,
-                a_release_knows_its_events_and_new_issues_and_an_issue_its_releases);
+                a_release_knows_its_events_and_new_issues_and_an_issue_its_releases,
+                client_reports_are_summed_per_project);
         }
     };
     (@tests $($name:ident),*) => {
@@ -821,4 +822,25 @@ fn a_release_knows_its_events_and_new_issues_and_an_issue_its_releases(store: Ar
     assert_eq!(store.release_activity(p.id, "9.9").unwrap(), store::ReleaseActivity::default());
     assert_eq!(store.group_releases(a).unwrap(), (Some("1.0".into()), Some("1.1".into())));
     assert_eq!(store.group_releases(b).unwrap(), (Some("1.1".into()), Some("1.1".into())));
+}
+
+fn client_reports_are_summed_per_project(store: Arc<dyn Store>) {
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let (other, _key) = store.create_project("Other").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let report = |project: ProjectId, reason: &str, category: &str, quantity: u64| store::NewClientReport {
+        project_id: project,
+        reason: reason.into(),
+        category: category.into(),
+        quantity,
+    };
+    for reports in [
+        vec![report(p.id, "before_send", "error", 3), report(p.id, "sample_rate", "transaction", 10)],
+        vec![report(p.id, "before_send", "error", 2), report(other.id, "before_send", "error", 1)],
+    ] {
+        w.write_batch(store::WriteBatch { client_reports: reports, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+    }
+    let sums: Vec<(String, String, u64)> = store.client_reports(p.id).unwrap().into_iter().map(|r| (r.reason, r.category, r.quantity)).collect();
+    assert_eq!(sums, [("sample_rate".into(), "transaction".into(), 10), ("before_send".into(), "error".into(), 5)]);
+    assert_eq!(store.client_reports(other.id).unwrap().len(), 1);
 }

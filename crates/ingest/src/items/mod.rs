@@ -2,5 +2,6 @@
 //! each becomes what is stored. `process` calls them; each is bounded by construction and
 //! counts what it drops.
 
+pub mod client_reports;
 pub mod feedback;
 pub mod spans;

@@ -241,7 +241,7 @@ fn metrics_count_every_dropped_item_and_refused_request_by_reason() {
     assert_eq!(server.post(&env, &headers, body.as_bytes()).status, 200);
     // The same event again: a duplicate.
     assert_eq!(server.post(&env, &headers, &envelope(1, &event)).status, 200);
-    for item in ["session", "sessions", "client_report", "attachment", "check_in", "log"] {
+    for item in ["session", "sessions", "attachment", "check_in", "log"] {
         assert_eq!(discarded(&server, "not_stored", item), 1, "{item}");
     }
     // A span item is used; this one holds no list of spans.

@@ -431,7 +431,25 @@ fn no_recorded_secret_survives_in_what_is_stored() {
     assert_eq!(payload["request"]["headers"]["Cookie"], "[Filtered]");
     assert_eq!(payload["request"]["headers"]["X-Request-Id"], "req-7f3a");
     assert_eq!(payload["_meta"]["request"]["cookies"][""]["rem"][0][0], "@password:filter");
+    let page = format!("/p/{}/issues/{}/events/{}/", project.slug, group["id"], server.events_of(group)[0]["event_id"].as_str().unwrap());
+    let html = server.get_as(&server.admin_session(), &page).text();
+    let removed = &html[html.find("Removed before storing").expect("the event page says what was removed")..];
+    assert!(removed.contains("<code>request.cookies</code></th><td>scrubbed by the server: a secret field name"), "{removed}");
     let project = &projects["python-raven/capture-message"];
     let text = server.events_of(&server.groups(&project.slug)[0])[0]["payload"].to_string();
     assert!(text.contains("0123456789abcdef0123456789abcdef:[Filtered]@127.0.0.1"), "{text}");
+}
+
+#[test]
+fn recorded_client_reports_are_summed_and_shown_in_the_projects_settings() {
+    let server = Server::start();
+    for (name, file) in [("reports gzip", "python-sentry-sdk/client-report"), ("reports plain", "python-sentry-sdk/client-report--uncompressed")] {
+        let project = server.create_project(name);
+        replay_into(&server, &project, file);
+        let s = server.admin_session();
+        let html = server.get_as(&s, &format!("/settings/projects/{}/", project.slug)).text();
+        // The recording: the SDK's before_send dropped 3 errors.
+        let table = &html[html.find("id=\"client-reports\"").expect("the client reports table")..];
+        assert!(table.contains("<td>before send</td><td>error</td><td>3</td>"), "{file}: {table}");
+    }
 }

@@ -202,3 +202,18 @@ fn user_reports_through_the_endpoint_and_the_envelope_item() {
     let html = server.get_as(&server.admin_session(), &format!("/p/shop/issues/{}/", group["id"])).text();
     assert!(html.contains("id=\"issue-feedback\"") && html.contains("Me too"), "the issue page shows its feedback");
 }
+
+#[test]
+fn span_items_are_scrubbed_too() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let span = r#"{"span_id":"00000000000000a1","trace_id":"5f066c6f17bd443e963bc7df5800e0fc","name":"SELECT * FROM users WHERE password = 'hunter2hunter2'",
+        "start_timestamp":1700000000.0,"end_timestamp":1700000000.01,"is_segment":false,"attributes":{"sentry.op":{"value":"db","type":"string"},
+        "sentry.segment.id":{"value":"00000000000000aa","type":"string"},"db.system":{"value":"postgresql","type":"string"}}}"#;
+    let body = span_envelope(&[(1, vec![span.replace('\n', "")])]);
+    let path = format!("/api/{}/envelope/", project.id);
+    assert_eq!(server.post(&path, &[("X-Sentry-Auth", &project.auth())], &body).status, 200);
+    let groups = server.groups(&project.slug);
+    let text = format!("{groups:?}{:?}", server.events_of(&groups[0]));
+    assert!(!text.contains("hunter2hunter2"), "{text}");
+}

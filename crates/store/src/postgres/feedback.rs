@@ -5,7 +5,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use tokio_postgres::Row;
 
 use super::PgStore;
-use crate::{EventId, FeedbackRow, GroupId, NewFeedback, ProjectId, Result};
+use crate::{ClientReportSum, EventId, FeedbackRow, GroupId, NewClientReport, NewFeedback, ProjectId, Result};
 
 /// Inserts feedback (one already stored for its project is left as it is), with the issue of
 /// its event when that event is stored.
@@ -43,6 +43,24 @@ pub(super) async fn write(tx: &Transaction<'_>, feedback: &[NewFeedback]) -> Res
     Ok(())
 }
 
+/// Adds client reports to their project's sums (keys sorted, so that two writers lock rows in
+/// one order).
+pub(super) async fn write_client_reports(tx: &Transaction<'_>, reports: &[NewClientReport]) -> Result<()> {
+    let mut sums: std::collections::BTreeMap<(i64, &str, &str), i64> = std::collections::BTreeMap::new();
+    for r in reports {
+        *sums.entry((r.project_id.0, r.reason.as_str(), r.category.as_str())).or_insert(0) += r.quantity.min(i64::MAX as u64) as i64;
+    }
+    for ((project, reason, category), n) in sums {
+        tx.execute(
+            "INSERT INTO client_reports AS c (project_id, reason, category, quantity) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project_id, reason, category) DO UPDATE SET quantity = c.quantity + excluded.quantity",
+            &[&project, &reason, &category, &n],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 const COLUMNS: &str =
     "f.id, f.project_id, f.feedback_id, f.event_id, COALESCE(f.group_id, e.group_id), f.name, f.email, f.message, f.url, f.timestamp";
 
@@ -63,6 +81,18 @@ fn row(r: &Row) -> FeedbackRow {
 }
 
 impl crate::Feedback for PgStore {
+    fn client_reports(&self, project: ProjectId) -> Result<Vec<ClientReportSum>> {
+        self.with(async |c| {
+            let rows = c
+                .query(
+                    "SELECT reason, category, quantity FROM client_reports WHERE project_id = $1 ORDER BY quantity DESC, reason, category",
+                    &[&project.0],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| ClientReportSum { reason: r.get(0), category: r.get(1), quantity: r.get::<_, i64>(2).max(0) as u64 }).collect())
+        })
+    }
+
     fn feedback(&self, project: ProjectId, limit: usize) -> Result<Vec<FeedbackRow>> {
         self.with(async |c| {
             let rows = c

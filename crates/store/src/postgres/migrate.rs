@@ -7,7 +7,7 @@ use crate::Result;
 /// Every migration, in order. Append; never edit one that has shipped.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("schema_1.sql")),
-    (2, include_str!("schema_2_feedback.sql")),
+    (2, include_str!("schema_2_items.sql")),
     (3, include_str!("schema_3_releases.sql")),
 ];
 

@@ -13,7 +13,8 @@ use deadpool_postgres::{Pool, Transaction};
 
 use crate::batcher::WriterHandle;
 use crate::fold::{self, Batch, GroupState, Plan};
-use crate::{EventId, GroupId, NewFeedback, ProjectId, Result, SpoolMark, StoreError, WriteOutcome};
+use crate::batcher::Items;
+use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, StoreError, WriteOutcome};
 
 /// zstd level of payloads.
 pub(super) const LEVEL: i32 = 3;
@@ -23,13 +24,13 @@ pub(super) fn start(rt: tokio::runtime::Handle, pool: Pool, batch_max: usize) ->
     let mut zstd = zstd::bulk::Compressor::new(LEVEL).ok();
     crate::batcher::spawn(
         batch_max,
-        Box::new(move |batch, feedback, marks| {
+        Box::new(move |batch, items, marks| {
             let _in = rt.enter();
             futures_executor::block_on(async {
                 let mut client =
                     pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {}", super::causes(&e))))?;
                 ensure_partitions(&client, &mut partitions, batch).await?;
-                apply(&mut client, zstd.as_mut(), batch, feedback, marks).await
+                apply(&mut client, zstd.as_mut(), batch, items, marks).await
             })
         }),
     )
@@ -79,7 +80,7 @@ async fn apply(
     client: &mut deadpool_postgres::Object,
     mut zstd: Option<&mut zstd::bulk::Compressor<'static>>,
     batch: &Batch<'_>,
-    feedback: &[NewFeedback],
+    items: &Items,
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
@@ -99,7 +100,8 @@ async fn apply(
         }
         insert_events(&tx, zstd.as_deref_mut(), &plan, &ids).await?;
         write_deltas(&tx, &plan, &ids).await?;
-        super::feedback::write(&tx, feedback).await?;
+        super::feedback::write(&tx, &items.feedback).await?;
+        super::feedback::write_client_reports(&tx, &items.client_reports).await?;
         for m in marks {
             tx.execute(
                 "INSERT INTO spool_marks AS m (spool, position, applied_at) VALUES ($1, $2, $3)

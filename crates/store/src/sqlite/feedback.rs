@@ -1,10 +1,10 @@
-//! User feedback in SQLite: written by the writer in the batch's transaction, read per project
-//! and per issue.
+//! User feedback and client reports in SQLite: written by the writer in the batch's
+//! transaction; feedback read per project and per issue, client reports summed per project.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
-use crate::{EventId, FeedbackRow, GroupId, NewFeedback, ProjectId, Result};
+use crate::{ClientReportSum, EventId, FeedbackRow, GroupId, NewClientReport, NewFeedback, ProjectId, Result};
 
 /// Inserts feedback (one already stored for its project is left as it is), with the issue of
 /// its event when that event is stored.
@@ -34,6 +34,21 @@ pub(super) fn write(tx: &Connection, feedback: &[NewFeedback]) -> rusqlite::Resu
             f.timestamp,
             f.received,
         ])?;
+    }
+    Ok(())
+}
+
+/// Adds client reports to their project's sums.
+pub(super) fn write_client_reports(tx: &Connection, reports: &[NewClientReport]) -> rusqlite::Result<()> {
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO client_reports (project_id, reason, category, quantity) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (project_id, reason, category) DO UPDATE SET quantity = quantity + excluded.quantity",
+    )?;
+    for r in reports {
+        st.execute(params![r.project_id.0, r.reason, r.category, r.quantity.min(i64::MAX as u64) as i64])?;
     }
     Ok(())
 }
@@ -77,6 +92,19 @@ impl crate::Feedback for SqliteStore {
              ORDER BY f.timestamp DESC, f.id DESC LIMIT ?2"
         ))?;
         let rows = st.query_map(params![group.0, limit as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn client_reports(&self, project: ProjectId) -> Result<Vec<ClientReportSum>> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare_cached(
+            "SELECT reason, category, quantity FROM client_reports WHERE project_id = ?1 ORDER BY quantity DESC, reason, category",
+        )?;
+        let rows = st
+            .query_map(params![project.0], |r| {
+                Ok(ClientReportSum { reason: r.get(0)?, category: r.get(1)?, quantity: r.get::<_, i64>(2)?.max(0) as u64 })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 }

@@ -16,7 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("schema_6_accounts.sql")),
     (8, include_str!("schema_8_spool.sql")),
     (9, include_str!("schema_9_releases.sql")),
-    (10, include_str!("schema_10_feedback.sql")),
+    (10, include_str!("schema_10_items.sql")),
 ];
 
 pub fn latest_version() -> i64 {

@@ -15,10 +15,11 @@ use super::payload::PayloadWriter;
 use crate::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::batcher::WriterHandle;
-use crate::{EventId, GroupId, NewFeedback, ProjectId, Result, SpoolMark, WriteOutcome};
+use crate::batcher::Items;
+use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, WriteOutcome};
 
 pub(super) fn start(mut conn: Connection, mut payloads: PayloadWriter, batch_max: usize) -> WriterHandle {
-    crate::batcher::spawn(batch_max, Box::new(move |batch, feedback, marks| apply(&mut conn, &mut payloads, batch, feedback, marks)))
+    crate::batcher::spawn(batch_max, Box::new(move |batch, items, marks| apply(&mut conn, &mut payloads, batch, items, marks)))
 }
 
 /// One batch in one transaction: load, fold, apply, commit. The fold first assumes that none
@@ -28,7 +29,7 @@ fn apply(
     conn: &mut Connection,
     payloads: &mut PayloadWriter,
     batch: &Batch<'_>,
-    feedback: &[NewFeedback],
+    items: &Items,
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
@@ -45,7 +46,8 @@ fn apply(
             continue;
         }
         write_deltas(&tx, &plan, &ids)?;
-        super::feedback::write(&tx, feedback)?;
+        super::feedback::write(&tx, &items.feedback)?;
+        super::feedback::write_client_reports(&tx, &items.client_reports)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;

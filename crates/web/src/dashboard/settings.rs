@@ -106,6 +106,10 @@ struct ProjectPage {
     name: String,
     keys: Vec<KeyLine>,
     message: Option<String>,
+    /// What the project's SDKs said they dropped: (reason, category, how many).
+    client_reports: Vec<(String, String, String)>,
+    /// What the server did not store, for all projects: (reason, item, how many).
+    server_discards: Vec<(String, String, String)>,
 }
 
 /// `GET /settings/projects/{slug}/`
@@ -117,6 +121,7 @@ pub async fn project(
     scope.require(Action::ManageProject)?;
     let store = state.store.clone();
     let url = state.public_url.clone();
+    let discards = state.pipeline.discards();
     blocking(move || {
         let p = scope.project.clone();
         let base = paths::project_settings(&p.slug);
@@ -133,7 +138,24 @@ pub async fn project(
                 public_key: k.public_key,
             }))
             .collect::<PageResult<_>>()?;
-        render(&ProjectPage { nav: nav(&store, &scope.viewer, &p.slug, "settings")?, slug: p.slug, name: p.name, keys, message: q.done })
+        let client_reports = store
+            .client_reports(p.id)?
+            .into_iter()
+            .map(|r| (r.reason.replace('_', " "), r.category.replace('_', " "), format::count(r.quantity)))
+            .collect();
+        let server_discards = discards
+            .iter()
+            .map(|(reason, item, n)| (reason.as_str().replace('_', " "), item.replace('_', " "), format::count(*n)))
+            .collect();
+        render(&ProjectPage {
+            nav: nav(&store, &scope.viewer, &p.slug, "settings")?,
+            slug: p.slug,
+            name: p.name,
+            keys,
+            message: q.done,
+            client_reports,
+            server_discards,
+        })
     })
     .await
 }

@@ -1,3 +1,5 @@
+-- What the item types beside events leave: user feedback and the SDKs' client reports.
+
 -- User feedback (`feedback` items, `user_report`). `group_id` is the issue of `event_id` when
 -- that event was stored before the feedback (else found when read).
 CREATE TABLE feedback (
@@ -18,3 +20,12 @@ CREATE INDEX feedback_project ON feedback(project_id, timestamp);
 CREATE INDEX feedback_group ON feedback(group_id, timestamp);
 CREATE INDEX feedback_event ON feedback(project_id, event_id);
 CREATE INDEX feedback_received ON feedback(received);
+
+-- The SDKs' own discard counts (`client_report` items), summed per reason and category.
+CREATE TABLE client_reports (
+    project_id INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    quantity   INTEGER NOT NULL,
+    PRIMARY KEY (project_id, reason, category)
+) WITHOUT ROWID;

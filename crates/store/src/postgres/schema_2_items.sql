@@ -1,4 +1,5 @@
--- Version 2 of the PostgreSQL schema: user feedback (SQLite's version 10).
+-- Version 2 of the PostgreSQL schema: user feedback and the SDKs' client reports (SQLite's
+-- version 10).
 
 -- User feedback. `group_id` is the issue of `event_id` when that event was stored before the
 -- feedback (else found when read).
@@ -20,3 +21,12 @@ CREATE INDEX feedback_project ON feedback(project_id, timestamp);
 CREATE INDEX feedback_group ON feedback(group_id, timestamp);
 CREATE INDEX feedback_event ON feedback(project_id, event_id);
 CREATE INDEX feedback_received ON feedback(received);
+
+-- The SDKs' own discard counts (`client_report` items), summed per reason and category.
+CREATE TABLE client_reports (
+    project_id bigint NOT NULL,
+    reason     text NOT NULL,
+    category   text NOT NULL,
+    quantity   bigint NOT NULL,
+    PRIMARY KEY (project_id, reason, category)
+);
