@@ -352,6 +352,8 @@ fn a_flood_of_bombs_stays_within_the_memory_bound_with_or_without_a_key() {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 peak_rss.fetch_max(rss(pid), std::sync::atomic::Ordering::Relaxed);
                 peak_held.fetch_max(held(addr), std::sync::atomic::Ordering::Relaxed);
+                // Often enough to see the peak, not so often that it starves the server.
+                std::thread::sleep(std::time::Duration::from_millis(5));
             }
         });
         let senders: Vec<_> = (0..16)
