@@ -62,15 +62,15 @@ impl Cache {
         if cost > CACHE_BYTES {
             return;
         }
+        if let Some((_, c, _)) = self.entries.remove(&key) {
+            self.bytes -= c;
+            self.order.retain(|k| k != &key);
+        }
         while self.bytes + cost > CACHE_BYTES {
             let Some(old) = self.order.pop_front() else { break };
             if let Some((_, c, _)) = self.entries.remove(&old) {
                 self.bytes -= c;
             }
-        }
-        if let Some((_, c, _)) = self.entries.remove(&key) {
-            self.bytes -= c;
-            self.order.retain(|k| k != &key);
         }
         self.bytes += cost;
         self.order.push_back(key.clone());
