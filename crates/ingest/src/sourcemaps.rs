@@ -42,31 +42,39 @@ struct Loaded {
 /// What looking a map up found: a parsed map, or why there is none.
 type Found = Result<Arc<Loaded>, String>;
 
+/// How long a parsed map (or the reason it could not be parsed) is kept: an upload that
+/// replaces it is used from then on.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[derive(Default)]
 struct Cache {
-    entries: HashMap<String, (Found, usize)>,
+    entries: HashMap<String, (Found, usize, std::time::Instant)>,
     order: VecDeque<String>,
     bytes: usize,
 }
 
 impl Cache {
     fn get(&self, key: &str) -> Option<Found> {
-        self.entries.get(key).map(|(f, _)| f.clone())
+        self.entries.get(key).filter(|(_, _, at)| at.elapsed() < CACHE_TTL).map(|(f, _, _)| f.clone())
     }
 
     fn put(&mut self, key: String, found: Found, cost: usize) {
         if cost > CACHE_BYTES {
             return;
         }
+        if let Some((_, c, _)) = self.entries.remove(&key) {
+            self.bytes -= c;
+            self.order.retain(|k| k != &key);
+        }
         while self.bytes + cost > CACHE_BYTES {
             let Some(old) = self.order.pop_front() else { break };
-            if let Some((_, c)) = self.entries.remove(&old) {
+            if let Some((_, c, _)) = self.entries.remove(&old) {
                 self.bytes -= c;
             }
         }
         self.bytes += cost;
         self.order.push_back(key.clone());
-        self.entries.insert(key, (found, cost));
+        self.entries.insert(key, (found, cost, std::time::Instant::now()));
     }
 }
 
@@ -144,8 +152,12 @@ impl Resolver {
             Some(id) => self.load_by_debug_id(org, id),
             None => self.load_by_name(org, file, release.unwrap_or_default(), dist),
         };
-        if let Ok(mut c) = self.cache.lock() {
-            c.put(key, found.clone(), cost.max(64));
+        // A map not found (or not readable now) is looked up again next time: it may be
+        // uploaded in a moment.
+        if cost > 0
+            && let Ok(mut c) = self.cache.lock()
+        {
+            c.put(key, found.clone(), cost);
         }
         found
     }
@@ -194,10 +206,10 @@ impl Resolver {
 
 /// Parses a map (and its minified file), with what it costs the cache.
 fn parse(name: String, data: &[u8], minified: Option<Vec<u8>>) -> (Found, usize) {
-    let cost = data.len() * 2 + minified.as_ref().map_or(0, Vec::len);
+    let cost = (data.len() * 2 + minified.as_ref().map_or(0, Vec::len)).max(64);
     let map = match sourcemap::decode_slice(data) {
         Ok(m) => m,
-        Err(e) => return (Err(format!("the source map {name} is not valid: {e}")), data.len().min(1024)),
+        Err(e) => return (Err(format!("the source map {name} is not valid: {e}")), data.len().clamp(64, 1024)),
     };
     let minified = minified.and_then(|m| String::from_utf8(m).ok()).map(SourceView::from_string);
     (Ok(Arc::new(Loaded { map, minified, name })), cost)
@@ -406,6 +418,19 @@ fn source_mapping_url(data: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let mut c = Cache::default();
+        for key in ["a", "b", "c"] {
+            c.put(key.into(), Err(key.into()), CACHE_BYTES / 2);
+        }
+        assert!(c.get("a").is_none() && c.get("b").is_some() && c.get("c").is_some());
+        c.put("c".into(), Err("again".into()), 100);
+        assert_eq!(c.bytes, CACHE_BYTES / 2 + 100);
+        c.put("huge".into(), Err("no".into()), CACHE_BYTES + 1);
+        assert!(c.get("huge").is_none(), "what is larger than the cache is not kept");
+    }
 
     #[test]
     fn names_and_references() {

@@ -301,7 +301,8 @@ pub(crate) fn next_cursor(last_id: i64) -> String {
     format!("0:{last_id}:0")
 }
 
-/// What each route is for and the scopes that grant it: the OpenAPI document is built from
+/// What each route is for and the scopes it needs (all of them; `project:releases` may be
+/// `project:write`, a `…:read` scope its `…:write` or `…:admin`): the OpenAPI document is built from
 /// this table and the route list ([`routes`]); a test keeps the two the same.
 const DOCS: &[(&str, &str, &str, &str)] = &[
     ("GET", "/api/0/", "Who the token is and its scopes", ""),
@@ -310,31 +311,31 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("GET", "/api/0/organizations/{org}/", "An organisation", "org:read"),
     ("GET", "/api/0/organizations/{org}/projects/", "An organisation's projects", "org:read"),
     ("GET", "/api/0/organizations/{org}/teams/", "An organisation's teams", "org:read"),
-    ("GET", "/api/0/organizations/{org}/members/", "An organisation's members", "member:read"),
+    ("GET", "/api/0/organizations/{org}/members/", "An organisation's members", "org:read member:read"),
     ("GET", "/api/0/projects/{org}/{slug}/", "A project", "project:read"),
-    ("GET", "/api/0/projects/{org}/{slug}/keys/", "A project's client keys (DSNs)", "project:write"),
-    ("POST", "/api/0/projects/{org}/{slug}/keys/", "Creates a client key: {\"name\"}", "project:write"),
-    ("DELETE", "/api/0/projects/{org}/{slug}/keys/{key}/", "Revokes a client key", "project:write"),
-    ("GET", "/api/0/organizations/{org}/releases/", "An organisation's releases, newest first (?project=ID, ?query=TEXT)", "project:releases"),
+    ("GET", "/api/0/projects/{org}/{slug}/keys/", "A project's client keys (DSNs)", "project:read project:write"),
+    ("POST", "/api/0/projects/{org}/{slug}/keys/", "Creates a client key: {\"name\"}", "project:read project:write"),
+    ("DELETE", "/api/0/projects/{org}/{slug}/keys/{key}/", "Revokes a client key", "project:read project:write"),
+    ("GET", "/api/0/organizations/{org}/releases/", "An organisation's releases, newest first (?project=ID, ?query=TEXT)", "org:read"),
     ("GET", "/api/0/projects/{org}/{slug}/releases/", "A project's releases, newest first", "project:read"),
-    ("POST", "/api/0/organizations/{org}/releases/", "Creates a release: {\"version\", \"projects\", \"ref\", \"url\", \"dateReleased\"}; 208 when it exists", "project:releases"),
-    ("GET", "/api/0/organizations/{org}/releases/{version}/", "A release", "project:releases"),
-    ("PUT", "/api/0/organizations/{org}/releases/{version}/", "Changes or finalises a release: {\"dateReleased\", \"ref\", \"url\", \"projects\"}", "project:releases"),
-    ("DELETE", "/api/0/organizations/{org}/releases/{version}/", "Deletes a release with its deploys and files", "project:releases"),
-    ("GET", "/api/0/organizations/{org}/releases/{version}/deploys/", "A release's deploys, newest first", "project:releases"),
-    ("POST", "/api/0/organizations/{org}/releases/{version}/deploys/", "Records a deploy: {\"environment\", \"name\", \"url\", \"dateStarted\", \"dateFinished\"}", "project:releases"),
-    ("GET", "/api/0/organizations/{org}/releases/{version}/files/", "The files uploaded for a release by name", "project:releases"),
-    ("GET", "/api/0/organizations/{org}/chunk-upload/", "How to upload chunks: sizes, SHA-1, gzip", "project:releases"),
-    ("POST", "/api/0/organizations/{org}/chunk-upload/", "Uploads chunks (multipart, each named by its SHA-1; gzip as file_gzip)", "project:releases"),
-    ("POST", "/api/0/organizations/{org}/artifactbundle/assemble/", "Assembles an artifact bundle from chunks: {\"checksum\", \"chunks\", \"projects\"}; answers the missing ones", "project:releases"),
-    ("POST", "/api/0/organizations/{org}/releases/{version}/assemble/", "Assembles a release's files from chunks", "project:releases"),
+    ("POST", "/api/0/organizations/{org}/releases/", "Creates a release: {\"version\", \"projects\", \"ref\", \"url\", \"dateReleased\"}; 208 when it exists", "org:read project:releases"),
+    ("GET", "/api/0/organizations/{org}/releases/{version}/", "A release", "org:read"),
+    ("PUT", "/api/0/organizations/{org}/releases/{version}/", "Changes or finalises a release: {\"dateReleased\", \"ref\", \"url\", \"projects\"}", "org:read project:releases"),
+    ("DELETE", "/api/0/organizations/{org}/releases/{version}/", "Deletes a release with its deploys and files", "org:read project:releases"),
+    ("GET", "/api/0/organizations/{org}/releases/{version}/deploys/", "A release's deploys, newest first", "org:read"),
+    ("POST", "/api/0/organizations/{org}/releases/{version}/deploys/", "Records a deploy: {\"environment\", \"name\", \"url\", \"dateStarted\", \"dateFinished\"}", "org:read project:releases"),
+    ("GET", "/api/0/organizations/{org}/releases/{version}/files/", "The files uploaded for a release by name", "org:read"),
+    ("GET", "/api/0/organizations/{org}/chunk-upload/", "How to upload chunks: sizes, SHA-1, gzip", "org:read project:releases"),
+    ("POST", "/api/0/organizations/{org}/chunk-upload/", "Uploads chunks (multipart, each named by its SHA-1; gzip as file_gzip)", "org:read project:releases"),
+    ("POST", "/api/0/organizations/{org}/artifactbundle/assemble/", "Assembles an artifact bundle from chunks: {\"checksum\", \"chunks\", \"projects\"}; answers the missing ones", "org:read project:releases"),
+    ("POST", "/api/0/organizations/{org}/releases/{version}/assemble/", "Assembles a release's files from chunks", "org:read project:releases"),
     ("GET", "/api/0/projects/{org}/{slug}/issues/", "A project's issues (?query= in the search syntax, ?statsPeriod=24h, ?sort=, ?cursor=)", "project:read"),
-    ("PUT", "/api/0/projects/{org}/{slug}/issues/", "Changes the status of issues (?id=…, or those ?query= selects): {\"status\"}", "event:write"),
-    ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/", "An event", "event:read"),
-    ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/json/", "An event's JSON as stored", "event:read"),
-    ("GET", "/api/0/organizations/{org}/issues/{id}/", "An issue", "project:read"),
-    ("GET", "/api/0/organizations/{org}/issues/{id}/events/", "An issue's events, newest first", "event:read"),
-    ("GET", "/api/0/organizations/{org}/issues/{id}/events/latest/", "An issue's newest event", "event:read"),
+    ("PUT", "/api/0/projects/{org}/{slug}/issues/", "Changes the status of issues (?id=…, or those ?query= selects): {\"status\"}", "project:read event:write"),
+    ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/", "An event", "project:read event:read"),
+    ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/json/", "An event's JSON as stored", "project:read event:read"),
+    ("GET", "/api/0/organizations/{org}/issues/{id}/", "An issue", "org:read project:read"),
+    ("GET", "/api/0/organizations/{org}/issues/{id}/events/", "An issue's events, newest first", "org:read project:read event:read"),
+    ("GET", "/api/0/organizations/{org}/issues/{id}/events/latest/", "An issue's newest event", "org:read project:read event:read"),
 ];
 
 /// `GET /api/0/openapi.json`: the API's routes, parameters, what each is for and the scope it
@@ -355,7 +356,7 @@ fn openapi_document(server: &str) -> serde_json::Value {
         let security = match (path.ends_with("openapi.json"), scope.is_empty()) {
             (true, _) => serde_json::json!([]),
             (false, true) => serde_json::json!([{"token": []}]),
-            (false, false) => serde_json::json!([{"token": [scope]}]),
+            (false, false) => serde_json::json!([{"token": scope.split(' ').collect::<Vec<_>>()}]),
         };
         let op = serde_json::json!({
             "summary": summary,
