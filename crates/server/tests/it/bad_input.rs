@@ -374,10 +374,15 @@ fn a_flood_of_bombs_stays_within_the_memory_bound_with_or_without_a_key() {
                 })
             })
             .collect();
-        for sender in senders {
-            sender.join().unwrap();
-        }
+        // Every sender is joined, and the monitor stopped, before a failed one is reported:
+        // otherwise the monitor would run on and the test never end.
+        let results: Vec<_> = senders.into_iter().map(|s| s.join()).collect();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in results {
+            if let Err(e) = r {
+                std::panic::resume_unwind(e);
+            }
+        }
     });
     let (grew, held_max) = (peak_rss.into_inner().saturating_sub(idle), peak_held.into_inner());
     eprintln!(
