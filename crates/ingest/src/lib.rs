@@ -282,6 +282,23 @@ impl Pipeline {
         }
     }
 
+    /// Whether `key` may send to `project_id` (it exists, is not revoked, and is the project's),
+    /// without counting a request against its rate limits: for refusing a request before its
+    /// body is read.
+    pub fn check_key(&self, project_id: Option<ProjectId>, key: Option<&str>) -> Result<store::ClientKey, IngestError> {
+        let key = key.filter(|k| !k.is_empty()).ok_or(IngestError::MissingKey)?;
+        let found = self.keys.get(key)?.ok_or_else(|| IngestError::UnknownKey(key.to_string()))?;
+        if !found.is_active() {
+            return Err(IngestError::RevokedKey(key.to_string()));
+        }
+        if let Some(p) = project_id
+            && p != found.project_id
+        {
+            return Err(IngestError::WrongProject { key: key.to_string(), key_project: found.project_id, project: p });
+        }
+        Ok(found)
+    }
+
     /// Counts rate limits in `counter`, shared with the other nodes, from now on.
     pub fn share_rate_limits(&self, counter: Arc<dyn SharedCounter>) {
         self.rates.share(counter);
@@ -309,16 +326,7 @@ impl Pipeline {
     /// Checks a key for a project (`None` for the legacy `/api/store/` path, where the key
     /// decides the project). May read the store (through a one-second cache).
     pub fn authorize(&self, project_id: Option<ProjectId>, key: Option<&str>) -> Result<Authorized, IngestError> {
-        let key = key.filter(|k| !k.is_empty()).ok_or(IngestError::MissingKey)?;
-        let found = self.keys.get(key)?.ok_or_else(|| IngestError::UnknownKey(key.to_string()))?;
-        if !found.is_active() {
-            return Err(IngestError::RevokedKey(key.to_string()));
-        }
-        if let Some(p) = project_id
-            && p != found.project_id
-        {
-            return Err(IngestError::WrongProject { key: key.to_string(), key_project: found.project_id, project: p });
-        }
+        let found = self.check_key(project_id, key)?;
         let key_limit = found.rate_limit_per_minute.unwrap_or(self.config.per_key_per_minute);
         let project_limit =
             self.config.project_limits.get(&found.project_id).copied().unwrap_or(self.config.per_project_per_minute);

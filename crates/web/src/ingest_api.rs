@@ -42,6 +42,11 @@ pub async fn envelope(
     let edge = async {
         let project_id = parse_project(&project)?;
         let key = request_key(&headers, query.as_deref())?;
+        // A key in the request (not only in the envelope's header) is checked before the body
+        // is read: an unknown or revoked key costs no body.
+        if key.is_some() {
+            state.pipeline.check_key(Some(project_id), key.as_deref())?;
+        }
         let encoding = content_encoding(&headers)?;
         let mut reservation = state.pipeline.budget().reserve();
         let body = read_body(&state, body, &mut reservation).await?;
