@@ -58,6 +58,24 @@ pub enum GroupStatus {
 }
 
 impl GroupStatus {
+    /// The status as both schemas store it: 0 unresolved, 1 resolved, 2 ignored.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            GroupStatus::Unresolved => 0,
+            GroupStatus::Resolved => 1,
+            GroupStatus::Ignored => 2,
+        }
+    }
+
+    /// The status of a stored code; anything unknown reads as unresolved.
+    pub(crate) fn of_code(code: i64) -> GroupStatus {
+        match code {
+            1 => GroupStatus::Resolved,
+            2 => GroupStatus::Ignored,
+            _ => GroupStatus::Unresolved,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             GroupStatus::Unresolved => "unresolved",

@@ -214,17 +214,9 @@ fn the_corpus_gives_the_same_groups_on_postgresql_as_on_sqlite() {
 /// nothing twice.
 #[test]
 fn migrate_store_copies_an_installation_into_postgresql() {
-    use std::io::Write as _;
     let pg = Postgres::start();
     let mut sqlite = Server::start();
-    let mut cmd = sqlite.command();
-    cmd.args(["user", "create", "ada@example.com", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(sqlite.create_user("ada@example.com", "correct horse battery", false).status.success());
     let shape = |server: &Server, slug: &str| {
         let mut groups: Vec<String> = server
             .groups(slug)

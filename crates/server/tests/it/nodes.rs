@@ -178,14 +178,7 @@ fn rate_limits_and_live_updates_are_shared_through_redis() {
     let auth = format!("Sentry sentry_key={public}, sentry_version=7");
 
     // A page open on node 2.
-    let mut cmd = nodes[0].command();
-    cmd.args(["user", "create", "ops@example.com", "--admin", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(nodes[0].create_user("ops@example.com", "correct horse battery", true).status.success());
     let session = nodes[2].login("ops@example.com", "correct horse battery").unwrap_or_else(|r| panic!("{}", r.text()));
     let (mut live, mut seen) = open_live(&nodes[2], "limited", &session.cookie);
 
@@ -245,14 +238,7 @@ fn the_dashboard_reads_and_changes_postgresql() {
     for n in 0..12u32 {
         send_message(&node, &project, if n % 2 == 0 { "card declined" } else { "stock exhausted" }, n);
     }
-    let mut cmd = node.command();
-    cmd.args(["user", "create", "ops@example.com", "--admin", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"correct horse battery\n").unwrap();
-    assert!(child.wait_with_output().unwrap().status.success());
+    assert!(node.create_user("ops@example.com", "correct horse battery", true).status.success());
     let s = node.login("ops@example.com", "correct horse battery").unwrap_or_else(|r| panic!("{}", r.text()));
     let groups = node.groups("shop");
     assert_eq!(groups.len(), 2);

@@ -106,7 +106,7 @@ impl crate::Admin for PgStore {
             let n = tx
                 .execute(
                     "UPDATE groups SET status = $2::bigint, resolved_at = CASE WHEN $2::bigint = 1 THEN $3::float8 ELSE NULL END WHERE id = $1",
-                    &[&group_id.0, &super::status_code(status), &t],
+                    &[&group_id.0, &status.code(), &t],
                 )
                 .await?;
             if n == 0 {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 
-use crate::{EventSink, GroupStatus, Result, StoreError};
+use crate::{EventSink, Result, StoreError};
 
 /// Connections per process: the writer holds one, pages and the alert engine share the rest.
 const POOL_SIZE: usize = 8;
@@ -246,23 +246,5 @@ pub(crate) fn taken(e: tokio_postgres::Error, what: impl Into<String>) -> StoreE
     match classify(e) {
         StoreError::Conflict(_) => StoreError::Conflict(what.into()),
         other => other,
-    }
-}
-
-/// A group status as the schema stores it: 0 unresolved, 1 resolved, 2 ignored.
-pub(crate) fn status_code(s: GroupStatus) -> i64 {
-    match s {
-        GroupStatus::Unresolved => 0,
-        GroupStatus::Resolved => 1,
-        GroupStatus::Ignored => 2,
-    }
-}
-
-/// The status of a stored code; anything unknown reads as unresolved.
-pub(crate) fn status_of(code: i64) -> GroupStatus {
-    match code {
-        1 => GroupStatus::Resolved,
-        2 => GroupStatus::Ignored,
-        _ => GroupStatus::Unresolved,
     }
 }

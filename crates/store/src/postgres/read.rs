@@ -26,7 +26,7 @@ pub(super) fn group_from(r: &Row) -> RawGroup {
         culprit: r.get(5),
         level: r.get(6),
         logger: r.get(7),
-        status: super::status_of(r.get(8)),
+        status: crate::GroupStatus::of_code(r.get(8)),
         count: r.get::<_, i64>(9).max(0) as u64,
         first_seen: r.get(10),
         last_seen: r.get(11),

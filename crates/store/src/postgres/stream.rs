@@ -52,7 +52,7 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Arg>) {
     let mut args = Vec::new();
     let mut wh = format!("g.project_id = {}", bind(&mut args, Arg::Int(q.project_id.0)));
     if let StatusFilter::Only(s) = q.status {
-        wh.push_str(&format!(" AND g.status = {}", bind(&mut args, Arg::Int(super::status_code(s)))));
+        wh.push_str(&format!(" AND g.status = {}", bind(&mut args, Arg::Int(s.code()))));
     }
     if let Some(since) = q.since {
         wh.push_str(&format!(" AND g.last_seen >= {}", bind(&mut args, Arg::Real(since))));

@@ -136,7 +136,7 @@ async fn load_groups(tx: &Transaction<'_>, batch: &Batch<'_>) -> Result<Vec<Grou
             id: Some(GroupId(r.get(0))),
             project_id: ProjectId(r.get(1)),
             hash: r.get(2),
-            status: super::status_of(r.get(3)),
+            status: crate::GroupStatus::of_code(r.get(3)),
             times_seen: r.get(4),
             first_seen: r.get(5),
             last_seen: r.get(6),
@@ -224,7 +224,7 @@ async fn write_groups(tx: &Transaction<'_>, plan: &Plan<'_>) -> Result<Option<Ve
             &st,
             &[
                 &touched.iter().map(|(id, _)| id.0).collect::<Vec<i64>>(),
-                &touched.iter().map(|(_, g)| super::status_code(g.status)).collect::<Vec<i64>>(),
+                &touched.iter().map(|(_, g)| g.status.code()).collect::<Vec<i64>>(),
                 &touched.iter().map(|(_, g)| g.times_seen).collect::<Vec<i64>>(),
                 &num(|g| g.first_seen),
                 &num(|g| g.last_seen),

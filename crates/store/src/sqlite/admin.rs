@@ -111,7 +111,7 @@ impl crate::Admin for SqliteStore {
         let t = now();
         let n = tx.execute(
             "UPDATE groups SET status = ?2, resolved_at = CASE WHEN ?2 = 1 THEN ?3 ELSE NULL END WHERE id = ?1",
-            params![group_id.0, super::status_code(status), t],
+            params![group_id.0, status.code(), t],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("group {group_id}")));

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, ErrorCode};
 
-use crate::{Cleaned, EventSink, GroupStatus, Result, StoreError};
+use crate::{Cleaned, EventSink, Result, StoreError};
 
 /// The SQLite store. Cheap to share behind an `Arc`; every method is blocking (call it from a
 /// blocking thread in async code).
@@ -159,24 +159,6 @@ pub(crate) fn classify(e: rusqlite::Error) -> StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         classify(e)
-    }
-}
-
-/// A group status as the schema stores it: 0 unresolved, 1 resolved, 2 ignored.
-pub(crate) fn status_code(s: GroupStatus) -> i64 {
-    match s {
-        GroupStatus::Unresolved => 0,
-        GroupStatus::Resolved => 1,
-        GroupStatus::Ignored => 2,
-    }
-}
-
-/// The status of a stored code; anything unknown reads as unresolved.
-pub(crate) fn status_of(code: i64) -> GroupStatus {
-    match code {
-        1 => GroupStatus::Resolved,
-        2 => GroupStatus::Ignored,
-        _ => GroupStatus::Unresolved,
     }
 }
 

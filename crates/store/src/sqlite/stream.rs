@@ -39,7 +39,7 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
     let mut args = Vec::new();
     let mut wh = format!("g.project_id = {}", bind(&mut args, Value::Integer(q.project_id.0)));
     if let StatusFilter::Only(s) = q.status {
-        wh.push_str(&format!(" AND g.status = {}", bind(&mut args, Value::Integer(super::status_code(s)))));
+        wh.push_str(&format!(" AND g.status = {}", bind(&mut args, Value::Integer(s.code()))));
     }
     if let Some(since) = q.since {
         wh.push_str(&format!(" AND g.last_seen >= {}", bind(&mut args, Value::Real(since))));

@@ -80,7 +80,7 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
                 id: Some(GroupId(r.get(0)?)),
                 project_id: project,
                 hash: hash.to_string(),
-                status: super::status_of(r.get(1)?),
+                status: crate::GroupStatus::of_code(r.get(1)?),
                 times_seen: r.get(2)?,
                 first_seen: r.get(3)?,
                 last_seen: r.get(4)?,
@@ -135,7 +135,7 @@ fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupI
         };
         up.execute(params![
             id.0,
-            super::status_code(g.status),
+            g.status.code(),
             g.times_seen,
             g.first_seen,
             g.last_seen,
