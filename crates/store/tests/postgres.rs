@@ -48,20 +48,23 @@ fn retention_drops_whole_days_and_deletes_inside_the_day_it_cuts() {
     let (p, _) = store.create_project("p").unwrap();
     let w = store.start_writer(100).unwrap();
     let day0 = (20_000.0 * DAY).floor();
-    // Two events on each of three days; the second of each day at noon.
-    let events: Vec<NewEvent> =
+    // Two events on each of three days; the second of each day at noon. And, on a fourth day,
+    // events that sit at the same places in their partition as the third day's (the same row
+    // positions): the cut inside the third day must not touch them.
+    let mut events: Vec<NewEvent> =
         (0..6).map(|n| event(p.id, n, &format!("g{}", n / 2), day0 + f64::from(n / 2) * DAY + f64::from(n % 2) * DAY / 2.0)).collect();
+    events.extend((6..8).map(|n| event(p.id, n, "g3", day0 + 3.0 * DAY + f64::from(n % 2) * DAY / 2.0)));
     w.write(events, ItemCounts::default()).unwrap().wait_blocking().unwrap();
     w.shutdown();
     let names = |d: f64| format!("events_d{}", ((day0 + d * DAY) / DAY) as i64);
-    assert_eq!(partitions(pg, &url), [names(0.0), names(1.0), names(2.0)]);
+    assert_eq!(partitions(pg, &url), [names(0.0), names(1.0), names(2.0), names(3.0)]);
 
     // The cutoff falls at 6 h into the third day: the first two days go whole, and the third
     // day's first event (at midnight) goes row by row.
     let cleaned = store.cleanup(day0 + 2.0 * DAY + 6.0 * 3600.0).unwrap();
     assert_eq!(cleaned.events, 5);
-    assert_eq!(partitions(pg, &url), [names(2.0)]);
-    assert_eq!(store.event_count(p.id).unwrap(), 1);
+    assert_eq!(partitions(pg, &url), [names(2.0), names(3.0)]);
+    assert_eq!(store.event_count(p.id).unwrap(), 3, "the fourth day's events are all kept");
     assert!(store.event(p.id, &event(p.id, 0, "g0", 0.0).event_id).unwrap().is_none());
     assert!(store.event(p.id, &event(p.id, 5, "g2", 0.0).event_id).unwrap().is_some());
     // Groups seen only before the cutoff went with their events.

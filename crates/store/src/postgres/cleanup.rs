@@ -40,7 +40,10 @@ pub(super) async fn cleanup(store: &PgStore, cutoff: f64) -> Result<Cleaned> {
     loop {
         let n = c
             .execute(
-                "DELETE FROM events WHERE ctid IN (SELECT ctid FROM events WHERE received >= $1 AND received < $2 LIMIT $3)",
+                // A row's ctid is unique only within its partition: the outer range keeps the
+                // delete in the one partition the inner query read.
+                "DELETE FROM events WHERE received >= $1 AND received < $2
+                   AND ctid IN (SELECT ctid FROM events WHERE received >= $1 AND received < $2 LIMIT $3)",
                 &[&lo, &cutoff, &CHUNK],
             )
             .await?;
