@@ -150,3 +150,24 @@ fn tls_is_used_and_the_servers_certificate_checked() {
     let refused = PgStore::open(&format!("{base}?sslmode=require")).err().expect("an unknown authority is refused");
     assert!(refused.to_string().to_lowercase().contains("certificate"), "{refused}");
 }
+
+/// An event received on a day whose partition retention dropped after the writer made it (an
+/// old spool record replayed): the partition is made again and the event stored.
+#[test]
+fn a_day_dropped_by_retention_is_made_again_for_a_late_event() {
+    let url = testkit::Postgres::shared().fresh_database();
+    let store = PgStore::open(&url).unwrap();
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let day0 = (20_100.0 * DAY).floor();
+    w.write(vec![event(p.id, 1, "a", day0 + 10.0), event(p.id, 2, "a", day0 + DAY + 10.0)], ItemCounts::default())
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+    store.cleanup(day0 + DAY).unwrap();
+    // The same writer, which made day 0's partition before, gets another event of day 0.
+    let out = w.write(vec![event(p.id, 3, "a", day0 + 20.0)], ItemCounts::default()).unwrap().wait_blocking().unwrap();
+    assert!(matches!(out[0], WriteOutcome::Stored { .. }), "{out:?}");
+    assert_eq!(store.event_count(p.id).unwrap(), 2);
+    w.shutdown();
+}

@@ -30,11 +30,23 @@ pub(super) fn start(rt: tokio::runtime::Handle, pool: Pool, batch_max: usize) ->
                 let mut client =
                     pool.get().await.map_err(|e| StoreError::Unavailable(format!("cannot reach PostgreSQL: {}", super::causes(&e))))?;
                 ensure_partitions(&client, &mut partitions, batch).await?;
-                apply(&mut client, zstd.as_mut(), batch, items, marks).await
+                match apply(&mut client, zstd.as_mut(), batch, items, marks).await {
+                    // A day's partition that retention dropped since it was made (an event of
+                    // long ago, replayed): make it again, once.
+                    Err(StoreError::Backend(e)) if e.starts_with(NO_PARTITION) => {
+                        partitions.clear();
+                        ensure_partitions(&client, &mut partitions, batch).await?;
+                        apply(&mut client, zstd.as_mut(), batch, items, marks).await
+                    }
+                    done => done,
+                }
             })
         }),
     )
 }
+
+/// The SQL state of "no partition of relation … found for row".
+const NO_PARTITION: &str = "23514";
 
 /// The partition of events received on unix day `day`.
 pub(super) fn partition_name(day: i64) -> String {
