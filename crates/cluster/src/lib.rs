@@ -5,7 +5,10 @@
 //!   atomically by a script (every limit of a request is checked, and counted only if none is
 //!   over), expiring two minutes later ([`Redis::take`]);
 //! - **the channel of stored events**, so that a page open on one node updates when another
-//!   node stores an event ([`Redis::publish`], [`Redis::subscribe`]).
+//!   node stores an event ([`Redis::publish`], [`Redis::subscribe`]);
+//! - **sliding windows** of login attempts, as sorted sets scored by time: a member expires by
+//!   its score (`ZREMRANGEBYSCORE` before every count), and a set nobody touched for a whole
+//!   window expires with its key ([`Redis::reserve`], [`Redis::release`], [`Redis::forget`]).
 //!
 //! Redis being away never stops ingest: [`Redis::take`] answers `Err(Unreachable)` at once
 //! (trying again every few seconds) and the caller counts on its own meanwhile; the
@@ -43,6 +46,7 @@ pub struct Redis {
     publisher: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
     warned: AtomicBool,
     take: redis::Script,
+    reserve: redis::Script,
 }
 
 impl Redis {
@@ -59,13 +63,13 @@ impl Redis {
             publisher: tokio::sync::OnceCell::new(),
             warned: AtomicBool::new(false),
             take: redis::Script::new(TAKE),
+            reserve: redis::Script::new(RESERVE),
         })
     }
 
-    /// Counts one request against every `(counter, limit)` of `subjects` in this minute, on
-    /// every node at once: `Ok(None)` when none is over its limit (each is counted), `Ok(Some(i))`
-    /// when subject `i` is (nothing is counted). Blocks for one round trip at most [`TIMEOUT`].
-    pub fn take(&self, subjects: &[(String, u64)]) -> Result<Option<usize>, Unreachable> {
+    /// Runs `f` on the blocking connection (made on first use), at most one round trip of
+    /// [`TIMEOUT`]; `Err(Unreachable)` at once while Redis counts as away.
+    fn blocking<T>(&self, f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T, Unreachable> {
         if let Ok(down) = self.down_since.lock()
             && let Some(since) = *down
             && since.elapsed() < RETRY_AFTER
@@ -73,24 +77,19 @@ impl Redis {
             return Err(Unreachable);
         }
         let Ok(mut conn) = self.sync.lock() else { return Err(Unreachable) };
-        let result = (|| -> redis::RedisResult<i64> {
+        let result = (|| {
             if conn.is_none() {
                 let c = self.client.get_connection_with_timeout(TIMEOUT)?;
                 c.set_read_timeout(Some(TIMEOUT))?;
                 c.set_write_timeout(Some(TIMEOUT))?;
                 *conn = Some(c);
             }
-            let c = conn.as_mut().expect("connected above");
-            let mut call = self.take.prepare_invoke();
-            for (key, limit) in subjects {
-                call.key(key).arg(*limit);
-            }
-            call.invoke(c)
+            f(conn.as_mut().expect("connected above"))
         })();
         match result {
-            Ok(over) => {
+            Ok(v) => {
                 self.up();
-                Ok(usize::try_from(over).ok().filter(|i| *i > 0).map(|i| i - 1))
+                Ok(v)
             }
             Err(e) => {
                 *conn = None;
@@ -98,6 +97,51 @@ impl Redis {
                 Err(Unreachable)
             }
         }
+    }
+
+    /// Adds `member` at time `now_ms` to every window of `windows` (`(key, limit)`), each
+    /// `window_ms` long, unless one already holds `limit` members: then `Ok(Err(seconds))` until
+    /// its oldest leaves, and nothing is added.
+    pub fn reserve(&self, windows: &[(String, usize)], window_ms: u64, now_ms: u64, member: &str) -> Result<Result<(), u64>, Unreachable> {
+        let wait: i64 = self.blocking(|c| {
+            let mut call = self.reserve.prepare_invoke();
+            call.arg(now_ms).arg(window_ms).arg(member);
+            for (key, limit) in windows {
+                call.key(key).arg(*limit);
+            }
+            call.invoke(c)
+        })?;
+        Ok(if wait > 0 { Err(wait as u64) } else { Ok(()) })
+    }
+
+    /// Takes `member` out of every window of `keys` again (an attempt given back).
+    pub fn release(&self, keys: &[String], member: &str) -> Result<(), Unreachable> {
+        self.blocking(|c| {
+            let mut pipe = redis::pipe();
+            for k in keys {
+                pipe.cmd("ZREM").arg(k).arg(member).ignore();
+            }
+            pipe.query::<()>(c)
+        })
+    }
+
+    /// Empties the window of `key`.
+    pub fn forget(&self, key: &str) -> Result<(), Unreachable> {
+        self.blocking(|c| redis::cmd("DEL").arg(key).query::<()>(c))
+    }
+
+    /// Counts one request against every `(counter, limit)` of `subjects` in this minute, on
+    /// every node at once: `Ok(None)` when none is over its limit (each is counted), `Ok(Some(i))`
+    /// when subject `i` is (nothing is counted). Blocks for one round trip at most [`TIMEOUT`].
+    pub fn take(&self, subjects: &[(String, u64)]) -> Result<Option<usize>, Unreachable> {
+        let over: i64 = self.blocking(|c| {
+            let mut call = self.take.prepare_invoke();
+            for (key, limit) in subjects {
+                call.key(key).arg(*limit);
+            }
+            call.invoke(c)
+        })?;
+        Ok(usize::try_from(over).ok().filter(|i| *i > 0).map(|i| i - 1))
     }
 
     /// Publishes `payload` on `channel` to every node that subscribed (best effort: a message
@@ -190,6 +234,25 @@ for i, key in ipairs(KEYS) do
 end
 for i, key in ipairs(KEYS) do
   if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, 120) end
+end
+return 0
+";
+
+/// Trims every window (KEYS) to the last ARGV[2] ms before ARGV[1] (by score), and, unless one
+/// holds its limit (ARGV[3 + i]), adds member ARGV[3] scored ARGV[1] to each, the key expiring
+/// with its window. Returns 0, or the seconds until the full window's oldest member leaves.
+const RESERVE: &str = r"
+local now, window, member = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[3 + i]) then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return math.max(1, math.ceil((tonumber(oldest[2]) + window - now) / 1000))
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
 end
 return 0
 ";

@@ -1,6 +1,6 @@
-//! Wiring several nodes together through Redis (`[redis] url`): the pipeline's rate limits
-//! counted in Redis, and the events each node stores told to the others, whose pages and alert
-//! engines hear of them as of their own (`Pipeline::relay`).
+//! Wiring several nodes together through Redis (`[redis] url`): the pipeline's rate limits and
+//! the dashboard's login attempts counted in Redis, and the events each node stores told to the
+//! others, whose pages and alert engines hear of them as of their own (`Pipeline::relay`).
 
 use std::sync::Arc;
 
@@ -38,9 +38,43 @@ struct Batch {
     events: Vec<Wire>,
 }
 
+struct Windows(Arc<cluster::Redis>);
+
+/// Login windows live under their own prefix.
+fn login_key(k: &str) -> String {
+    format!("sentry:login:{k}")
+}
+
+impl web::dashboard::auth::SharedWindows for Windows {
+    fn reserve(
+        &self,
+        keys: &[(String, usize)],
+        window: std::time::Duration,
+        member: &str,
+    ) -> Result<Result<(), u64>, web::dashboard::auth::WindowsAway> {
+        let keys: Vec<(String, usize)> = keys.iter().map(|(k, n)| (login_key(k), *n)).collect();
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        self.0.reserve(&keys, window.as_millis() as u64, now_ms, member).map_err(|_| web::dashboard::auth::WindowsAway)
+    }
+
+    fn release(&self, keys: &[String], member: &str) {
+        let keys: Vec<String> = keys.iter().map(|k| login_key(k)).collect();
+        let _ = self.0.release(&keys, member);
+    }
+
+    fn forget(&self, key: &str) {
+        let _ = self.0.forget(&login_key(key));
+    }
+}
+
+/// Counts the dashboard's login attempts in Redis too.
+pub fn share_logins(redis: &Arc<cluster::Redis>, dashboard: &web::dashboard::Dashboard) {
+    dashboard.share_logins(Arc::new(Windows(redis.clone())));
+}
+
 /// Shares `pipeline`'s rate limits and stored events through the Redis at `url`. Call inside
 /// the runtime.
-pub fn join(url: &str, pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
+pub fn join(url: &str, pipeline: &Arc<Pipeline>) -> anyhow::Result<Arc<cluster::Redis>> {
     let redis = Arc::new(cluster::Redis::new(url).map_err(anyhow::Error::msg)?);
     pipeline.share_rate_limits(Arc::new(Counter(redis.clone())));
     let node = format!("{:032x}", rand_id());
@@ -99,8 +133,8 @@ pub fn join(url: &str, pipeline: &Arc<Pipeline>) -> anyhow::Result<()> {
             pipeline.relay(events);
         }
     });
-    tracing::info!("sharing rate limits and live updates with the other nodes through Redis");
-    Ok(())
+    tracing::info!("sharing rate limits, login attempts and live updates with the other nodes through Redis");
+    Ok(redis)
 }
 
 /// A random node id.

@@ -256,10 +256,13 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if let Some(url) = &config.redis.url {
-        let _guard = runtime.enter();
-        crate::cluster::join(url, &pipeline)?;
-    }
+    let cluster = match &config.redis.url {
+        Some(url) => {
+            let _guard = runtime.enter();
+            Some(crate::cluster::join(url, &pipeline)?)
+        }
+        None => None,
+    };
     // Notifications: rules over what the pipeline stores, deliveries through the outbox.
     let alerts = {
         let _guard = runtime.enter();
@@ -291,6 +294,9 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             slices: config.projects.iter().filter_map(|(slug, p)| Some((slug.clone(), p.slices.clone()?))).collect(),
         };
         let dashboard = Arc::new(web::dashboard::Dashboard::new(dashboard, &public));
+        if let Some(redis) = &cluster {
+            crate::cluster::share_logins(redis, &dashboard);
+        }
         let app = web::router(web::AppState {
             store: store.clone(),
             pipeline: pipeline.clone(),

@@ -199,6 +199,12 @@ fn rate_limits_and_live_updates_are_shared_through_redis() {
     assert_eq!(ok, 20, "a key limited to 20 a minute, spread over three nodes: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
 
+    // Guessing a password through two nodes is limited as through one: ten wrong attempts per
+    // (email, address) in all, then 429 on either node.
+    let answers: Vec<u16> = (0..16).map(|n| nodes[n % 2].login("nobody@example.com", "wrong guess").err().map_or(200, |r| r.status)).collect();
+    let limited = answers.iter().filter(|s| **s == 429).count();
+    assert_eq!(limited, 16 - web_login_attempts(), "wrong logins over two nodes: {answers:?}");
+
     // Redis goes away: events are still accepted and stored.
     redis.stop();
     let body = serde_json::json!({"message": "while redis is away", "level": "error"});
@@ -269,4 +275,9 @@ fn the_dashboard_reads_and_changes_postgresql() {
     assert!(r.status == 303 || r.status == 200, "{}", r.text());
     let after = node.groups("shop");
     assert_eq!(after.iter().find(|g| g["id"] == group["id"]).unwrap()["status"], "resolved");
+}
+
+/// The wrong logins allowed per (email, address) in a window.
+fn web_login_attempts() -> usize {
+    web::dashboard::auth::LOGIN_ATTEMPTS
 }

@@ -242,13 +242,36 @@ pub struct LoginLimiter {
     attempts: Mutex<HashMap<String, Vec<Instant>>>,
     hashing: Arc<tokio::sync::Semaphore>,
     hashes: AtomicU64,
+    /// The windows every node shares, when there are (Redis); this node's own meanwhile.
+    shared: std::sync::OnceLock<Arc<dyn SharedWindows>>,
 }
 
 impl Default for LoginLimiter {
     fn default() -> LoginLimiter {
-        LoginLimiter { attempts: Mutex::default(), hashing: Arc::new(tokio::sync::Semaphore::new(HASH_SLOTS)), hashes: AtomicU64::new(0) }
+        LoginLimiter {
+            attempts: Mutex::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASH_SLOTS)),
+            hashes: AtomicU64::new(0),
+            shared: std::sync::OnceLock::new(),
+        }
     }
 }
+
+/// Sliding windows of login attempts that every node of an installation shares, so that
+/// guessing passwords through several nodes is limited as through one.
+pub trait SharedWindows: Send + Sync {
+    /// Adds `member` to each `(key, limit)` window of `window` unless one is full:
+    /// `Ok(Err(seconds to wait))` then; `Err(WindowsAway)` when the windows can't be reached.
+    fn reserve(&self, keys: &[(String, usize)], window: Duration, member: &str) -> Result<Result<(), u64>, WindowsAway>;
+    /// Takes `member` out of the windows of `keys` again.
+    fn release(&self, keys: &[String], member: &str);
+    /// Empties the window of `key`.
+    fn forget(&self, key: &str);
+}
+
+/// The shared windows can't be reached now: count on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowsAway;
 
 /// An attempt counted before its password is checked. Dropped, it is given back; kept with
 /// [`Reservation::keep`], it stays counted as a failure.
@@ -257,6 +280,8 @@ pub(crate) struct Reservation<'a> {
     keys: Vec<String>,
     at: Instant,
     kept: bool,
+    /// Its member in the shared windows, when it was counted there.
+    shared: Option<String>,
 }
 
 impl Reservation<'_> {
@@ -269,6 +294,10 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if self.kept {
+            return;
+        }
+        if let (Some(member), Some(shared)) = (&self.shared, self.limiter.shared.get()) {
+            shared.release(&self.keys, member);
             return;
         }
         let mut map = self.limiter.attempts.lock().unwrap_or_else(|e| e.into_inner());
@@ -296,6 +325,17 @@ impl LoginLimiter {
     /// Counts an attempt for every key, or `Err(seconds to wait)` when one of them is at its
     /// limit (then nothing is counted).
     pub(crate) fn reserve(&self, keys: &[(String, usize)]) -> Result<Reservation<'_>, u64> {
+        if let Some(shared) = self.shared.get() {
+            let member = format!("{:?}-{}", std::time::SystemTime::now(), self.hashes.load(Ordering::Relaxed));
+            match shared.reserve(keys, LOGIN_WINDOW, &member) {
+                Ok(Ok(())) => {
+                    let keys = keys.iter().map(|(k, _)| k.clone()).collect();
+                    return Ok(Reservation { limiter: self, keys, at: Instant::now(), kept: false, shared: Some(member) });
+                }
+                Ok(Err(wait)) => return Err(wait),
+                Err(WindowsAway) => {} // count here meanwhile
+            }
+        }
         let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         map.retain(|_, times| {
@@ -313,16 +353,27 @@ impl LoginLimiter {
         for (k, _) in keys {
             map.entry(k.clone()).or_default().push(now);
         }
-        Ok(Reservation { limiter: self, keys: keys.iter().map(|(k, _)| k.clone()).collect(), at: now, kept: false })
+        Ok(Reservation { limiter: self, keys: keys.iter().map(|(k, _)| k.clone()).collect(), at: now, kept: false, shared: None })
     }
 
     /// The right password from this address: its email's failures from there are forgotten.
     fn succeed(&self, reservation: Reservation<'_>) {
         let email_key = reservation.keys.first().cloned();
+        let shared = reservation.shared.is_some();
         drop(reservation);
         if let Some(k) = email_key {
-            self.attempts.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
+            match self.shared.get() {
+                Some(s) if shared => s.forget(&k),
+                _ => {
+                    self.attempts.lock().unwrap_or_else(|e| e.into_inner()).remove(&k);
+                }
+            }
         }
+    }
+
+    /// From now on, count in `windows`, shared with the other nodes (once).
+    pub fn share(&self, windows: Arc<dyn SharedWindows>) {
+        let _ = self.shared.set(windows);
     }
 
     /// A place in the hashing pool, or `None` when every place stayed taken for [`HASH_WAIT`].

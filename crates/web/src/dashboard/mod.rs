@@ -72,6 +72,11 @@ impl Dashboard {
         }
     }
 
+    /// Counts login attempts in `windows`, shared with the other nodes, from now on.
+    pub fn share_logins(&self, windows: std::sync::Arc<dyn auth::SharedWindows>) {
+        self.logins.share(windows);
+    }
+
     /// Ends every live stream (call when the server stops accepting connections; an open
     /// stream would otherwise hold the graceful shutdown forever).
     pub fn shutdown(&self) {
