@@ -125,6 +125,11 @@ impl Redis {
         })
     }
 
+    /// Whether Redis answers now (one `PING`, within [`TIMEOUT`]).
+    pub fn ping(&self) -> Result<(), Unreachable> {
+        self.blocking(|c| redis::cmd("PING").query::<String>(c)).map(|_| ())
+    }
+
     /// Empties the window of `key`.
     pub fn forget(&self, key: &str) -> Result<(), Unreachable> {
         self.blocking(|c| redis::cmd("DEL").arg(key).query::<()>(c))

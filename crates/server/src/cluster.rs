@@ -67,6 +67,23 @@ impl web::dashboard::auth::SharedWindows for Windows {
     }
 }
 
+struct RedisProbe(Arc<cluster::Redis>);
+
+impl web::Probe for RedisProbe {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.0.ping().map_err(|_| "unreachable: this node counts rate limits and logins alone, and shows live only what it stores".into())
+    }
+}
+
+/// `/healthz`'s line about Redis.
+pub fn probe(redis: &Arc<cluster::Redis>) -> Arc<dyn web::Probe> {
+    Arc::new(RedisProbe(redis.clone()))
+}
+
 /// Counts the dashboard's login attempts in Redis too.
 pub fn share_logins(redis: &Arc<cluster::Redis>, dashboard: &web::dashboard::Dashboard) {
     dashboard.share_logins(Arc::new(Windows(redis.clone())));

@@ -304,6 +304,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             request_timeout: timeout,
             metrics: web::Metrics::new(),
             dashboard: dashboard.clone(),
+            probes: cluster.iter().map(crate::cluster::probe).collect(),
         });
         // Live streams (server-sent events) never end by themselves: they are closed first, so
         // the requests in flight can finish.

@@ -41,6 +41,17 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The web dashboard's config and state.
     pub dashboard: Arc<dashboard::Dashboard>,
+    /// What else `/healthz` reports on (Redis), beside the store.
+    pub probes: Vec<Arc<dyn Probe>>,
+}
+
+/// Something this node shares with others, reported by `/healthz` without failing it: the node
+/// still serves while it is away.
+pub trait Probe: Send + Sync {
+    /// What it is, as `/healthz` names it (`redis`).
+    fn name(&self) -> &'static str;
+    /// `Ok` when it answers, else what this node does meanwhile, in plain words. Blocking.
+    fn check(&self) -> Result<(), String>;
 }
 
 /// The whole HTTP surface.
@@ -63,17 +74,27 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `GET /healthz`: 200 `ok` while this node can serve: its data store answers (a load balancer
-/// takes a node whose database is gone out of rotation); else 503 with the reason.
+/// `GET /healthz`: 200 while this node can serve: its data store answers (a load balancer takes
+/// a node whose database is gone out of rotation); else 503 with the reason. One line per part
+/// (`store: ok`, `redis: …`); what is shared and away (Redis) is reported, not failed.
 async fn healthz(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let store = state.store.clone();
     let check = store::off_thread(move || store.schema_version());
-    match tokio::time::timeout(std::time::Duration::from_secs(5), check).await {
-        Ok(Ok(_)) => "ok\n".into_response(),
-        Ok(Err(e)) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
-        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the data store did not answer within 5 seconds\n").into_response(),
+    let (status, mut body) = match tokio::time::timeout(std::time::Duration::from_secs(5), check).await {
+        Ok(Ok(_)) => (axum::http::StatusCode::OK, "ok\nstore: ok\n".to_string()),
+        Ok(Err(e)) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("{e}\nstore: unavailable\n")),
+        Err(_) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the data store did not answer within 5 seconds\nstore: unavailable\n".to_string()),
+    };
+    for probe in &state.probes {
+        let p = probe.clone();
+        let answer = tokio::task::spawn_blocking(move || p.check()).await.unwrap_or_else(|_| Err("the check failed".into()));
+        match answer {
+            Ok(()) => body.push_str(&format!("{}: ok\n", probe.name())),
+            Err(why) => body.push_str(&format!("{}: {why}\n", probe.name())),
+        }
     }
+    (status, body).into_response()
 }
 
 /// A router that remembers its routes, so that a test can go through every one of them (the

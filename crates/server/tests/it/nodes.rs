@@ -215,8 +215,16 @@ fn rate_limits_and_live_updates_are_shared_through_redis() {
     }
     assert_eq!(wait_for_events(&pg, 23, Duration::from_secs(20)), 23);
     assert!(nodes[1].log().contains("Redis is unreachable"), "the node says why counting is local now");
+    let health = nodes[1].get("/healthz");
+    assert_eq!(health.status, 200, "Redis away does not take a node out");
+    assert!(health.text().contains("store: ok") && health.text().contains("redis: unreachable"), "{}", health.text());
     // Back: a page opened now hears of another node's events again.
     redis.launch();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !nodes[1].get("/healthz").text().contains("redis: ok") {
+        assert!(Instant::now() < deadline, "/healthz did not see Redis back: {}", nodes[1].get("/healthz").text());
+        thread::sleep(Duration::from_millis(500));
+    }
     let (mut live, mut seen) = open_live(&nodes[2], "limited", &session.cookie);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut heard = false;
