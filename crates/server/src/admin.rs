@@ -66,8 +66,12 @@ pub fn write_config(path: &Path, bind: Option<SocketAddr>) -> Result<Config> {
 /// callers print its DSN.
 pub fn ensure_default_project(store: &Arc<dyn Store>) -> Result<bool> {
     if store.projects()?.is_empty() {
-        store.create_project("default")?;
-        return Ok(true);
+        return match store.create_project("default") {
+            Ok(_) => Ok(true),
+            // Another node sharing the database made it at the same moment.
+            Err(store::StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        };
     }
     Ok(false)
 }

@@ -70,6 +70,23 @@ fn three_nodes_share_one_database_and_a_rule_fires_once() {
     assert_eq!(titles.iter().collect::<HashSet<_>>().len(), 10, "a group was notified twice: {titles:?}");
 }
 
+/// Nodes started at the same moment on a new database: each comes up (one makes the tables and
+/// the first project, the others find them).
+#[test]
+fn nodes_started_together_on_a_new_database_all_come_up() {
+    let pg = Postgres::start();
+    let config = store_config(&pg);
+    let nodes: Vec<Server> = thread::scope(|s| {
+        let starts: Vec<_> = (0..3).map(|_| s.spawn(|| Server::start_with_config(&config))).collect();
+        starts.into_iter().map(|t| t.join().expect("a node did not come up")).collect()
+    });
+    for node in &nodes {
+        assert_eq!(node.get("/healthz").status, 200);
+    }
+    let projects: usize = pg.psql("SELECT count(*) FROM projects").trim().parse().unwrap();
+    assert_eq!(projects, 1, "one first project, whichever node made it");
+}
+
 fn envelope(id: &str, n: usize) -> Vec<u8> {
     let payload = format!(r#"{{"event_id":"{id}","level":"error","message":"storm {}"}}"#, n % 7);
     format!("{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n", payload.len()).into_bytes()
