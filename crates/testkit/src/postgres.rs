@@ -21,6 +21,8 @@ pub struct Postgres {
     port: u16,
     run_as: Option<&'static str>,
     running: bool,
+    /// The server's options, for starting it again.
+    opts: String,
 }
 
 impl Postgres {
@@ -67,6 +69,7 @@ impl Postgres {
             port: free_port(),
             run_as,
             running: false,
+            opts: String::new(),
         };
         let data = pg.dir.path().join("data");
         let mut initdb = pg.tool("initdb");
@@ -82,6 +85,7 @@ impl Postgres {
             pg.make_certificates();
             opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
         }
+        pg.opts = opts.clone();
         let mut start = pg.tool("pg_ctl");
         start
             .arg("-D")
@@ -244,6 +248,21 @@ impl Postgres {
     pub fn restart(&self) {
         let mut cmd = self.tool("pg_ctl");
         cmd.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "-t", "60", "restart", "-l"]);
+        cmd.arg(self.dir.path().join("postgres.log"));
+        self.run(cmd);
+    }
+
+    /// Stops the server at once (as a crash would), keeping its data: see [`Postgres::start_again`].
+    pub fn stop(&self) {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("-D").arg(self.dir.path().join("data")).args(["-m", "immediate", "-w", "stop"]);
+        self.run(cmd);
+    }
+
+    /// Starts a [`Postgres::stop`]ped server again on the same port and data.
+    pub fn start_again(&self) {
+        let mut cmd = self.tool("pg_ctl");
+        cmd.arg("-D").arg(self.dir.path().join("data")).args(["-o", &self.opts, "-w", "-t", "60", "start", "-l"]);
         cmd.arg(self.dir.path().join("postgres.log"));
         self.run(cmd);
     }

@@ -87,6 +87,25 @@ fn nodes_started_together_on_a_new_database_all_come_up() {
     assert_eq!(projects, 1, "one first project, whichever node made it");
 }
 
+/// A node whose database is gone says so on `/healthz` (503, with the reason), so that a load
+/// balancer takes it out; it answers 200 again once the database is back.
+#[test]
+fn healthz_fails_while_the_database_is_away() {
+    let pg = Postgres::start_durable();
+    let node = Server::start_with_config(&store_config(&pg));
+    assert_eq!(node.get("/healthz").status, 200);
+    pg.stop();
+    let down = node.get("/healthz");
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert!(down.text().contains("store: unavailable"), "{}", down.text());
+    pg.start_again();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.get("/healthz").status != 200 {
+        assert!(Instant::now() < deadline, "/healthz did not recover: {}", node.get("/healthz").text());
+        thread::sleep(Duration::from_millis(300));
+    }
+}
+
 fn envelope(id: &str, n: usize) -> Vec<u8> {
     let payload = format!(r#"{{"event_id":"{id}","level":"error","message":"storm {}"}}"#, n % 7);
     format!("{{\"event_id\":\"{id}\"}}\n{{\"type\":\"event\",\"length\":{}}}\n{payload}\n", payload.len()).into_bytes()
