@@ -47,10 +47,7 @@ pub async fn envelope(
         if key.is_some() {
             state.pipeline.check_key(Some(project_id), key.as_deref())?;
         }
-        let encoding = content_encoding(&headers)?;
-        let mut reservation = state.pipeline.budget().reserve();
-        let body = read_body(&state, body, &mut reservation).await?;
-        Ok(Request { endpoint: Endpoint::Envelope(project_id), key, encoding, body, reservation, received: store::now() })
+        read_request(&state, Endpoint::Envelope(project_id), key, &headers, body).await
     };
     accept(&state, edge.await).await
 }
@@ -84,10 +81,7 @@ pub async fn user_feedback(
         let project_id = parse_project(&project)?;
         let key = request_key(&headers, query.as_deref())?;
         let auth = state.pipeline.authorize(Some(project_id), key.as_deref())?;
-        let encoding = content_encoding(&headers)?;
-        let mut reservation = state.pipeline.budget().reserve();
-        let body = read_body(&state, body, &mut reservation).await?;
-        Ok(Request { endpoint: Endpoint::UserFeedback(auth.project_id), key, encoding, body, reservation, received: store::now() })
+        read_request(&state, Endpoint::UserFeedback(auth.project_id), key, &headers, body).await
     };
     accept(&state, edge.await).await
 }
@@ -108,10 +102,22 @@ async fn store_request(
     let key = request_key(&headers, query.as_deref())?;
     // Refuse unknown and revoked keys before reading the body.
     let auth = state.pipeline.authorize(project_id, key.as_deref())?;
-    let encoding = content_encoding(&headers)?;
+    read_request(state, Endpoint::Store(auth.project_id), key, &headers, body).await
+}
+
+/// The rest of every ingest request, once its key (where it can be) was checked: its encoding,
+/// and its body read within the memory budget.
+async fn read_request(
+    state: &AppState,
+    endpoint: Endpoint,
+    key: Option<String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Request, IngestError> {
+    let encoding = content_encoding(headers)?;
     let mut reservation = state.pipeline.budget().reserve();
     let body = read_body(state, body, &mut reservation).await?;
-    Ok(Request { endpoint: Endpoint::Store(auth.project_id), key, encoding, body, reservation, received: store::now() })
+    Ok(Request { endpoint, key, encoding, body, reservation, received: store::now() })
 }
 
 /// Hands what the edge read to the pipeline, and answers: `{"id": …}` once the events are
