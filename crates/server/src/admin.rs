@@ -76,17 +76,62 @@ pub fn ensure_default_project(store: &Arc<dyn Store>) -> Result<bool> {
     Ok(false)
 }
 
-/// `sentry cleanup`: deletes what is older than the retention period.
+/// `sentry cleanup`: deletes what is past retention now, with a progress bar.
 pub fn cleanup(config: &Config, days: Option<u32>) -> Result<()> {
-    let days = days.unwrap_or(config.retention.days);
-    if days == 0 {
+    let store = open_store(config)?;
+    let retention = retention(config, &*store, days)?;
+    if retention.keeps_everything() {
         println!("Retention is 0 days, which means keep everything: nothing to delete.");
         return Ok(());
     }
-    let store = open_store(config)?;
-    let cleaned = store.cleanup(retention_cutoff(days))?;
-    println!("Deleted {} events and {} issues older than {days} days.", cleaned.events, cleaned.groups);
+    let total = store.expired_events(&retention)?;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("Deleting events {bar:40} {pos}/{len} ({eta} left)")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let cleaned = store.cleanup(&retention, &mut |done| bar.set_position(done.min(total)))?;
+    bar.finish_and_clear();
+    println!("Deleted {} events and {} issues {}.", cleaned.events, cleaned.groups, describe_retention(config, days));
     Ok(())
+}
+
+/// What retention keeps, from the config: `retention.days` for every project, except those
+/// whose `[projects.<slug>]` sets `retention_days`; `days` (from `sentry cleanup --days`) for
+/// every project instead. 0 days keeps everything. Read each time, so a project created since
+/// the start gets its setting.
+pub fn retention(config: &Config, store: &dyn Store, days: Option<u32>) -> Result<store::Retention> {
+    let cutoff = |d: u32| (d > 0).then(|| retention_cutoff(d));
+    if let Some(d) = days {
+        return Ok(store::Retention { cutoff: cutoff(d), projects: Vec::new() });
+    }
+    let mut projects = Vec::new();
+    if config.projects.values().any(|p| p.retention_days.is_some()) {
+        for p in store.projects()? {
+            if let Some(d) = config.projects.get(&p.slug).and_then(|c| c.retention_days) {
+                projects.push((p.id, cutoff(d)));
+            }
+        }
+    }
+    Ok(store::Retention { cutoff: cutoff(config.retention.days), projects })
+}
+
+/// "older than 90 days (shop: 7 days, archive: kept)", for people.
+pub fn describe_retention(config: &Config, days: Option<u32>) -> String {
+    let days_text = |d: u32| if d == 0 { "kept".to_string() } else { format!("{d} days") };
+    let all = days.unwrap_or(config.retention.days);
+    let mut text = if all == 0 { "in no project by default".to_string() } else { format!("older than {all} days") };
+    if days.is_none() {
+        let own: Vec<String> = config
+            .projects
+            .iter()
+            .filter_map(|(slug, p)| p.retention_days.map(|d| format!("{slug}: {}", days_text(d))))
+            .collect();
+        if !own.is_empty() {
+            text.push_str(&format!(" ({})", own.join(", ")));
+        }
+    }
+    text
 }
 
 /// Unix seconds `days` ago.

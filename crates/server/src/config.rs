@@ -88,6 +88,8 @@ pub struct StoreConfig {
     pub sqlite_path: Option<PathBuf>,
     /// Connection URL for PostgreSQL (when `backend` is postgres).
     pub postgres_url: Option<String>,
+    /// The most bytes the data may take (0: no cap); past it the oldest events go.
+    pub max_bytes: u64,
 }
 
 /// `[limits]`; turned into [`protocol::Limits`] by [`Config::protocol_limits`].
@@ -336,6 +338,7 @@ impl Config {
                 backend: Backend::Sqlite,
                 sqlite_path: None,
                 postgres_url: None,
+                max_bytes: 0,
             },
             redis: RedisConfig { url: None },
             limits: LimitsConfig {

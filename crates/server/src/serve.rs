@@ -237,7 +237,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         println!("Created the project \"default\"; its DSN is below.");
     }
     let writer = store.start_writer(config.ingest.batch_max)?;
-    start_cleanup(store.clone(), config.retention.days);
+    start_cleanup(store.clone(), Arc::new(config.clone()));
     let spool = open_spool(&config, &store)?;
     let pipeline = Pipeline::new(
         store.clone(),
@@ -292,6 +292,9 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         let timeout = Duration::from_secs(config.ingest.request_timeout_secs);
         let dashboard = web::dashboard::DashboardConfig {
             slices: config.projects.iter().filter_map(|(slug, p)| Some((slug.clone(), p.slices.clone()?))).collect(),
+            retention_days: config.retention.days,
+            project_retention_days: config.projects.iter().filter_map(|(slug, p)| Some((slug.clone(), p.retention_days?))).collect(),
+            max_bytes: config.store.max_bytes,
         };
         let dashboard = Arc::new(web::dashboard::Dashboard::new(dashboard, &public));
         if let Some(redis) = &cluster {
@@ -382,22 +385,45 @@ fn project_scrub(
     Ok(out)
 }
 
-/// Deletes what is past the retention period a minute after start, then every hour.
-fn start_cleanup(store: Arc<dyn store::Store>, days: u32) {
-    if days == 0 {
-        return;
+/// Deletes what is past retention a minute after start, then every hour; with a size cap,
+/// checks it at start and every minute (SQLite's writer also keeps it after each batch).
+fn start_cleanup(store: Arc<dyn store::Store>, config: Arc<Config>) {
+    let cap = config.store.max_bytes;
+    if cap > 0 {
+        store.set_size_cap(cap);
     }
     let spawned = std::thread::Builder::new().name("cleanup".into()).spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
+        let mut next_retention = Instant::now() + Duration::from_secs(60);
         loop {
-            match store.cleanup(admin::retention_cutoff(days)) {
-                Ok(c) if c.events + c.groups > 0 => {
-                    tracing::info!(events = c.events, issues = c.groups, days, "deleted data past the retention period")
+            if cap > 0 {
+                match store.trim_to(cap) {
+                    Ok(t) if t.events > 0 => tracing::info!(
+                        events = t.events,
+                        used = t.bytes_after,
+                        max_bytes = cap,
+                        "deleted the oldest events to stay under store.max_bytes"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not keep the data under store.max_bytes"),
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not delete data past the retention period"),
             }
-            std::thread::sleep(Duration::from_secs(3600));
+            if Instant::now() >= next_retention {
+                next_retention = Instant::now() + Duration::from_secs(3600);
+                let run = admin::retention(&config, &*store, None)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| if r.keeps_everything() { Ok(None) } else { store.cleanup(&r, &mut |_| {}).map(Some).map_err(|e| e.to_string()) });
+                match run {
+                    Ok(Some(c)) if c.events + c.groups > 0 => tracing::info!(
+                        events = c.events,
+                        issues = c.groups,
+                        retention = %admin::describe_retention(&config, None),
+                        "deleted data past the retention period"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not delete data past the retention period"),
+                }
+            }
+            std::thread::sleep(Duration::from_secs(60));
         }
     });
     if let Err(e) = spawned {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::{
-    Activity, ActivityEntry, Cleaned, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
+    Activity, ActivityEntry, Cleaned, Retention, StorageUsage, Trimmed, ClientKey, Delivery, EventId, EventRow, GroupId, GroupRow, GroupStatus,
     HistogramBar, ItemCounts, NewEvent, Project, ProjectId, Result, Session, StoreError, StreamPage, StreamQuery,
     SpoolMark, TagCount, Trending, User, UserId, WriteOutcome, Enqueue, ApiToken, AuditEntry, Invitation, Member,
     Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId, FeedbackRow, NewFeedback,
@@ -247,8 +247,21 @@ pub trait Outbox: Send + Sync {
 pub trait Maintenance: Send + Sync {
     /// The schema version the data is at, and the newest this build knows.
     fn schema_version(&self) -> Result<(i64, i64)>;
-    /// Deletes events received before `cutoff` (unix seconds), and groups last seen before it.
-    fn cleanup(&self, cutoff: f64) -> Result<Cleaned>;
+    /// Deletes what `retention` says is past keeping: events and user feedback received
+    /// before their project's cutoff, then groups last seen before it (a group whose events
+    /// all go stays while it was seen since). Group counts stay lifetime totals. Calls
+    /// `progress` with the events deleted so far after each step.
+    fn cleanup(&self, retention: &Retention, progress: &mut dyn FnMut(u64)) -> Result<Cleaned>;
+    /// How many events `cleanup` would delete now (for a progress bar; reads every event).
+    fn expired_events(&self, retention: &Retention) -> Result<u64>;
+    /// What the data takes, in all and per project (reads every event).
+    fn storage_usage(&self) -> Result<StorageUsage>;
+    /// Keeps the store under `max_bytes`: while it is over, deletes the oldest events of any
+    /// project (groups, their counts and history stay). A backend may also do this on its own
+    /// after each write once [`Maintenance::set_size_cap`] named a cap.
+    fn trim_to(&self, max_bytes: u64) -> Result<Trimmed>;
+    /// A cap the writer keeps after each batch (0: none), where the backend can do so cheaply.
+    fn set_size_cap(&self, max_bytes: u64);
     /// How far the spool named `spool` is applied (its last [`SpoolMark`]), if ever.
     fn spool_mark(&self, spool: &str) -> Result<Option<u64>>;
 }

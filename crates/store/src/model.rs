@@ -344,6 +344,83 @@ pub struct Cleaned {
     pub groups: u64,
 }
 
+/// What retention keeps: events (and feedback) received before a cutoff (unix seconds) are
+/// deleted, and groups last seen before it. `cutoff` applies to every project not named in
+/// `projects`, which have cutoffs of their own; `None` keeps everything.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Retention {
+    pub cutoff: Option<f64>,
+    pub projects: Vec<(ProjectId, Option<f64>)>,
+}
+
+impl Retention {
+    /// One cutoff for every project.
+    pub fn all(cutoff: f64) -> Retention {
+        Retention { cutoff: Some(cutoff), projects: Vec::new() }
+    }
+
+    /// The cutoff of `project`.
+    pub fn cutoff_of(&self, project: ProjectId) -> Option<f64> {
+        self.projects.iter().find(|(p, _)| *p == project).map_or(self.cutoff, |(_, c)| *c)
+    }
+
+    /// Whether nothing at all is deleted.
+    pub fn keeps_everything(&self) -> bool {
+        self.cutoff.is_none() && self.projects.iter().all(|(_, c)| c.is_none())
+    }
+
+    /// The earliest cutoff: everything received before it is deleted in every project (`None`
+    /// when some project keeps everything).
+    pub fn common_cutoff(&self) -> Option<f64> {
+        let mut common = self.cutoff?;
+        for (_, c) in &self.projects {
+            common = common.min((*c)?);
+        }
+        Some(common)
+    }
+
+    /// The latest cutoff: nothing received at or after it is deleted.
+    pub fn latest_cutoff(&self) -> Option<f64> {
+        self.cutoff.into_iter().chain(self.projects.iter().filter_map(|(_, c)| *c)).reduce(f64::max)
+    }
+
+    /// `(project, cutoff)` pairs and the cutoff of every other project, with "keep
+    /// everything" as a cutoff before any time (for SQL, which compares numbers).
+    pub(crate) fn as_numbers(&self) -> (Vec<(i64, f64)>, f64) {
+        let never = -1.0;
+        (self.projects.iter().map(|(p, c)| (p.0, c.unwrap_or(never))).collect(), self.cutoff.unwrap_or(never))
+    }
+}
+
+/// What the stored data takes: the whole store, and each project's events.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageUsage {
+    /// Bytes the store uses (SQLite: the pages of its file that hold data; PostgreSQL: the
+    /// database's size).
+    pub total_bytes: u64,
+    /// Projects with stored events, most bytes first.
+    pub projects: Vec<ProjectUsage>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProjectUsage {
+    pub project_id: ProjectId,
+    pub events: u64,
+    /// Compressed payload bytes of its events (the bulk of what an event takes).
+    pub payload_bytes: u64,
+    /// When its oldest stored event was received.
+    pub oldest: Option<f64>,
+}
+
+/// What a size cap removed: the oldest events, whatever their project (groups and their
+/// counts stay).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    pub events: u64,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
 /// One event as the writer stored it: what live views and notifications react to, announced
 /// after its batch is committed (duplicates are not announced).
 #[derive(Clone, Debug, PartialEq)]

@@ -32,7 +32,8 @@ macro_rules! conformance {
                 releases_deploys_and_their_projects,
                 chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name,
                 a_release_knows_its_events_and_new_issues_and_an_issue_its_releases,
-                client_reports_are_summed_per_project);
+                client_reports_are_summed_per_project, retention_per_project_and_what_each_project_uses,
+                a_size_cap_deletes_the_oldest_events_and_keeps_every_issue);
         }
     };
     (@tests $($name:ident),*) => {
@@ -241,7 +242,7 @@ fn cleanup_removes_old_events_and_groups_seen_only_before(store: Arc<dyn Store>)
     let mut mixed_new = event(p.id, 3, "mixed", 5000.0);
     mixed_new.received = 5000.0;
     write(&w, vec![old, mixed_old, mixed_new], ItemCounts::default());
-    let cleaned = store.cleanup(2000.0).unwrap();
+    let cleaned = store.cleanup(&store::Retention::all(2000.0), &mut |_| {}).unwrap();
     assert_eq!(cleaned, store::Cleaned { events: 2, groups: 1 });
     let groups = unresolved(&*store, p.id);
     assert_eq!(groups.len(), 1);
@@ -249,7 +250,108 @@ fn cleanup_removes_old_events_and_groups_seen_only_before(store: Arc<dyn Store>)
     assert_eq!(store.event_count(p.id).unwrap(), 1);
     assert!(store.group_tags(groups[0].id, 10).unwrap().iter().all(|(_, v)| !v.is_empty()));
     // Nothing left to clean: a second run is a no-op.
-    assert_eq!(store.cleanup(2000.0).unwrap(), store::Cleaned::default());
+    assert_eq!(store.cleanup(&store::Retention::all(2000.0), &mut |_| {}).unwrap(), store::Cleaned::default());
+    w.shutdown();
+}
+
+fn retention_per_project_and_what_each_project_uses(store: Arc<dyn Store>) {
+    let (a, _) = store.create_project("a").unwrap();
+    let (b, _) = store.create_project("b").unwrap();
+    let (c, _) = store.create_project("c").unwrap();
+    let w = store.start_writer(10).unwrap();
+    let mut n = 0;
+    for p in [a.id, b.id, c.id] {
+        for (hash, received) in [("old", 1000.0), ("mixed", 1000.0), ("mixed", 5000.0)] {
+            n += 1;
+            let mut e = event(p, n, hash, received);
+            e.received = received;
+            write(&w, vec![e], ItemCounts::default());
+        }
+    }
+    // a: the common cutoff; b: a later one of its own; c: keeps everything.
+    let retention = store::Retention { cutoff: Some(2000.0), projects: vec![(b.id, Some(6000.0)), (c.id, None)] };
+    assert_eq!(retention.cutoff_of(a.id), Some(2000.0));
+    assert_eq!(retention.common_cutoff(), None);
+    assert_eq!(store.expired_events(&retention).unwrap(), 5);
+    let mut seen = Vec::new();
+    let cleaned = store.cleanup(&retention, &mut |done| seen.push(done)).unwrap();
+    assert_eq!(cleaned, store::Cleaned { events: 5, groups: 3 });
+    assert_eq!(seen.last(), Some(&5), "progress ends at what was deleted: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(store.event_count(a.id).unwrap(), 1);
+    assert_eq!(store.event_count(b.id).unwrap(), 0);
+    assert_eq!(store.event_count(c.id).unwrap(), 3);
+    assert_eq!(unresolved(&*store, a.id).len(), 1);
+    assert!(unresolved(&*store, b.id).is_empty());
+    assert_eq!(unresolved(&*store, c.id).len(), 2);
+    assert_eq!(store.expired_events(&retention).unwrap(), 0);
+    // Keeping everything deletes nothing.
+    let none = store::Retention { cutoff: None, projects: vec![] };
+    assert!(none.keeps_everything());
+    assert_eq!(store.cleanup(&none, &mut |_| {}).unwrap(), store::Cleaned::default());
+
+    let usage = store.storage_usage().unwrap();
+    assert!(usage.total_bytes > 0);
+    let of = |p: ProjectId| usage.projects.iter().find(|u| u.project_id == p).cloned();
+    let (ua, uc) = (of(a.id).unwrap(), of(c.id).unwrap());
+    assert_eq!((ua.events, uc.events), (1, 3));
+    assert_eq!(uc.oldest, Some(1000.0));
+    assert!(uc.payload_bytes > ua.payload_bytes && ua.payload_bytes > 0, "{usage:?}");
+    assert!(of(b.id).is_none(), "a project without events uses nothing: {usage:?}");
+    assert_eq!(usage.projects[0].project_id, c.id, "most bytes first");
+    w.shutdown();
+}
+
+fn a_size_cap_deletes_the_oldest_events_and_keeps_every_issue(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let w = store.start_writer(100).unwrap();
+    const DAY: f64 = 86_400.0;
+    let today = (store::now() / DAY).floor() * DAY;
+    // Four days of events, 100 a day, of two issues; the payloads compress poorly.
+    let mut id = 0u16;
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    for day in (0..4).rev() {
+        let events: Vec<NewEvent> = (0..100)
+            .map(|i| {
+                id += 1;
+                let received = today - f64::from(day) * DAY + 60.0 + f64::from(i);
+                let mut e = event(p.id, 0, if i % 2 == 0 { "even" } else { "odd" }, received);
+                e.event_id = EventId([id.to_be_bytes(), [7; 2], [7; 2], [7; 2], [7; 2], [7; 2], [7; 2], [7; 2]].concat().try_into().unwrap());
+                e.received = received;
+                let filler: String = (0..400)
+                    .map(|_| {
+                        noise ^= noise << 13;
+                        noise ^= noise >> 7;
+                        noise ^= noise << 17;
+                        format!("{:02x}", noise as u8)
+                    })
+                    .collect();
+                e.payload = format!("{{\"filler\":\"{filler}\"}}").into_bytes();
+                e
+            })
+            .collect();
+        write(&w, events, ItemCounts::default());
+    }
+    let before = store.storage_usage().unwrap();
+    assert_eq!(store.event_count(p.id).unwrap(), 400);
+    let counts = |s: &dyn Store| {
+        let mut c: Vec<(String, u64)> = unresolved(s, p.id).into_iter().map(|g| (g.title, g.count)).collect();
+        c.sort();
+        c
+    };
+    let issues = counts(&*store);
+    assert_eq!(issues, vec![("title even".to_string(), 200), ("title odd".to_string(), 200)]);
+    // Under the cap already: nothing happens.
+    assert_eq!(store.trim_to(before.total_bytes * 2).unwrap().events, 0);
+    // Just over: the oldest go first, today's stay, every issue and its count stays.
+    let trimmed = store.trim_to(before.total_bytes - 1).unwrap();
+    assert!(trimmed.events > 0 && trimmed.events <= 100, "{trimmed:?}");
+    assert!(trimmed.bytes_after < trimmed.bytes_before && trimmed.bytes_after < before.total_bytes, "{trimmed:?}");
+    let left = store.event_count(p.id).unwrap();
+    assert_eq!(left, 400 - trimmed.events);
+    let oldest = store.storage_usage().unwrap().projects[0].oldest.unwrap();
+    assert!(oldest >= today - 3.0 * DAY + 60.0 + trimmed.events as f64 - 0.5, "the oldest went first: {oldest} {trimmed:?}");
+    assert_eq!(counts(&*store), issues, "issues and their counts stay");
     w.shutdown();
 }
 
@@ -707,7 +809,7 @@ fn feedback_is_stored_once_with_the_issue_of_its_event(store: Arc<dyn Store>) {
     assert_eq!(store.feedback(p.id, 1).unwrap().len(), 1);
     assert!(store.feedback(other.id, 10).unwrap().is_empty());
     // Retention: feedback received before the cutoff goes, like events.
-    store.cleanup(1001.5).unwrap();
+    store.cleanup(&store::Retention::all(1001.5), &mut |_| {}).unwrap();
     assert_eq!(store.feedback(p.id, 10).unwrap().iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["person 3", "person 2"]);
 }
 

@@ -61,7 +61,7 @@ fn retention_drops_whole_days_and_deletes_inside_the_day_it_cuts() {
 
     // The cutoff falls at 6 h into the third day: the first two days go whole, and the third
     // day's first event (at midnight) goes row by row.
-    let cleaned = store.cleanup(day0 + 2.0 * DAY + 6.0 * 3600.0).unwrap();
+    let cleaned = store.cleanup(&store::Retention::all(day0 + 2.0 * DAY + 6.0 * 3600.0), &mut |_| {}).unwrap();
     assert_eq!(cleaned.events, 5);
     assert_eq!(partitions(pg, &url), [names(2.0), names(3.0)]);
     assert_eq!(store.event_count(p.id).unwrap(), 3, "the fourth day's events are all kept");
@@ -164,7 +164,7 @@ fn a_day_dropped_by_retention_is_made_again_for_a_late_event() {
         .unwrap()
         .wait_blocking()
         .unwrap();
-    store.cleanup(day0 + DAY).unwrap();
+    store.cleanup(&store::Retention::all(day0 + DAY), &mut |_| {}).unwrap();
     // The same writer, which made day 0's partition before, gets another event of day 0.
     let out = w.write(vec![event(p.id, 3, "a", day0 + 20.0)], ItemCounts::default()).unwrap().wait_blocking().unwrap();
     assert!(matches!(out[0], WriteOutcome::Stored { .. }), "{out:?}");

@@ -214,6 +214,18 @@ pub(super) const KEYS: &[Key] = &[
         },
     },
     Key {
+        section: "store",
+        name: "max_bytes",
+        kind: Kind::Number { unit: "bytes", min: 0, max: i64::MAX as u64 },
+        optional: false,
+        help: "The most disk space the data may take, in bytes (for example 10000000000 for 10 GB); \
+               0 means no cap. Past it the oldest events are deleted first, whatever their \
+               project; issues and their counts stay. With postgres, whole days of events are \
+               dropped, oldest first, checked every minute.",
+        set: |c, v| c.store.max_bytes = v.number(),
+        get: |c| Parsed::Number(c.store.max_bytes),
+    },
+    Key {
         section: "redis",
         name: "url",
         kind: Kind::Url {

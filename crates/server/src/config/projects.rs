@@ -29,6 +29,8 @@ pub struct ProjectConfig {
     pub slices: Option<Vec<SliceSpec>>,
     /// Events per minute for the whole project; `None`: `rate_limits.per_project_per_minute`.
     pub rate_limit_per_minute: Option<u64>,
+    /// Days its events are kept (0: forever); `None`: `retention.days`.
+    pub retention_days: Option<u32>,
     /// `Some(false)`: the server scrubs nothing of this project's events.
     pub scrub_data: Option<bool>,
     /// Words that make a field sensitive, beside the built-in ones.
@@ -68,6 +70,10 @@ pub const REFERENCE: &str = "
 # together (0 = unlimited); the default is rate_limits.per_project_per_minute.
 # Read at start: a project created later gets it at the next start.
 #
+# retention_days: how many days the project's events are kept (0 = forever);
+# the default is retention.days. Older events, and issues not seen since, are
+# deleted every hour.
+#
 # Secrets are scrubbed from every event before it is stored: fields whose name
 # holds password, passwd, secret, api_key, apikey, api-key, auth, credentials,
 # mysql_pwd, privatekey, private_key, token, session_key, sessionid or cookie
@@ -81,11 +87,12 @@ pub const REFERENCE: &str = "
 # [projects.default]
 # slices = [\"level\", \"server\", { tag = \"customer\", widget = \"search\" }]
 # rate_limit_per_minute = 6000
+# retention_days = 30
 # scrub_fields = [\"order_id\", \"iban\"]
 # scrub_safe_fields = [\"auth_method\"]
 ";
 
-const KEYS: &[&str] = &["slices", "rate_limit_per_minute", "scrub_data", "scrub_fields", "scrub_safe_fields"];
+const KEYS: &[&str] = &["slices", "rate_limit_per_minute", "retention_days", "scrub_data", "scrub_fields", "scrub_safe_fields"];
 
 /// Reads the `projects` table of the file into `projects`.
 pub(super) fn apply(
@@ -130,6 +137,22 @@ pub(super) fn apply(
                     key.get_ref(),
                     format!("unknown key in [projects.{slug_text}]; valid keys are: {}", KEYS.join(", ")),
                 ));
+            }
+            if key.get_ref().as_ref() == "retention_days" {
+                let days = match v.get_ref() {
+                    DeValue::Integer(n) => n.to_string().parse::<u32>().ok(),
+                    _ => None,
+                };
+                let Some(days) = days else {
+                    return Err(invalid(
+                        v.span().start,
+                        full,
+                        &text[v.span()],
+                        "must be a whole number of days, 0 or more (0 keeps the events forever), for example 30".into(),
+                    ));
+                };
+                project.retention_days = Some(days);
+                continue;
             }
             if key.get_ref().as_ref() == "rate_limit_per_minute" {
                 let limit = match v.get_ref() {

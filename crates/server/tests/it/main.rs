@@ -12,6 +12,7 @@ mod corpus;
 mod dashboard;
 mod durability;
 mod first_hour;
+mod housekeeping;
 mod items;
 mod nodes;
 mod reliability;

@@ -137,9 +137,25 @@ impl crate::Maintenance for PgStore {
         })
     }
 
-    fn cleanup(&self, cutoff: f64) -> Result<crate::Cleaned> {
-        self.block(cleanup::cleanup(self, cutoff))
+    fn cleanup(&self, retention: &crate::Retention, progress: &mut dyn FnMut(u64)) -> Result<crate::Cleaned> {
+        self.block(cleanup::cleanup(self, retention, progress))
     }
+
+    fn expired_events(&self, retention: &crate::Retention) -> Result<u64> {
+        self.block(cleanup::expired_events(self, retention))
+    }
+
+    fn storage_usage(&self) -> Result<crate::StorageUsage> {
+        self.block(cleanup::storage_usage(self))
+    }
+
+    fn trim_to(&self, max_bytes: u64) -> Result<crate::Trimmed> {
+        self.block(cleanup::trim_to(self, max_bytes))
+    }
+
+    /// Nothing here: dropping a day of events is not something to do after each batch. The
+    /// server calls [`crate::Maintenance::trim_to`] every minute instead.
+    fn set_size_cap(&self, _max_bytes: u64) {}
 
     fn spool_mark(&self, spool: &str) -> Result<Option<u64>> {
         self.block(async {

@@ -33,6 +33,8 @@ pub struct SqliteStore {
     path: PathBuf,
     pool: Mutex<Vec<Connection>>,
     payloads: payload::PayloadReader,
+    /// `store.max_bytes` (0: none), kept by the writer after each batch.
+    size_cap: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A pooled connection, returned to the pool on drop.
@@ -75,6 +77,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             pool: Mutex::new(Vec::new()),
             payloads: payload::PayloadReader::default(),
+            size_cap: Arc::default(),
         };
         let mut conn = store.connect()?;
         migrate::migrate(&mut conn)?;
@@ -118,7 +121,7 @@ impl crate::Store for SqliteStore {
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>> {
         let conn = self.connect()?;
         let payloads = payload::PayloadWriter::load(&conn)?;
-        Ok(Arc::new(writer::start(conn, payloads, batch_max.max(1))))
+        Ok(Arc::new(writer::start(conn, payloads, batch_max.max(1), self.size_cap.clone())))
     }
 }
 
@@ -127,8 +130,25 @@ impl crate::Maintenance for SqliteStore {
         self.schema_version_impl()
     }
 
-    fn cleanup(&self, cutoff: f64) -> Result<Cleaned> {
-        self.cleanup_impl(cutoff)
+    fn cleanup(&self, retention: &crate::Retention, progress: &mut dyn FnMut(u64)) -> Result<Cleaned> {
+        self.cleanup_impl(retention, progress)
+    }
+
+    fn expired_events(&self, retention: &crate::Retention) -> Result<u64> {
+        self.expired_events_impl(retention)
+    }
+
+    fn storage_usage(&self) -> Result<crate::StorageUsage> {
+        self.storage_usage_impl()
+    }
+
+    fn trim_to(&self, max_bytes: u64) -> Result<crate::Trimmed> {
+        self.trim_to_impl(max_bytes)
+    }
+
+    /// The writer checks the file's used pages after each batch (two pragmas) and trims then.
+    fn set_size_cap(&self, max_bytes: u64) {
+        self.size_cap.store(max_bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn spool_mark(&self, spool: &str) -> Result<Option<u64>> {

@@ -8,6 +8,7 @@
 //! and an event id already stored for its project is a `Duplicate` that changes nothing.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
@@ -18,8 +19,32 @@ use crate::batcher::WriterHandle;
 use crate::batcher::Items;
 use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, WriteOutcome};
 
-pub(super) fn start(mut conn: Connection, mut payloads: PayloadWriter, batch_max: usize) -> WriterHandle {
-    crate::batcher::spawn(batch_max, Box::new(move |batch, items, marks| apply(&mut conn, &mut payloads, batch, items, marks)))
+pub(super) fn start(
+    mut conn: Connection,
+    mut payloads: PayloadWriter,
+    batch_max: usize,
+    size_cap: Arc<std::sync::atomic::AtomicU64>,
+) -> WriterHandle {
+    crate::batcher::spawn(
+        batch_max,
+        Box::new(move |batch, items, marks| {
+            let outcomes = apply(&mut conn, &mut payloads, batch, items, marks)?;
+            // The size cap, kept here so that the file outgrows it by at most one batch.
+            let cap = size_cap.load(std::sync::atomic::Ordering::Relaxed);
+            if cap > 0 {
+                match super::cleanup::used_bytes(&conn) {
+                    Ok(used) if used > cap => {
+                        if let Err(e) = super::cleanup::trim(&conn, cap) {
+                            tracing::warn!(error = %e, "could not delete the oldest events to stay under store.max_bytes");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not read how much of the data file is used"),
+                }
+            }
+            Ok(outcomes)
+        }),
+    )
 }
 
 /// One batch in one transaction: load, fold, apply, commit. The fold first assumes that none

@@ -36,6 +36,20 @@ pub fn count(n: u64) -> String {
     }
 }
 
+/// `512 bytes`, `12.3 kB`, `4.5 MB`, `1.2 GB` (powers of 1000, as disks are sold).
+pub fn bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1000.0 {
+        format!("{n} bytes")
+    } else if n < 1e6 {
+        format!("{:.1} kB", n / 1e3)
+    } else if n < 1e9 {
+        format!("{:.1} MB", n / 1e6)
+    } else {
+        format!("{:.1} GB", n / 1e9)
+    }
+}
+
 /// `0.4 ms`, `36 ms`, `1.25 s`.
 pub fn ms(v: f64) -> String {
     if v < 10.0 {

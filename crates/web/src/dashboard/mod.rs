@@ -47,6 +47,12 @@ pub struct DashboardConfig {
     /// The filters shown on each project's stream (`[projects.<slug>] slices`), by slug.
     /// Projects not listed get [`filters::DEFAULT_SLICES`].
     pub slices: HashMap<String, Vec<SliceSpec>>,
+    /// `retention.days`: how long events are kept (0: forever).
+    pub retention_days: u32,
+    /// `[projects.<slug>] retention_days`, by slug.
+    pub project_retention_days: HashMap<String, u32>,
+    /// `store.max_bytes` (0: no cap).
+    pub max_bytes: u64,
 }
 
 /// The dashboard's shared state: its config and the login rate limiter.
@@ -59,6 +65,8 @@ pub struct Dashboard {
     pub(crate) secure_cookies: bool,
     /// Set when the server shuts down: live streams end so connections can close.
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
+    /// What the data takes, read at most once a minute (it reads every event).
+    pub(crate) usage: std::sync::Mutex<Option<(std::time::Instant, store::StorageUsage)>>,
 }
 
 impl Dashboard {
@@ -69,6 +77,7 @@ impl Dashboard {
             sso: sso::SsoLogins::default(),
             secure_cookies: public_url.starts_with("https://"),
             stopping: tokio::sync::watch::channel(false).0,
+            usage: std::sync::Mutex::new(None),
         }
     }
 

@@ -30,6 +30,11 @@ pub struct ProjectLine {
     pub name: String,
     pub dsn: String,
     pub href: String,
+    /// Its events, their size, the oldest, and how long they are kept.
+    pub events: String,
+    pub size: String,
+    pub oldest: String,
+    pub kept: String,
 }
 
 pub struct OrgLine {
@@ -45,6 +50,8 @@ struct SettingsPage {
     projects: Vec<ProjectLine>,
     orgs: Vec<OrgLine>,
     message: Option<String>,
+    /// "The data takes 12.3 MB of its 1.0 GB cap."
+    storage: String,
 }
 
 #[derive(Deserialize)]
@@ -57,9 +64,15 @@ pub struct MessageQuery {
 pub async fn index(State(state): State<AppState>, viewer: Viewer, axum::extract::Query(q): axum::extract::Query<MessageQuery>) -> PageResult {
     let store = state.store.clone();
     let url = state.public_url.clone();
+    let dashboard = state.dashboard.clone();
     blocking(move || {
+        let usage = storage_usage(&dashboard, &store)?;
+        let config = &dashboard.config;
+        let now = store::now();
         let mut projects = Vec::new();
         for p in viewer.projects(&store)? {
+            let used = usage.projects.iter().find(|u| u.project_id == p.id);
+            let days = config.project_retention_days.get(&p.slug).copied().unwrap_or(config.retention_days);
             let teams = store.project_teams(p.id)?;
             let resource = crate::access::Resource::Project { org: p.org_id, teams: &teams };
             let manages = crate::access::can(&viewer.actor, Action::ManageProject, resource) == crate::access::Decision::Allowed;
@@ -71,6 +84,10 @@ pub async fn index(State(state): State<AppState>, viewer: Viewer, axum::extract:
                 false => "(ask an admin of this project)".into(),
             };
             projects.push(ProjectLine {
+                events: format::count(used.map_or(0, |u| u.events)),
+                size: used.map_or_else(|| "nothing".into(), |u| format::bytes(u.payload_bytes)),
+                oldest: used.and_then(|u| u.oldest).map_or_else(|| "—".into(), |t| format::ago(t, now)),
+                kept: if days == 0 { "forever".into() } else { format!("{days} days") },
                 dsn: dsn_text,
                 href: if manages { paths::project_settings(&p.slug) } else { paths::stream(&p.slug) },
                 slug: p.slug,
@@ -83,9 +100,32 @@ pub async fn index(State(state): State<AppState>, viewer: Viewer, axum::extract:
             .iter()
             .map(|m| OrgLine { name: m.org.name.clone(), role: m.role.to_string(), href: paths::org_settings(&m.org.slug) })
             .collect();
-        render(&SettingsPage { nav: nav(&store, &viewer, "", "settings")?, projects, orgs, message: q.done })
+        let storage = match config.max_bytes {
+            0 => format!("The data takes {} (no size cap is set).", format::bytes(usage.total_bytes)),
+            cap => format!(
+                "The data takes {} of its {} cap; past it, the oldest events are deleted first.",
+                format::bytes(usage.total_bytes),
+                format::bytes(cap)
+            ),
+        };
+        render(&SettingsPage { nav: nav(&store, &viewer, "", "settings")?, projects, orgs, message: q.done, storage })
     })
     .await
+}
+
+/// What the data takes, from the store at most once a minute.
+fn storage_usage(dashboard: &super::Dashboard, store: &std::sync::Arc<dyn store::Store>) -> PageResult<store::StorageUsage> {
+    let fresh = |at: &std::time::Instant| at.elapsed() < std::time::Duration::from_secs(60);
+    if let Some((at, usage)) = dashboard.usage.lock().ok().and_then(|u| u.clone())
+        && fresh(&at)
+    {
+        return Ok(usage);
+    }
+    let usage = store.storage_usage()?;
+    if let Ok(mut cached) = dashboard.usage.lock() {
+        *cached = Some((std::time::Instant::now(), usage.clone()));
+    }
+    Ok(usage)
 }
 
 pub struct KeyLine {
