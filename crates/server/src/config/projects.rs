@@ -138,37 +138,24 @@ pub(super) fn apply(
                     format!("unknown key in [projects.{slug_text}]; valid keys are: {}", KEYS.join(", ")),
                 ));
             }
-            if key.get_ref().as_ref() == "retention_days" {
-                let days = match v.get_ref() {
-                    DeValue::Integer(n) => n.to_string().parse::<u32>().ok(),
-                    _ => None,
-                };
-                let Some(days) = days else {
-                    return Err(invalid(
-                        v.span().start,
-                        full,
-                        &text[v.span()],
-                        "must be a whole number of days, 0 or more (0 keeps the events forever), for example 30".into(),
-                    ));
-                };
-                project.retention_days = Some(days);
-                continue;
-            }
-            if key.get_ref().as_ref() == "rate_limit_per_minute" {
-                let limit = match v.get_ref() {
+            let number = |what: &str| -> Result<u64, ConfigError> {
+                let n = match v.get_ref() {
                     DeValue::Integer(n) => n.to_string().parse::<u64>().ok(),
                     _ => None,
                 };
-                let Some(limit) = limit else {
-                    return Err(invalid(
-                        v.span().start,
-                        full,
-                        &text[v.span()],
-                        "must be a whole number of events per minute, 0 or more (for example 6000)".into(),
-                    ));
-                };
-                project.rate_limit_per_minute = Some(limit);
-                continue;
+                n.ok_or_else(|| invalid(v.span().start, full.clone(), &text[v.span()], format!("must be a whole number of {what}")))
+            };
+            match key.get_ref().as_ref() {
+                "retention_days" => {
+                    let days = number("days, 0 or more (0 keeps the events forever), for example 30")?;
+                    project.retention_days = Some(u32::try_from(days).unwrap_or(u32::MAX));
+                    continue;
+                }
+                "rate_limit_per_minute" => {
+                    project.rate_limit_per_minute = Some(number("events per minute, 0 or more (for example 6000)")?);
+                    continue;
+                }
+                _ => {}
             }
             match key.get_ref().as_ref() {
                 "scrub_data" => {
