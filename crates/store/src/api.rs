@@ -75,6 +75,8 @@ pub trait Reads: Send + Sync {
     /// One page of a project's stream (also what `sentry groups` lists).
     fn stream(&self, q: &StreamQuery) -> Result<StreamPage>;
     fn group(&self, id: GroupId) -> Result<Option<GroupRow>>;
+    /// Who a group is assigned to (`None`: nobody). NotFound for no such group.
+    fn group_assignee(&self, group: GroupId) -> Result<Option<crate::Assignee>>;
     /// The most frequent values per tag key of a group (at most `per_key` each), keys sorted.
     fn group_tags(&self, group: GroupId, per_key: usize) -> Result<Vec<(String, Vec<TagCount>)>>;
     /// A group's events, newest first, from just before `before` (an [`EventRow::position`]).
@@ -122,6 +124,9 @@ pub trait Admin: Send + Sync {
     fn revoke_key(&self, public_key: &str) -> Result<bool>;
     /// Resolves, ignores or reopens a group, and records it in the group's activity.
     fn set_group_status(&self, group: GroupId, status: GroupStatus) -> Result<()>;
+    /// Assigns a group to a member or a team, or to nobody, and records `assigned` or
+    /// `unassigned` in its activity. False (and nothing recorded) when it already was so.
+    fn assign_group(&self, group: GroupId, to: Option<crate::Assignee>) -> Result<bool>;
 }
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.

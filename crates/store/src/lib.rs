@@ -39,7 +39,10 @@ pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
 pub use orgs::*;
 pub use releases::*;
-pub use query::{Cursor, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery, StreamRow, Trending};
+pub use query::{
+    Assignee, AssigneeCondition, Cmp, Comparison, Cursor, GroupField, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery,
+    StreamRow, TagCondition, Trending,
+};
 
 /// Where the data lives: the one choice of backend, made once by the caller that wires the
 /// process together.

@@ -258,6 +258,9 @@ pub const ACTIVITY_REGRESSION: &str = "regression";
 pub const ACTIVITY_RESOLVED: &str = "resolved";
 pub const ACTIVITY_IGNORED: &str = "ignored";
 pub const ACTIVITY_REOPENED: &str = "reopened";
+/// The group was assigned to a member or a team (the group's assignee says to whom).
+pub const ACTIVITY_ASSIGNED: &str = "assigned";
+pub const ACTIVITY_UNASSIGNED: &str = "unassigned";
 
 /// One `group_activity` row, with the project of its group.
 #[derive(Clone, Debug, PartialEq)]

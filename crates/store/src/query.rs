@@ -1,11 +1,12 @@
 //! The query model, the same for every backend: the project stream (sort, status, interval,
-//! tag filters, words, keyset cursor) and what it answers; bucket resolutions.
+//! tag conditions, comparisons, assignees, words, keyset cursor) and what it answers; bucket
+//! resolutions.
 //!
 //! Counts in an interval are read from the coarsest buckets that still give about 24 points
 //! over it (minutes up to 3 hours, hours up to 3 days, days beyond), so an interval's first
 //! bucket may include up to one bucket of events from just before it.
 
-use crate::{GroupRow, GroupStatus, ProjectId, TagCount};
+use crate::{GroupRow, GroupStatus, ProjectId, TagCount, TeamId, UserId};
 
 /// How groups are ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +21,8 @@ pub enum Sort {
     TimeSpent,
     /// Highest total duration.
     TimeSpentTotal,
+    /// Most distinct users (all time: the count kept on the group).
+    Users,
 }
 
 impl Sort {
@@ -31,11 +34,12 @@ impl Sort {
             "frequency" | "freq" => Sort::Frequency,
             "time_spent" | "avg_time_spent" => Sort::TimeSpent,
             "total_time_spent" => Sort::TimeSpentTotal,
+            "users" | "user" => Sort::Users,
             _ => return None,
         })
     }
     pub const NAMES: &'static [&'static str] =
-        &["priority", "last_seen", "first_seen", "frequency", "time_spent", "total_time_spent"];
+        &["priority", "last_seen", "first_seen", "frequency", "time_spent", "total_time_spent", "users"];
 }
 
 /// Which statuses to list.
@@ -43,6 +47,87 @@ impl Sort {
 pub enum StatusFilter {
     Only(GroupStatus),
     All,
+}
+
+/// A condition on the tag values a group's events carried (`level:[error,fatal]`,
+/// `!server:web-*`, `has:user`, `first_release:1.2`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TagCondition {
+    pub key: String,
+    /// Any of these values matches; a `*` in one matches any run of characters. Empty: any
+    /// value at all (`has:key`).
+    pub values: Vec<String>,
+    /// The group must have no matching value instead.
+    pub negated: bool,
+    /// Only the group's first value of the key counts (the one seen earliest): `first_release:`.
+    pub first_only: bool,
+}
+
+impl TagCondition {
+    /// The group carried `key` with one of `values`.
+    pub fn any_of(key: &str, values: Vec<String>) -> TagCondition {
+        TagCondition { key: key.to_string(), values, negated: false, first_only: false }
+    }
+}
+
+/// The number of a group that a comparison reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupField {
+    /// Events, all time (`times_seen:`).
+    TimesSeen,
+    /// Distinct users, all time (`users:`).
+    Users,
+    /// Unix seconds (`age:`, `first_seen:`).
+    FirstSeen,
+    /// Unix seconds (`last_seen:`).
+    LastSeen,
+}
+
+/// How a comparison compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Lt,
+    Le,
+    Eq,
+    Ge,
+    Gt,
+}
+
+impl Cmp {
+    /// The SQL operator (the same in both dialects).
+    pub fn sql(self) -> &'static str {
+        match self {
+            Cmp::Lt => "<",
+            Cmp::Le => "<=",
+            Cmp::Eq => "=",
+            Cmp::Ge => ">=",
+            Cmp::Gt => ">",
+        }
+    }
+}
+
+/// `field cmp value` on the group (`times_seen:>100`, `age:-24h`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Comparison {
+    pub field: GroupField,
+    pub cmp: Cmp,
+    pub value: f64,
+}
+
+/// Who an issue is assigned to: a member or a team.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Assignee {
+    User(UserId),
+    Team(TeamId),
+}
+
+/// A condition on the assignee: `assigned:me`, `assigned:#ops`, `is:unassigned`, `!assigned:me`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AssigneeCondition {
+    /// Assigned to one of these; `None`: to anyone.
+    pub to: Option<Vec<Assignee>>,
+    /// Not assigned so instead (`is:unassigned` is "not assigned to anyone").
+    pub negated: bool,
 }
 
 /// Time resolution of a bucket table.
@@ -115,6 +200,12 @@ pub struct StreamQuery {
     pub tags: Vec<(String, String)>,
     /// Words that must appear in the title or culprit (case-insensitive for ASCII).
     pub text: Vec<String>,
+    /// Every condition on tag values must hold.
+    pub conditions: Vec<TagCondition>,
+    /// Every comparison must hold.
+    pub comparisons: Vec<Comparison>,
+    /// Every condition on the assignee must hold.
+    pub assigned: Vec<AssigneeCondition>,
     pub cursor: Option<Cursor>,
     pub limit: usize,
     /// Points in each row's sparkline (0 for none).
@@ -131,6 +222,9 @@ impl StreamQuery {
             now,
             tags: Vec::new(),
             text: Vec::new(),
+            conditions: Vec::new(),
+            comparisons: Vec::new(),
+            assigned: Vec::new(),
             cursor: None,
             limit: 25,
             sparkline_points: 24,
@@ -144,8 +238,10 @@ pub struct StreamRow {
     pub group: GroupRow,
     /// Events in the interval (all time without one).
     pub interval_count: u64,
-    /// Distinct values of the `user` tag.
+    /// Distinct users (values of the `user` tag: user.id, else email, username, IP) seen in
+    /// the interval (all time without one).
     pub users: u64,
+    pub assignee: Option<Assignee>,
     pub sparkline: Vec<u64>,
 }
 
@@ -172,6 +268,11 @@ pub struct Trending {
     pub last_24h: u64,
     /// How many times its 24-hour average rate the last 15 minutes ran at.
     pub ratio: f64,
+}
+
+/// A search value with `*` wildcards as a SQL `LIKE` pattern (escape character `\\`).
+pub(crate) fn like_pattern(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%")
 }
 
 /// Spreads `(slot, count)` rows of resolution `res` over `points` equal parts of [since, now].

@@ -33,7 +33,8 @@ macro_rules! conformance {
                 chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name,
                 a_release_knows_its_events_and_new_issues_and_an_issue_its_releases,
                 client_reports_are_summed_per_project, retention_per_project_and_what_each_project_uses,
-                a_size_cap_deletes_the_oldest_events_and_keeps_every_issue);
+                a_size_cap_deletes_the_oldest_events_and_keeps_every_issue,
+                stream_conditions_comparisons_users_and_assignees);
         }
     };
     (@tests $($name:ident),*) => {
@@ -413,6 +414,114 @@ fn tagged(project: ProjectId, id: u32, hash: &str, ts: f64, server: &str, ms: Op
     e.tags = vec![("server".into(), server.into()), ("level".into(), "error".into())];
     e.time_spent = ms;
     e
+}
+
+fn stream_conditions_comparisons_users_and_assignees(store: Arc<dyn Store>) {
+    use store::{Assignee, AssigneeCondition, Cmp, Comparison, GroupField, TagCondition, TeamId};
+    let (p, _) = store.create_project("Search").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    let now = 1_800_000_000.0;
+    let ev = |n: u32, hash: &str, ts: f64, tags: &[(&str, &str)]| {
+        let mut e = tagged(p.id, n, hash, ts, "", None);
+        e.tags = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        e
+    };
+    // a: two users (u1 two days ago, u2 now), releases 1.0 then 1.1; b: one user, 1.1; c: none.
+    write(&w, vec![
+        ev(1, "a", now - 2.0 * 86400.0, &[("server", "web-1"), ("user", "u1"), ("release", "1.0")]),
+        ev(2, "a", now - 60.0, &[("server", "web-1"), ("user", "u2"), ("release", "1.1")]),
+        ev(3, "b", now - 120.0, &[("server", "web-2"), ("user", "u1"), ("release", "1.1")]),
+        ev(4, "c", now - 3.0 * 86400.0, &[("server", "db-1")]),
+    ], ItemCounts::default());
+    // Again u1 on a: still two users.
+    write(&w, vec![ev(5, "a", now - 30.0, &[("server", "web-1"), ("user", "u1")])], ItemCounts::default());
+    let titles = |q: &StreamQuery| {
+        let mut t: Vec<String> = store.stream(q).unwrap().rows.iter().map(|r| r.group.title.replace("title ", "")).collect();
+        t.sort();
+        t.join(",")
+    };
+    let with = |f: &dyn Fn(&mut StreamQuery)| {
+        let mut q = StreamQuery::new(p.id, now);
+        f(&mut q);
+        titles(&q)
+    };
+    let cond = |key: &str, values: &[&str], negated: bool, first_only: bool| TagCondition {
+        key: key.into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+        negated,
+        first_only,
+    };
+    assert_eq!(with(&|q| q.conditions.push(cond("server", &["web-*"], false, false))), "a,b");
+    assert_eq!(with(&|q| q.conditions.push(cond("server", &["WEB-2", "db-1"], false, false))), "c", "exact values are exact");
+    assert_eq!(with(&|q| q.conditions.push(cond("server", &["web-*"], true, false))), "c");
+    assert_eq!(with(&|q| q.conditions.push(cond("server", &["web_1"], false, false))), "", "_ is not a wildcard");
+    assert_eq!(with(&|q| q.conditions.push(cond("user", &[], false, false))), "a,b");
+    assert_eq!(with(&|q| q.conditions.push(cond("user", &[], true, false))), "c");
+    assert_eq!(with(&|q| q.conditions.push(cond("release", &["1.1"], false, false))), "a,b");
+    assert_eq!(with(&|q| q.conditions.push(cond("release", &["1.1"], false, true))), "b");
+    assert_eq!(with(&|q| q.conditions.push(cond("release", &["1.1"], true, true))), "a,c");
+    let cmp = |field, cmp, value| Comparison { field, cmp, value };
+    assert_eq!(with(&|q| q.comparisons.push(cmp(GroupField::TimesSeen, Cmp::Gt, 1.0))), "a");
+    assert_eq!(with(&|q| q.comparisons.push(cmp(GroupField::Users, Cmp::Ge, 1.0))), "a,b");
+    assert_eq!(with(&|q| q.comparisons.push(cmp(GroupField::Users, Cmp::Eq, 0.0))), "c");
+    assert_eq!(with(&|q| q.comparisons.push(cmp(GroupField::FirstSeen, Cmp::Ge, now - 86400.0))), "b");
+    assert_eq!(with(&|q| q.comparisons.push(cmp(GroupField::LastSeen, Cmp::Le, now - 86400.0))), "c");
+
+    // Users: all time, and in the interval; sorted by users.
+    let mut q = StreamQuery::new(p.id, now);
+    q.sort = Sort::Users;
+    let rows = store.stream(&q).unwrap().rows;
+    let users: Vec<(String, u64)> = rows.iter().map(|r| (r.group.title.clone(), r.users)).collect();
+    assert_eq!(users[0], ("title a".to_string(), 2));
+    assert_eq!(users.iter().map(|u| u.1).collect::<Vec<_>>(), [2, 1, 0]);
+    q.since = Some(now - 3600.0);
+    q.sort = Sort::LastSeen;
+    let rows = store.stream(&q).unwrap().rows;
+    assert_eq!(rows.iter().map(|r| r.users).collect::<Vec<_>>(), [2, 1], "u1 was seen again on a within the hour");
+    q.since = Some(now - 45.0);
+    assert_eq!(store.stream(&q).unwrap().rows.iter().map(|r| r.users).collect::<Vec<_>>(), [1], "only u1 on a in the last 45 s");
+
+    // Assignees.
+    let boss = store.create_user("boss@example.com", "h", false).unwrap();
+    let org = store.organizations().unwrap()[0].clone();
+    let team = store.create_team(org.id, "Ops").unwrap();
+    let id = |t: &str| store.stream(&StreamQuery::new(p.id, now)).unwrap().rows.into_iter().find(|r| r.group.title == t).unwrap().group.id;
+    let (a, b) = (id("title a"), id("title b"));
+    assert_eq!(store.group_assignee(a).unwrap(), None);
+    assert!(store.assign_group(a, Some(Assignee::User(boss.id))).unwrap());
+    assert!(!store.assign_group(a, Some(Assignee::User(boss.id))).unwrap(), "unchanged: nothing recorded");
+    assert!(store.assign_group(b, Some(Assignee::User(boss.id))).unwrap());
+    assert!(store.assign_group(b, Some(Assignee::Team(team.id))).unwrap());
+    assert_eq!(store.group_assignee(a).unwrap(), Some(Assignee::User(boss.id)));
+    assert_eq!(store.group_assignee(b).unwrap(), Some(Assignee::Team(team.id)));
+    assert!(matches!(store.group_assignee(GroupId(999_999)), Err(StoreError::NotFound(_))));
+    let to = |list: Vec<Assignee>, negated| AssigneeCondition { to: Some(list), negated };
+    assert_eq!(with(&|q| q.assigned.push(to(vec![Assignee::User(boss.id)], false))), "a");
+    assert_eq!(with(&|q| q.assigned.push(to(vec![Assignee::Team(team.id)], false))), "b");
+    assert_eq!(with(&|q| q.assigned.push(to(vec![Assignee::Team(team.id), Assignee::User(boss.id)], false))), "a,b");
+    assert_eq!(with(&|q| q.assigned.push(to(vec![Assignee::User(boss.id)], true))), "b,c");
+    assert_eq!(with(&|q| q.assigned.push(to(vec![Assignee::Team(TeamId(999))], false))), "");
+    assert_eq!(with(&|q| q.assigned.push(AssigneeCondition { to: None, negated: true })), "c");
+    assert_eq!(with(&|q| q.assigned.push(AssigneeCondition { to: None, negated: false })), "a,b");
+    let rows = store.stream(&StreamQuery::new(p.id, now)).unwrap().rows;
+    assert_eq!(rows.iter().find(|r| r.group.id == b).unwrap().assignee, Some(Assignee::Team(team.id)));
+    assert!(store.assign_group(a, None).unwrap());
+    assert_eq!(with(&|q| q.assigned.push(AssigneeCondition { to: None, negated: true })), "a,c");
+    let kinds: Vec<String> = store.activity(a).unwrap().into_iter().map(|x| x.kind).collect();
+    assert_eq!(kinds, ["created", "assigned", "unassigned"]);
+    // Every condition at once, with each sort: the SQL holds together.
+    for sort in [Sort::Priority, Sort::LastSeen, Sort::FirstSeen, Sort::Frequency, Sort::TimeSpent, Sort::TimeSpentTotal, Sort::Users] {
+        let mut q = StreamQuery::new(p.id, now);
+        q.sort = sort;
+        q.since = Some(now - 7.0 * 86400.0);
+        q.conditions = vec![cond("server", &["web-*"], false, false), cond("user", &[], false, false), cond("server", &["db-*"], true, false)];
+        q.comparisons = vec![cmp(GroupField::TimesSeen, Cmp::Ge, 1.0)];
+        q.assigned = vec![AssigneeCondition { to: None, negated: false }];
+        q.text = vec!["title".into()];
+        let rows = store.stream(&q).unwrap().rows;
+        let expect = if matches!(sort, Sort::TimeSpent | Sort::TimeSpentTotal) { 0 } else { 1 };
+        assert_eq!(rows.len(), expect, "{sort:?}");
+    }
 }
 
 fn stream_sorts_filters_intervals_and_pages_stably(store: Arc<dyn Store>) {

@@ -122,6 +122,27 @@ impl crate::Admin for PgStore {
             Ok(())
         })
     }
+
+    fn assign_group(&self, group_id: GroupId, to: Option<crate::Assignee>) -> Result<bool> {
+        let (user, team) = match to {
+            Some(crate::Assignee::User(u)) => (Some(u.0), None),
+            Some(crate::Assignee::Team(t)) => (None, Some(t.0)),
+            None => (None, None),
+        };
+        self.with(async |c| {
+            let tx = c.transaction().await?;
+            // Locks the row: two assignments at once are recorded one after the other.
+            tx.execute("SELECT 1 FROM groups WHERE id = $1 FOR UPDATE", &[&group_id.0]).await?;
+            if super::read::assignee_on(&tx, group_id.0).await?.1 == to {
+                return Ok(false);
+            }
+            tx.execute("UPDATE groups SET assigned_user = $2, assigned_team = $3 WHERE id = $1", &[&group_id.0, &user, &team]).await?;
+            let kind = if to.is_some() { crate::ACTIVITY_ASSIGNED } else { crate::ACTIVITY_UNASSIGNED };
+            tx.execute("INSERT INTO group_activity (group_id, kind, at) VALUES ($1, $2, $3)", &[&group_id.0, &kind, &now()]).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
 }
 
 /// Inserts a project of `team`'s organisation, belonging to `team`, with its first key, in

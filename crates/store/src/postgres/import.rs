@@ -154,6 +154,8 @@ impl PgStore {
                 .await?;
             }
             c.batch_execute("SELECT setval('events_id_seq', GREATEST((SELECT COALESCE(MAX(id), 0) FROM events), 1))").await?;
+            // The copied tag rows were counted again by the trigger: count users once more.
+            c.batch_execute("UPDATE groups g SET users = (SELECT COUNT(*) FROM group_tags t WHERE t.group_id = g.id AND t.key = 'user')").await?;
             Ok::<_, StoreError>(())
         })?;
         Ok(Copied { tables })

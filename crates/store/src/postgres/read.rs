@@ -76,7 +76,23 @@ fn event_from(r: &Row) -> EventRow {
     }
 }
 
+/// A group's all-time distinct users and its assignee.
+pub(super) async fn assignee_on(c: &impl deadpool_postgres::GenericClient, group_id: i64) -> Result<(u64, Option<crate::Assignee>)> {
+    let row = c.query_opt("SELECT users, assigned_user, assigned_team FROM groups WHERE id = $1", &[&group_id]).await?;
+    let Some(row) = row else { return Err(crate::StoreError::NotFound(format!("group {group_id}"))) };
+    let assignee = match (row.get::<_, Option<i64>>(1), row.get::<_, Option<i64>>(2)) {
+        (Some(u), _) => Some(crate::Assignee::User(crate::UserId(u))),
+        (None, Some(t)) => Some(crate::Assignee::Team(crate::TeamId(t))),
+        _ => None,
+    };
+    Ok((row.get::<_, i64>(0).max(0) as u64, assignee))
+}
+
 impl crate::Reads for PgStore {
+    fn group_assignee(&self, id: GroupId) -> Result<Option<crate::Assignee>> {
+        self.with(async |c| Ok(assignee_on(c, id.0).await?.1))
+    }
+
     fn group(&self, id: GroupId) -> Result<Option<GroupRow>> {
         self.with(async |c| {
             let row = c.query_opt(&format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = $1"), &[&id.0]).await?;
@@ -185,16 +201,26 @@ impl crate::Reads for PgStore {
                     (_, None) => group.count,
                     (_, since) => interval_count_on(c, group.id.0, since, q.now).await?,
                 };
-                let users: i64 = c
-                    .query_one("SELECT COUNT(*) FROM group_tags WHERE group_id = $1 AND key = 'user'", &[&group.id.0])
-                    .await?
-                    .get(0);
+                let (all, assignee) = assignee_on(c, group.id.0).await?;
+                let users = match q.since {
+                    None => all,
+                    Some(since) => {
+                        let n: i64 = c
+                            .query_one(
+                                "SELECT COUNT(*) FROM group_tags WHERE group_id = $1 AND key = 'user' AND last_seen >= $2",
+                                &[&group.id.0, &since],
+                            )
+                            .await?
+                            .get(0);
+                        n.max(0) as u64
+                    }
+                };
                 let sparkline = if q.sparkline_points > 0 {
                     group_series_on(c, group.id.0, spark_since, q.now, q.sparkline_points).await?
                 } else {
                     Vec::new()
                 };
-                out.push(StreamRow { group, interval_count, users: users.max(0) as u64, sparkline });
+                out.push(StreamRow { group, interval_count, users, assignee, sparkline });
             }
             Ok(StreamPage { rows: out, next })
         })

@@ -5,7 +5,8 @@
 use tokio_postgres::types::ToSql;
 
 use super::read::GROUP_COLUMNS;
-use crate::{Resolution, Result, Sort, StatusFilter, StreamQuery};
+use crate::query::like_pattern;
+use crate::{Assignee, GroupField, Resolution, Result, Sort, StatusFilter, StreamQuery};
 
 /// A bound parameter of a query built at run time.
 pub(super) enum Arg {
@@ -66,6 +67,7 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Arg>) {
         let p = bind(&mut args, Arg::Text(pattern));
         wh.push_str(&format!(" AND (g.title ILIKE {p} OR g.culprit ILIKE {p})"));
     }
+    conditions_sql(q, &mut args, &mut wh);
     let sv = match q.sort {
         Sort::Priority => "g.priority".to_string(),
         Sort::LastSeen => "g.last_seen".to_string(),
@@ -82,6 +84,7 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Arg>) {
             wh.push_str(" AND g.ts_count > 0");
             "g.ts_sum".to_string()
         }
+        Sort::Users => "g.users::float8".to_string(),
     };
     if let Some(c) = q.cursor {
         let v = bind(&mut args, Arg::Real(c.value));
@@ -91,6 +94,62 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Arg>) {
     let limit = bind(&mut args, Arg::Int(q.limit as i64 + 1));
     let sql = format!("SELECT {GROUP_COLUMNS}, {sv} AS sv FROM groups g WHERE {wh} ORDER BY sv DESC, g.id DESC LIMIT {limit}");
     (sql, args)
+}
+
+/// Appends the tag conditions, comparisons and assignee conditions of `q` to `wh` (as
+/// SQLite's: positive values through the `(key, value, group_id)` index, `has:` and negations
+/// through the group's own rows).
+fn conditions_sql(q: &StreamQuery, args: &mut Vec<Arg>, wh: &mut String) {
+    for c in &q.conditions {
+        let mut cond = format!("t.key = {}", bind(args, Arg::Text(c.key.clone())));
+        let ors: Vec<String> = c
+            .values
+            .iter()
+            .map(|v| match v.contains('*') {
+                true => format!("t.value ILIKE {}", bind(args, Arg::Text(like_pattern(v)))),
+                false => format!("t.value = {}", bind(args, Arg::Text(v.clone()))),
+            })
+            .collect();
+        if !ors.is_empty() {
+            cond.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        }
+        if c.first_only {
+            cond.push_str(" AND t.first_seen = (SELECT MIN(o.first_seen) FROM group_tags o WHERE o.group_id = t.group_id AND o.key = t.key)");
+        }
+        if c.negated || c.values.is_empty() {
+            let not = if c.negated { "NOT " } else { "" };
+            wh.push_str(&format!(" AND {not}EXISTS (SELECT 1 FROM group_tags t WHERE t.group_id = g.id AND {cond})"));
+        } else {
+            wh.push_str(&format!(" AND g.id IN (SELECT t.group_id FROM group_tags t WHERE {cond})"));
+        }
+    }
+    for c in &q.comparisons {
+        let (col, v) = match c.field {
+            GroupField::TimesSeen => ("g.times_seen", Arg::Int(c.value.clamp(i64::MIN as f64, i64::MAX as f64) as i64)),
+            GroupField::Users => ("g.users", Arg::Int(c.value.clamp(i64::MIN as f64, i64::MAX as f64) as i64)),
+            GroupField::FirstSeen => ("g.first_seen", Arg::Real(c.value)),
+            GroupField::LastSeen => ("g.last_seen", Arg::Real(c.value)),
+        };
+        wh.push_str(&format!(" AND {col} {} {}", c.cmp.sql(), bind(args, v)));
+    }
+    for c in &q.assigned {
+        let cond = match &c.to {
+            None => "(g.assigned_user IS NOT NULL OR g.assigned_team IS NOT NULL)".to_string(),
+            Some(to) if to.is_empty() => "false".to_string(),
+            Some(to) => {
+                let ors: Vec<String> = to
+                    .iter()
+                    .map(|a| match a {
+                        Assignee::User(u) => format!("g.assigned_user IS NOT DISTINCT FROM {}", bind(args, Arg::Int(u.0))),
+                        Assignee::Team(t) => format!("g.assigned_team IS NOT DISTINCT FROM {}", bind(args, Arg::Int(t.0))),
+                    })
+                    .collect();
+                format!("({})", ors.join(" OR "))
+            }
+        };
+        let not = if c.negated { "NOT " } else { "" };
+        wh.push_str(&format!(" AND {not}{cond}"));
+    }
 }
 
 pub(super) async fn group_series_on(c: &tokio_postgres::Client, group_id: i64, since: f64, now: f64, points: usize) -> Result<Vec<u64>> {

@@ -125,6 +125,24 @@ impl crate::Admin for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+    fn assign_group(&self, group_id: GroupId, to: Option<crate::Assignee>) -> Result<bool> {
+        let (user, team) = match to {
+            Some(crate::Assignee::User(u)) => (Some(u.0), None),
+            Some(crate::Assignee::Team(t)) => (None, Some(t.0)),
+            None => (None, None),
+        };
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if super::read::assignee_on(&tx, group_id.0)?.1 == to {
+            return Ok(false);
+        }
+        tx.execute("UPDATE groups SET assigned_user = ?2, assigned_team = ?3 WHERE id = ?1", params![group_id.0, user, team])?;
+        let kind = if to.is_some() { crate::ACTIVITY_ASSIGNED } else { crate::ACTIVITY_UNASSIGNED };
+        tx.execute("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)", params![group_id.0, kind, now()])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
 }
 
 /// Inserts a project of `team`'s organisation, belonging to `team`, with its first key, in

@@ -37,6 +37,37 @@ pub(super) fn group_from(r: &Row<'_>) -> rusqlite::Result<RawGroup> {
     Ok((row, r.get(12)?, r.get(13)?, r.get(14)?, r.get(15)?))
 }
 
+/// A group's distinct users since `since` (a user seen in the interval is one whose `user`
+/// tag row was last seen in it; all time: the group's count), and its assignee.
+fn users_and_assignee(conn: &Connection, group_id: i64, since: Option<f64>) -> Result<(u64, Option<crate::Assignee>)> {
+    let (all, assignee) = assignee_on(conn, group_id)?;
+    let users = match since {
+        None => all,
+        Some(since) => {
+            let n: i64 = conn
+                .prepare_cached("SELECT COUNT(*) FROM group_tags WHERE group_id = ?1 AND key = 'user' AND last_seen >= ?2")?
+                .query_row(params![group_id, since], |r| r.get(0))?;
+            n.max(0) as u64
+        }
+    };
+    Ok((users, assignee))
+}
+
+/// A group's all-time distinct users and its assignee.
+pub(super) fn assignee_on(conn: &Connection, group_id: i64) -> Result<(u64, Option<crate::Assignee>)> {
+    let row: Option<(i64, Option<i64>, Option<i64>)> = conn
+        .prepare_cached("SELECT users, assigned_user, assigned_team FROM groups WHERE id = ?1")?
+        .query_row([group_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((users, user, team)) = row else { return Err(crate::StoreError::NotFound(format!("group {group_id}"))) };
+    let assignee = match (user, team) {
+        (Some(u), _) => Some(crate::Assignee::User(crate::UserId(u))),
+        (None, Some(t)) => Some(crate::Assignee::Team(crate::TeamId(t))),
+        _ => None,
+    };
+    Ok((users.max(0) as u64, assignee))
+}
+
 pub(super) fn with_durations(conn: &Connection, raw: RawGroup) -> Result<GroupRow> {
     let (mut row, count, sum, min, max) = raw;
     if count > 0 {
@@ -55,6 +86,11 @@ impl crate::Reads for SqliteStore {
         let mut st = conn.prepare_cached(&format!("SELECT {GROUP_COLUMNS} FROM groups g WHERE g.id = ?1"))?;
         let raw = st.query_row([id.0], group_from).optional()?;
         raw.map(|r| with_durations(&conn, r)).transpose()
+    }
+
+    fn group_assignee(&self, id: GroupId) -> Result<Option<crate::Assignee>> {
+        let conn = self.conn()?;
+        Ok(assignee_on(&conn, id.0)?.1)
     }
 
     /// The most frequent values per tag key of a group (at most `per_key` each), keys sorted.
@@ -149,15 +185,13 @@ impl crate::Reads for SqliteStore {
                 (_, None) => group.count,
                 (_, since) => interval_count_on(&conn, group.id.0, since, q.now)?,
             };
-            let users: i64 = conn
-                .prepare_cached("SELECT COUNT(*) FROM group_tags WHERE group_id = ?1 AND key = 'user'")?
-                .query_row([group.id.0], |r| r.get(0))?;
+            let (users, assignee) = users_and_assignee(&conn, group.id.0, q.since)?;
             let sparkline = if q.sparkline_points > 0 {
                 group_series_on(&conn, group.id.0, spark_since, q.now, q.sparkline_points)?
             } else {
                 Vec::new()
             };
-            rows.push(StreamRow { group, interval_count, users: users.max(0) as u64, sparkline });
+            rows.push(StreamRow { group, interval_count, users, assignee, sparkline });
         }
         Ok(StreamPage { rows, next })
     }

@@ -8,7 +8,8 @@ use rusqlite::{params, params_from_iter, Connection};
 
 use super::read::GROUP_COLUMNS;
 use super::SqliteStore;
-use crate::{Resolution, Result, Sort, StatusFilter, StreamQuery};
+use crate::query::like_pattern;
+use crate::{Assignee, GroupField, Resolution, Result, Sort, StatusFilter, StreamQuery};
 
 /// The per-group bucket table of a resolution, and its slot column.
 fn group_table(res: Resolution) -> (&'static str, &'static str) {
@@ -53,6 +54,7 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
         let p = bind(&mut args, Value::Text(pattern));
         wh.push_str(&format!(" AND (g.title LIKE {p} ESCAPE '\\' OR g.culprit LIKE {p} ESCAPE '\\')"));
     }
+    conditions_sql(q, &mut args, &mut wh);
     let sv = match q.sort {
         Sort::Priority => "g.priority".to_string(),
         Sort::LastSeen => "g.last_seen".to_string(),
@@ -69,6 +71,7 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
             wh.push_str(" AND g.ts_count > 0");
             "g.ts_sum".to_string()
         }
+        Sort::Users => "g.users".to_string(),
     };
     if let Some(c) = q.cursor {
         let v = bind(&mut args, Value::Real(c.value));
@@ -79,6 +82,70 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
     let limit = bind(&mut args, Value::Integer(q.limit as i64 + 1));
     let sql = format!("SELECT {GROUP_COLUMNS}, {sv} AS sv FROM groups g WHERE {wh} ORDER BY sv DESC, g.id DESC LIMIT {limit}");
     (sql, args)
+}
+
+/// The column of a compared field.
+fn field_column(f: GroupField) -> &'static str {
+    match f {
+        GroupField::TimesSeen => "g.times_seen",
+        GroupField::Users => "g.users",
+        GroupField::FirstSeen => "g.first_seen",
+        GroupField::LastSeen => "g.last_seen",
+    }
+}
+
+/// Appends the tag conditions, comparisons and assignee conditions of `q` to `wh`. A positive
+/// condition on values reads the `(key, value, group_id)` index; `has:` and negations look at
+/// the group's own rows through the primary key.
+fn conditions_sql(q: &StreamQuery, args: &mut Vec<Value>, wh: &mut String) {
+    for c in &q.conditions {
+        let mut cond = format!("t.key = {}", bind(args, Value::Text(c.key.clone())));
+        let ors: Vec<String> = c
+            .values
+            .iter()
+            .map(|v| match v.contains('*') {
+                true => format!("t.value LIKE {} ESCAPE '\\'", bind(args, Value::Text(like_pattern(v)))),
+                false => format!("t.value = {}", bind(args, Value::Text(v.clone()))),
+            })
+            .collect();
+        if !ors.is_empty() {
+            cond.push_str(&format!(" AND ({})", ors.join(" OR ")));
+        }
+        if c.first_only {
+            cond.push_str(" AND t.first_seen = (SELECT MIN(o.first_seen) FROM group_tags o WHERE o.group_id = t.group_id AND o.key = t.key)");
+        }
+        if c.negated || c.values.is_empty() {
+            let not = if c.negated { "NOT " } else { "" };
+            wh.push_str(&format!(" AND {not}EXISTS (SELECT 1 FROM group_tags t WHERE t.group_id = g.id AND {cond})"));
+        } else {
+            wh.push_str(&format!(" AND g.id IN (SELECT t.group_id FROM group_tags t WHERE {cond})"));
+        }
+    }
+    for c in &q.comparisons {
+        let v = match c.field {
+            GroupField::TimesSeen | GroupField::Users => Value::Integer(c.value.clamp(i64::MIN as f64, i64::MAX as f64) as i64),
+            _ => Value::Real(c.value),
+        };
+        wh.push_str(&format!(" AND {} {} {}", field_column(c.field), c.cmp.sql(), bind(args, v)));
+    }
+    for c in &q.assigned {
+        let cond = match &c.to {
+            None => "(g.assigned_user IS NOT NULL OR g.assigned_team IS NOT NULL)".to_string(),
+            Some(to) if to.is_empty() => "0".to_string(),
+            Some(to) => {
+                let ors: Vec<String> = to
+                    .iter()
+                    .map(|a| match a {
+                        Assignee::User(u) => format!("g.assigned_user IS {}", bind(args, Value::Integer(u.0))),
+                        Assignee::Team(t) => format!("g.assigned_team IS {}", bind(args, Value::Integer(t.0))),
+                    })
+                    .collect();
+                format!("({})", ors.join(" OR "))
+            }
+        };
+        let not = if c.negated { "NOT " } else { "" };
+        wh.push_str(&format!(" AND {not}{cond}"));
+    }
 }
 
 pub(super) fn group_series_on(conn: &Connection, group_id: i64, since: f64, now: f64, points: usize) -> Result<Vec<u64>> {

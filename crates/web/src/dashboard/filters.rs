@@ -6,7 +6,7 @@
 //! Projects list the filters of their stream as `slices` in the config file
 //! (`[projects.<slug>] slices = ["level", "server", { tag = "customer", widget = "search" }]`);
 //! [`check_slice`] is what `sentry config check` uses to refuse unknown names. The search box
-//! speaks the same filters: `level:error server:web-1 is:resolved some words`.
+//! speaks the same filters and more (see [`super::search`]): `level:error server:web-1 is:resolved some words`.
 //!
 //! Adding a built-in filter: write one type implementing [`Filter`] and name it in [`builtin`]
 //! and [`BUILTIN_NAMES`].
@@ -15,6 +15,8 @@ use std::sync::Arc;
 use protocol::Level;
 use serde::Serialize;
 use store::{GroupStatus, ProjectId, StatusFilter, Store, StreamQuery};
+
+use super::search::{self, SearchContext};
 
 /// How a filter is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -297,42 +299,6 @@ impl Filter for TextFilter {
     }
 }
 
-/// One term of the search box.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Term {
-    Text(String),
-    Pair(String, String),
-}
-
-/// Splits the search box into `key:value` pairs and words. Quotes keep spaces together
-/// (`message:"out of stock"`, `"two words"`).
-pub fn parse_search(q: &str) -> Vec<Term> {
-    let mut tokens = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in q.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        tokens.push(cur);
-    }
-    tokens
-        .into_iter()
-        .map(|t| match t.split_once(':') {
-            Some((k, v)) if !k.is_empty() && !v.is_empty() && !v.starts_with("//") => Term::Pair(k.to_string(), v.to_string()),
-            _ => Term::Text(t),
-        })
-        .collect()
-}
-
 /// Longest search box text, in characters: a longer one is not applied.
 pub const MAX_SEARCH_CHARS: usize = 1000;
 /// Most terms (words and `key:value` pairs) of the search box applied; the rest are not.
@@ -340,14 +306,15 @@ pub const MAX_SEARCH_TERMS: usize = 20;
 
 /// Applies the search box to a query; returns the problems to show (the rest still applies).
 /// A search longer than [`MAX_SEARCH_CHARS`] is not applied at all, and only its first
-/// [`MAX_SEARCH_TERMS`] terms are: each word becomes a pattern in the database's query.
-pub fn apply_search(q: &str, query: &mut StreamQuery) -> Vec<String> {
+/// [`MAX_SEARCH_TERMS`] terms are: each word becomes a pattern in the database's query. The
+/// language is [`super::search`]'s.
+pub fn apply_search(q: &str, query: &mut StreamQuery, ctx: &SearchContext) -> Vec<String> {
     let mut problems = Vec::new();
     if q.chars().nth(MAX_SEARCH_CHARS).is_some() {
         problems.push(format!("the search is longer than {MAX_SEARCH_CHARS} characters, so it was not applied; shorten it"));
         return problems;
     }
-    let mut terms = parse_search(q);
+    let mut terms = search::parse(q);
     if terms.len() > MAX_SEARCH_TERMS {
         problems.push(format!(
             "the search has {} terms; only the first {MAX_SEARCH_TERMS} were applied",
@@ -355,52 +322,25 @@ pub fn apply_search(q: &str, query: &mut StreamQuery) -> Vec<String> {
         ));
         terms.truncate(MAX_SEARCH_TERMS);
     }
+    let lowering = search::Lowering { ctx };
     for term in terms {
-        let result = match &term {
-            Term::Text(w) => TextFilter.apply(w, query),
-            Term::Pair(k, v) => search_filter(k).apply(v, query),
-        };
-        if let Err(p) = result {
+        if let Err(p) = term.and_then(|t| lowering.apply(&t, query)) {
             problems.push(p);
         }
     }
     problems
 }
 
-/// The filter a search-box key means: `is`, `level`, `interval`, else the tag of that name.
-fn search_filter(key: &str) -> Box<dyn Filter> {
-    match key {
-        "is" | "status" => Box::new(StatusFilterKind),
-        "interval" => Box::new(IntervalFilter),
-        k => builtin(k).unwrap_or_else(|| Box::new(TagFilter { key: k.to_string() })),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn search_terms() {
-        assert_eq!(
-            parse_search(r#"level:error  server:web-1 is:unresolved "out of" stock message:"a b" http://x"#),
-            vec![
-                Term::Pair("level".into(), "error".into()),
-                Term::Pair("server".into(), "web-1".into()),
-                Term::Pair("is".into(), "unresolved".into()),
-                Term::Text("out of".into()),
-                Term::Text("stock".into()),
-                Term::Pair("message".into(), "a b".into()),
-                Term::Text("http://x".into()),
-            ]
-        );
-    }
+    use store::TagCondition;
 
     #[test]
     fn search_narrows_the_query() {
         let mut q = StreamQuery::new(ProjectId(1), 1000.0);
-        let problems = apply_search("level:warn customer:acme is:resolved boom interval:1h level:loud", &mut q);
-        assert_eq!(q.tags, vec![("level".into(), "warning".into()), ("customer".into(), "acme".into())]);
+        let problems = apply_search("level:warn customer:acme is:resolved boom interval:1h level:loud", &mut q, &SearchContext::default());
+        assert_eq!(q.conditions, vec![TagCondition::any_of("level", vec!["warning".into()]), TagCondition::any_of("customer", vec!["acme".into()])]);
         assert_eq!(q.status, StatusFilter::Only(GroupStatus::Resolved));
         assert_eq!(q.text, vec!["boom".to_string()]);
         assert_eq!(q.since, Some(1000.0 - 3600.0));
@@ -410,21 +350,21 @@ mod tests {
     #[test]
     fn long_searches_are_capped() {
         let mut q = StreamQuery::new(ProjectId(1), 1000.0);
-        let problems = apply_search(&"x".repeat(60_000), &mut q);
+        let problems = apply_search(&"x".repeat(60_000), &mut q, &SearchContext::default());
         assert!(q.text.is_empty());
         assert_eq!(problems, ["the search is longer than 1000 characters, so it was not applied; shorten it"]);
         // Exactly the limit is applied.
         let mut q = StreamQuery::new(ProjectId(1), 1000.0);
-        assert!(apply_search(&"é".repeat(MAX_SEARCH_CHARS), &mut q).is_empty());
+        assert!(apply_search(&"é".repeat(MAX_SEARCH_CHARS), &mut q, &SearchContext::default()).is_empty());
         assert_eq!(q.text.len(), 1);
         // Too many words: the first 20 apply.
         let words: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
         let mut q = StreamQuery::new(ProjectId(1), 1000.0);
-        let problems = apply_search(&words.join(" "), &mut q);
+        let problems = apply_search(&words.join(" "), &mut q, &SearchContext::default());
         assert_eq!(q.text, words[..MAX_SEARCH_TERMS]);
         assert_eq!(problems, ["the search has 30 terms; only the first 20 were applied"]);
         let mut q = StreamQuery::new(ProjectId(1), 1000.0);
-        assert_eq!(apply_search(&vec!["w"; 15_000].join(" "), &mut q).len(), 1, "15,000 words are 30,000 characters");
+        assert_eq!(apply_search(&vec!["w"; 15_000].join(" "), &mut q, &SearchContext::default()).len(), 1, "15,000 words are 30,000 characters");
     }
 
     #[test]

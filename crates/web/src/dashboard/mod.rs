@@ -23,6 +23,7 @@ mod charts;
 mod event_view;
 mod feedback;
 pub mod filters;
+pub mod search;
 mod format;
 mod invite;
 mod live;

@@ -309,7 +309,8 @@ pub async fn stream(
             }
         }
         let q = param("q").unwrap_or_default();
-        problems.extend(filters::apply_search(&q, &mut query));
+        let ctx = super::search::SearchContext::load(&*store, project.org_id, &scope.viewer.actor)?;
+        problems.extend(filters::apply_search(&q, &mut query, &ctx));
         if let Some(c) = param("cursor") {
             match store::Cursor::parse(&c) {
                 Some(c) => query.cursor = Some(c),

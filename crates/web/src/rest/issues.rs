@@ -1,18 +1,20 @@
 //! Issues and their events: `/api/0/projects/{org}/{project}/issues/` (list with `query=` in
 //! the dashboard's search syntax and `statsPeriod`, bulk status changes), an issue by id and
 //! its events, and an event by id with its raw JSON, as `sentry-cli issues` and scripts use them.
+//! A bulk update changes the status and / or the assignee (`assignedTo`).
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use store::{EventRow, GroupId, GroupRow, GroupStatus, Project, Sort, StatusFilter, StreamQuery};
 
-use super::types::{date, ApiIssue};
+use super::types::{date, ApiAssignee, ApiIssue};
 use super::{answer, json_body, list, query_pairs, query_value, ApiProject, PAGE};
 use crate::access::extract::{Bearer, OrgScope};
 use crate::access::{can, Action, Decision, Resource};
 use crate::dashboard::filters::apply_search;
+use crate::dashboard::search::SearchContext;
 use crate::{ApiError, AppState, Routes};
 
 pub(super) fn routes(r: Routes) -> Routes {
@@ -45,7 +47,7 @@ fn period(s: &str) -> Result<Option<f64>, ApiError> {
 
 /// The stream query of `?query=…&statsPeriod=…&sort=…&cursor=…` (Sentry's default query is
 /// `is:unresolved`).
-fn stream_query(p: &Project, raw: &Option<String>) -> Result<StreamQuery, ApiError> {
+fn stream_query(p: &Project, raw: &Option<String>, ctx: &SearchContext) -> Result<StreamQuery, ApiError> {
     let pairs = query_pairs(raw);
     let mut q = StreamQuery::new(p.id, store::now());
     q.limit = query_value(&pairs, "limit").and_then(|l| l.parse().ok()).unwrap_or(PAGE).clamp(1, PAGE);
@@ -64,7 +66,7 @@ fn stream_query(p: &Project, raw: &Option<String>) -> Result<StreamQuery, ApiErr
         }
         None => "is:unresolved",
     };
-    let problems = apply_search(text, &mut q);
+    let problems = apply_search(text, &mut q, ctx);
     if let Some(p) = problems.first() {
         return Err(ApiError::BadRequest(format!("the query was not understood: {p}")));
     }
@@ -74,43 +76,83 @@ fn stream_query(p: &Project, raw: &Option<String>) -> Result<StreamQuery, ApiErr
     Ok(q)
 }
 
+/// The search context of the request's actor in the project's organisation.
+async fn search_context(state: &AppState, p: &ApiProject) -> Result<SearchContext, ApiError> {
+    let store = state.store.clone();
+    let (org, actor) = (p.org.id, p.scope.viewer.actor.clone());
+    Ok(store::off_thread(move || SearchContext::load(&*store, org, &actor)).await?)
+}
+
 /// `GET /api/0/projects/{org}/{project}/issues/`.
 async fn issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
-    let q = stream_query(p.project(), &raw)?;
+    let ctx = search_context(&state, &p).await?;
+    let q = stream_query(p.project(), &raw, &ctx)?;
     let project = p.project().clone();
     let url = format!("{}/api/0/projects/{}/{}/issues/", state.public_url, p.org.slug, project.slug);
     let store = state.store.clone();
     let page = store::off_thread(move || store.stream(&q)).await?;
     let links = crate::dashboard::Links::new(&state.public_url);
-    let items: Vec<ApiIssue> =
-        page.rows.iter().map(|r| ApiIssue::of(&r.group, &project, links.issue(&project.slug, r.group.id), r.users)).collect();
+    let items: Vec<ApiIssue> = page
+        .rows
+        .iter()
+        .map(|r| ApiIssue {
+            assigned_to: r.assignee.and_then(|a| ApiAssignee::of(a, &ctx)),
+            ..ApiIssue::of(&r.group, &project, links.issue(&project.slug, r.group.id), r.users)
+        })
+        .collect();
     Ok(list(items, &url, page.next.map(|c| c.encode())))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IssueChange {
-    status: Option<String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Changed {
-    status: &'static str,
-    status_details: serde_json::Value,
+/// `assignedTo` of a bulk update: `"user:3"`, `"team:2"`, a member's email, `"#team"`, `"me"`;
+/// `null` or `""` unassigns.
+fn assignee_of(v: &serde_json::Value, ctx: &SearchContext) -> Result<Option<store::Assignee>, ApiError> {
+    let bad = |why: String| ApiError::BadRequest(format!("assignedTo: {why}"));
+    let name = match v {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::String(s) if s.trim().is_empty() => return Ok(None),
+        serde_json::Value::String(s) => s.trim(),
+        _ => return Err(bad("give a string: \"user:ID\", \"team:ID\", a member's email, or null to unassign".into())),
+    };
+    let by_id = |prefix: &str| name.strip_prefix(prefix).map(|id| id.parse::<i64>().map_err(|_| bad(format!("\"{name}\" is not {prefix}ID"))));
+    if let Some(id) = by_id("user:") {
+        let id = store::UserId(id?);
+        return match ctx.members.iter().any(|(_, u)| *u == id) {
+            true => Ok(Some(store::Assignee::User(id))),
+            false => Err(bad(format!("there is no member {name} in this organisation"))),
+        };
+    }
+    if let Some(id) = by_id("team:") {
+        let id = store::TeamId(id?);
+        return match ctx.teams.iter().any(|(_, t)| *t == id) {
+            true => Ok(Some(store::Assignee::Team(id))),
+            false => Err(bad(format!("there is no team {name} in this organisation"))),
+        };
+    }
+    ctx.assignee(name).map(Some).map_err(bad)
 }
 
 /// `PUT /api/0/projects/{org}/{project}/issues/?id=1&id=2` (or, without ids, every issue the
 /// `query=`/`status=` selects, at most 1,000) with `{"status": "resolved" | "unresolved" |
-/// "ignored" | "resolvedInNextRelease"}`. 204 when nothing matched.
+/// "ignored" | "resolvedInNextRelease"}` and/or `{"assignedTo": "user:3" | "team:2" | email |
+/// null}`. 204 when nothing matched.
 async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery, body: bytes::Bytes) -> Result<Response, ApiError> {
     p.require(Action::Triage)?;
-    let change: IssueChange = json_body(&body)?;
-    let name = change.status.ok_or_else(|| ApiError::BadRequest("nothing to change: send {\"status\": \"resolved\"}, \"ignored\" or \"unresolved\"".into()))?;
-    let status = match name.as_str() {
-        "resolvedInNextRelease" | "resolvedInRelease" => GroupStatus::Resolved,
-        s => GroupStatus::parse(s).ok_or_else(|| ApiError::BadRequest(format!("\"{s}\" is not a status: use resolved, ignored or unresolved")))?,
+    let change: serde_json::Map<String, serde_json::Value> = json_body(&body)?;
+    let ctx = search_context(&state, &p).await?;
+    let status = match change.get("status") {
+        None => None,
+        Some(serde_json::Value::String(name)) => Some(match name.as_str() {
+            "resolvedInNextRelease" | "resolvedInRelease" => GroupStatus::Resolved,
+            s => GroupStatus::parse(s).ok_or_else(|| ApiError::BadRequest(format!("\"{s}\" is not a status: use resolved, ignored or unresolved")))?,
+        }),
+        Some(_) => return Err(ApiError::BadRequest("status: give a string: resolved, ignored or unresolved".into())),
     };
+    let assign = change.get("assignedTo").map(|v| assignee_of(v, &ctx)).transpose()?;
+    if status.is_none() && assign.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: send {\"status\": \"resolved\"} (or \"ignored\", \"unresolved\") or {\"assignedTo\": \"user:ID\"}".into(),
+        ));
+    }
     let pairs = query_pairs(&raw);
     let ids: Vec<i64> = pairs
         .iter()
@@ -118,7 +160,7 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
         .map(|(_, v)| v.parse().map_err(|_| ApiError::BadRequest(format!("\"{v}\" is not an issue id"))))
         .collect::<Result<_, _>>()?;
     let project = p.project().clone();
-    let mut q = stream_query(&project, &raw)?;
+    let mut q = stream_query(&project, &raw, &ctx)?;
     if let Some(s) = query_value(&pairs, "status") {
         q.status = match GroupStatus::parse(s) {
             Some(s) => StatusFilter::Only(s),
@@ -141,7 +183,12 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
             found
         };
         for g in &groups {
-            store.set_group_status(*g, status)?;
+            if let Some(status) = status {
+                store.set_group_status(*g, status)?;
+            }
+            if let Some(to) = assign {
+                store.assign_group(*g, to)?;
+            }
         }
         Ok::<_, ApiError>(groups.len())
     })
@@ -149,7 +196,16 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
     if n == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    Ok(answer(StatusCode::OK, Changed { status: super::types::status_name(status), status_details: serde_json::json!({}) }))
+    let mut out = serde_json::Map::new();
+    if let Some(status) = status {
+        out.insert("status".into(), super::types::status_name(status).into());
+        out.insert("statusDetails".into(), serde_json::json!({}));
+    }
+    if let Some(to) = assign {
+        let shown = to.and_then(|a| ApiAssignee::of(a, &ctx));
+        out.insert("assignedTo".into(), serde_json::to_value(shown).unwrap_or_default());
+    }
+    Ok(answer(StatusCode::OK, out))
 }
 
 /// The issue `id` of the organisation, once the actor may see its project.
@@ -182,7 +238,10 @@ async fn issue_of(state: &AppState, scope: &OrgScope<Bearer>, id: &str, action: 
 async fn issue(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>) -> Result<Response, ApiError> {
     let (g, p) = issue_of(&state, &scope, &id, Action::ViewProject).await?;
     let link = crate::dashboard::Links::new(&state.public_url).issue(&p.slug, g.id);
-    Ok(answer(StatusCode::OK, ApiIssue::of(&g, &p, link, 0)))
+    let store = state.store.clone();
+    let (org, actor, id) = (p.org_id, scope.viewer.actor.clone(), g.id);
+    let (ctx, assignee) = store::off_thread(move || Ok::<_, store::StoreError>((SearchContext::load(&*store, org, &actor)?, store.group_assignee(id)?))).await?;
+    Ok(answer(StatusCode::OK, ApiIssue { assigned_to: assignee.and_then(|a| ApiAssignee::of(a, &ctx)), ..ApiIssue::of(&g, &p, link, 0) }))
 }
 
 /// An event as the API shows it: Sentry's summary fields, and the event's own JSON fields

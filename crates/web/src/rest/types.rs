@@ -378,6 +378,38 @@ pub fn status_name(s: GroupStatus) -> &'static str {
     }
 }
 
+/// An issue's assignee as Sentry shapes it: `{"type": "user", "id": "3", "name": …, "email": …}`
+/// or `{"type": "team", "id": "2", "name": "ops"}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApiAssignee {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl ApiAssignee {
+    /// The assignee with its name from the organisation's teams and members (`None` when it is
+    /// no longer one of them).
+    pub fn of(a: store::Assignee, ctx: &crate::dashboard::search::SearchContext) -> Option<ApiAssignee> {
+        match a {
+            store::Assignee::User(u) => ctx.members.iter().find(|(_, id)| *id == u).map(|(email, _)| ApiAssignee {
+                kind: "user",
+                id: u.0.to_string(),
+                name: email.clone(),
+                email: Some(email.clone()),
+            }),
+            store::Assignee::Team(t) => ctx
+                .teams
+                .iter()
+                .find(|(_, id)| *id == t)
+                .map(|(slug, _)| ApiAssignee { kind: "team", id: t.0.to_string(), name: slug.clone(), email: None }),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiIssue {
@@ -398,7 +430,7 @@ pub struct ApiIssue {
     pub kind: &'static str,
     pub metadata: serde_json::Value,
     pub num_comments: u64,
-    pub assigned_to: Option<String>,
+    pub assigned_to: Option<ApiAssignee>,
     pub is_bookmarked: bool,
     pub is_subscribed: bool,
     pub has_seen: bool,

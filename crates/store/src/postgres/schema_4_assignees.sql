@@ -1,0 +1,30 @@
+-- Version 4 of the PostgreSQL schema (SQLite's version 11): who a group is assigned to (a
+-- member or a team, at most one of the two), and its distinct users (rows of its `user` tag),
+-- kept by a trigger for sorting and `users:>N`.
+
+ALTER TABLE groups ADD COLUMN assigned_user bigint;
+ALTER TABLE groups ADD COLUMN assigned_team bigint;
+ALTER TABLE groups ADD COLUMN users bigint NOT NULL DEFAULT 0;
+
+UPDATE groups SET users = (SELECT COUNT(*) FROM group_tags t WHERE t.group_id = groups.id AND t.key = 'user');
+
+CREATE INDEX groups_users ON groups(project_id, status, users, id);
+CREATE INDEX groups_assigned_user ON groups(assigned_user) WHERE assigned_user IS NOT NULL;
+CREATE INDEX groups_assigned_team ON groups(assigned_team) WHERE assigned_team IS NOT NULL;
+
+-- The writer upserts group tags: an inserted row of the `user` key is a new user of the group
+-- (an upsert that updates fires the UPDATE triggers, not these).
+CREATE FUNCTION group_users_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE groups SET users = users + 1 WHERE id = NEW.group_id;
+    ELSE
+        UPDATE groups SET users = GREATEST(users - 1, 0) WHERE id = OLD.group_id;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER group_users_counted AFTER INSERT ON group_tags FOR EACH ROW WHEN (NEW.key = 'user')
+    EXECUTE FUNCTION group_users_count();
+CREATE TRIGGER group_users_uncounted AFTER DELETE ON group_tags FOR EACH ROW WHEN (OLD.key = 'user')
+    EXECUTE FUNCTION group_users_count();
