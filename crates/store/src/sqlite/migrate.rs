@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("schema_8_spool.sql")),
     (9, include_str!("schema_9_releases.sql")),
     (10, include_str!("schema_10_items.sql")),
+    (12, include_str!("schema_12_triage.sql")),
 ];
 
 pub fn latest_version() -> i64 {
