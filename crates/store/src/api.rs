@@ -312,8 +312,8 @@ pub trait Triage: Send + Sync {
     /// from now on). Groups already in that status (with no new snooze) are left alone.
     /// Returns how many changed; an unknown group is `NotFound`.
     fn change_status(&self, groups: &[GroupId], status: GroupStatus, snooze: &crate::Snooze, actor: Option<UserId>) -> Result<usize>;
-    /// Adds a comment to a group's timeline.
-    fn add_note(&self, group: GroupId, actor: UserId, text: &str) -> Result<Activity>;
+    /// Adds a comment to a group's timeline, with the members it mentions (to notify them).
+    fn add_note(&self, group: GroupId, actor: UserId, text: &str, mentions: &[UserId]) -> Result<Activity>;
     /// Brings back ignored groups whose snooze time is over at `now` (with the reason on their
     /// timeline). Returns them.
     fn wake_snoozed(&self, now: f64) -> Result<Vec<GroupId>>;

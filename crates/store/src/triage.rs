@@ -64,7 +64,7 @@ pub(crate) fn status_activity(status: crate::GroupStatus) -> &'static str {
 }
 
 /// The `data` of a comment, once its text is acceptable.
-pub(crate) fn note_data(text: &str) -> crate::Result<String> {
+pub(crate) fn note_data(text: &str, mentions: &[crate::UserId]) -> crate::Result<String> {
     let text = text.trim();
     if text.is_empty() {
         return Err(crate::StoreError::Invalid("the comment is empty".into()));
@@ -72,7 +72,10 @@ pub(crate) fn note_data(text: &str) -> crate::Result<String> {
     if text.len() > MAX_NOTE_BYTES {
         return Err(crate::StoreError::Invalid(format!("a comment can have at most {MAX_NOTE_BYTES} bytes")));
     }
-    Ok(serde_json::json!({ "text": text }).to_string())
+    if mentions.is_empty() {
+        return Ok(serde_json::json!({ "text": text }).to_string());
+    }
+    Ok(serde_json::json!({ "text": text, "mentions": mentions }).to_string())
 }
 
 /// Whether `hash` can be split off a group whose own hash is `own` and which has `others`.

@@ -183,8 +183,8 @@ impl crate::Triage for PgStore {
         })
     }
 
-    fn add_note(&self, group: GroupId, actor: UserId, text: &str) -> Result<Activity> {
-        let data = crate::triage::note_data(text)?;
+    fn add_note(&self, group: GroupId, actor: UserId, text: &str, mentions: &[UserId]) -> Result<Activity> {
+        let data = crate::triage::note_data(text, mentions)?;
         self.with(async |c| {
             project_of(&*c, group).await?;
             let at = now();

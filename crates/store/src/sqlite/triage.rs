@@ -161,8 +161,8 @@ impl crate::Triage for SqliteStore {
         Ok(changed)
     }
 
-    fn add_note(&self, group: GroupId, actor: UserId, text: &str) -> Result<Activity> {
-        let data = crate::triage::note_data(text)?;
+    fn add_note(&self, group: GroupId, actor: UserId, text: &str, mentions: &[UserId]) -> Result<Activity> {
+        let data = crate::triage::note_data(text, mentions)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         project_of(&tx, group)?;
