@@ -323,7 +323,32 @@ pub trait Feedback {
     fn client_reports(&self, project: ProjectId) -> Result<Vec<ClientReportSum>>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases {
+/// Working an issue: status changes by whom, snoozes, comments, merging and deleting.
+pub trait Triage: Send + Sync {
+    /// Sets the status of groups (at most [`crate::BULK_CHUNK`]) in one transaction, each
+    /// change on its group's timeline with `actor`; ignoring takes `snooze` (its counts are
+    /// from now on). Groups already in that status (with no new snooze) are left alone.
+    /// Returns how many changed; an unknown group is `NotFound`.
+    fn change_status(&self, groups: &[GroupId], status: GroupStatus, snooze: &crate::Snooze, actor: Option<UserId>) -> Result<usize>;
+    /// Adds a comment to a group's timeline, with the members it mentions (to notify them).
+    fn add_note(&self, group: GroupId, actor: UserId, text: &str, mentions: &[UserId]) -> Result<Activity>;
+    /// Brings back ignored groups whose snooze time is over at `now` (with the reason on their
+    /// timeline). Returns them.
+    fn wake_snoozed(&self, now: f64) -> Result<Vec<GroupId>>;
+    /// Merges `from` into `into` (all of one project): their events, counts and hashes move,
+    /// and later events of those hashes go to `into`; `from` are deleted.
+    fn merge_groups(&self, into: GroupId, from: &[GroupId], actor: Option<UserId>) -> Result<()>;
+    /// Splits the events of one of a group's hashes off into a new group (returned), which
+    /// gets that hash's later events. A group's only hash can't be split off (`Invalid`).
+    fn unmerge(&self, group: GroupId, hash: &str, actor: Option<UserId>) -> Result<GroupId>;
+    /// A group's hashes, its own first.
+    fn group_hashes(&self, group: GroupId) -> Result<Vec<crate::GroupHash>>;
+    /// Deletes groups (at most [`crate::BULK_CHUNK`]) with their events, counts and timeline.
+    /// Returns how many events went.
+    fn delete_groups(&self, groups: &[GroupId]) -> Result<u64>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

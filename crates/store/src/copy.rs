@@ -42,6 +42,7 @@ pub const TABLES: &[&str] = &[
     "project_hours",
     "project_tags",
     "group_activity",
+    "group_hashes",
     "item_counts",
     "notify_outbox",
     "notify_cursors",

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::{
-    ACTIVITY_CREATED, ACTIVITY_REGRESSION, EventId, GroupId, GroupStatus, ItemCounts, NewEvent, ProjectId,
+    ACTIVITY_CREATED, ACTIVITY_REGRESSION, ACTIVITY_UNIGNORED, EventId, GroupId, GroupStatus, ItemCounts, NewEvent, ProjectId,
     WriteOutcome, histogram,
 };
 
@@ -70,6 +70,25 @@ pub struct GroupState {
     pub reopened: bool,
     /// The batch stored an event in it: its row is written back.
     pub touched: bool,
+    /// Other grouping hashes whose events go to this group (merged into it).
+    pub aliases: Vec<String>,
+    /// While ignored: when it comes back by itself (unix seconds), and at which `times_seen`.
+    pub snooze_until: Option<f64>,
+    pub snooze_count: Option<i64>,
+    /// The batch brought it back from a snooze, and why ([`WAKE_UNTIL`], [`WAKE_COUNT`]): its
+    /// snooze is cleared.
+    pub woke: Option<&'static str>,
+}
+
+/// Why an ignored group came back by itself: its time is over, it was seen the number of
+/// times it waited for, or by the number of users.
+pub const WAKE_UNTIL: &str = "until";
+pub const WAKE_COUNT: &str = "count";
+pub const WAKE_USERS: &str = "users";
+
+/// The `data` of the activity row that says a group came back by itself.
+pub fn wake_data(reason: &str) -> String {
+    serde_json::json!({ "reason": reason }).to_string()
 }
 
 /// The priority score of a group.
@@ -136,6 +155,12 @@ pub struct Plan<'a> {
 }
 
 impl Plan<'_> {
+    /// The `data` (JSON) of activity row `i`, if it has any.
+    pub fn activity_data(&self, i: usize) -> Option<String> {
+        let (g, kind, _) = self.activity[i];
+        if kind == ACTIVITY_UNIGNORED { self.groups[g].woke.map(wake_data) } else { None }
+    }
+
     /// The answer to each request, once every group has its id (`ids[i]` for `groups[i]`).
     pub fn outcomes(&self, ids: &[GroupId]) -> Vec<Vec<WriteOutcome>> {
         self.planned
@@ -162,7 +187,10 @@ pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(
     // Project → grouping hash → index in `plan.groups`; looked up by `&str`, no copy per event.
     let mut slots: HashMap<ProjectId, HashMap<String, usize>> = HashMap::new();
     for g in existing {
-        slots.entry(g.project_id).or_default().insert(g.hash.clone(), plan.groups.len());
+        let of_project = slots.entry(g.project_id).or_default();
+        for h in std::iter::once(&g.hash).chain(&g.aliases) {
+            of_project.insert(h.clone(), plan.groups.len());
+        }
         plan.groups.push(g);
     }
     let mut seen: HashSet<(ProjectId, EventId)> = HashSet::new();
@@ -196,6 +224,22 @@ pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(
                 plan.activity.push((slot, ACTIVITY_REGRESSION, now));
             }
             fold_event(g, slot, ev, ts, &mut plan.deltas);
+            if g.status == GroupStatus::Ignored && g.woke.is_none() {
+                let woke = if g.snooze_until.is_some_and(|u| now >= u) {
+                    Some(WAKE_UNTIL)
+                } else if g.snooze_count.is_some_and(|c| g.times_seen >= c) {
+                    Some(WAKE_COUNT)
+                } else {
+                    None
+                };
+                if woke.is_some() {
+                    g.status = GroupStatus::Unresolved;
+                    g.woke = woke;
+                    g.snooze_until = None;
+                    g.snooze_count = None;
+                    plan.activity.push((slot, ACTIVITY_UNIGNORED, now));
+                }
+            }
             plan.events.push(PlannedEvent { event: ev, group: slot, timestamp: ts });
             planned.push(Planned::Stored { group: slot, new_group, regression });
         }
@@ -233,6 +277,61 @@ fn new_group_state(ev: &NewEvent, ts: f64) -> GroupState {
         priority: 0.0,
         reopened: false,
         touched: false,
+        aliases: Vec::new(),
+        snooze_until: None,
+        snooze_count: None,
+        woke: None,
+    }
+}
+
+/// Counts stored events again into `base` (a group whose counters were reset by
+/// [`GroupState::reset_counters`]), as the writer counted them: for a group whose events
+/// changed (merged out of it). Only the group's own deltas are kept: the project's stay as
+/// they are, the events are still in the project.
+pub fn recount<'a>(base: &mut GroupState, events: &'a [NewEvent]) -> Deltas<'a> {
+    let mut d = Deltas::default();
+    for ev in events {
+        fold_event(base, 0, ev, ev.timestamp, &mut d);
+    }
+    base.priority = priority(base.last_seen, base.times_seen);
+    d.project_tags.clear();
+    d.project_minutes.clear();
+    d.project_hours.clear();
+    d
+}
+
+/// A stored event as the rules count it (what the group shows beyond the event stays the
+/// group's).
+pub fn stored_event(g: &GroupState, e: crate::EventRow) -> NewEvent {
+    NewEvent {
+        project_id: e.project_id,
+        event_id: e.event_id.parse().unwrap_or(protocol::EventId([0; 16])),
+        kind: e.kind,
+        timestamp: e.timestamp,
+        received: e.received,
+        level: crate::Level::parse(&e.level).unwrap_or(crate::Level::Error),
+        logger: g.logger.clone(),
+        title: e.title,
+        culprit: g.culprit.clone(),
+        hash: g.hash.clone(),
+        components: g.components.clone(),
+        tags: e.tags,
+        time_spent: e.time_spent,
+        payload: Vec::new(),
+    }
+}
+
+impl GroupState {
+    /// Its counters back to none, before [`recount`]; what the group shows stays.
+    pub fn reset_counters(&mut self) {
+        self.times_seen = 0;
+        self.first_seen = f64::INFINITY;
+        self.last_seen = f64::NEG_INFINITY;
+        self.ts_count = 0;
+        self.ts_sum = 0.0;
+        self.ts_min = None;
+        self.ts_max = None;
+        self.last_event_id.clear();
     }
 }
 
@@ -370,6 +469,48 @@ mod tests {
         assert_eq!(plan.groups[1].status, GroupStatus::Ignored);
         assert_eq!(plan.groups[0].times_seen, 7);
         assert!(plan.groups.iter().all(|g| g.touched));
+    }
+
+    #[test]
+    fn a_snoozed_group_comes_back_after_its_count_or_its_time() {
+        let events = [ev(1, "c", 600.0, 600.0), ev(2, "c", 601.0, 601.0), ev(3, "t", 600.0, 600.0)];
+        let counts = ItemCounts::default();
+        let by_count = GroupState { snooze_count: Some(7), ..stored_group(4, "c", GroupStatus::Ignored) };
+        let by_time = GroupState { snooze_until: Some(9_000.0), ..stored_group(5, "t", GroupStatus::Ignored) };
+        let plan = plan_of(&events, &counts, vec![by_count, by_time], &[]);
+        assert_eq!(plan.groups[0].status, GroupStatus::Unresolved, "5 + 2 events reach 7");
+        assert_eq!(plan.groups[0].woke, Some(WAKE_COUNT));
+        assert_eq!(plan.groups[1].woke, Some(WAKE_UNTIL), "now (10000) is past 9000");
+        assert_eq!(plan.activity, [(0, ACTIVITY_UNIGNORED, 10_000.0), (1, ACTIVITY_UNIGNORED, 10_000.0)]);
+        assert_eq!(plan.activity_data(0).as_deref(), Some(r#"{"reason":"count"}"#));
+        let early = [ev(1, "c", 600.0, 600.0)];
+        let waiting = GroupState { snooze_count: Some(7), ..stored_group(4, "c", GroupStatus::Ignored) };
+        let plan = plan_of(&early, &counts, vec![waiting], &[]);
+        assert_eq!((plan.groups[0].status, plan.groups[0].woke), (GroupStatus::Ignored, None));
+    }
+
+    #[test]
+    fn an_alias_hash_goes_to_its_merged_group() {
+        let events = [ev(1, "b", 600.0, 600.0), ev(2, "a", 601.0, 601.0)];
+        let counts = ItemCounts::default();
+        let merged = GroupState { aliases: vec!["b".into()], ..stored_group(4, "a", GroupStatus::Unresolved) };
+        let plan = plan_of(&events, &counts, vec![merged], &[]);
+        assert_eq!(plan.groups.len(), 1);
+        assert_eq!(plan.groups[0].times_seen, 7);
+    }
+
+    #[test]
+    fn recounting_gives_what_the_writer_counted() {
+        let events = [ev(1, "a", 60.0, 60.0), ev(3, "a", 61.0, 61.0)];
+        let counts = ItemCounts::default();
+        let plan = plan_of(&events, &counts, vec![], &[]);
+        let mut again = plan.groups[0].clone();
+        again.reset_counters();
+        let d = recount(&mut again, &events);
+        assert_eq!((again.times_seen, again.first_seen, again.last_seen), (2, 60.0, 61.0));
+        assert_eq!(again.priority, plan.groups[0].priority);
+        assert_eq!(d.group_tags, plan.deltas.group_tags);
+        assert!(d.project_tags.is_empty() && d.project_minutes.is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - `fold`: the event model's rules, pure: how a batch of new events changes the groups it
 //!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
+//! - `triage`: the values of working an issue: snoozes, a group's grouping hashes.
 //! - `histogram`: the duration buckets and their quantiles.
 //! - `batcher`: the writer thread every backend shares: batches of what callers queued, one
 //!   transaction each, answers after the commit.
@@ -32,13 +33,15 @@ mod query;
 pub mod postgres;
 mod releases;
 pub mod sqlite;
+mod triage;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Releases, Store, WriteBatch, WriteTicket, off_thread};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Releases, Store, Triage, WriteBatch, WriteTicket, off_thread};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
 pub use orgs::*;
 pub use releases::*;
+pub use triage::*;
 pub use query::{
     Assignee, AssigneeCondition, Cmp, Comparison, Cursor, GroupField, HistogramBar, Resolution, Sort, StatusFilter, StreamPage, StreamQuery,
     StreamRow, TagCondition, Trending,

@@ -242,13 +242,19 @@ pub struct EventRow {
     pub payload: Vec<u8>,
 }
 
-/// A change of a group's life: created, regressed, resolved, ignored, reopened.
+/// A change of a group's life: created, regressed, resolved, ignored, reopened, a comment, a
+/// merge.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Activity {
+    pub id: i64,
     pub group_id: GroupId,
     /// One of the `ACTIVITY_*` names.
     pub kind: String,
     pub at: f64,
+    /// Who did it; `None` for what the system did (an event arrived, a snooze ran out).
+    pub actor: Option<UserId>,
+    /// What goes with it, as JSON: a comment's text, a snooze's condition, the merged groups.
+    pub data: Option<String>,
 }
 
 /// A group was seen for the first time.
@@ -261,6 +267,15 @@ pub const ACTIVITY_REOPENED: &str = "reopened";
 /// The group was assigned to a member or a team (the group's assignee says to whom).
 pub const ACTIVITY_ASSIGNED: &str = "assigned";
 pub const ACTIVITY_UNASSIGNED: &str = "unassigned";
+/// An ignored group came back by itself (its snooze ran out); `data` says why.
+pub const ACTIVITY_UNIGNORED: &str = "unignored";
+/// A member's comment (`data`: `{"text": …}`).
+pub const ACTIVITY_NOTE: &str = "note";
+/// Other groups were merged into this one (`data`: `{"groups": [{id, hash, title}]}`).
+pub const ACTIVITY_MERGE: &str = "merge";
+/// A grouping hash was split off into its own group (`data`: `{"hash", "to"}` on the group it
+/// left, `{"hash", "from"}` on the new one).
+pub const ACTIVITY_UNMERGE: &str = "unmerge";
 
 /// One `group_activity` row, with the project of its group.
 #[derive(Clone, Debug, PartialEq)]

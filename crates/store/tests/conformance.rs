@@ -1055,3 +1055,7 @@ fn client_reports_are_summed_per_project(store: Arc<dyn Store>) {
     assert_eq!(sums, [("sample_rate".into(), "transaction".into(), 10), ("before_send".into(), "error".into(), 5)]);
     assert_eq!(store.client_reports(other.id).unwrap().len(), 1);
 }
+
+/// Working issues: comments, snoozes, merge and unmerge, delete.
+#[path = "conformance/triage.rs"]
+mod triage;

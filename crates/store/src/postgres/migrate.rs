@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("schema_2_items.sql")),
     (3, include_str!("schema_3_releases.sql")),
     (4, include_str!("schema_4_assignees.sql")),
+    (5, include_str!("schema_5_triage.sql")),
 ];
 
 /// The advisory lock taken while migrating (any number, the same in every node).

@@ -22,6 +22,7 @@ mod outbox;
 mod read;
 mod releases;
 mod stream;
+mod triage;
 mod writer;
 
 use std::future::Future;

@@ -52,10 +52,10 @@ pub(super) async fn with_durations(c: &tokio_postgres::Client, raw: RawGroup) ->
 }
 
 /// The columns [`event_from`] reads.
-const EVENT_COLUMNS: &str = "event_id, project_id, group_id, kind, timestamp, received, level, title, time_spent, payload, id, tags_len";
+pub(super) const EVENT_COLUMNS: &str = "event_id, project_id, group_id, kind, timestamp, received, level, title, time_spent, payload, id, tags_len";
 
 /// An event row, its blob decompressed into its tags and payload.
-fn event_from(r: &Row) -> EventRow {
+pub(super) fn event_from(r: &Row) -> EventRow {
     let id: Vec<u8> = r.get(0);
     let blob: Vec<u8> = r.get(9);
     let data = zstd::stream::decode_all(&blob[..]).unwrap_or_default();
@@ -150,8 +150,20 @@ impl crate::Reads for PgStore {
 
     fn activity(&self, group_id: GroupId) -> Result<Vec<Activity>> {
         self.with(async |c| {
-            let rows = c.query("SELECT group_id, kind, at FROM group_activity WHERE group_id = $1 ORDER BY id", &[&group_id.0]).await?;
-            Ok(rows.iter().map(|r| Activity { group_id: GroupId(r.get(0)), kind: r.get(1), at: r.get(2) }).collect())
+            let rows = c
+                .query("SELECT group_id, kind, at, id, actor, data FROM group_activity WHERE group_id = $1 ORDER BY id", &[&group_id.0])
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Activity {
+                    group_id: GroupId(r.get(0)),
+                    kind: r.get(1),
+                    at: r.get(2),
+                    id: r.get(3),
+                    actor: r.get::<_, Option<i64>>(4).map(crate::UserId),
+                    data: r.get(5),
+                })
+                .collect())
         })
     }
 

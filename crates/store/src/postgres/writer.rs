@@ -100,6 +100,8 @@ async fn apply(
     // already stored, a group another writer created meanwhile); bounded all the same.
     for _ in 0..8 {
         let tx = client.transaction().await?;
+        // Merges take this lock alone: a batch never loads a group a merge is deleting.
+        tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&super::triage::MERGE_LOCK]).await?;
         let existing = load_groups(&tx, batch).await?;
         let plan = fold::fold(batch, existing, &stored, crate::now());
         let Some(ids) = write_groups(&tx, &plan).await? else {
@@ -112,6 +114,7 @@ async fn apply(
         }
         insert_events(&tx, zstd.as_deref_mut(), &plan, &ids).await?;
         write_deltas(&tx, &plan, &ids).await?;
+        super::triage::wake_by_users(&tx, &plan, &ids).await?;
         super::feedback::write(&tx, &items.feedback).await?;
         super::feedback::write_client_reports(&tx, &items.client_reports).await?;
         for m in marks {
@@ -128,6 +131,8 @@ async fn apply(
     Err(StoreError::Unavailable("other writers kept changing the same groups; trying again later".into()))
 }
 
+/// The groups the batch's hashes name: by their own hash, or by one merged into them
+/// (`group_hashes`), each group once with the batch's other hashes of it as aliases.
 async fn load_groups(tx: &Transaction<'_>, batch: &Batch<'_>) -> Result<Vec<GroupState>> {
     let keys = batch.group_keys();
     let projects: Vec<i64> = keys.iter().map(|(p, _)| p.0).collect();
@@ -135,19 +140,32 @@ async fn load_groups(tx: &Transaction<'_>, batch: &Batch<'_>) -> Result<Vec<Grou
     let st = tx
         .prepare_cached(
             "SELECT g.id, g.project_id, g.hash, g.status, g.times_seen, g.first_seen, g.last_seen, g.ts_count, g.ts_sum,
-                    g.ts_min, g.ts_max, g.last_event_id, g.title, g.culprit, g.level, g.logger, g.components, g.kind, g.priority
-             FROM groups g JOIN unnest($1::bigint[], $2::text[]) AS k(project_id, hash)
-               ON g.project_id = k.project_id AND g.hash = k.hash
+                    g.ts_min, g.ts_max, g.last_event_id, g.title, g.culprit, g.level, g.logger, g.components, g.kind, g.priority,
+                    g.snooze_until, g.snooze_count, k.hash
+             FROM unnest($1::bigint[], $2::text[]) AS k(project_id, hash)
+             JOIN groups g ON g.id = COALESCE(
+                (SELECT o.id FROM groups o WHERE o.project_id = k.project_id AND o.hash = k.hash),
+                (SELECT m.group_id FROM group_hashes m WHERE m.project_id = k.project_id AND m.hash = k.hash))
              ORDER BY g.id FOR UPDATE OF g",
         )
         .await?;
     let rows = tx.query(&st, &[&projects, &hashes]).await?;
-    Ok(rows
-        .iter()
-        .map(|r| GroupState {
-            id: Some(GroupId(r.get(0))),
+    let mut out: Vec<GroupState> = Vec::new();
+    for r in &rows {
+        let id = GroupId(r.get(0));
+        let asked: String = r.get(21);
+        if let Some(g) = out.iter_mut().find(|g| g.id == Some(id)) {
+            if g.hash != asked {
+                g.aliases.push(asked);
+            }
+            continue;
+        }
+        let own: String = r.get(2);
+        out.push(GroupState {
+            id: Some(id),
             project_id: ProjectId(r.get(1)),
-            hash: r.get(2),
+            aliases: if own == asked { Vec::new() } else { vec![asked] },
+            hash: own,
             status: crate::GroupStatus::of_code(r.get(3)),
             times_seen: r.get(4),
             first_seen: r.get(5),
@@ -164,15 +182,19 @@ async fn load_groups(tx: &Transaction<'_>, batch: &Batch<'_>) -> Result<Vec<Grou
             components: r.get(16),
             kind: r.get(17),
             priority: r.get(18),
+            snooze_until: r.get(19),
+            snooze_count: r.get(20),
             reopened: false,
             touched: false,
-        })
-        .collect())
+            woke: None,
+        });
+    }
+    Ok(out)
 }
 
 /// Creates the plan's new groups and writes every touched group's new state. Returns each
 /// group's id, or `None` when another writer created one of the new groups meanwhile.
-async fn write_groups(tx: &Transaction<'_>, plan: &Plan<'_>) -> Result<Option<Vec<GroupId>>> {
+pub(super) async fn write_groups(tx: &Transaction<'_>, plan: &Plan<'_>) -> Result<Option<Vec<GroupId>>> {
     let new: Vec<&GroupState> = plan.groups.iter().filter(|g| g.id.is_none()).collect();
     let mut made: HashMap<(i64, String), i64> = HashMap::new();
     if !new.is_empty() {
@@ -221,12 +243,15 @@ async fn write_groups(tx: &Transaction<'_>, plan: &Plan<'_>) -> Result<Option<Ve
                         last_seen = u.last_seen, priority = u.priority, ts_count = u.ts_count, ts_sum = u.ts_sum,
                         ts_min = u.ts_min, ts_max = u.ts_max, last_event_id = u.last_event_id, title = u.title,
                         culprit = u.culprit, level = u.level, logger = u.logger, components = u.components,
-                        resolved_at = CASE WHEN u.reopened THEN NULL ELSE g.resolved_at END
+                        resolved_at = CASE WHEN u.reopened THEN NULL ELSE g.resolved_at END,
+                        snooze_until = CASE WHEN u.woke THEN NULL ELSE g.snooze_until END,
+                        snooze_count = CASE WHEN u.woke THEN NULL ELSE g.snooze_count END,
+                        snooze_users = CASE WHEN u.woke THEN NULL ELSE g.snooze_users END
                  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], $5::float8[], $6::float8[], $7::bigint[],
                              $8::float8[], $9::float8[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[],
-                             $15::text[], $16::text[], $17::bool[])
+                             $15::text[], $16::text[], $17::bool[], $18::bool[])
                       AS u(id, status, times_seen, first_seen, last_seen, priority, ts_count, ts_sum, ts_min, ts_max,
-                           last_event_id, title, culprit, level, logger, components, reopened)
+                           last_event_id, title, culprit, level, logger, components, reopened, woke)
                  WHERE g.id = u.id",
             )
             .await?;
@@ -252,6 +277,7 @@ async fn write_groups(tx: &Transaction<'_>, plan: &Plan<'_>) -> Result<Option<Ve
                 &touched.iter().map(|(_, g)| g.logger.as_deref()).collect::<Vec<Option<&str>>>(),
                 &col(|g| &g.components),
                 &touched.iter().map(|(_, g)| g.reopened).collect::<Vec<bool>>(),
+                &touched.iter().map(|(_, g)| g.woke.is_some()).collect::<Vec<bool>>(),
             ],
         )
         .await?;
@@ -312,9 +338,9 @@ async fn insert_events(
     }
     let st = tx
         .prepare_cached(
-            "INSERT INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title, time_spent, payload, tags_len)
+            "INSERT INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title, time_spent, payload, tags_len, hash)
              SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[], $4::text[], $5::float8[], $6::float8[], $7::text[],
-                                  $8::text[], $9::float8[], $10::bytea[], $11::bigint[])",
+                                  $8::text[], $9::float8[], $10::bytea[], $11::bigint[], $12::text[])",
         )
         .await?;
     let ev = |f: fn(&crate::NewEvent) -> &str| plan.events.iter().map(|e| f(e.event)).collect::<Vec<&str>>();
@@ -332,6 +358,7 @@ async fn insert_events(
             &plan.events.iter().map(|e| e.event.time_spent).collect::<Vec<Option<f64>>>(),
             &blobs,
             &tags_lens,
+            &ev(|e| &e.hash),
         ],
     )
     .await?;
@@ -361,7 +388,7 @@ async fn add_counts(tx: &Transaction<'_>, table: &str, key: &str, slot: &str, mu
     Ok(())
 }
 
-async fn write_deltas(tx: &Transaction<'_>, plan: &Plan<'_>, ids: &[GroupId]) -> Result<()> {
+pub(super) async fn write_deltas(tx: &Transaction<'_>, plan: &Plan<'_>, ids: &[GroupId]) -> Result<()> {
     let d = &plan.deltas;
     let by_group = |m: &HashMap<(usize, i64), i64>| m.iter().map(|((g, s), n)| (ids[*g].0, *s, *n)).collect::<Vec<_>>();
     let by_project = |m: &HashMap<(ProjectId, i64), i64>| m.iter().map(|((p, s), n)| (p.0, *s, *n)).collect::<Vec<_>>();
@@ -422,8 +449,9 @@ async fn write_deltas(tx: &Transaction<'_>, plan: &Plan<'_>, ids: &[GroupId]) ->
     if !plan.activity.is_empty() {
         let st = tx
             .prepare_cached(
-                "INSERT INTO group_activity (group_id, kind, at)
-                 SELECT g, k, a FROM unnest($1::bigint[], $2::text[], $3::float8[]) WITH ORDINALITY AS u(g, k, a, n) ORDER BY n",
+                "INSERT INTO group_activity (group_id, kind, at, data)
+                 SELECT g, k, a, d FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[]) WITH ORDINALITY AS u(g, k, a, d, n)
+                 ORDER BY n",
             )
             .await?;
         tx.execute(
@@ -432,6 +460,7 @@ async fn write_deltas(tx: &Transaction<'_>, plan: &Plan<'_>, ids: &[GroupId]) ->
                 &plan.activity.iter().map(|(g, _, _)| ids[*g].0).collect::<Vec<i64>>(),
                 &plan.activity.iter().map(|(_, k, _)| *k).collect::<Vec<&str>>(),
                 &plan.activity.iter().map(|(_, _, at)| *at).collect::<Vec<f64>>(),
+                &(0..plan.activity.len()).map(|i| plan.activity_data(i)).collect::<Vec<Option<String>>>(),
             ],
         )
         .await?;

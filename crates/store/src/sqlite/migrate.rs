@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("schema_9_releases.sql")),
     (10, include_str!("schema_10_items.sql")),
     (11, include_str!("schema_11_assignees.sql")),
+    (12, include_str!("schema_12_triage.sql")),
 ];
 
 pub fn latest_version() -> i64 {

@@ -17,6 +17,7 @@ mod payload;
 mod read;
 mod releases;
 mod stream;
+mod triage;
 mod writer;
 
 

@@ -136,9 +136,19 @@ impl crate::Reads for SqliteStore {
     /// The life of a group, oldest first.
     fn activity(&self, group_id: GroupId) -> Result<Vec<Activity>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached("SELECT group_id, kind, at FROM group_activity WHERE group_id = ?1 ORDER BY id")?;
+        let mut st =
+            conn.prepare_cached("SELECT group_id, kind, at, id, actor, data FROM group_activity WHERE group_id = ?1 ORDER BY id")?;
         let rows = st
-            .query_map([group_id.0], |r| Ok(Activity { group_id: GroupId(r.get(0)?), kind: r.get(1)?, at: r.get(2)? }))?
+            .query_map([group_id.0], |r| {
+                Ok(Activity {
+                    group_id: GroupId(r.get(0)?),
+                    kind: r.get(1)?,
+                    at: r.get(2)?,
+                    id: r.get(3)?,
+                    actor: r.get::<_, Option<i64>>(4)?.map(crate::UserId),
+                    data: r.get(5)?,
+                })
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -71,6 +71,7 @@ fn apply(
             continue;
         }
         write_deltas(&tx, &plan, &ids)?;
+        super::triage::wake_by_users(&tx, &plan, &ids)?;
         super::feedback::write(&tx, &items.feedback)?;
         super::feedback::write_client_reports(&tx, &items.client_reports)?;
         write_marks(&tx, marks)?;
@@ -91,20 +92,33 @@ fn write_marks(tx: &Connection, marks: &[SpoolMark]) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The groups the batch's hashes name: by their own hash, or by one merged into them
+/// (`group_hashes`), each group once with the batch's other hashes of it as aliases.
 fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<GroupState>> {
     let mut st = tx.prepare_cached(
         "SELECT id, status, times_seen, first_seen, last_seen, ts_count, ts_sum, ts_min, ts_max,
-                last_event_id, title, culprit, level, logger, components, kind, priority
-         FROM groups WHERE project_id = ?1 AND hash = ?2",
+                last_event_id, title, culprit, level, logger, components, kind, priority, hash, snooze_until, snooze_count
+         FROM groups WHERE id = COALESCE(
+            (SELECT id FROM groups WHERE project_id = ?1 AND hash = ?2),
+            (SELECT group_id FROM group_hashes WHERE project_id = ?1 AND hash = ?2))",
     )?;
-    let mut out = Vec::new();
+    let mut out: Vec<GroupState> = Vec::new();
     for (project, hash) in batch.group_keys() {
         let mut rows = st.query(params![project.0, hash])?;
         if let Some(r) = rows.next()? {
+            let id = GroupId(r.get(0)?);
+            if let Some(g) = out.iter_mut().find(|g| g.id == Some(id)) {
+                if g.hash != hash {
+                    g.aliases.push(hash.to_string());
+                }
+                continue;
+            }
+            let own: String = r.get(17)?;
             out.push(GroupState {
-                id: Some(GroupId(r.get(0)?)),
+                id: Some(id),
                 project_id: project,
-                hash: hash.to_string(),
+                aliases: if own == hash { Vec::new() } else { vec![hash.to_string()] },
+                hash: own,
                 status: crate::GroupStatus::of_code(r.get(1)?),
                 times_seen: r.get(2)?,
                 first_seen: r.get(3)?,
@@ -121,8 +135,11 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
                 components: r.get(14)?,
                 kind: r.get(15)?,
                 priority: r.get::<_, Option<f64>>(16)?.unwrap_or(0.0),
+                snooze_until: r.get(18)?,
+                snooze_count: r.get(19)?,
                 reopened: false,
                 touched: false,
+                woke: None,
             });
         }
     }
@@ -130,7 +147,7 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
 }
 
 /// Creates the plan's new groups and writes every group's new state. Returns each group's id.
-fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupId>> {
+pub(super) fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupId>> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO groups (project_id, hash, kind, title, culprit, level, logger, status,
                              first_seen, last_seen, times_seen, components)
@@ -140,7 +157,10 @@ fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupI
         "UPDATE groups SET status = ?2, times_seen = ?3, first_seen = ?4, last_seen = ?5, priority = ?6,
                 ts_count = ?7, ts_sum = ?8, ts_min = ?9, ts_max = ?10, last_event_id = ?11,
                 title = ?12, culprit = ?13, level = ?14, logger = ?15, components = ?16,
-                resolved_at = CASE WHEN ?17 THEN NULL ELSE resolved_at END
+                resolved_at = CASE WHEN ?17 THEN NULL ELSE resolved_at END,
+                snooze_until = CASE WHEN ?18 THEN NULL ELSE snooze_until END,
+                snooze_count = CASE WHEN ?18 THEN NULL ELSE snooze_count END,
+                snooze_users = CASE WHEN ?18 THEN NULL ELSE snooze_users END
          WHERE id = ?1",
     )?;
     let mut ids = Vec::with_capacity(plan.groups.len());
@@ -176,6 +196,7 @@ fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result<Vec<GroupI
             g.logger,
             g.components,
             g.reopened,
+            g.woke.is_some(),
         ])?;
         ids.push(id);
     }
@@ -193,8 +214,8 @@ fn insert_events(
     let mut already = Vec::new();
     let mut st = tx.prepare_cached(
         "INSERT OR IGNORE INTO events (project_id, event_id, group_id, kind, timestamp, received, level, title,
-                             time_spent, dict, payload, tags_len)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                             time_spent, dict, payload, tags_len, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut blob = Vec::new();
     for pe in &plan.events {
@@ -217,6 +238,7 @@ fn insert_events(
             dict,
             payload,
             tags_len,
+            ev.hash,
         ])?;
         if tx.changes() == 0 {
             already.push((ev.project_id, ev.event_id));
@@ -225,7 +247,7 @@ fn insert_events(
     Ok(already)
 }
 
-fn write_deltas(tx: &Connection, plan: &Plan<'_>, ids: &[GroupId]) -> rusqlite::Result<()> {
+pub(super) fn write_deltas(tx: &Connection, plan: &Plan<'_>, ids: &[GroupId]) -> rusqlite::Result<()> {
     let d = &plan.deltas;
     let mut st = tx.prepare_cached(
         "INSERT INTO group_tags (group_id, key, value, count, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -274,9 +296,9 @@ fn write_deltas(tx: &Connection, plan: &Plan<'_>, ids: &[GroupId]) -> rusqlite::
             st.execute(params![p.0, slot, n])?;
         }
     }
-    let mut st = tx.prepare_cached("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)")?;
-    for (g, kind, at) in &plan.activity {
-        st.execute(params![ids[*g].0, kind, at])?;
+    let mut st = tx.prepare_cached("INSERT INTO group_activity (group_id, kind, at, data) VALUES (?1, ?2, ?3, ?4)")?;
+    for (i, (g, kind, at)) in plan.activity.iter().enumerate() {
+        st.execute(params![ids[*g].0, kind, at, plan.activity_data(i)])?;
     }
     let mut st = tx.prepare_cached(
         "INSERT INTO item_counts (project_id, item_type, day, count) VALUES (?1, ?2, ?3, ?4)

@@ -7,6 +7,8 @@
 //! - `filters`: the Filter API (a processor that narrows the stream query, a renderer that
 //!   says how it is shown) and the search box's `key:value` terms.
 //! - `pages`: the stream, dashboard, group, event and settings pages.
+//! - `triage`: an issue's timeline and comments (Markdown, mentions), snoozes, unmerge, and
+//!   the stream's bulk actions with their progress.
 //! - `releases`: a project's releases and a release's page (deploys, events, new issues, files).
 //! - `settings`, `org_settings`: projects and keys; an organisation's members, teams,
 //!   invitations, API tokens and audit log.
@@ -32,6 +34,7 @@ mod pages;
 mod releases;
 pub(crate) mod settings;
 mod sso;
+mod triage;
 
 use std::collections::HashMap;
 
@@ -68,6 +71,8 @@ pub struct Dashboard {
     pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     /// What the data takes, read at most once a minute (it reads every event).
     pub(crate) usage: std::sync::Mutex<Option<(std::time::Instant, store::StorageUsage)>>,
+    /// Bulk actions running in the background, and those done lately.
+    pub(crate) jobs: std::sync::Arc<triage::Jobs>,
 }
 
 impl Dashboard {
@@ -79,6 +84,7 @@ impl Dashboard {
             secure_cookies: public_url.starts_with("https://"),
             stopping: tokio::sync::watch::channel(false).0,
             usage: std::sync::Mutex::new(None),
+            jobs: Default::default(),
         }
     }
 
@@ -199,6 +205,11 @@ pub(crate) fn routes() -> crate::Routes {
         .get("/p/{slug}/feedback/", feedback::page)
         .get("/p/{slug}/issues/{id}/", pages::group)
         .post("/p/{slug}/issues/{id}/status", pages::set_status)
+        .post("/p/{slug}/issues/{id}/ignore", triage::ignore)
+        .post("/p/{slug}/issues/{id}/comments", triage::comment)
+        .post("/p/{slug}/issues/{id}/unmerge", triage::unmerge)
+        .post("/p/{slug}/bulk", triage::bulk)
+        .get("/p/{slug}/bulk/{job}", triage::bulk_progress)
         .get("/p/{slug}/issues/{id}/events/{event_id}/", pages::event)
         .get("/p/{slug}/issues/{id}/events/{event_id}/json", pages::event_json)
         .get("/p/{slug}/releases/", releases::list)

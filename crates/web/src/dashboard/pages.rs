@@ -210,6 +210,8 @@ struct StreamPage {
     empty: String,
     count_label: String,
     live_url: String,
+    /// The stream's parameters, for the bulk form (what "all that match" means).
+    bulk_state: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -232,7 +234,8 @@ const SORTS: &[(&str, &str)] = &[
 ];
 
 /// The stream's URL state, in a fixed order so URLs are stable and shareable.
-struct StreamState {
+#[derive(Clone)]
+pub(super) struct StreamState {
     sort: String,
     interval: String,
     status: String,
@@ -242,7 +245,7 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn pairs(&self) -> Vec<(String, String)> {
+    pub(super) fn pairs(&self) -> Vec<(String, String)> {
         let mut v = vec![("sort".to_string(), self.sort.clone()), ("interval".into(), self.interval.clone()), ("status".into(), self.status.clone())];
         v.extend(self.slices.iter().cloned());
         v.push(("q".into(), self.q.clone()));
@@ -260,6 +263,68 @@ impl StreamState {
     }
 }
 
+/// The filters of a project's slices, each with how it is shown.
+pub(super) type SliceFilters = Vec<(Box<dyn Filter>, Widget)>;
+
+/// The stream query of a stream URL's parameters (`sort`, `interval`, `status`, the slices,
+/// `q`, `cursor`), what of them is set, and what was not understood. The stream page and its
+/// bulk actions ("all issues that match") read the same.
+pub(super) fn stream_query(
+    project: &Project,
+    params: &[(String, String)],
+    slices: &[filters::SliceSpec],
+    now: f64,
+    ctx: &super::search::SearchContext,
+) -> (StreamQuery, StreamState, Vec<String>, SliceFilters) {
+    let param = |k: &str| params.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
+    let mut problems = Vec::new();
+    let mut query = StreamQuery::new(project.id, now);
+
+    let sort = param("sort").unwrap_or_else(|| "priority".into());
+    query.sort = Sort::parse(&sort).unwrap_or_else(|| {
+        problems.push(format!("\"{sort}\" is not a sort; showing priority"));
+        Sort::Priority
+    });
+    let sort = SORTS.iter().find(|(n, _)| Sort::parse(n) == Some(query.sort)).map_or("priority", |s| s.0).to_string();
+    let mut interval = param("interval").unwrap_or_else(|| "24h".into());
+    if let Err(p) = IntervalFilter.apply(&interval, &mut query) {
+        problems.push(p);
+        interval = "24h".into();
+        let _ = IntervalFilter.apply(&interval, &mut query);
+    }
+    let status = param("status").unwrap_or_else(|| "unresolved".into());
+    let status = match GroupStatus::parse(&status) {
+        Some(s) => {
+            query.status = StatusFilter::Only(s);
+            s.as_str().to_string()
+        }
+        None => {
+            problems.push(format!("\"{status}\" is not a status"));
+            "unresolved".into()
+        }
+    };
+    let mut set = Vec::new();
+    let filters: Vec<(Box<dyn Filter>, Widget)> = slices.iter().map(|s| (s.filter(), s.widget())).collect();
+    for (f, _) in &filters {
+        if let Some(v) = param(f.param()) {
+            match f.apply(&v, &mut query) {
+                Ok(()) => set.push((f.param().to_string(), v)),
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+    let q = param("q").unwrap_or_default();
+    problems.extend(filters::apply_search(&q, &mut query, ctx));
+    if let Some(c) = param("cursor") {
+        match store::Cursor::parse(&c) {
+            Some(c) => query.cursor = Some(c),
+            None => problems.push("the page link is broken; showing the first page".into()),
+        }
+    }
+    let st = StreamState { sort, interval, status, slices: set, q };
+    (query, st, problems, filters)
+}
+
 /// `GET /p/{slug}/?sort=…&interval=…&status=…&level=…&q=…&cursor=…` (`fragment=1`: only the list).
 pub async fn stream(
     State(state): State<AppState>,
@@ -271,53 +336,10 @@ pub async fn stream(
     blocking(move || {
         let project = scope.project.clone();
         let param = |k: &str| params.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
-        let mut problems = Vec::new();
         let now = store::now();
-        let mut query = StreamQuery::new(project.id, now);
-
-        let sort = param("sort").unwrap_or_else(|| "priority".into());
-        query.sort = Sort::parse(&sort).unwrap_or_else(|| {
-            problems.push(format!("\"{sort}\" is not a sort; showing priority"));
-            Sort::Priority
-        });
-        let sort = SORTS.iter().find(|(n, _)| Sort::parse(n) == Some(query.sort)).map_or("priority", |s| s.0).to_string();
-        let mut interval = param("interval").unwrap_or_else(|| "24h".into());
-        if let Err(p) = IntervalFilter.apply(&interval, &mut query) {
-            problems.push(p);
-            interval = "24h".into();
-            let _ = IntervalFilter.apply(&interval, &mut query);
-        }
-        let status = param("status").unwrap_or_else(|| "unresolved".into());
-        let status = match GroupStatus::parse(&status) {
-            Some(s) => {
-                query.status = StatusFilter::Only(s);
-                s.as_str().to_string()
-            }
-            None => {
-                problems.push(format!("\"{status}\" is not a status"));
-                "unresolved".into()
-            }
-        };
-        let mut set = Vec::new();
-        let filters: Vec<(Box<dyn Filter>, Widget)> = slices.iter().map(|s| (s.filter(), s.widget())).collect();
-        for (f, _) in &filters {
-            if let Some(v) = param(f.param()) {
-                match f.apply(&v, &mut query) {
-                    Ok(()) => set.push((f.param().to_string(), v)),
-                    Err(p) => problems.push(p),
-                }
-            }
-        }
-        let q = param("q").unwrap_or_default();
         let ctx = super::search::SearchContext::load(&*store, project.org_id, &scope.viewer.actor)?;
-        problems.extend(filters::apply_search(&q, &mut query, &ctx));
-        if let Some(c) = param("cursor") {
-            match store::Cursor::parse(&c) {
-                Some(c) => query.cursor = Some(c),
-                None => problems.push("the page link is broken; showing the first page".into()),
-            }
-        }
-        let st = StreamState { sort: sort.clone(), interval: interval.clone(), status: status.clone(), slices: set, q: q.clone() };
+        let (query, st, problems, filters) = stream_query(&project, &params, &slices, now, &ctx);
+        let (sort, interval, status, q) = (st.sort.clone(), st.interval.clone(), st.status.clone(), st.q.clone());
         let base = super::paths::stream(&project.slug);
 
         let page = store.stream(&query)?;
@@ -418,6 +440,7 @@ pub async fn stream(
             first_url,
             empty,
             count_label,
+            bulk_state: st.pairs(),
         };
         render(&page)
     })
@@ -527,7 +550,9 @@ struct GroupPage {
     components: Vec<ComponentView>,
     events: Vec<EventLine>,
     events_next: Option<String>,
-    activity: Vec<(String, String)>,
+    activity: Vec<super::triage::TimelineItem>,
+    /// The group's grouping hashes (more than one once others were merged into it).
+    hashes: Vec<store::GroupHash>,
     regression: bool,
     latest: Option<EventDetail>,
     base: String,
@@ -544,7 +569,7 @@ pub struct GroupQuery {
 }
 
 /// The group `id` of the project `slug`; a group of another project is "not found".
-fn group_of(store: &Arc<dyn Store>, project: &Project, id: &str) -> PageResult<(Project, GroupRow)> {
+pub(super) fn group_of(store: &Arc<dyn Store>, project: &Project, id: &str) -> PageResult<(Project, GroupRow)> {
     let not_found = || PageError::NotFound(format!("there is no issue {id} in the project \"{}\"", project.slug));
     let id: GroupId = id.parse().map_err(|_| not_found())?;
     let group = store.group(id)?.filter(|g| g.project_id == project.id).ok_or_else(not_found)?;
@@ -631,7 +656,8 @@ pub async fn group(
         let latest = store.group_events(g.id, None, 1)?.first().map(|e| event_detail(&project.slug, e, now));
         let activity_rows = store.activity(g.id)?;
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
-        let activity = activity_rows.iter().rev().take(20).map(|a| (a.kind.clone(), format::utc(a.at))).collect();
+        let activity = super::triage::timeline(&store, &activity_rows, &project.slug, now, 200)?;
+        let hashes = store.group_hashes(g.id)?;
         let (first_release, last_release) = store.group_releases(g.id)?;
         let releases = [("first release", first_release), ("last release", last_release)]
             .into_iter()
@@ -665,6 +691,7 @@ pub async fn group(
             events,
             events_next,
             activity,
+            hashes,
             regression,
             latest,
             base,
@@ -698,7 +725,7 @@ pub async fn set_status(
     let store = state.store.clone();
     let href = blocking(move || {
         let (project, g) = group_of(&store, &scope.project, &id)?;
-        store.set_group_status(g.id, status)?;
+        store.change_status(&[g.id], status, &store::Snooze::default(), Some(scope.viewer.principal.user.id))?;
         Ok(group_href(&project.slug, g.id))
     })
     .await?;
