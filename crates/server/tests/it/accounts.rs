@@ -165,6 +165,11 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
             (Project { manage: false }, &[][..])
         }
         ("POST", "/p/{slug}/issues/{id}/status") => (Project { manage: false }, &[("status", "")][..]),
+        ("POST", "/p/{slug}/issues/{id}/ignore") => (Project { manage: false }, &[("count", "many")][..]),
+        ("POST", "/p/{slug}/issues/{id}/comments") => (Project { manage: false }, &[("text", "")][..]),
+        ("POST", "/p/{slug}/issues/{id}/unmerge") => (Project { manage: false }, &[("hash", "")][..]),
+        ("POST", "/p/{slug}/bulk") => (Project { manage: false }, &[("action", "")][..]),
+        ("GET", "/p/{slug}/bulk/{job}") => (Project { manage: false }, &[][..]),
         ("GET", "/settings/projects/{slug}/") => (Project { manage: true }, &[][..]),
         ("POST", "/settings/projects/{slug}/rename") => (Project { manage: true }, &[("name", "")][..]),
         ("POST", "/settings/projects/{slug}/keys") => (Project { manage: true }, &[("rate_limit", "many")][..]),
@@ -326,6 +331,7 @@ fn fill(w: &World, pattern: &str, target: Target) -> String {
         .replace("{key}", key)
         .replace("{version}", RELEASE)
         .replace("{org}", org)
+        .replace("{job}", "not-a-job")
         .replace("{user}", "999999")
         .replace("{id}", "999999")
         .replace("{token}", "not-a-real-link")

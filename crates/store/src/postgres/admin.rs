@@ -138,7 +138,13 @@ impl crate::Admin for PgStore {
             }
             tx.execute("UPDATE groups SET assigned_user = $2, assigned_team = $3 WHERE id = $1", &[&group_id.0, &user, &team]).await?;
             let kind = if to.is_some() { crate::ACTIVITY_ASSIGNED } else { crate::ACTIVITY_UNASSIGNED };
-            tx.execute("INSERT INTO group_activity (group_id, kind, at) VALUES ($1, $2, $3)", &[&group_id.0, &kind, &now()]).await?;
+            // To whom, as people read it: an email or #team.
+            tx.execute(
+                "INSERT INTO group_activity (group_id, kind, at, data) VALUES ($1, $2, $3,
+                    json_build_object('to', COALESCE((SELECT email FROM users WHERE id = $4), (SELECT '#' || slug FROM teams WHERE id = $5)))::text)",
+                &[&group_id.0, &kind, &now(), &user, &team],
+            )
+            .await?;
             tx.commit().await?;
             Ok(true)
         })

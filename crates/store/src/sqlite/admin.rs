@@ -138,7 +138,12 @@ impl crate::Admin for SqliteStore {
         }
         tx.execute("UPDATE groups SET assigned_user = ?2, assigned_team = ?3 WHERE id = ?1", params![group_id.0, user, team])?;
         let kind = if to.is_some() { crate::ACTIVITY_ASSIGNED } else { crate::ACTIVITY_UNASSIGNED };
-        tx.execute("INSERT INTO group_activity (group_id, kind, at) VALUES (?1, ?2, ?3)", params![group_id.0, kind, now()])?;
+        // To whom, as people read it: an email or #team.
+        tx.execute(
+            "INSERT INTO group_activity (group_id, kind, at, data) VALUES (?1, ?2, ?3,
+                json_object('to', COALESCE((SELECT email FROM users WHERE id = ?4), (SELECT '#' || slug FROM teams WHERE id = ?5))))",
+            params![group_id.0, kind, now(), user, team],
+        )?;
         tx.commit()?;
         Ok(true)
     }

@@ -172,6 +172,11 @@ pub(crate) fn describe(a: &Activity, issue_href: &dyn Fn(i64) -> String) -> (Str
             _ => "came back: the time it was ignored for is over".into(),
         },
         store::ACTIVITY_NOTE => "commented".into(),
+        store::ACTIVITY_ASSIGNED => match data["to"].as_str() {
+            Some(to) => format!("assigned it to {to}"),
+            None => "assigned it".into(),
+        },
+        store::ACTIVITY_UNASSIGNED => "unassigned it".into(),
         store::ACTIVITY_MERGE => {
             let groups = data["groups"].as_array().map(|g| g.len()).unwrap_or(0);
             format!("merged {groups} issue{} into this one", if groups == 1 { "" } else { "s" })
@@ -609,8 +614,17 @@ pub async fn bulk_progress(
     Path((_, job)): Path<(String, String)>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> PageResult {
-    let not_found = || PageError::NotFound("there is no such bulk action here (they are kept on the server that runs them, for a while)".into());
-    let j = state.dashboard.jobs.get(&job).filter(|j| j.project == scope.project.id).ok_or_else(not_found)?;
+    // Jobs are kept in memory, for a while, by the node that runs them: an unknown one is said
+    // so in the page (after a restart, or behind a balancer), not as a broken link.
+    let j = state.dashboard.jobs.get(&job).filter(|j| j.project == scope.project.id).unwrap_or_else(|| Job {
+        project: scope.project.id,
+        verb: "change",
+        total: None,
+        done: 0,
+        finished: Some(Err("this server does not know this bulk action: it ran on another server, or this one restarted since. \
+                            What it did is in the list of issues."
+            .into())),
+    });
     let store = state.store.clone();
     blocking(move || {
         let page = BulkPage {
