@@ -237,7 +237,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         println!("Created the project \"default\"; its DSN is below.");
     }
     let writer = store.start_writer(config.ingest.batch_max)?;
-    start_cleanup(store.clone(), Arc::new(config.clone()));
+    start_housekeeping(store.clone(), Arc::new(config.clone()));
     let spool = open_spool(&config, &store)?;
     let pipeline = Pipeline::new(
         store.clone(),
@@ -385,16 +385,24 @@ fn project_scrub(
     Ok(out)
 }
 
-/// Deletes what is past retention a minute after start, then every hour; with a size cap,
-/// checks it at start and every minute (SQLite's writer also keeps it after each batch).
-fn start_cleanup(store: Arc<dyn store::Store>, config: Arc<Config>) {
+/// Every minute: brings back issues whose snooze time is over, and keeps the size cap (SQLite's
+/// writer also keeps it after each batch); a minute after start and then every hour, deletes
+/// what is past retention.
+fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
     let cap = config.store.max_bytes;
     if cap > 0 {
         store.set_size_cap(cap);
     }
-    let spawned = std::thread::Builder::new().name("cleanup".into()).spawn(move || {
+    let spawned = std::thread::Builder::new().name("housekeeping".into()).spawn(move || {
         let mut next_retention = Instant::now() + Duration::from_secs(60);
         loop {
+            // Issues snoozed until a time come back by themselves (those snoozed for more events
+            // or users come back when the writer stores them).
+            match store.wake_snoozed(store::now()) {
+                Ok(woken) if !woken.is_empty() => tracing::info!(issues = woken.len(), "snoozed issues came back: their time is over"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not bring back snoozed issues"),
+            }
             if cap > 0 {
                 match store.trim_to(cap) {
                     Ok(t) if t.events > 0 => tracing::info!(

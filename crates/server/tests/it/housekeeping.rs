@@ -160,3 +160,46 @@ fn a_bad_retention_setting_is_refused_with_its_line() {
     assert!(!out.status.success(), "a negative cap is refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("max_bytes"));
 }
+
+#[test]
+fn a_snoozed_issue_comes_back_after_its_events_or_its_time_with_the_reason_on_its_timeline() {
+    let mut server = Server::start();
+    let p = server.create_project("snoozy");
+    let send = |server: &Server, n: u64, message: &str| {
+        let body = format!(r#"{{"event_id":"{n:032x}","message":"{message}"}}"#);
+        let r = server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], body.as_bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    send(&server, 1, "counted");
+    send(&server, 2, "timed");
+    let session = server.admin_session();
+    let id_of = |server: &Server, title: &str| {
+        let g = server.groups("snoozy").into_iter().find(|g| g["title"] == title).unwrap_or_else(|| panic!("no issue {title}"));
+        (as_u64(&g["id"]).unwrap(), g["status"].as_str().unwrap().to_string())
+    };
+    let (counted, _) = id_of(&server, "counted");
+    let (timed, _) = id_of(&server, "timed");
+    // Snoozed until 2 more events; and for about a second.
+    for (id, field, value) in [(counted, "count", "2"), (timed, "for", "0.02m")] {
+        let r = server.post_form_as(&session, &format!("/p/snoozy/issues/{id}/ignore"), &[("csrf", &session.csrf), (field, value)]);
+        assert_eq!(r.status, 303, "{}", r.text());
+        assert_eq!(id_of(&server, if id == counted { "counted" } else { "timed" }).1, "ignored");
+    }
+    send(&server, 3, "counted");
+    assert_eq!(id_of(&server, "counted").1, "ignored", "one event of the two");
+    send(&server, 4, "counted");
+    assert_eq!(id_of(&server, "counted").1, "unresolved", "back after its two events");
+    let page = server.get_as(&session, &format!("/p/snoozy/issues/{counted}/")).text();
+    assert!(page.contains("came back: it had the events it was ignored for"), "the reason is on the timeline");
+    // The time-snoozed one comes back by itself: the server checks at start, then every minute.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.restart();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while id_of(&server, "timed").1 != "unresolved" {
+        assert!(std::time::Instant::now() < deadline, "the snooze's time is over, and the issue is still ignored");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let session = server.admin_session();
+    let page = server.get_as(&session, &format!("/p/snoozy/issues/{timed}/")).text();
+    assert!(page.contains("came back: the time it was ignored for is over"), "the reason is on the timeline");
+}
