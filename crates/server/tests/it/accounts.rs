@@ -168,6 +168,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/p/{slug}/issues/{id}/ignore") => (Project { manage: false }, &[("count", "many")][..]),
         ("POST", "/p/{slug}/issues/{id}/comments") => (Project { manage: false }, &[("text", "")][..]),
         ("POST", "/p/{slug}/issues/{id}/unmerge") => (Project { manage: false }, &[("hash", "")][..]),
+        ("POST", "/p/{slug}/issues/{id}/assign") => (Project { manage: false }, &[("to", "#no-such-team")][..]),
         ("POST", "/p/{slug}/bulk") => (Project { manage: false }, &[("action", "")][..]),
         ("GET", "/p/{slug}/bulk/{job}") => (Project { manage: false }, &[][..]),
         ("GET", "/settings/projects/{slug}/") => (Project { manage: true }, &[][..]),

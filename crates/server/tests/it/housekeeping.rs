@@ -1,7 +1,8 @@
 //! Housekeeping on the real binary: the size cap (`store.max_bytes`) keeps the data file under
 //! it by deleting the oldest events while issues keep their counts; retention per project
 //! (`[projects.<slug>] retention_days`) with `sentry cleanup`; what each project uses on the
-//! settings page.
+//! settings page; and the issue-keeping that runs by itself or from an issue's page: snoozes
+//! that end, assignment.
 
 use std::sync::Arc;
 
@@ -202,4 +203,35 @@ fn a_snoozed_issue_comes_back_after_its_events_or_its_time_with_the_reason_on_it
     let session = server.admin_session();
     let page = server.get_as(&session, &format!("/p/snoozy/issues/{timed}/")).text();
     assert!(page.contains("came back: the time it was ignored for is over"), "the reason is on the timeline");
+}
+
+#[test]
+fn an_issue_is_assigned_from_its_page_found_by_assigned_me_and_unassigned_again() {
+    let server = Server::start();
+    let p = server.create_project("owned");
+    let body = br#"{"event_id":"0000000000000000000000000000abcd","message":"who owns this"}"#;
+    assert_eq!(server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], body).status, 200);
+    let g = server.groups("owned").into_iter().next().expect("the issue");
+    let id = as_u64(&g["id"]).unwrap();
+    let session = server.admin_session();
+    let issue = format!("/p/owned/issues/{id}/");
+    let in_stream = |q: &str| server.get_as(&session, &format!("/p/owned/?q={q}")).text().contains(&issue);
+    assert!(in_stream("is:unassigned") && !in_stream("assigned:me"));
+    let page = server.get_as(&session, &issue).text();
+    assert!(page.contains("id=\"assign-to\"") && page.contains("<option value=\"admin@example.com\""), "the page offers the members");
+
+    let r = server.post_form_as(&session, &format!("{issue}assign"), &[("csrf", &session.csrf), ("to", "me")]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = server.get_as(&session, &issue).text();
+    assert!(page.contains("<span class=\"badge\" id=\"assignee\">admin@example.com</span>"), "shown as assigned");
+    assert!(page.contains("assigned it to admin@example.com"), "on the timeline");
+    assert!(in_stream("assigned:me") && !in_stream("is:unassigned"));
+
+    let r = server.post_form_as(&session, &format!("{issue}assign"), &[("csrf", &session.csrf), ("to", "#no-such-team")]);
+    assert_eq!(r.status, 400, "an unknown team is refused: {}", r.text());
+    let r = server.post_form_as(&session, &format!("{issue}assign"), &[("csrf", &session.csrf), ("to", "")]);
+    assert_eq!(r.status, 303);
+    let page = server.get_as(&session, &issue).text();
+    assert!(page.contains("unassigned it") && !page.contains("id=\"assignee\""));
+    assert!(in_stream("is:unassigned"));
 }

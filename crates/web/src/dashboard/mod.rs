@@ -208,6 +208,7 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/p/{slug}/issues/{id}/ignore", triage::ignore)
         .post("/p/{slug}/issues/{id}/comments", triage::comment)
         .post("/p/{slug}/issues/{id}/unmerge", triage::unmerge)
+        .post("/p/{slug}/issues/{id}/assign", triage::assign)
         .post("/p/{slug}/bulk", triage::bulk)
         .get("/p/{slug}/bulk/{job}", triage::bulk_progress)
         .get("/p/{slug}/issues/{id}/events/{event_id}/", pages::event)

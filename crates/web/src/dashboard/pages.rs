@@ -553,6 +553,9 @@ struct GroupPage {
     activity: Vec<super::triage::TimelineItem>,
     /// The group's grouping hashes (more than one once others were merged into it).
     hashes: Vec<store::GroupHash>,
+    /// Who it is assigned to ("" for nobody), and the choices: (value, label, chosen).
+    assignee: String,
+    assign_choices: Vec<super::triage::AssignChoice>,
     regression: bool,
     latest: Option<EventDetail>,
     base: String,
@@ -658,6 +661,7 @@ pub async fn group(
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = super::triage::timeline(&store, &activity_rows, &project.slug, now, 200)?;
         let hashes = store.group_hashes(g.id)?;
+        let (assignee, assign_choices) = super::triage::assign_choices(&store, project.org_id, store.group_assignee(g.id)?)?;
         let (first_release, last_release) = store.group_releases(g.id)?;
         let releases = [("first release", first_release), ("last release", last_release)]
             .into_iter()
@@ -692,6 +696,8 @@ pub async fn group(
             events_next,
             activity,
             hashes,
+            assignee,
+            assign_choices,
             regression,
             latest,
             base,

@@ -643,3 +643,69 @@ pub async fn bulk_progress(
     })
     .await
 }
+
+/// One choice of the assign menu: its value (an email, `#team`, "" for nobody), its label,
+/// and whether it is the current one.
+pub(super) type AssignChoice = (String, String, bool);
+
+/// Who an issue is assigned to (an email, `#team`, or "" for nobody), and the choices of the
+/// issue page's assign menu: nobody, each member of the organisation, each team.
+pub(super) fn assign_choices(
+    store: &std::sync::Arc<dyn store::Store>,
+    org: store::OrgId,
+    current: Option<store::Assignee>,
+) -> PageResult<(String, Vec<AssignChoice>)> {
+    let mut choices = vec![(String::new(), "Nobody".to_string(), current.is_none())];
+    let mut shown = String::new();
+    for m in store.members(org)? {
+        let chosen = current == Some(store::Assignee::User(m.user.id));
+        if chosen {
+            shown = m.user.email.clone();
+        }
+        choices.push((m.user.email.clone(), m.user.email, chosen));
+    }
+    for t in store.teams(org)? {
+        let chosen = current == Some(store::Assignee::Team(t.id));
+        let name = format!("#{}", t.slug);
+        if chosen {
+            shown = name.clone();
+        }
+        choices.push((name.clone(), name, chosen));
+    }
+    Ok((shown, choices))
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    #[serde(default)]
+    csrf: String,
+    /// A member's email, `#team`, `me`, or "" for nobody.
+    #[serde(default)]
+    to: String,
+}
+
+/// `POST /p/{slug}/issues/{id}/assign`: assigns the issue to a member or a team of the
+/// project's organisation, or to nobody; recorded on its timeline.
+pub async fn assign(
+    State(state): State<AppState>,
+    scope: ProjectScope,
+    headers: HeaderMap,
+    Path((_, id)): Path<(String, String)>,
+    Form(form): Form<AssignForm>,
+) -> PageResult {
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::Triage)?;
+    let store = state.store.clone();
+    let href = blocking(move || {
+        let ctx = super::search::SearchContext::load(&*store, scope.project.org_id, &scope.viewer.actor)?;
+        let to = match form.to.trim() {
+            "" => None,
+            name => Some(ctx.assignee(name).map_err(PageError::BadRequest)?),
+        };
+        let g = super::pages::group_of(&store, &scope.project, &id)?.1;
+        store.assign_group(g.id, to)?;
+        Ok(super::paths::issue(&scope.project.slug, g.id))
+    })
+    .await?;
+    Ok(Redirect::to(&href).into_response())
+}
