@@ -96,3 +96,11 @@ pub(crate) fn hashes(own: String, others: Vec<String>, counts: Vec<(String, i64)
     out.extend(others.into_iter().map(|h| GroupHash { events: count(&h), hash: h, primary: false }));
     out
 }
+
+/// A group's counter tables, each with its time column: what merge, unmerge and delete move,
+/// recount or remove, on every backend.
+pub(crate) const COUNTERS: [(&str, &str); 4] =
+    [("group_buckets", "minute"), ("group_hours", "hour"), ("group_days", "day"), ("group_durations", "bucket")];
+
+/// Events recounted per read.
+pub(crate) const RECOUNT_CHUNK: i64 = 1000;

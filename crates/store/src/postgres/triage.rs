@@ -16,12 +16,7 @@ use crate::{
 /// The advisory lock between merges and the writers.
 pub(super) const MERGE_LOCK: i64 = 0x5e47_0002;
 
-/// The tables of a group's counters.
-const COUNTERS: [(&str, &str); 4] =
-    [("group_buckets", "minute"), ("group_hours", "hour"), ("group_days", "day"), ("group_durations", "bucket")];
-
-/// Events recounted per read.
-const RECOUNT_CHUNK: i64 = 1000;
+use crate::triage::{COUNTERS, RECOUNT_CHUNK};
 
 async fn insert_activity(
     tx: &impl GenericClient,

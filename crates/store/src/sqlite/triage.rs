@@ -12,12 +12,7 @@ use crate::{
     ACTIVITY_MERGE, ACTIVITY_NOTE, ACTIVITY_UNIGNORED, ACTIVITY_UNMERGE, BULK_CHUNK,
 };
 
-/// The tables of a group's counters.
-const COUNTERS: [(&str, &str); 4] =
-    [("group_buckets", "minute"), ("group_hours", "hour"), ("group_days", "day"), ("group_durations", "bucket")];
-
-/// Events recounted per read.
-const RECOUNT_CHUNK: i64 = 1000;
+use crate::triage::{COUNTERS, RECOUNT_CHUNK};
 
 fn insert_activity(tx: &Connection, group: GroupId, kind: &str, at: f64, actor: Option<UserId>, data: Option<String>) -> rusqlite::Result<i64> {
     tx.execute(
