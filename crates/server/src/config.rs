@@ -101,6 +101,10 @@ pub struct LimitsConfig {
     pub max_attachment_bytes: usize,
     pub max_json_depth: usize,
     pub max_envelope_items: usize,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Password checks (logins, password changes) run at once.
+    pub max_login_hashes: usize,
 }
 
 /// `[ingest]`.
@@ -348,6 +352,8 @@ impl Config {
                 max_attachment_bytes: limits.max_attachment_bytes,
                 max_json_depth: limits.max_json_depth,
                 max_envelope_items: limits.max_envelope_items,
+                max_connections: web::serve::MAX_CONNECTIONS,
+                max_login_hashes: web::dashboard::auth::HASH_SLOTS,
             },
             ingest: IngestConfig {
                 queue_capacity: 1_000_000,

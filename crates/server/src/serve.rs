@@ -226,9 +226,41 @@ fn init_logging(config: &Config, debug: bool) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
+/// Files the server keeps open besides its connections: the database, the spool's segments,
+/// logs, outgoing connections to plugins and databases.
+const FILES_BESIDE_CONNECTIONS: u64 = 1_024;
+
+/// Raises the soft open-file limit to the hard one, since every connection is a file; warns
+/// when even that is too low for `limits.max_connections`, because accepting then fails with
+/// "Too many open files" before the cap is reached.
+fn raise_open_file_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    let below_hard = match (limit.current, limit.maximum) {
+        (Some(current), Some(maximum)) => current < maximum,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if below_hard && setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit }).is_ok() {
+        limit.current = limit.maximum;
+    }
+    // None: unlimited.
+    let Some(current) = limit.current else { return };
+    let needed = max_connections as u64 + FILES_BESIDE_CONNECTIONS;
+    if current < needed {
+        tracing::warn!(
+            open_file_limit = current,
+            max_connections,
+            "the open-file limit is below limits.max_connections + {FILES_BESIDE_CONNECTIONS}: raise it (`ulimit -n`, or LimitNOFILE= \
+             in a systemd unit) or lower limits.max_connections, or new connections fail with \"Too many open files\" before the cap"
+        );
+    }
+}
+
 /// Runs the server in this process until SIGTERM or Ctrl-C.
 fn serve(config: Config, debug: bool) -> Result<()> {
     init_logging(&config, debug);
+    raise_open_file_limit(config.limits.max_connections);
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     // Held until this function returns: while the server runs.
     let _lock = lock_data_dir(&config)?;
@@ -295,6 +327,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             retention_days: config.retention.days,
             project_retention_days: config.projects.iter().filter_map(|(slug, p)| Some((slug.clone(), p.retention_days?))).collect(),
             max_bytes: config.store.max_bytes,
+            login_hashes: config.limits.max_login_hashes,
         };
         let dashboard = Arc::new(web::dashboard::Dashboard::new(dashboard, &public));
         if let Some(redis) = &cluster {
@@ -315,7 +348,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             shutdown_signal().await;
             dashboard.shutdown();
         };
-        web::serve(listener, app, timeout, stop).await;
+        web::serve::serve_with_limit(listener, app, timeout, config.limits.max_connections, stop).await;
         anyhow::Ok(())
     });
     tracing::info!("writing what is still queued");

@@ -13,7 +13,7 @@ mod error;
 mod ingest_api;
 mod metrics;
 mod rest;
-mod serve;
+pub mod serve;
 
 use std::sync::Arc;
 

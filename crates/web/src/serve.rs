@@ -1,7 +1,8 @@
 //! Serving connections: HTTP/1.1 only, with a limit on how long a client may take to send each
 //! request's headers, counted from the accept (so a connection that sends nothing, or stops
-//! after a few bytes, is closed), a cap on open connections, and a graceful stop that finishes
-//! the requests in flight before returning.
+//! after a few bytes, is closed), a cap on open connections that makes room by closing the
+//! oldest connection that has sent nothing yet, and a graceful stop that finishes the requests
+//! in flight before returning.
 //!
 //! HTTP/2 is not served: every SDK sends HTTP/1.1, and hyper's HTTP/1 connection is the one
 //! that times out an idle client from its first moment (a connection that sends the HTTP/2
@@ -15,27 +16,28 @@
 //! itself. The test `bad_input::content_length_with_transfer_encoding_cannot_smuggle_a_request`
 //! pins this.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{oneshot, watch, Semaphore};
 use tower::ServiceExt as _;
 
 /// How long requests in flight may take to finish once a stop was asked for.
 const DRAIN: Duration = Duration::from_secs(30);
 
-/// Connections open at once; past it, new connections wait in the listen queue until one
-/// closes.
+/// Connections open at once by default; past the cap, the oldest connection that has not sent
+/// a whole request yet is closed to make room (see [`serve_with_limit`]).
 pub const MAX_CONNECTIONS: usize = 10_000;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets the
@@ -46,7 +48,39 @@ pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration,
     serve_with_limit(listener, app, header_timeout, MAX_CONNECTIONS, shutdown).await;
 }
 
-/// [`serve`] with at most `max_connections` open at once.
+/// The open connections that have not sent a whole request head yet, by accept order: the
+/// ones closed to make room when the cap is reached. A connection leaves it at its first
+/// request (or when it ends).
+#[derive(Default)]
+struct Silent {
+    next: u64,
+    conns: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+impl Silent {
+    fn add(&mut self) -> (u64, oneshot::Receiver<()>) {
+        let (tx, rx) = oneshot::channel();
+        let id = self.next;
+        self.next += 1;
+        self.conns.insert(id, tx);
+        (id, rx)
+    }
+
+    /// Tells the oldest silent connection to close; false when there is none.
+    fn close_oldest(&mut self) -> bool {
+        while let Some((_, tx)) = self.conns.pop_first() {
+            if tx.send(()).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// [`serve`] with at most `max_connections` open at once. When the cap is reached, the oldest
+/// connection that has not yet sent a whole request head is closed to make room, so silent or
+/// slow sockets can't keep a real client (a health check) waiting in the listen queue; only
+/// when every open connection has sent a request does a new one wait until one closes.
 pub async fn serve_with_limit(
     listener: TcpListener,
     app: Router,
@@ -56,28 +90,14 @@ pub async fn serve_with_limit(
 ) {
     let mut builder = http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(builder);
+    let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let open = Arc::new(Semaphore::new(max_connections));
+    let silent = Arc::new(Mutex::new(Silent::default()));
+    let (stopping, stop) = watch::channel(false);
     let mut shutdown = pin!(shutdown);
-    let mut last_warning: Option<std::time::Instant> = None;
+    let mut last_warning: Option<Instant> = None;
     loop {
-        let permit = match open.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // Said at most once a minute, not once per waiting connection.
-                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                    tracing::warn!(max_connections, "the cap of open connections is reached; new connections wait until one closes");
-                    last_warning = Some(std::time::Instant::now());
-                }
-                tokio::select! {
-                    permit = open.clone().acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
-            }
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -91,23 +111,90 @@ pub async fn serve_with_limit(
                 continue;
             }
         };
+        let permit = match open.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let made_room = silent.lock().expect("silent connections").close_oldest();
+                // Said at most once a minute, not once per connection.
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    if made_room {
+                        tracing::warn!(
+                            max_connections,
+                            "the cap of open connections is reached; the oldest connections that have sent nothing yet are closed to make room"
+                        );
+                    } else {
+                        tracing::warn!(
+                            max_connections,
+                            "the cap of open connections is reached, all of them busy; new connections wait until one closes"
+                        );
+                    }
+                    last_warning = Some(Instant::now());
+                }
+                tokio::select! {
+                    permit = open.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        // Handlers may ask who is calling (the login rate limit does).
-        let service = TowerToHyperService::new(app.clone().map_request(move |mut req: axum::http::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(remote));
-            req
-        }));
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let (id, close) = silent.lock().expect("silent connections").add();
+        let spoke = Arc::new(AtomicBool::new(false));
+        let service = {
+            let silent = silent.clone();
+            let spoke = spoke.clone();
+            // Handlers may ask who is calling (the login rate limit does).
+            TowerToHyperService::new(app.clone().map_request(move |mut req: axum::http::Request<Incoming>| {
+                if !spoke.swap(true, Ordering::Relaxed) {
+                    silent.lock().expect("silent connections").conns.remove(&id);
+                }
+                req.extensions_mut().insert(ConnectInfo(remote));
+                req
+            }))
+        };
+        let builder = builder.clone();
+        let silent = silent.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::trace!(error = %e, "connection ended with an error");
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let mut close = pin!(close);
+            let mut closable = true;
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    ended = conn.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::trace!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    // Made room for a newer connection: this one never sent a request, so
+                    // nothing is cut short.
+                    told = &mut close, if closable => {
+                        closable = false;
+                        if told.is_ok() {
+                            break;
+                        }
+                    }
+                    _ = stop.wait_for(|stop| *stop), if !stopping => {
+                        stopping = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            if !spoke.load(Ordering::Relaxed) {
+                silent.lock().expect("silent connections").conns.remove(&id);
             }
             drop(permit);
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all requests in flight have finished"),
+        _ = open.acquire_many(all) => tracing::info!("all requests in flight have finished"),
         () = tokio::time::sleep(DRAIN) => tracing::warn!("some requests were still running after {} s", DRAIN.as_secs()),
     }
 }
@@ -185,21 +272,46 @@ mod tests {
     }
 
     #[test]
-    fn connections_past_the_cap_wait_until_one_closes() {
+    fn at_the_cap_the_oldest_silent_connection_makes_room() {
+        let (addr, _stop) = start(2, Duration::from_secs(30));
+        let mut oldest = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut newer = TcpStream::connect(addr).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        let mut third = TcpStream::connect(addr).unwrap();
+        third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(get_healthz(&mut third).starts_with("HTTP/1.1 200"));
+        assert!(started.elapsed() < Duration::from_secs(2), "served after {:?}", started.elapsed());
+        // The oldest silent one was closed for it; the newer one is still open.
+        oldest.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(oldest.read(&mut buf).unwrap_or(0), 0, "the oldest silent connection is closed");
+        newer.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        assert!(newer.read(&mut buf).is_err(), "the newer silent connection was closed too");
+    }
+
+    #[test]
+    fn at_the_cap_a_connection_that_has_spoken_is_kept_and_new_ones_wait() {
         let (addr, _stop) = start(1, Duration::from_secs(30));
-        let first = TcpStream::connect(addr).unwrap();
+        let mut first = TcpStream::connect(addr).unwrap();
+        first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        first.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 1024];
+        let n = first.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
         let mut second = TcpStream::connect(addr).unwrap();
         second.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         second.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-        let mut buf = [0u8; 16];
         assert!(second.read(&mut buf).is_err(), "the second connection was served while the first held the only place");
+        // The first connection is still usable: it was not closed to make room.
+        first.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let n = first.read(&mut buf).unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
         drop(first);
         second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut out = String::new();
         let _ = second.read_to_string(&mut out);
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        let mut third = TcpStream::connect(addr).unwrap();
-        third.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert!(get_healthz(&mut third).starts_with("HTTP/1.1 200"));
     }
 }

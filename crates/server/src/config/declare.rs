@@ -295,6 +295,35 @@ pub(super) const KEYS: &[Key] = &[
         get: |c| Parsed::Number(c.limits.max_envelope_items as u64),
     },
     Key {
+        section: "limits",
+        name: "max_connections",
+        kind: Kind::Number {
+            unit: "",
+            min: 1,
+            max: 1_000_000,
+        },
+        optional: false,
+        help: "The most connections open at once. When it is reached, the oldest connections that have \
+               not sent a request yet are closed to make room. Keep it well below the open-file limit \
+               (`ulimit -n`); the server raises its own limit as far as the system allows.",
+        set: |c, v| c.limits.max_connections = v.number() as usize,
+        get: |c| Parsed::Number(c.limits.max_connections as u64),
+    },
+    Key {
+        section: "limits",
+        name: "max_login_hashes",
+        kind: Kind::Number {
+            unit: "",
+            min: 1,
+            max: 1_000,
+        },
+        optional: false,
+        help: "Password checks run at once (logins, password changes); each holds about 19 MiB for a \
+               fraction of a second. More logins at once wait up to 3 s, then get 429.",
+        set: |c, v| c.limits.max_login_hashes = v.number() as usize,
+        get: |c| Parsed::Number(c.limits.max_login_hashes as u64),
+    },
+    Key {
         section: "ingest",
         name: "queue_capacity",
         kind: POSITIVE,

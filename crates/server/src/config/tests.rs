@@ -141,7 +141,7 @@ fn unknown_key_lists_the_valid_keys_of_its_section() {
         format!(
             "{FILE}:5: unknown key `workres` in [limits]; valid keys are: max_body_bytes, \
              max_decompressed_bytes, max_event_bytes, max_attachment_bytes, max_json_depth, \
-             max_envelope_items"
+             max_envelope_items, max_connections, max_login_hashes"
         )
     );
     let message = error("\n[store]\nbind = \"127.0.0.1:1\"\n", 3);

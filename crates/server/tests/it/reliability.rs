@@ -136,6 +136,34 @@ fn idle_connections_are_closed_and_the_server_keeps_answering() {
 }
 
 #[test]
+fn at_the_connection_cap_silent_sockets_make_room_for_a_health_check() {
+    // Silent sockets would be closed only after a minute; the cap is 30 connections.
+    let server = Server::start_with_config("[limits]\nmax_connections = 30\n\n[ingest]\nrequest_timeout_secs = 60\n");
+    let silent: Vec<TcpStream> = (0..100).map(|_| TcpStream::connect(server.addr()).unwrap()).collect();
+    let start = Instant::now();
+    for _ in 0..5 {
+        assert_eq!(server.get("/healthz").status, 200);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "the health checks waited {:?}, as long as the silent sockets' timeout",
+        start.elapsed()
+    );
+    // The oldest silent sockets were closed to make room; the server said why, once.
+    let mut first = &silent[0];
+    first.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(first.read(&mut buf).unwrap_or(1), 0, "the oldest silent socket is still open");
+    let log = server.log();
+    assert_eq!(
+        log.matches("the cap of open connections is reached").count(),
+        1,
+        "the cap is said once:\n{log}"
+    );
+    assert!(log.contains("closed to make room"), "{log}");
+}
+
+#[test]
 fn slow_and_vanishing_clients_leave_nothing_behind() {
     let server = Server::start_with_config("[ingest]\nrequest_timeout_secs = 1\n");
     let p = server.create_project("slow");

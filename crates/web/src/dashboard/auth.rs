@@ -37,9 +37,9 @@ pub(super) const SESSION_TTL_SECS: f64 = 14.0 * 86400.0;
 pub const LOGIN_ATTEMPTS: usize = 10;
 /// Failed logins allowed per address, whatever the emails, within [`LOGIN_WINDOW`].
 pub const LOGIN_ATTEMPTS_PER_ADDRESS: usize = 50;
-/// How many password hashes may run at once (each Argon2id hash holds about 19 MiB).
-const HASH_SLOTS: usize = 2;
-/// How long a login waits for a place among [`HASH_SLOTS`] before it is answered 429.
+/// How many password hashes may run at once by default (each Argon2id hash holds about 19 MiB).
+pub const HASH_SLOTS: usize = 2;
+/// How long a login waits for a place among the hash slots before it is answered 429.
 const HASH_WAIT: Duration = Duration::from_secs(3);
 const LOGIN_WINDOW: Duration = Duration::from_secs(600);
 /// The shortest password accepted.
@@ -248,9 +248,16 @@ pub struct LoginLimiter {
 
 impl Default for LoginLimiter {
     fn default() -> LoginLimiter {
+        LoginLimiter::new(HASH_SLOTS)
+    }
+}
+
+impl LoginLimiter {
+    /// A limiter with `hash_slots` password hashes at once (at least one).
+    pub fn new(hash_slots: usize) -> LoginLimiter {
         LoginLimiter {
             attempts: Mutex::default(),
-            hashing: Arc::new(tokio::sync::Semaphore::new(HASH_SLOTS)),
+            hashing: Arc::new(tokio::sync::Semaphore::new(hash_slots.max(1))),
             hashes: AtomicU64::new(0),
             shared: std::sync::OnceLock::new(),
         }

@@ -57,6 +57,8 @@ pub struct DashboardConfig {
     pub project_retention_days: HashMap<String, u32>,
     /// `store.max_bytes` (0: no cap).
     pub max_bytes: u64,
+    /// `limits.max_login_hashes`: password checks run at once.
+    pub login_hashes: usize,
 }
 
 /// The dashboard's shared state: its config and the login rate limiter.
@@ -78,8 +80,8 @@ pub struct Dashboard {
 impl Dashboard {
     pub fn new(config: DashboardConfig, public_url: &str) -> Dashboard {
         Dashboard {
+            logins: auth::LoginLimiter::new(config.login_hashes),
             config,
-            logins: auth::LoginLimiter::default(),
             sso: sso::SsoLogins::default(),
             secure_cookies: public_url.starts_with("https://"),
             stopping: tokio::sync::watch::channel(false).0,
