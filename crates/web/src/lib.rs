@@ -10,6 +10,7 @@
 pub mod access;
 pub mod dashboard;
 mod error;
+mod framing;
 mod ingest_api;
 mod metrics;
 mod rest;

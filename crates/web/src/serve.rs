@@ -8,22 +8,23 @@
 //! that times out an idle client from its first moment (a connection that sends the HTTP/2
 //! preface is answered with an error and closed).
 //!
-//! Request framing is hyper's, which follows RFC 9112: a request with both `Content-Length`
-//! and `Transfer-Encoding` is read by its chunks alone (the length is dropped before any
-//! handler sees the request) and its connection is closed after the answer, so nothing after
-//! the chunked body can be taken for a second request (request smuggling); `Transfer-Encoding`
-//! without `chunked` last, or two different `Content-Length`s, are answered 400 by hyper
-//! itself. The test `bad_input::content_length_with_transfer_encoding_cannot_smuggle_a_request`
-//! pins this.
+//! Request framing is hyper's, which follows RFC 9112; a request with both `Content-Length`
+//! and `Transfer-Encoding` is answered 400 (`framing.rs` finds it on the wire, since hyper
+//! drops the length before any handler sees it), so a proxy in front that frames by the length
+//! can't smuggle a second request through; `Transfer-Encoding` without `chunked` last, or two
+//! different `Content-Length`s, are answered 400 by hyper itself. The test
+//! `bad_input::content_length_with_transfer_encoding_is_refused_and_nothing_is_smuggled` pins
+//! this.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
+use axum::response::IntoResponse as _;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -32,6 +33,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tower::ServiceExt as _;
+
+use crate::{framing, ApiError};
+
+/// Why a request with both `Content-Length` and `Transfer-Encoding` is refused.
+const AMBIGUOUS: &str = "a request may have Content-Length or Transfer-Encoding, not both";
 
 /// How long requests in flight may take to finish once a stop was asked for.
 const DRAIN: Duration = Duration::from_secs(30);
@@ -142,23 +148,34 @@ pub async fn serve_with_limit(
         let _ = stream.set_nodelay(true);
         let (id, close) = silent.lock().expect("silent connections").add();
         let spoke = Arc::new(AtomicBool::new(false));
+        let marks = framing::Marks::new();
         let service = {
             let silent = silent.clone();
             let spoke = spoke.clone();
-            // Handlers may ask who is calling (the login rate limit does).
-            TowerToHyperService::new(app.clone().map_request(move |mut req: axum::http::Request<Incoming>| {
+            let marks = marks.clone();
+            let app = app.clone();
+            let requests = Arc::new(AtomicU64::new(0));
+            TowerToHyperService::new(tower::service_fn(move |mut req: axum::http::Request<Incoming>| {
                 if !spoke.swap(true, Ordering::Relaxed) {
                     silent.lock().expect("silent connections").conns.remove(&id);
                 }
+                let ambiguous = marks.is_ambiguous(requests.fetch_add(1, Ordering::Relaxed));
+                // Handlers may ask who is calling (the login rate limit does).
                 req.extensions_mut().insert(ConnectInfo(remote));
-                req
+                let app = app.clone();
+                async move {
+                    if ambiguous {
+                        return Ok(ApiError::BadRequest(AMBIGUOUS.to_string()).into_response());
+                    }
+                    app.oneshot(req).await
+                }
             }))
         };
         let builder = builder.clone();
         let silent = silent.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
-            let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+            let mut conn = pin!(builder.serve_connection(TokioIo::new(framing::Watched::new(stream, marks)), service));
             let mut close = pin!(close);
             let mut closable = true;
             let mut stopping = false;

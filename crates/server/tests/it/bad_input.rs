@@ -273,28 +273,42 @@ fn metrics_count_every_dropped_item_and_refused_request_by_reason() {
 /// as RFC 9112 says, and closes the connection after answering, so bytes past the chunked body
 /// are never read as a second request. Pinned here so that a change of HTTP library is noticed.
 #[test]
-fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
+fn content_length_with_transfer_encoding_is_refused_and_nothing_is_smuggled() {
     use std::io::Read;
     let server = Server::start();
     let p = server.create_project("smuggle");
     let event = event_json(1, "chunked");
+    let chunked = format!("{:x}\r\n{event}\r\n0\r\n\r\n", event.len());
+    let head = |framing: &str| {
+        format!("POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: {}\r\n{framing}\r\nConnection: keep-alive\r\n\r\n", p.id, p.auth())
+    };
     let smuggled = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     for (first, second) in [("Content-Length: 5", "Transfer-Encoding: chunked"), ("Transfer-Encoding: chunked", "Content-Length: 5")] {
-        let body = format!("{:x}\r\n{event}\r\n0\r\n\r\n{smuggled}", event.len());
-        let request = format!(
-            "POST /api/{}/store/ HTTP/1.1\r\nHost: x\r\nX-Sentry-Auth: {}\r\n{first}\r\n{second}\r\nConnection: keep-alive\r\n\r\n{body}",
-            p.id,
-            p.auth()
-        );
-        let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).expect("the server closes the connection");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{first}, {second}: {answer}");
-        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{first}, {second}: one answer only: {answer}");
+        // As the first request of a connection, and after a plain chunked one on the same
+        // connection (so the bodies between heads are followed).
+        for before in [String::new(), format!("{}{chunked}", head("Transfer-Encoding: chunked"))] {
+            let request = format!("{before}{}{chunked}{smuggled}", head(&format!("{first}\r\n{second}")));
+            let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            s.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).expect("the server closes the connection");
+            let answers: Vec<&str> = answer.matches("HTTP/1.1 ").collect();
+            let expected = if before.is_empty() { 1 } else { 2 };
+            assert_eq!(answers.len(), expected, "{first}, {second}: no answer to the smuggled request: {answer}");
+            let last = answer.rfind("HTTP/1.1 ").unwrap();
+            assert!(answer[last..].starts_with("HTTP/1.1 400"), "{first}, {second}: {answer}");
+            assert!(answer.contains("Content-Length or Transfer-Encoding, not both"), "{answer}");
+            if !before.is_empty() {
+                assert!(answer.starts_with("HTTP/1.1 200"), "the plain chunked request is served: {answer}");
+            }
+        }
     }
-    assert_eq!(server.groups("smuggle")[0]["title"], "chunked");
+    // Only the two plain chunked requests were stored (the same event id: one issue, one event).
+    let groups = server.groups("smuggle");
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["title"], "chunked");
+    assert_eq!(groups[0]["count"], 1, "{groups:?}");
     // Framing hyper refuses outright.
     for framing in ["Transfer-Encoding: gzip\r\nContent-Length: 2", "Content-Length: 2\r\nContent-Length: 3"] {
         let mut s = std::net::TcpStream::connect(server.addr()).unwrap();
