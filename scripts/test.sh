@@ -9,7 +9,7 @@
 #   - apt: a C compiler, python3 + venv, PostgreSQL server binaries (for the throwaway databases
 #     the tests start), redis-server (the throwaway Redis of the tests of several nodes),
 #     ngircd (the IRC server of the notification tests), prosody (their XMPP
-#     server), chromium and
+#     server), nginx, openssl and systemd-analyze (the tests of dist/), chromium and
 #     chromium-driver (the dashboard tests drive headless Chromium), curl (only to fetch rustup
 #     when cargo is missing);
 #   - Rust through rustup, when there is no cargo, and its clippy component when missing;
@@ -65,6 +65,11 @@ command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || apt_missing+=(ngircd)
 command -v redis-server >/dev/null || apt_missing+=(redis-server)
 # prosody: the XMPP server the XMPP notification tests start on a free port.
 command -v prosody >/dev/null || apt_missing+=(prosody)
+# nginx, openssl and systemd-analyze: the tests of dist/ (the reverse-proxy example is started
+# with a throwaway certificate; the systemd unit is checked by `systemd-analyze verify`).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_missing+=(nginx)
+command -v openssl >/dev/null || apt_missing+=(openssl)
+command -v systemd-analyze >/dev/null || apt_missing+=(systemd)
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v chromedriver >/dev/null || apt_missing+=(chromium-driver)
 command -v node >/dev/null || apt_missing+=(nodejs)

@@ -33,6 +33,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Public base URL used in DSNs and links; `None` means `http://{bind}`. See [`Config::public_url`].
     pub url: Option<String>,
+    /// Reverse proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Directory for the database, the log file and the pid file.
     pub data_dir: PathBuf,
     /// How much the server logs.
@@ -336,6 +338,7 @@ impl Config {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 9000)),
             url: None,
+            trusted_proxies: Vec::new(),
             data_dir: home.join(".sentry").join("data"),
             log_level: LogLevel::Info,
             store: StoreConfig {
@@ -379,6 +382,20 @@ impl Config {
             projects: Default::default(),
         }
     }
+}
+
+/// Addresses and CIDR ranges separated by commas (an address is a range of one); `Err` names
+/// the first part that is neither.
+pub fn parse_networks(text: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<ipnet::IpNet>()
+                .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| part.to_string())
+        })
+        .collect()
 }
 
 /// An address to listen on: `IP:PORT`, or a host name and a port (`localhost:9000`), which is

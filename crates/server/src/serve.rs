@@ -348,7 +348,12 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             shutdown_signal().await;
             dashboard.shutdown();
         };
-        web::serve::serve_with_limit(listener, app, timeout, config.limits.max_connections, stop).await;
+        let options = web::serve::Options {
+            header_timeout: timeout,
+            max_connections: config.limits.max_connections,
+            trusted_proxies: config.trusted_proxies.clone(),
+        };
+        web::serve::serve_with(listener, app, options, stop).await;
         anyhow::Ok(())
     });
     tracing::info!("writing what is still queued");

@@ -42,6 +42,24 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
     }
 }
 
+/// Makes, in `dir`, a throwaway authority (`ca.crt`, `ca.key`) and a server certificate it
+/// signed for `localhost` and `127.0.0.1` (`server.crt`, `server.key`), with the `openssl`
+/// command. Valid for two days.
+pub fn make_certificates(dir: &std::path::Path) {
+    let ssl = |args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(args).current_dir(dir);
+        run_ok(&mut cmd);
+    };
+    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=sentry test authority", "-days", "2"]);
+    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("writing san.ext");
+    ssl(&[
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
+        "-extfile", "san.ext",
+    ]);
+}
+
 /// Runs a command that must succeed.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = run_with_timeout(cmd, Duration::from_secs(120));

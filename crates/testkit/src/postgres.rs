@@ -103,18 +103,7 @@ impl Postgres {
     fn make_certificates(&self) {
         let dir = self.dir.path();
         let data = dir.join("data");
-        let ssl = |args: &[&str]| {
-            let mut cmd = Command::new("openssl");
-            cmd.args(args).current_dir(dir);
-            run_ok(&mut cmd);
-        };
-        ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=sentry test authority", "-days", "2"]);
-        ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
-        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("writing san.ext");
-        ssl(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2",
-            "-extfile", "san.ext",
-        ]);
+        crate::make_certificates(dir);
         for f in ["server.crt", "server.key"] {
             std::fs::copy(dir.join(f), data.join(f)).expect("copying the certificate");
             if self.run_as.is_some() {

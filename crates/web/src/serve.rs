@@ -21,15 +21,18 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
 use axum::response::IntoResponse as _;
+use axum::http::HeaderMap;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch, Semaphore};
 use tower::ServiceExt as _;
@@ -46,12 +49,57 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// a whole request yet is closed to make room (see [`serve_with_limit`]).
 pub const MAX_CONNECTIONS: usize = 10_000;
 
+/// How connections are served.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How long a client has, from the accept and from the end of each answer, to send a
+    /// request's headers.
+    pub header_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Reverse proxies: for a request from one of them, the client's address is the last one
+    /// in `X-Forwarded-For` that is not itself a trusted proxy.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Options {
+    /// `header_timeout`, [`MAX_CONNECTIONS`], no proxy.
+    pub fn new(header_timeout: Duration) -> Options {
+        Options { header_timeout, max_connections: MAX_CONNECTIONS, trusted_proxies: Vec::new() }
+    }
+
+    /// The client's address for a request that came from `peer` with these headers.
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
+        let trusted = |ip: IpAddr| self.trusted_proxies.iter().any(|net| net.contains(&ip));
+        if !trusted(peer.ip()) {
+            return peer;
+        }
+        let mut forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|part| part.trim().parse::<IpAddr>())
+            .collect::<Vec<_>>();
+        // From the nearest hop back: the first address no trusted proxy wrote for itself.
+        let mut client = None;
+        while let Some(hop) = forwarded.pop() {
+            match hop {
+                Ok(ip) if trusted(ip) => client = Some(ip),
+                Ok(ip) => return SocketAddr::new(ip, 0),
+                Err(_) => break,
+            }
+        }
+        client.map_or(peer, |ip| SocketAddr::new(ip, 0))
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets the
 /// requests in flight finish (up to 30 s), and returns. A client gets `header_timeout` from
 /// the accept (and from the end of each answer) to send a request's headers; at most
 /// [`MAX_CONNECTIONS`] connections are open at once.
 pub async fn serve(listener: TcpListener, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>) {
-    serve_with_limit(listener, app, header_timeout, MAX_CONNECTIONS, shutdown).await;
+    serve_with(listener, app, Options::new(header_timeout), shutdown).await;
 }
 
 /// The open connections that have not sent a whole request head yet, by accept order: the
@@ -83,19 +131,15 @@ impl Silent {
     }
 }
 
-/// [`serve`] with at most `max_connections` open at once. When the cap is reached, the oldest
+/// [`serve`] with `options`. When `options.max_connections` is reached, the oldest
 /// connection that has not yet sent a whole request head is closed to make room, so silent or
 /// slow sockets can't keep a real client (a health check) waiting in the listen queue; only
 /// when every open connection has sent a request does a new one wait until one closes.
-pub async fn serve_with_limit(
-    listener: TcpListener,
-    app: Router,
-    header_timeout: Duration,
-    max_connections: usize,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve_with(listener: TcpListener, app: Router, options: Options, shutdown: impl Future<Output = ()>) {
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder.timer(TokioTimer::new()).header_read_timeout(options.header_timeout);
+    let options = Arc::new(options);
+    let max_connections = options.max_connections;
     let builder = Arc::new(builder);
     let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let open = Arc::new(Semaphore::new(max_connections));
@@ -155,13 +199,15 @@ pub async fn serve_with_limit(
             let marks = marks.clone();
             let app = app.clone();
             let requests = Arc::new(AtomicU64::new(0));
+            let options = options.clone();
             TowerToHyperService::new(tower::service_fn(move |mut req: axum::http::Request<Incoming>| {
                 if !spoke.swap(true, Ordering::Relaxed) {
                     silent.lock().expect("silent connections").conns.remove(&id);
                 }
                 let ambiguous = marks.is_ambiguous(requests.fetch_add(1, Ordering::Relaxed));
                 // Handlers may ask who is calling (the login rate limit does).
-                req.extensions_mut().insert(ConnectInfo(remote));
+                let client = options.client(remote, req.headers());
+                req.extensions_mut().insert(ConnectInfo(client));
                 let app = app.clone();
                 async move {
                     if ambiguous {
@@ -219,6 +265,31 @@ pub async fn serve_with_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_behind_trusted_proxies_is_the_last_untrusted_forwarded_address() {
+        let options = Options { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()], ..Options::new(Duration::from_secs(1)) };
+        let peer = |ip: &str| SocketAddr::new(ip.parse().unwrap(), 4000);
+        let forwarded = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        let client = |from: &str, values: &[&str]| options.client(peer(from), &forwarded(values)).ip().to_string();
+        // Through the proxy: the address it saw, not what the client claimed before it.
+        assert_eq!(client("127.0.0.1", &["6.6.6.6, 203.0.113.7"]), "203.0.113.7");
+        // Two proxies, one header line each.
+        assert_eq!(client("127.0.0.1", &["203.0.113.7", "10.1.2.3"]), "203.0.113.7");
+        // Not through a trusted proxy: the header is ignored.
+        assert_eq!(client("198.51.100.1", &["203.0.113.7"]), "198.51.100.1");
+        // Nothing forwarded, or nonsense: the proxy itself.
+        assert_eq!(client("127.0.0.1", &[]), "127.0.0.1");
+        assert_eq!(client("127.0.0.1", &["not an address"]), "127.0.0.1");
+        // Only proxies: the farthest of them.
+        assert_eq!(client("127.0.0.1", &["10.9.9.9"]), "10.9.9.9");
+    }
     use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::time::Instant;
@@ -233,7 +304,8 @@ mod tests {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
-                serve_with_limit(listener, app, timeout, max, async {
+                let options = Options { max_connections: max, ..Options::new(timeout) };
+                serve_with(listener, app, options, async {
                     let _ = stop_rx.await;
                 })
                 .await;

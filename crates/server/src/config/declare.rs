@@ -41,6 +41,8 @@ pub(super) enum Kind {
         names: &'static [&'static str],
         later: &'static [&'static str],
     },
+    /// Addresses or CIDR ranges, separated by commas.
+    Networks { example: &'static str },
     /// A whole number in `min..=max`; `unit` is said in messages ("bytes", "days", or "").
     Number {
         unit: &'static str,
@@ -141,6 +143,28 @@ pub(super) const KEYS: &[Key] = &[
                Unset, it is http:// followed by `bind`.",
         set: |c, v| c.url = v.text(),
         get: |c| c.url.clone().map_or(Parsed::Unset, Parsed::Text),
+    },
+    Key {
+        section: "",
+        name: "trusted_proxies",
+        kind: Kind::Networks {
+            example: "127.0.0.1, 10.0.0.0/8",
+        },
+        optional: true,
+        help: "The reverse proxies in front of the server (addresses or ranges, separated by commas). \
+               For a request from one of them, the client's address is read from X-Forwarded-For, so \
+               that login limits count each person's address rather than the proxy's. \
+               Unset, X-Forwarded-For is ignored: set it only when a proxy is in front.",
+        set: |c, v| c.trusted_proxies = v.text().map(|t| super::parse_networks(&t).unwrap_or_default()).unwrap_or_default(),
+        get: |c| {
+            if c.trusted_proxies.is_empty() {
+                Parsed::Unset
+            } else {
+                // A range of one address is written as the address, as it was given.
+                let text = |n: &ipnet::IpNet| if n.prefix_len() == n.max_prefix_len() { n.addr().to_string() } else { n.to_string() };
+                Parsed::Text(c.trusted_proxies.iter().map(text).collect::<Vec<_>>().join(", "))
+            }
+        },
     },
     Key {
         section: "",

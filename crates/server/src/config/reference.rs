@@ -88,7 +88,7 @@ fn comment(out: &mut String, text: &str) {
 /// An example for an optional key, shown commented out.
 fn example(kind: &Kind) -> &'static str {
     match kind {
-        Kind::Url { example, .. } | Kind::Path { example } => example,
+        Kind::Url { example, .. } | Kind::Path { example } | Kind::Networks { example } => example,
         Kind::Address => "127.0.0.1:9000",
         Kind::Choice { names, .. } => names[0],
         Kind::Number { .. } => "0",

@@ -155,7 +155,7 @@ fn unknown_top_level_key_points_to_its_section() {
         message,
         format!(
             "{FILE}:2: unknown key `max_event_bytes` at the top of the file; valid keys there \
-             are: bind, url, data_dir, log_level; the other keys go in the sections [store], \
+             are: bind, url, trusted_proxies, data_dir, log_level; the other keys go in the sections [store], \
              [redis], [limits], [ingest], [rate_limits], [retention], [notify], [projects.<slug>], \
              [plugins.<name>], [[rules]] (`max_event_bytes` belongs in [limits])"
         )
@@ -328,6 +328,7 @@ fn every_key_can_be_set_through_its_variable() {
             (Kind::Address, _) => "10.0.0.1:1".to_string(),
             (Kind::Url { example, .. }, _) => example.to_string(),
             (Kind::Path { .. }, _) => "/srv/x".to_string(),
+            (Kind::Networks { example }, _) => example.to_string(),
             (Kind::Choice { names, later }, Parsed::Choice(i)) => {
                 let other = names
                     .iter()
@@ -439,4 +440,14 @@ fn a_logged_url_shows_no_password() {
     use super::without_password;
     assert_eq!(without_password("postgres://sentry:s3cret@db:5432/sentry"), "postgres://sentry:***@db:5432/sentry");
     assert_eq!(without_password("postgres://sentry@db/sentry"), "postgres://sentry@db/sentry");
+}
+
+#[test]
+fn trusted_proxies_are_addresses_or_ranges() {
+    let message = error("trusted_proxies = \"10.0.0.0/8, nonsense\"\n", 1);
+    assert!(message.contains("`nonsense` is not an address or a range"), "{message}");
+    assert!(message.contains("for example \"127.0.0.1, 10.0.0.0/8\""), "{message}");
+    let nets = super::parse_networks("127.0.0.1, 10.0.0.0/8,::1").unwrap();
+    assert_eq!(nets.len(), 3);
+    assert!(nets[1].contains(&"10.1.2.3".parse::<std::net::IpAddr>().unwrap()));
 }

@@ -94,6 +94,12 @@ impl Kind {
                     )))
                 }
             }
+            Kind::Networks { example } => match super::parse_networks(text) {
+                Ok(_) => Ok(Parsed::Text(text.to_string())),
+                Err(bad) => Err(Problem::Invalid(format!(
+                    "`{bad}` is not an address or a range; write addresses or CIDR ranges separated by commas, for example \"{example}\""
+                ))),
+            },
             Kind::Number { .. } => unreachable!("numbers are read above"),
         }
     }
@@ -106,6 +112,9 @@ impl Kind {
             }
             Kind::Url { example, .. } => format!("a URL in quotes (for example \"{example}\")"),
             Kind::Path { example } => format!("a path in quotes (for example \"{example}\")"),
+            Kind::Networks { example } => {
+                format!("addresses or ranges in quotes, separated by commas (for example \"{example}\")")
+            }
             Kind::Choice { names, later } => {
                 let quoted: Vec<String> = valid_choices(names, later)
                     .iter()

@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod corpus;
 mod dashboard;
+mod dist;
 mod durability;
 mod first_hour;
 mod housekeeping;
