@@ -171,3 +171,34 @@ fn a_day_dropped_by_retention_is_made_again_for_a_late_event() {
     assert_eq!(store.event_count(p.id).unwrap(), 2);
     w.shutdown();
 }
+
+/// `migrate-store` keeps which grouping hash each event of a merged group came with, so a
+/// group merged on SQLite can be unmerged on PostgreSQL, with exact counts.
+#[test]
+fn a_group_merged_on_sqlite_unmerges_on_postgresql_after_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sentry.db");
+    let (a, b) = {
+        let sqlite = store::sqlite::SqliteStore::open(&path).unwrap();
+        let (p, _) = sqlite.create_project("p").unwrap();
+        let w = sqlite.start_writer(100).unwrap();
+        let events: Vec<NewEvent> = (0..5).map(|n| event(p.id, n, if n < 3 { "ha" } else { "hb" }, 1_700_000_000.0 + f64::from(n))).collect();
+        w.write(events, ItemCounts::default()).unwrap().wait_blocking().unwrap();
+        w.shutdown();
+        let page = sqlite.stream(&StreamQuery::new(p.id, 1_800_000_000.0)).unwrap();
+        let id = |title: &str| page.rows.iter().find(|r| r.group.title == title).unwrap().group.id;
+        let (a, b) = (id("title ha"), id("title hb"));
+        store::Triage::merge_groups(&sqlite, a, &[b], None).unwrap();
+        (a, b)
+    };
+    let pg = testkit::Postgres::shared();
+    let url = pg.fresh_database();
+    store::migrate_sqlite_to_postgres(&path, &url, &mut |_| {}).unwrap();
+    let store = PgStore::open(&url).unwrap();
+    assert_eq!(store.group(a).unwrap().unwrap().count, 5);
+    assert!(store.group(b).unwrap().is_none(), "the merged group is gone");
+    let back = store::Triage::unmerge(&store, a, "hb", None).unwrap();
+    assert_eq!(store.group(a).unwrap().unwrap().count, 3);
+    assert_eq!(store.group(back).unwrap().unwrap().count, 2);
+    assert_eq!(store.group_events(back, None, 10).unwrap().len(), 2);
+}

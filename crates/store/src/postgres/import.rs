@@ -189,8 +189,9 @@ async fn insert_events(
     c: &mut deadpool_postgres::Object,
     days: &mut HashSet<i64>,
     zstd: &mut zstd::bulk::Compressor<'static>,
-    events: Vec<EventRow>,
+    events: Vec<(EventRow, Option<String>)>,
 ) -> Result<()> {
+    let (events, hashes): (Vec<EventRow>, Vec<Option<String>>) = events.into_iter().unzip();
     let wanted: HashSet<i64> = events.iter().map(|e| day_of(e.received)).collect();
     ensure_days(c, days, wanted).await?;
     let mut blobs = Vec::with_capacity(events.len());
@@ -214,9 +215,9 @@ async fn insert_events(
     )
     .await?;
     tx.execute(
-        "INSERT INTO events (id, project_id, event_id, group_id, kind, timestamp, received, level, title, time_spent, payload, tags_len)
+        "INSERT INTO events (id, project_id, event_id, group_id, kind, timestamp, received, level, title, time_spent, payload, tags_len, hash)
          SELECT * FROM unnest($1::int8[], $2::int8[], $3::bytea[], $4::int8[], $5::text[], $6::float8[], $7::float8[], $8::text[],
-                              $9::text[], $10::float8[], $11::bytea[], $12::int8[])",
+                              $9::text[], $10::float8[], $11::bytea[], $12::int8[], $13::text[])",
         &[
             &events.iter().map(|e| e.position).collect::<Vec<i64>>(),
             &projects,
@@ -230,6 +231,7 @@ async fn insert_events(
             &events.iter().map(|e| e.time_spent).collect::<Vec<Option<f64>>>(),
             &blobs,
             &tags_lens,
+            &hashes,
         ],
     )
     .await?;

@@ -236,8 +236,9 @@ impl SqliteStore {
         Ok(conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))?.max(0) as u64)
     }
 
-    /// Events with a position (row id) after `after`, oldest first, decompressed, in chunks.
-    pub(crate) fn export_events(&self, after: i64, chunk: usize, f: &mut dyn FnMut(Vec<crate::EventRow>) -> Result<()>) -> Result<()> {
+    /// Events with a position (row id) after `after`, oldest first, decompressed, in chunks,
+    /// each with its own grouping hash when it has one (an event of a merged group).
+    pub(crate) fn export_events(&self, after: i64, chunk: usize, f: &mut dyn FnMut(Vec<(crate::EventRow, Option<String>)>) -> Result<()>) -> Result<()> {
         let conn = self.conn()?;
         let mut after = after;
         loop {
@@ -252,8 +253,19 @@ impl SqliteStore {
                 return Ok(());
             }
             let events: Vec<crate::EventRow> = raws.into_iter().map(|raw| self.finish_event(&conn, raw)).collect();
-            after = events.last().map(|e| e.position).unwrap_or(after);
-            f(events)?;
+            let (first, last) = (events.first().map_or(after, |e| e.position), events.last().map_or(after, |e| e.position));
+            let mut hashes: std::collections::HashMap<i64, String> = {
+                let mut st = conn.prepare_cached("SELECT id, hash FROM events WHERE id BETWEEN ?1 AND ?2 AND hash IS NOT NULL")?;
+                st.query_map(rusqlite::params![first, last], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+            };
+            after = last;
+            f(events
+                .into_iter()
+                .map(|e| {
+                    let hash = hashes.remove(&e.position);
+                    (e, hash)
+                })
+                .collect())?;
         }
     }
 }
