@@ -330,6 +330,13 @@ pub trait Triage: Send + Sync {
     /// from now on). Groups already in that status (with no new snooze) are left alone.
     /// Returns how many changed; an unknown group is `NotFound`.
     fn change_status(&self, groups: &[GroupId], status: GroupStatus, snooze: &crate::Snooze, actor: Option<UserId>) -> Result<usize>;
+    /// Resolves groups (at most [`crate::BULK_CHUNK`]) in a release (see
+    /// [`crate::ReleaseResolution::of`]): a later event of an older release leaves each resolved, one
+    /// of that release or a newer one (or of no release) is a regression. On each timeline
+    /// with `actor`. Returns how many changed; an unknown group is `NotFound`.
+    fn resolve_in_release(&self, groups: &[GroupId], target: &crate::InRelease, actor: Option<UserId>) -> Result<usize>;
+    /// A group's resolution in a release, while it is resolved in one.
+    fn resolution(&self, group: GroupId) -> Result<Option<crate::ReleaseResolution>>;
     /// Adds a comment to a group's timeline, with the members it mentions (to notify them).
     fn add_note(&self, group: GroupId, actor: UserId, text: &str, mentions: &[UserId]) -> Result<Activity>;
     /// Brings back ignored groups whose snooze time is over at `now` (with the reason on their

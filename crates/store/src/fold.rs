@@ -78,6 +78,9 @@ pub struct GroupState {
     /// The batch brought it back from a snooze, and why ([`WAKE_UNTIL`], [`WAKE_COUNT`]): its
     /// snooze is cleared.
     pub woke: Option<&'static str>,
+    /// While resolved in a release: the (older) releases whose events leave it resolved
+    /// ([`crate::ReleaseResolution::keeps`]).
+    pub keeps: Vec<String>,
 }
 
 /// Why an ignored group came back by itself: its time is over, it was seen the number of
@@ -217,7 +220,10 @@ pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(
             };
             let g = &mut plan.groups[slot];
             let mut regression = false;
-            if g.status == GroupStatus::Resolved {
+            if g.status == GroupStatus::Resolved && keeps_resolved(g, ev) {
+                // An event of a release older than the one it was resolved in.
+            } else if g.status == GroupStatus::Resolved {
+                g.keeps.clear();
                 g.status = GroupStatus::Unresolved;
                 g.reopened = true;
                 regression = true;
@@ -254,6 +260,12 @@ pub fn fold<'a>(batch: &Batch<'a>, existing: Vec<GroupState>, stored: &HashSet<(
     plan
 }
 
+/// Whether `ev`, in a group resolved in a release, is of one of the older releases that leave it
+/// resolved. An event of no release is not.
+fn keeps_resolved(g: &GroupState, ev: &NewEvent) -> bool {
+    !g.keeps.is_empty() && ev.tags.iter().find(|(k, _)| k == "release").is_some_and(|(_, v)| g.keeps.contains(v))
+}
+
 fn new_group_state(ev: &NewEvent, ts: f64) -> GroupState {
     GroupState {
         id: None,
@@ -281,6 +293,7 @@ fn new_group_state(ev: &NewEvent, ts: f64) -> GroupState {
         snooze_until: None,
         snooze_count: None,
         woke: None,
+        keeps: Vec::new(),
     }
 }
 
@@ -453,6 +466,33 @@ mod tests {
         let only_dup = [ev(2, "z", 1000.0, 1000.0)];
         let plan = plan_of(&only_dup, &counts, vec![], &[(P, EventId([2; 16]))]);
         assert!(plan.groups.is_empty() && plan.activity.is_empty() && plan.deltas.group_tags.is_empty());
+    }
+
+    #[test]
+    fn a_group_resolved_in_a_release_comes_back_only_for_a_newer_one() {
+        let of = |n: u8, release: Option<&str>| {
+            let mut e = ev(n, "a", 600.0 + f64::from(n), 600.0 + f64::from(n));
+            e.tags.extend(release.map(|r| ("release".to_string(), r.to_string())));
+            e
+        };
+        let counts = ItemCounts::default();
+        let resolved = || GroupState { keeps: vec!["1.0".into(), "0.9".into()], ..stored_group(4, "a", GroupStatus::Resolved) };
+        // Older releases: counted, still resolved.
+        let older = [of(1, Some("1.0")), of(2, Some("0.9"))];
+        let plan = plan_of(&older, &counts, vec![resolved()], &[]);
+        assert!(plan.planned[0].iter().all(|p| *p == Planned::Stored { group: 0, new_group: false, regression: false }));
+        assert_eq!(plan.groups[0].status, GroupStatus::Resolved);
+        assert_eq!(plan.groups[0].times_seen, 7);
+        assert!(plan.activity.is_empty() && !plan.groups[0].reopened);
+        // A newer release, or no release: a regression, and the resolution is over.
+        for newer in [of(3, Some("1.1")), of(4, None)] {
+            let events = [newer, of(5, Some("1.0"))];
+            let plan = plan_of(&events, &counts, vec![resolved()], &[]);
+            assert_eq!(plan.planned[0][0], Planned::Stored { group: 0, new_group: false, regression: true });
+            assert_eq!(plan.planned[0][1], Planned::Stored { group: 0, new_group: false, regression: false });
+            assert!(plan.groups[0].reopened && plan.groups[0].keeps.is_empty());
+            assert_eq!(plan.groups[0].status, GroupStatus::Unresolved);
+        }
     }
 
     #[test]

@@ -104,3 +104,122 @@ pub(crate) const COUNTERS: [(&str, &str); 4] =
 
 /// Events recounted per read.
 pub(crate) const RECOUNT_CHUNK: i64 = 1000;
+
+/// Which release fixes a group that is resolved "in a release": a later event of an older
+/// release is then not a regression, one of that release or a newer one is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InRelease {
+    /// The release after the newest one seen now (Sentry's "resolved in the next release").
+    Next,
+    /// This release (Sentry's "resolved in release X").
+    Named(String),
+}
+
+/// At most this many older releases are remembered for one resolution (the newest ones): an
+/// event of an even older release brings the group back.
+pub const MAX_KEPT_RELEASES: usize = 1000;
+
+/// A group's resolution in a release, as stored with it (JSON).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReleaseResolution {
+    /// The release named (`None`: the next one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// For the next release: the newest release seen when it was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// The releases whose events leave it resolved: the older ones.
+    #[serde(default)]
+    pub keeps: Vec<String>,
+}
+
+impl ReleaseResolution {
+    /// The resolution of `target`, knowing the releases the project has seen (or has made
+    /// through the API), each with when it was first seen. A release is older than the named
+    /// one when both are semantic versions (after an optional `package@`) and it is lower, or
+    /// else when it was first seen before the named one; when the named release has not been
+    /// seen yet, every release seen so far is older.
+    pub fn of(seen: &[(String, f64)], target: &InRelease) -> ReleaseResolution {
+        let mut seen: Vec<&(String, f64)> = seen.iter().collect();
+        seen.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(&a.0)));
+        seen.dedup_by(|a, b| a.0 == b.0);
+        let mut resolution = match target {
+            InRelease::Next => ReleaseResolution {
+                release: None,
+                after: seen.first().map(|r| r.0.clone()),
+                keeps: seen.iter().map(|r| r.0.clone()).collect(),
+            },
+            InRelease::Named(name) => {
+                let at = seen.iter().find(|r| &r.0 == name).map(|r| r.1);
+                let older = |r: &&&(String, f64)| {
+                    if r.0 == *name {
+                        return false;
+                    }
+                    match (version(&r.0), version(name)) {
+                        (Some(v), Some(n)) => v < n,
+                        _ => at.is_none_or(|at| r.1 < at),
+                    }
+                };
+                ReleaseResolution { release: Some(name.clone()), after: None, keeps: seen.iter().filter(older).map(|r| r.0.clone()).collect() }
+            }
+        };
+        resolution.keeps.truncate(MAX_KEPT_RELEASES);
+        resolution
+    }
+
+    /// The `data` of the `resolved` activity row, in Sentry's words.
+    pub fn activity_data(&self) -> String {
+        match &self.release {
+            Some(r) => serde_json::json!({ "inRelease": r }),
+            None => serde_json::json!({ "inNextRelease": true, "after": self.after }),
+        }
+        .to_string()
+    }
+
+    /// Read back from its stored JSON (nothing for a column left empty or unreadable).
+    pub fn parse(stored: Option<&str>) -> Option<ReleaseResolution> {
+        stored.and_then(|s| serde_json::from_str(s).ok())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A release's semantic version, after an optional `package@` (`shop@1.2.3` → 1.2.3).
+fn version(release: &str) -> Option<semver::Version> {
+    let v = release.rsplit_once('@').map_or(release, |(_, v)| v);
+    semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(list: &[(&str, f64)]) -> Vec<(String, f64)> {
+        list.iter().map(|(n, t)| (n.to_string(), *t)).collect()
+    }
+
+    #[test]
+    fn the_next_release_keeps_every_release_seen_so_far() {
+        let r = ReleaseResolution::of(&seen(&[("a1b2", 10.0), ("c3d4", 20.0), ("a1b2", 5.0)]), &InRelease::Next);
+        assert_eq!(r.after.as_deref(), Some("c3d4"));
+        assert_eq!(r.keeps, ["c3d4", "a1b2"]);
+        assert_eq!(ReleaseResolution::parse(Some(&r.to_json())), Some(r));
+        assert_eq!(ReleaseResolution::of(&[], &InRelease::Next), ReleaseResolution::default());
+    }
+
+    #[test]
+    fn a_named_release_keeps_the_older_ones_by_version_or_else_by_date() {
+        // Versions: 1.10.0 is newer than 1.9.0 whenever each was first seen.
+        let s = seen(&[("shop@1.9.0", 30.0), ("shop@1.10.0", 20.0), ("shop@1.2.3", 40.0), ("shop@2.0.0", 10.0)]);
+        let r = ReleaseResolution::of(&s, &InRelease::Named("shop@1.10.0".into()));
+        assert_eq!(r.keeps, ["shop@1.2.3", "shop@1.9.0"]);
+        assert_eq!(r.activity_data(), r#"{"inRelease":"shop@1.10.0"}"#);
+        // Not versions: by when they were first seen.
+        let s = seen(&[("a1", 10.0), ("b2", 20.0), ("c3", 30.0)]);
+        assert_eq!(ReleaseResolution::of(&s, &InRelease::Named("b2".into())).keeps, ["a1"]);
+        // Not seen yet: everything seen is older.
+        assert_eq!(ReleaseResolution::of(&s, &InRelease::Named("d4".into())).keeps, ["c3", "b2", "a1"]);
+    }
+}

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("schema_3_releases.sql")),
     (4, include_str!("schema_4_assignees.sql")),
     (5, include_str!("schema_5_triage.sql")),
+    (9, include_str!("schema_9_resolution.sql")),
 ];
 
 /// The advisory lock taken while migrating (any number, the same in every node).

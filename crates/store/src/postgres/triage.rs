@@ -16,7 +16,7 @@ use crate::{
 /// The advisory lock between merges and the writers.
 pub(super) const MERGE_LOCK: i64 = 0x5e47_0002;
 
-use crate::triage::{COUNTERS, RECOUNT_CHUNK};
+use crate::triage::{InRelease, ReleaseResolution, COUNTERS, RECOUNT_CHUNK};
 
 async fn insert_activity(
     tx: &impl GenericClient,
@@ -103,6 +103,7 @@ async fn recount(tx: &Transaction<'_>, id: GroupId) -> Result<()> {
         snooze_until: None,
         snooze_count: None,
         woke: None,
+        keeps: Vec::new(),
         reopened: false,
         touched: true,
     };
@@ -165,7 +166,7 @@ impl crate::Triage for PgStore {
                 };
                 tx.execute(
                     "UPDATE groups SET status = $2::bigint, resolved_at = CASE WHEN $2::bigint = 1 THEN $3::float8 ELSE NULL END,
-                            snooze_until = $4, snooze_count = $5, snooze_users = $6
+                            snooze_until = $4, snooze_count = $5, snooze_users = $6, resolution = NULL
                      WHERE id = $1",
                     &[&g.0, &status.code(), &t, &snooze.until, &snooze.count.map(|n| times_seen + n as i64), &users],
                 )
@@ -175,6 +176,49 @@ impl crate::Triage for PgStore {
             }
             tx.commit().await?;
             Ok(changed)
+        })
+    }
+
+    fn resolve_in_release(&self, groups: &[GroupId], target: &InRelease, actor: Option<UserId>) -> Result<usize> {
+        crate::triage::check_bulk(groups)?;
+        self.with(async |c| {
+            let tx = c.transaction().await?;
+            let t = now();
+            let mut seen: std::collections::HashMap<ProjectId, Vec<(String, f64)>> = std::collections::HashMap::new();
+            for &g in groups {
+                let (project, _) = project_of(&tx, g).await?;
+                if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(project) {
+                    let rows = tx
+                        .query(
+                            "SELECT t.value, MIN(t.first_seen) FROM group_tags t JOIN groups g ON g.id = t.group_id
+                 WHERE g.project_id = $1 AND t.key = 'release' GROUP BY t.value
+                 UNION ALL
+                 SELECT r.version, r.created_at FROM releases r JOIN release_projects rp ON rp.release_id = r.id
+                 WHERE rp.project_id = $1",
+                            &[&project.0],
+                        )
+                        .await?;
+                    slot.insert(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+                }
+                let resolution = ReleaseResolution::of(&seen[&project], target);
+                tx.execute(
+                    "UPDATE groups SET status = 1, resolved_at = $2, snooze_until = NULL, snooze_count = NULL, snooze_users = NULL,
+                            resolution = $3
+                     WHERE id = $1",
+                    &[&g.0, &t, &resolution.to_json()],
+                )
+                .await?;
+                insert_activity(&tx, g, crate::ACTIVITY_RESOLVED, t, actor, Some(resolution.activity_data())).await?;
+            }
+            tx.commit().await?;
+            Ok(groups.len())
+        })
+    }
+
+    fn resolution(&self, group: GroupId) -> Result<Option<ReleaseResolution>> {
+        self.with(async |c| {
+            let row = c.query_opt("SELECT resolution FROM groups WHERE id = $1 AND status = 1", &[&group.0]).await?;
+            Ok(ReleaseResolution::parse(row.and_then(|r| r.get::<_, Option<String>>(0)).as_deref()))
         })
     }
 

@@ -141,7 +141,7 @@ async fn load_groups(tx: &Transaction<'_>, batch: &Batch<'_>) -> Result<Vec<Grou
         .prepare_cached(
             "SELECT g.id, g.project_id, g.hash, g.status, g.times_seen, g.first_seen, g.last_seen, g.ts_count, g.ts_sum,
                     g.ts_min, g.ts_max, g.last_event_id, g.title, g.culprit, g.level, g.logger, g.components, g.kind, g.priority,
-                    g.snooze_until, g.snooze_count, k.hash
+                    g.snooze_until, g.snooze_count, k.hash, g.resolution
              FROM unnest($1::bigint[], $2::text[]) AS k(project_id, hash)
              JOIN groups g ON g.id = COALESCE(
                 (SELECT o.id FROM groups o WHERE o.project_id = k.project_id AND o.hash = k.hash),
@@ -187,6 +187,7 @@ async fn load_groups(tx: &Transaction<'_>, batch: &Batch<'_>) -> Result<Vec<Grou
             reopened: false,
             touched: false,
             woke: None,
+            keeps: crate::ReleaseResolution::parse(r.get::<_, Option<String>>(22).as_deref()).map(|r| r.keeps).unwrap_or_default(),
         });
     }
     Ok(out)
@@ -244,6 +245,7 @@ pub(super) async fn write_groups(tx: &Transaction<'_>, plan: &Plan<'_>) -> Resul
                         ts_min = u.ts_min, ts_max = u.ts_max, last_event_id = u.last_event_id, title = u.title,
                         culprit = u.culprit, level = u.level, logger = u.logger, components = u.components,
                         resolved_at = CASE WHEN u.reopened THEN NULL ELSE g.resolved_at END,
+                        resolution = CASE WHEN u.reopened THEN NULL ELSE g.resolution END,
                         snooze_until = CASE WHEN u.woke THEN NULL ELSE g.snooze_until END,
                         snooze_count = CASE WHEN u.woke THEN NULL ELSE g.snooze_count END,
                         snooze_users = CASE WHEN u.woke THEN NULL ELSE g.snooze_users END

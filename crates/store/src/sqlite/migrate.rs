@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("schema_10_items.sql")),
     (11, include_str!("schema_11_assignees.sql")),
     (12, include_str!("schema_12_triage.sql")),
+    (16, include_str!("schema_16_resolution.sql")),
 ];
 
 pub fn latest_version() -> i64 {

@@ -12,7 +12,7 @@ use crate::{
     ACTIVITY_MERGE, ACTIVITY_NOTE, ACTIVITY_UNIGNORED, ACTIVITY_UNMERGE, BULK_CHUNK,
 };
 
-use crate::triage::{COUNTERS, RECOUNT_CHUNK};
+use crate::triage::{InRelease, ReleaseResolution, COUNTERS, RECOUNT_CHUNK};
 
 fn insert_activity(tx: &Connection, group: GroupId, kind: &str, at: f64, actor: Option<UserId>, data: Option<String>) -> rusqlite::Result<i64> {
     tx.execute(
@@ -85,6 +85,7 @@ impl SqliteStore {
                 snooze_until: None,
                 snooze_count: None,
                 woke: None,
+                keeps: Vec::new(),
                 reopened: false,
                 touched: true,
             })
@@ -145,7 +146,7 @@ impl crate::Triage for SqliteStore {
             };
             tx.execute(
                 "UPDATE groups SET status = ?2, resolved_at = CASE WHEN ?2 = 1 THEN ?3 ELSE NULL END,
-                        snooze_until = ?4, snooze_count = ?5, snooze_users = ?6
+                        snooze_until = ?4, snooze_count = ?5, snooze_users = ?6, resolution = NULL
                  WHERE id = ?1",
                 params![g.0, status.code(), t, snooze.until, snooze.count.map(|n| times_seen + n as i64), users],
             )?;
@@ -154,6 +155,45 @@ impl crate::Triage for SqliteStore {
         }
         tx.commit()?;
         Ok(changed)
+    }
+
+    fn resolve_in_release(&self, groups: &[GroupId], target: &InRelease, actor: Option<UserId>) -> Result<usize> {
+        crate::triage::check_bulk(groups)?;
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let t = now();
+        let mut seen: std::collections::HashMap<ProjectId, Vec<(String, f64)>> = std::collections::HashMap::new();
+        for &g in groups {
+            let (project, _) = project_of(&tx, g)?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(project) {
+                let mut st = tx.prepare_cached(
+                    "SELECT t.value, MIN(t.first_seen) FROM group_tags t JOIN groups g ON g.id = t.group_id
+                 WHERE g.project_id = ?1 AND t.key = 'release' GROUP BY t.value
+                 UNION ALL
+                 SELECT r.version, r.created_at FROM releases r JOIN release_projects rp ON rp.release_id = r.id
+                 WHERE rp.project_id = ?1",
+                )?;
+                let releases = st.query_map([project.0], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                slot.insert(releases);
+            }
+            let resolution = ReleaseResolution::of(&seen[&project], target);
+            tx.execute(
+                "UPDATE groups SET status = 1, resolved_at = ?2, snooze_until = NULL, snooze_count = NULL, snooze_users = NULL,
+                        resolution = ?3
+                 WHERE id = ?1",
+                params![g.0, t, resolution.to_json()],
+            )?;
+            insert_activity(&tx, g, crate::ACTIVITY_RESOLVED, t, actor, Some(resolution.activity_data()))?;
+        }
+        tx.commit()?;
+        Ok(groups.len())
+    }
+
+    fn resolution(&self, group: GroupId) -> Result<Option<ReleaseResolution>> {
+        let conn = self.conn()?;
+        let stored: Option<Option<String>> =
+            conn.query_row("SELECT resolution FROM groups WHERE id = ?1 AND status = 1", [group.0], |r| r.get(0)).optional()?;
+        Ok(ReleaseResolution::parse(stored.flatten().as_deref()))
     }
 
     fn add_note(&self, group: GroupId, actor: UserId, text: &str, mentions: &[UserId]) -> Result<Activity> {

@@ -97,7 +97,8 @@ fn write_marks(tx: &Connection, marks: &[SpoolMark]) -> rusqlite::Result<()> {
 fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<GroupState>> {
     let mut st = tx.prepare_cached(
         "SELECT id, status, times_seen, first_seen, last_seen, ts_count, ts_sum, ts_min, ts_max,
-                last_event_id, title, culprit, level, logger, components, kind, priority, hash, snooze_until, snooze_count
+                last_event_id, title, culprit, level, logger, components, kind, priority, hash, snooze_until, snooze_count,
+                resolution
          FROM groups WHERE id = COALESCE(
             (SELECT id FROM groups WHERE project_id = ?1 AND hash = ?2),
             (SELECT group_id FROM group_hashes WHERE project_id = ?1 AND hash = ?2))",
@@ -140,6 +141,7 @@ fn load_groups(tx: &Connection, batch: &Batch<'_>) -> rusqlite::Result<Vec<Group
                 reopened: false,
                 touched: false,
                 woke: None,
+                keeps: crate::ReleaseResolution::parse(r.get::<_, Option<String>>(20)?.as_deref()).map(|r| r.keeps).unwrap_or_default(),
             });
         }
     }
@@ -158,6 +160,7 @@ pub(super) fn write_groups(tx: &Connection, plan: &Plan<'_>) -> rusqlite::Result
                 ts_count = ?7, ts_sum = ?8, ts_min = ?9, ts_max = ?10, last_event_id = ?11,
                 title = ?12, culprit = ?13, level = ?14, logger = ?15, components = ?16,
                 resolved_at = CASE WHEN ?17 THEN NULL ELSE resolved_at END,
+                resolution = CASE WHEN ?17 THEN NULL ELSE resolution END,
                 snooze_until = CASE WHEN ?18 THEN NULL ELSE snooze_until END,
                 snooze_count = CASE WHEN ?18 THEN NULL ELSE snooze_count END,
                 snooze_users = CASE WHEN ?18 THEN NULL ELSE snooze_users END

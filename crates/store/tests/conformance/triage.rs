@@ -15,7 +15,8 @@ macro_rules! triage {
             triage!(@tests comments_and_status_changes_are_on_the_timeline_with_who,
                 a_snoozed_issue_comes_back_after_its_events_its_users_or_its_time,
                 merge_and_unmerge_keep_every_event_once_with_counts_equal_to_the_events,
-                deleting_issues_deletes_their_events);
+                deleting_issues_deletes_their_events,
+                an_issue_resolved_in_a_release_comes_back_only_for_a_newer_one);
         }
     };
     (@tests $($name:ident),*) => {
@@ -207,5 +208,55 @@ fn deleting_issues_deletes_their_events(store: Arc<dyn Store>) {
     // The same event sent again is a new issue, not a duplicate of what was deleted.
     let out = write(&w, vec![event(p.id, 1, "a", 100.0)], ItemCounts::default());
     assert!(matches!(out[0], WriteOutcome::Stored { new_group: true, .. }));
+    w.shutdown();
+}
+
+fn in_release(p: store::ProjectId, n: u8, hash: &str, at: f64, release: Option<&str>) -> NewEvent {
+    let mut e = event(p, n, hash, at);
+    e.tags.extend(release.map(|r| ("release".to_string(), r.to_string())));
+    e
+}
+
+fn an_issue_resolved_in_a_release_comes_back_only_for_a_newer_one(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("p").unwrap();
+    let ann = store.create_user("ann@example.com", "h", false).unwrap();
+    let w = store.start_writer(10).unwrap();
+    let status = |g| store.group(g).unwrap().unwrap().status;
+    // In the next release: every release seen so far is older.
+    let g = stored(&write(&w, vec![in_release(p.id, 1, "next", 100.0, Some("a1")), in_release(p.id, 2, "next", 101.0, Some("b2"))], ItemCounts::default()));
+    assert_eq!(store.resolve_in_release(&[g], &store::InRelease::Next, Some(ann.id)).unwrap(), 1);
+    let r = store.resolution(g).unwrap().expect("resolved in a release");
+    assert_eq!((r.release.as_deref(), r.after.as_deref()), (None, Some("b2")));
+    let resolved = store.activity(g).unwrap().pop().unwrap();
+    assert_eq!((resolved.kind.as_str(), resolved.actor), ("resolved", Some(ann.id)));
+    assert_eq!(resolved.data.as_deref(), Some(r#"{"after":"b2","inNextRelease":true}"#));
+    write(&w, vec![in_release(p.id, 3, "next", 102.0, Some("a1")), in_release(p.id, 4, "next", 103.0, Some("b2"))], ItemCounts::default());
+    assert_eq!(status(g), GroupStatus::Resolved, "events of older releases");
+    assert_eq!(store.group(g).unwrap().unwrap().count, 4, "and they are counted");
+    write(&w, vec![in_release(p.id, 5, "next", 104.0, Some("c3"))], ItemCounts::default());
+    assert_eq!(status(g), GroupStatus::Unresolved, "a new release brings it back");
+    assert_eq!(kinds(&*store, g), ["created", "resolved", "regression"]);
+    assert_eq!(store.resolution(g).unwrap(), None, "the resolution ends with the regression");
+
+    // In a named release, known by the API before any event of it: semantic versions.
+    let org = store.organizations().unwrap()[0].id;
+    store.upsert_release(org, "shop@2.0.0", &store::ReleaseChange { projects: vec![p.id], ..Default::default() }).unwrap();
+    let h = stored(&write(&w, vec![in_release(p.id, 10, "named", 200.0, Some("shop@1.9.0"))], ItemCounts::default()));
+    store.resolve_in_release(&[h], &store::InRelease::Named("shop@2.0.0".into()), None).unwrap();
+    write(&w, vec![in_release(p.id, 11, "named", 201.0, Some("shop@1.9.0"))], ItemCounts::default());
+    assert_eq!(status(h), GroupStatus::Resolved);
+    write(&w, vec![in_release(p.id, 12, "named", 202.0, None)], ItemCounts::default());
+    assert_eq!(status(h), GroupStatus::Unresolved, "an event of no release is a regression");
+    store.resolve_in_release(&[h], &store::InRelease::Named("shop@2.0.0".into()), None).unwrap();
+    write(&w, vec![in_release(p.id, 13, "named", 203.0, Some("shop@2.0.0"))], ItemCounts::default());
+    assert_eq!(status(h), GroupStatus::Unresolved, "an event of the release it was resolved in");
+    // A plain resolve or a reopen drops the resolution.
+    store.resolve_in_release(&[h], &store::InRelease::Next, None).unwrap();
+    store.change_status(&[h], GroupStatus::Unresolved, &Snooze::default(), None).unwrap();
+    store.change_status(&[h], GroupStatus::Resolved, &Snooze::default(), None).unwrap();
+    assert_eq!(store.resolution(h).unwrap(), None);
+    write(&w, vec![in_release(p.id, 14, "named", 204.0, Some("shop@1.9.0"))], ItemCounts::default());
+    assert_eq!(status(h), GroupStatus::Unresolved, "resolved plainly: any event brings it back");
+    assert!(matches!(store.resolve_in_release(&[GroupId(999_999)], &store::InRelease::Next, None), Err(StoreError::NotFound(_))));
     w.shutdown();
 }
