@@ -115,6 +115,14 @@ pub enum InRelease {
     Named(String),
 }
 
+/// A release named to resolve in must be a valid release version.
+pub(crate) fn check_in_release(target: &InRelease) -> crate::Result<()> {
+    if let InRelease::Named(version) = target {
+        crate::checks::release_version(version)?;
+    }
+    Ok(())
+}
+
 /// At most this many older releases are remembered for one resolution (the newest ones): an
 /// event of an even older release brings the group back.
 pub const MAX_KEPT_RELEASES: usize = 1000;

@@ -235,3 +235,52 @@ fn an_issue_is_assigned_from_its_page_found_by_assigned_me_and_unassigned_again(
     assert!(page.contains("unassigned it") && !page.contains("id=\"assignee\""));
     assert!(in_stream("is:unassigned"));
 }
+
+#[test]
+fn an_issue_resolved_in_the_next_release_comes_back_only_for_a_newer_release() {
+    let server = Server::start();
+    let p = server.create_project("shop");
+    let send = |n: u32, release: &str| {
+        let body = format!(r#"{{"event_id":"{n:032x}","message":"checkout failed","release":"{release}"}}"#);
+        assert_eq!(server.post(&format!("/api/{}/store/", p.id), &[("X-Sentry-Auth", &p.auth())], body.as_bytes()).status, 200);
+    };
+    let status = || server.groups_with("shop", &["--status", "all"])[0]["status"].as_str().unwrap().to_string();
+    send(1, "shop@1.0.0");
+    send(2, "shop@1.1.0");
+    let id = as_u64(&server.groups("shop")[0]["id"]).unwrap();
+    let session = server.admin_session();
+    let issue = format!("/p/shop/issues/{id}/");
+    let page = server.get_as(&session, &issue).text();
+    assert!(page.contains("id=\"resolve-menu\"") && page.contains("<option value=\"shop@1.1.0\">"), "the page offers the releases");
+
+    let resolve = |fields: &[(&str, &str)]| {
+        let mut form = vec![("csrf", session.csrf.as_str()), ("status", "resolved")];
+        form.extend_from_slice(fields);
+        server.post_form_as(&session, &format!("{issue}status"), &form)
+    };
+    assert_eq!(resolve(&[("in_release", "next"), ("release", "")]).status, 303);
+    let page = server.get_as(&session, &issue).text();
+    assert!(page.contains("in the next release (after shop@1.1.0)</span>"), "shown on the issue");
+    assert!(page.contains("resolved it in the next release (after shop@1.1.0)"), "on the timeline");
+    send(3, "shop@1.0.0");
+    assert_eq!(status(), "resolved", "an event of an older release leaves it resolved");
+    send(4, "shop@1.2.0");
+    assert_eq!(status(), "unresolved", "a newer release brings it back");
+    assert!(server.get_as(&session, &issue).text().contains("id=\"regression\""));
+
+    // In a named release that has not been seen yet.
+    assert_eq!(resolve(&[("in_release", "named"), ("release", "shop@2.0.0")]).status, 303);
+    assert!(server.get_as(&session, &issue).text().contains("in release shop@2.0.0</span>"));
+    send(5, "shop@1.2.0");
+    assert_eq!(status(), "resolved");
+    send(6, "shop@2.0.0");
+    assert_eq!(status(), "unresolved", "an event of the release it was resolved in");
+    assert_eq!(server.groups_with("shop", &["--status", "all"])[0]["count"], 6);
+
+    // Bad choices are refused with a reason.
+    let r = resolve(&[("in_release", "named"), ("release", " ")]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("name the release"), "{}", r.text());
+    let r = resolve(&[("in_release", "named"), ("release", "a/b")]);
+    assert_eq!(r.status, 400, "{}", r.text());
+}

@@ -181,6 +181,7 @@ impl crate::Triage for PgStore {
 
     fn resolve_in_release(&self, groups: &[GroupId], target: &InRelease, actor: Option<UserId>) -> Result<usize> {
         crate::triage::check_bulk(groups)?;
+        crate::triage::check_in_release(target)?;
         self.with(async |c| {
             let tx = c.transaction().await?;
             let t = now();

@@ -159,6 +159,7 @@ impl crate::Triage for SqliteStore {
 
     fn resolve_in_release(&self, groups: &[GroupId], target: &InRelease, actor: Option<UserId>) -> Result<usize> {
         crate::triage::check_bulk(groups)?;
+        crate::triage::check_in_release(target)?;
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let t = now();

@@ -563,6 +563,10 @@ struct GroupPage {
     feedback_href: String,
     /// The releases of the first and the last event, with their pages.
     releases: Vec<(String, String, String)>,
+    /// While resolved in a release: which, in words ("in release 2.0").
+    resolved_in: String,
+    /// Releases to resolve it in: the project's, newest first.
+    release_choices: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -598,6 +602,11 @@ pub async fn group(
         let interval_count = store.group_interval_count(g.id, Some(since), now)?;
         let tag_rows = store.group_tags(g.id, 8)?;
         let users = tag_rows.iter().find(|(k, _)| k == "user").map_or(0, |(_, v)| v.len());
+        let mut release_choices: Vec<String> =
+            store.releases(project.org_id, Some(project.id), None, 10)?.into_iter().map(|r| r.version).collect();
+        for (_, values) in tag_rows.iter().filter(|(k, _)| k == "release") {
+            release_choices.extend(values.iter().map(|t| t.value.clone()).filter(|v| !release_choices.contains(v)).collect::<Vec<_>>());
+        }
         let tags = tag_rows
             .into_iter()
             .map(|(k, vals)| {
@@ -667,7 +676,10 @@ pub async fn group(
             .into_iter()
             .filter_map(|(what, r)| r.map(|r| (what.to_string(), super::paths::release(&project.slug, &r), r)))
             .collect();
+        let resolved_in = store.resolution(g.id)?.map(|r| super::triage::resolved_in(&r)).unwrap_or_default();
         let page = GroupPage {
+            resolved_in,
+            release_choices,
             releases,
             nav: nav(&store, &scope.viewer, &project.slug, "group")?,
             feedback: super::feedback::of_group(&store, &project.slug, g.id, now)?,
@@ -714,6 +726,11 @@ pub struct StatusForm {
     csrf: String,
     #[serde(default)]
     status: String,
+    /// With `status=resolved`: `next` for the next release, `named` for `release`.
+    #[serde(default)]
+    in_release: String,
+    #[serde(default)]
+    release: String,
 }
 
 /// `POST /p/{slug}/issues/{id}/status`: resolve, ignore or reopen.
@@ -728,10 +745,24 @@ pub async fn set_status(
     scope.require(Action::Triage)?;
     let status = GroupStatus::parse(&form.status)
         .ok_or_else(|| PageError::BadRequest(format!("\"{}\" is not a status: use resolved, ignored or unresolved", form.status)))?;
+    let in_release = match (form.in_release.as_str(), form.release.trim()) {
+        ("", _) => None,
+        _ if status != GroupStatus::Resolved => {
+            return Err(PageError::BadRequest("only resolving can name a release".into()));
+        }
+        ("next", _) => Some(store::InRelease::Next),
+        ("named", "") => return Err(PageError::BadRequest("name the release to resolve it in, for example shop@1.2.3".into())),
+        ("named", version) => Some(store::InRelease::Named(version.to_string())),
+        (other, _) => return Err(PageError::BadRequest(format!("\"{other}\" is not a choice: use next or named"))),
+    };
     let store = state.store.clone();
     let href = blocking(move || {
         let (project, g) = group_of(&store, &scope.project, &id)?;
-        store.change_status(&[g.id], status, &store::Snooze::default(), Some(scope.viewer.principal.user.id))?;
+        let actor = Some(scope.viewer.principal.user.id);
+        match &in_release {
+            Some(target) => store.resolve_in_release(&[g.id], target, actor)?,
+            None => store.change_status(&[g.id], status, &store::Snooze::default(), actor)?,
+        };
         Ok(group_href(&project.slug, g.id))
     })
     .await?;

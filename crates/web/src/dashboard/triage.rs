@@ -146,12 +146,29 @@ pub struct TimelineItem {
 }
 
 /// The words of an activity row, and a comment's text.
+/// A resolution in a release, in words for the issue page: "in release 2.0", "in the next
+/// release (after 1.9)".
+pub(crate) fn resolved_in(r: &store::ReleaseResolution) -> String {
+    match (&r.release, &r.after) {
+        (Some(release), _) => format!("in release {release}"),
+        (None, Some(after)) => format!("in the next release (after {after})"),
+        (None, None) => "in the next release".into(),
+    }
+}
+
 pub(crate) fn describe(a: &Activity, issue_href: &dyn Fn(i64) -> String) -> (String, Option<String>) {
     let data: serde_json::Value = a.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
     let what = match a.kind.as_str() {
         store::ACTIVITY_CREATED => "first seen".to_string(),
         store::ACTIVITY_REGRESSION => "came back: a new event after it was resolved (regression)".into(),
-        store::ACTIVITY_RESOLVED => "resolved".into(),
+        store::ACTIVITY_RESOLVED => match (data["inRelease"].as_str(), data["inNextRelease"].as_bool()) {
+            (Some(release), _) => format!("resolved it in release {release}"),
+            (None, Some(true)) => match data["after"].as_str() {
+                Some(after) => format!("resolved it in the next release (after {after})"),
+                None => "resolved it in the next release".into(),
+            },
+            _ => "resolved".into(),
+        },
         store::ACTIVITY_REOPENED => "reopened".into(),
         store::ACTIVITY_IGNORED => {
             let mut until = Vec::new();
