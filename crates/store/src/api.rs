@@ -101,10 +101,13 @@ pub trait Reads: Send + Sync {
     fn project_tag_values(&self, project: ProjectId, key: &str, limit: usize) -> Result<Vec<TagCount>>;
     /// A group's duration histogram, bar by bar (empty without durations).
     fn duration_histogram(&self, group: GroupId) -> Result<Vec<HistogramBar>>;
-    /// Unresolved groups first seen since `since`, newest first, across projects.
-    fn new_groups(&self, projects: &[ProjectId], since: f64, limit: usize) -> Result<Vec<GroupRow>>;
-    /// Unresolved groups whose last 15 minutes ran hottest against their last 24 hours.
-    fn trending(&self, projects: &[ProjectId], now: f64, limit: usize) -> Result<Vec<Trending>>;
+    /// Unresolved groups first seen since `since`, newest first, across projects; with
+    /// `environments`, only those with events in one of them since then.
+    fn new_groups(&self, projects: &[ProjectId], since: f64, environments: &[String], limit: usize) -> Result<Vec<GroupRow>>;
+    /// Unresolved groups whose last 15 minutes ran hottest against their last 24 hours; with
+    /// `environments`, only those with events in one of them in the last 15 minutes (the
+    /// counts stay those of every environment: the buckets don't record it).
+    fn trending(&self, projects: &[ProjectId], now: f64, environments: &[String], limit: usize) -> Result<Vec<Trending>>;
 }
 
 /// Projects, client keys and group status.

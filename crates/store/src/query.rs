@@ -206,6 +206,10 @@ pub struct StreamQuery {
     pub comparisons: Vec<Comparison>,
     /// Every condition on the assignee must hold.
     pub assigned: Vec<AssigneeCondition>,
+    /// Only groups with events in one of these environments (values of the `environment`
+    /// tag), in the interval when there is one; empty: every environment. See
+    /// [`StreamQuery::counts_by_environment`] for what the counts then are.
+    pub environments: Vec<String>,
     pub cursor: Option<Cursor>,
     pub limit: usize,
     /// Points in each row's sparkline (0 for none).
@@ -225,10 +229,21 @@ impl StreamQuery {
             conditions: Vec::new(),
             comparisons: Vec::new(),
             assigned: Vec::new(),
+            environments: Vec::new(),
             cursor: None,
             limit: 25,
             sparkline_points: 24,
         }
+    }
+}
+
+impl StreamQuery {
+    /// Whether the rows' counts (and the frequency sort) are of the chosen environments only.
+    /// They are without an interval: a group's events per environment are kept all time (in
+    /// its `environment` tag values). The minute / hour / day buckets don't record the
+    /// environment, so counts in an interval stay those of every environment.
+    pub fn counts_by_environment(&self) -> bool {
+        !self.environments.is_empty() && self.since.is_none()
     }
 }
 

@@ -34,7 +34,8 @@ macro_rules! conformance {
                 a_release_knows_its_events_and_new_issues_and_an_issue_its_releases,
                 client_reports_are_summed_per_project, retention_per_project_and_what_each_project_uses,
                 a_size_cap_deletes_the_oldest_events_and_keeps_every_issue,
-                stream_conditions_comparisons_users_and_assignees);
+                stream_conditions_comparisons_users_and_assignees,
+                the_stream_and_the_overview_narrow_to_environments);
         }
     };
     (@tests $($name:ident),*) => {
@@ -403,6 +404,81 @@ fn outbox_queues_once_per_firing_and_action(store: Arc<dyn Store>) {
     let all = store.deliveries(10).unwrap();
     assert_eq!(all.iter().filter(|d| d.delivered_at.is_some()).count(), 1);
     assert_eq!(all.iter().filter(|d| d.failed_at.is_some()).count(), 1);
+}
+
+fn the_stream_and_the_overview_narrow_to_environments(store: Arc<dyn Store>) {
+    let (p, _) = store.create_project("Envs").unwrap();
+    let w = store.start_writer(1000).unwrap();
+    let now = 1_800_000_000.0;
+    let ev = |n: u32, hash: &str, ago: f64, env: Option<&str>| {
+        let mut e = tagged(p.id, n, hash, now - ago, "web-1", None);
+        e.tags.extend(env.map(|v| ("environment".to_string(), v.to_string())));
+        e
+    };
+    let day = 86400.0;
+    // a: production twice now; b: staging now; c: no environment; d: production 3 days ago;
+    // e: production 2 days ago, staging now.
+    write(&w, vec![
+        ev(1, "a", 60.0, Some("production")), ev(2, "a", 50.0, Some("production")),
+        ev(3, "b", 120.0, Some("staging")),
+        ev(4, "c", 30.0, None),
+        ev(5, "d", 3.0 * day, Some("production")),
+        ev(6, "e", 2.0 * day, Some("production")), ev(7, "e", 40.0, Some("staging")),
+    ], ItemCounts::default());
+    let page = |envs: &[&str], since: Option<f64>, sort: Sort| {
+        let mut q = StreamQuery::new(p.id, now);
+        q.environments = envs.iter().map(|e| e.to_string()).collect();
+        q.since = since.map(|s| now - s);
+        q.sort = sort;
+        store.stream(&q).unwrap().rows.iter().map(|r| (r.group.title.replace("title ", ""), r.interval_count)).collect::<Vec<_>>()
+    };
+    let titles = |envs: &[&str], since: Option<f64>| {
+        let mut t: Vec<String> = page(envs, since, Sort::LastSeen).into_iter().map(|r| r.0).collect();
+        t.sort();
+        t.join(",")
+    };
+    assert_eq!(titles(&[], Some(day)), "a,b,c,e");
+    assert_eq!(titles(&["production"], Some(day)), "a", "e was in production only 2 days ago");
+    assert_eq!(titles(&["production", "staging"], Some(day)), "a,b,e");
+    assert_eq!(titles(&["production"], None), "a,d,e");
+    assert_eq!(titles(&["nowhere"], None), "");
+    // All time, the counts are those of the environments: e has 2 events, 1 in production.
+    assert_eq!(page(&["production"], None, Sort::Frequency), [("a".to_string(), 2), ("e".into(), 1), ("d".into(), 1)]);
+    assert_eq!(page(&["staging"], None, Sort::LastSeen), [("e".to_string(), 1), ("b".into(), 1)]);
+    assert_eq!(page(&["production", "staging"], None, Sort::Frequency)[..2], [("e".to_string(), 2), ("a".into(), 2)], "ties: newest first");
+    // In an interval, the buckets count every environment (and the query says so).
+    let mut q = StreamQuery::new(p.id, now);
+    q.environments = vec!["staging".into()];
+    assert!(q.counts_by_environment());
+    q.since = Some(now - day);
+    assert!(!q.counts_by_environment());
+    assert_eq!(page(&["staging"], Some(7.0 * day), Sort::Frequency), [("e".to_string(), 2), ("b".into(), 1)]);
+    // Pages of the frequency sort by environment follow on.
+    let mut q = StreamQuery::new(p.id, now);
+    q.environments = vec!["production".into()];
+    q.sort = Sort::Frequency;
+    q.since = None;
+    q.limit = 1;
+    let first = store.stream(&q).unwrap();
+    assert_eq!(first.rows[0].group.title, "title a");
+    q.cursor = first.next;
+    let second = store.stream(&q).unwrap();
+    assert_eq!((second.rows[0].group.title.as_str(), second.rows[0].interval_count), ("title e", 1));
+
+    // The overview: new issues and trending ones, narrowed the same way.
+    let names = |rows: Vec<GroupRow>| {
+        let mut t: Vec<String> = rows.into_iter().map(|g| g.title.replace("title ", "")).collect();
+        t.sort();
+        t.join(",")
+    };
+    let envs = |e: &[&str]| e.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    assert_eq!(names(store.new_groups(&[p.id], now - 3600.0, &[], 10).unwrap()), "a,b,c");
+    assert_eq!(names(store.new_groups(&[p.id], now - 3600.0, &envs(&["production"]), 10).unwrap()), "a");
+    assert_eq!(names(store.new_groups(&[p.id], now - 3600.0, &envs(&["staging"]), 10).unwrap()), "b", "e is older than the hour");
+    let trending = |e: &[&str]| names(store.trending(&[p.id], now, &envs(e), 10).unwrap().into_iter().map(|t| t.group).collect());
+    assert_eq!(trending(&[]), "a,b,c,e");
+    assert_eq!(trending(&["staging"]), "b,e");
+    assert_eq!(trending(&["production"]), "a");
 }
 
 /// A Query event of group `hash` at `ts` with `server` and `customer` tags and a duration.

@@ -4,7 +4,7 @@
 use tokio_postgres::Row;
 
 use super::PgStore;
-use super::stream::{group_series_on, interval_count_on, stream_sql};
+use super::stream::{environment_count_on, group_series_on, interval_count_on, stream_sql};
 use crate::{
     Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, HistogramBar, ProjectId, Resolution, Result, Sort,
     StreamPage, StreamQuery, StreamRow, TagCount, Trending, histogram,
@@ -210,6 +210,7 @@ impl crate::Reads for PgStore {
                 let group = with_durations(c, raw).await?;
                 let interval_count = match (q.sort, q.since) {
                     (Sort::Frequency, _) => sv.max(0.0) as u64,
+                    (_, None) if q.counts_by_environment() => environment_count_on(c, group.id.0, &q.environments).await?,
                     (_, None) => group.count,
                     (_, since) => interval_count_on(c, group.id.0, since, q.now).await?,
                 };
@@ -290,16 +291,20 @@ impl crate::Reads for PgStore {
         })
     }
 
-    fn new_groups(&self, project_ids: &[ProjectId], since: f64, limit: usize) -> Result<Vec<GroupRow>> {
+    fn new_groups(&self, project_ids: &[ProjectId], since: f64, environments: &[String], limit: usize) -> Result<Vec<GroupRow>> {
         self.with(async |c| {
             let ids: Vec<i64> = project_ids.iter().map(|p| p.0).collect();
+            let limit = limit as i64;
+            let envs = environments.to_vec();
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&ids, &since, &limit];
+            let env = seen_in_environments(&mut params, &envs, "$2");
             let rows = c
                 .query(
                     &format!(
-                        "SELECT {GROUP_COLUMNS} FROM groups g WHERE g.project_id = ANY($1) AND g.status = 0 AND g.first_seen >= $2
+                        "SELECT {GROUP_COLUMNS} FROM groups g WHERE g.project_id = ANY($1) AND g.status = 0 AND g.first_seen >= $2{env}
                          ORDER BY g.first_seen DESC LIMIT $3"
                     ),
-                    &[&ids, &since, &(limit as i64)],
+                    &params,
                 )
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -310,23 +315,26 @@ impl crate::Reads for PgStore {
         })
     }
 
-    fn trending(&self, project_ids: &[ProjectId], now: f64, limit: usize) -> Result<Vec<Trending>> {
+    fn trending(&self, project_ids: &[ProjectId], now: f64, environments: &[String], limit: usize) -> Result<Vec<Trending>> {
         self.with(async |c| {
             let recent_since = now - 900.0;
+            let (minute, hour) = (Resolution::Minute.slot(recent_since), Resolution::Hour.slot(now - 86400.0));
+            let envs = environments.to_vec();
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&0i64, &recent_since, &minute, &hour];
+            let env = seen_in_environments(&mut params, &envs, "$2");
             let st = c
                 .prepare_cached(&format!(
                     "SELECT {GROUP_COLUMNS},
                         (SELECT COALESCE(SUM(b.count), 0)::bigint FROM group_buckets b WHERE b.group_id = g.id AND b.minute >= $3),
                         (SELECT COALESCE(SUM(h.count), 0)::bigint FROM group_hours h WHERE h.group_id = g.id AND h.hour >= $4)
-                     FROM groups g WHERE g.project_id = $1 AND g.status = 0 AND g.last_seen >= $2
+                     FROM groups g WHERE g.project_id = $1 AND g.status = 0 AND g.last_seen >= $2{env}
                      ORDER BY g.last_seen DESC LIMIT 500"
                 ))
                 .await?;
             let mut out = Vec::new();
             for p in project_ids {
-                let rows = c
-                    .query(&st, &[&p.0, &recent_since, &Resolution::Minute.slot(recent_since), &Resolution::Hour.slot(now - 86400.0)])
-                    .await?;
+                params[0] = &p.0;
+                let rows = c.query(&st, &params).await?;
                 for r in &rows {
                     let (recent, day) = (r.get::<_, i64>(18).max(0) as u64, r.get::<_, i64>(19).max(0) as u64);
                     if recent == 0 {
@@ -341,4 +349,17 @@ impl crate::Reads for PgStore {
             Ok(out)
         })
     }
+}
+
+/// ` AND` the group had events in one of `environments` (bound as the next parameter, a text
+/// array) since the time bound as `since`; nothing when none are chosen.
+fn seen_in_environments<'a>(params: &mut Vec<&'a (dyn tokio_postgres::types::ToSql + Sync)>, environments: &'a Vec<String>, since: &str) -> String {
+    if environments.is_empty() {
+        return String::new();
+    }
+    params.push(environments);
+    format!(
+        " AND g.id IN (SELECT t.group_id FROM group_tags t WHERE t.key = 'environment' AND t.value = ANY(${}) AND t.last_seen >= {since})",
+        params.len()
+    )
 }

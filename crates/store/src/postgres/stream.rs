@@ -47,6 +47,27 @@ fn count_sql(args: &mut Vec<Arg>, group: &str, since: f64, now: f64) -> String {
     format!("(SELECT COALESCE(SUM(b.count), 0)::float8 FROM {table} b WHERE b.group_id = {group} AND b.{col} >= {p})")
 }
 
+/// `{t}.key = 'environment' AND {t}.value IN (…)`: a `group_tags` row of a chosen environment.
+fn environment_sql(args: &mut Vec<Arg>, t: &str, environments: &[String]) -> String {
+    let values: Vec<String> = environments.iter().map(|e| bind(args, Arg::Text(e.clone()))).collect();
+    format!("{t}.key = 'environment' AND {t}.value IN ({})", values.join(", "))
+}
+
+/// The SQL of group `group`'s events in the chosen environments, all time.
+fn environment_count_sql(args: &mut Vec<Arg>, group: &str, environments: &[String]) -> String {
+    let cond = environment_sql(args, "e", environments);
+    format!("(SELECT COALESCE(SUM(e.count), 0)::float8 FROM group_tags e WHERE e.group_id = {group} AND {cond})")
+}
+
+/// A group's events in the chosen environments, all time.
+pub(super) async fn environment_count_on(c: &tokio_postgres::Client, group_id: i64, environments: &[String]) -> Result<u64> {
+    let mut args = vec![Arg::Int(group_id)];
+    let sql = environment_count_sql(&mut args, "$1", environments);
+    let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Arg::as_sql).collect();
+    let n: f64 = c.query_one(&format!("SELECT {sql}"), &params).await?.get(0);
+    Ok(n.max(0.0) as u64)
+}
+
 /// The SQL and arguments of one stream page (one row more than the limit, to know whether
 /// there is a next page).
 pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Arg>) {
@@ -68,12 +89,20 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Arg>) {
         wh.push_str(&format!(" AND (g.title ILIKE {p} OR g.culprit ILIKE {p})"));
     }
     conditions_sql(q, &mut args, &mut wh);
+    if !q.environments.is_empty() {
+        let mut cond = environment_sql(&mut args, "t", &q.environments);
+        if let Some(since) = q.since {
+            cond.push_str(&format!(" AND t.last_seen >= {}", bind(&mut args, Arg::Real(since))));
+        }
+        wh.push_str(&format!(" AND g.id IN (SELECT t.group_id FROM group_tags t WHERE {cond})"));
+    }
     let sv = match q.sort {
         Sort::Priority => "g.priority".to_string(),
         Sort::LastSeen => "g.last_seen".to_string(),
         Sort::FirstSeen => "g.first_seen".to_string(),
         Sort::Frequency => match q.since {
             Some(since) => count_sql(&mut args, "g.id", since, q.now),
+            None if q.counts_by_environment() => environment_count_sql(&mut args, "g.id", &q.environments),
             None => "g.times_seen::float8".to_string(),
         },
         Sort::TimeSpent => {

@@ -1,10 +1,11 @@
 //! The read side: a group with its duration statistics and tag values; events of a group,
 //! paged; an event by id; activity and item counts.
 
+use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::SqliteStore;
-use super::stream::{group_series_on, interval_count_on, stream_sql};
+use super::stream::{environment_count_on, group_series_on, interval_count_on, stream_sql};
 use crate::{
     histogram, Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, HistogramBar, ProjectId,
     Resolution, Result, Sort, StreamPage, StreamQuery, StreamRow, TagCount, Trending,
@@ -192,6 +193,7 @@ impl crate::Reads for SqliteStore {
             let group = with_durations(&conn, raw)?;
             let interval_count = match (q.sort, q.since) {
                 (Sort::Frequency, _) => sv.max(0.0) as u64,
+                (_, None) if q.counts_by_environment() => environment_count_on(&conn, group.id.0, &q.environments)?,
                 (_, None) => group.count,
                 (_, since) => interval_count_on(&conn, group.id.0, since, q.now)?,
             };
@@ -267,15 +269,18 @@ impl crate::Reads for SqliteStore {
     }
 
     /// Unresolved groups first seen since `since`, newest first, across projects.
-    fn new_groups(&self, project_ids: &[ProjectId], since: f64, limit: usize) -> Result<Vec<GroupRow>> {
+    fn new_groups(&self, project_ids: &[ProjectId], since: f64, environments: &[String], limit: usize) -> Result<Vec<GroupRow>> {
         let conn = self.conn()?;
+        let mut args = vec![Value::Integer(0), Value::Real(since), Value::Integer(limit as i64)];
+        let env = seen_in_environments(&mut args, environments, "?2");
         let mut st = conn.prepare_cached(&format!(
-            "SELECT {GROUP_COLUMNS} FROM groups g WHERE g.project_id = ?1 AND g.status = 0 AND g.first_seen >= ?2
+            "SELECT {GROUP_COLUMNS} FROM groups g WHERE g.project_id = ?1 AND g.status = 0 AND g.first_seen >= ?2{env}
              ORDER BY g.first_seen DESC LIMIT ?3"
         ))?;
         let mut out = Vec::new();
         for p in project_ids {
-            for raw in st.query_map(params![p.0, since, limit as i64], group_from)? {
+            args[0] = Value::Integer(p.0);
+            for raw in st.query_map(params_from_iter(args.iter()), group_from)? {
                 out.push(with_durations(&conn, raw?)?);
             }
         }
@@ -286,21 +291,24 @@ impl crate::Reads for SqliteStore {
 
     /// Unresolved groups whose last 15 minutes ran hottest against their last 24 hours (the
     /// seed's "last 24 hours vs last 15 minutes"), across projects.
-    fn trending(&self, project_ids: &[ProjectId], now: f64, limit: usize) -> Result<Vec<Trending>> {
+    fn trending(&self, project_ids: &[ProjectId], now: f64, environments: &[String], limit: usize) -> Result<Vec<Trending>> {
         let conn = self.conn()?;
         let recent_since = now - 900.0;
+        let mut args = vec![Value::Integer(0), Value::Real(recent_since), Value::Integer(Resolution::Minute.slot(recent_since)), Value::Integer(Resolution::Hour.slot(now - 86400.0))];
+        let env = seen_in_environments(&mut args, environments, "?2");
         let mut st = conn.prepare_cached(&format!(
             "SELECT {GROUP_COLUMNS},
                 (SELECT COALESCE(SUM(b.count), 0) FROM group_buckets b WHERE b.group_id = g.id AND b.minute >= ?3),
                 (SELECT COALESCE(SUM(h.count), 0) FROM group_hours h WHERE h.group_id = g.id AND h.hour >= ?4)
-             FROM groups g WHERE g.project_id = ?1 AND g.status = 0 AND g.last_seen >= ?2
+             FROM groups g WHERE g.project_id = ?1 AND g.status = 0 AND g.last_seen >= ?2{env}
              ORDER BY g.last_seen DESC LIMIT 500"
         ))?;
         let mut out = Vec::new();
         for p in project_ids {
+            args[0] = Value::Integer(p.0);
             let rows = st
                 .query_map(
-                    params![p.0, recent_since, Resolution::Minute.slot(recent_since), Resolution::Hour.slot(now - 86400.0)],
+                    params_from_iter(args.iter()),
                     |r| Ok((group_from(r)?, r.get::<_, i64>(18)?.max(0) as u64, r.get::<_, i64>(19)?.max(0) as u64)),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -317,6 +325,19 @@ impl crate::Reads for SqliteStore {
         Ok(out)
     }
 
+}
+
+/// ` AND` the group had events in one of `environments` since the time bound as `since`
+/// (nothing when none are chosen).
+fn seen_in_environments(args: &mut Vec<Value>, environments: &[String], since: &str) -> String {
+    if environments.is_empty() {
+        return String::new();
+    }
+    let values: Vec<String> = environments.iter().map(|e| super::stream::bind(args, Value::Text(e.clone()))).collect();
+    format!(
+        " AND g.id IN (SELECT t.group_id FROM group_tags t WHERE t.key = 'environment' AND t.value IN ({}) AND t.last_seen >= {since})",
+        values.join(", ")
+    )
 }
 
 /// The columns [`raw_event`] reads.

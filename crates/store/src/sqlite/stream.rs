@@ -34,6 +34,26 @@ pub(super) fn count_sql(args: &mut Vec<Value>, since: f64, now: f64) -> String {
     format!("(SELECT COALESCE(SUM(b.count), 0) FROM {table} b WHERE b.group_id = g.id AND b.{col} >= {p})")
 }
 
+/// `{t}.key = 'environment' AND {t}.value IN (…)`: a `group_tags` row of a chosen environment.
+fn environment_sql(args: &mut Vec<Value>, t: &str, environments: &[String]) -> String {
+    let values: Vec<String> = environments.iter().map(|e| bind(args, Value::Text(e.clone()))).collect();
+    format!("{t}.key = 'environment' AND {t}.value IN ({})", values.join(", "))
+}
+
+/// The SQL of group `group`'s events in the chosen environments, all time.
+fn environment_count_sql(args: &mut Vec<Value>, group: &str, environments: &[String]) -> String {
+    let cond = environment_sql(args, "e", environments);
+    format!("(SELECT COALESCE(SUM(e.count), 0) FROM group_tags e WHERE e.group_id = {group} AND {cond})")
+}
+
+/// A group's events in the chosen environments, all time.
+pub(super) fn environment_count_on(conn: &Connection, group_id: i64, environments: &[String]) -> Result<u64> {
+    let mut args = vec![Value::Integer(group_id)];
+    let sql = environment_count_sql(&mut args, "?1", environments);
+    let n: i64 = conn.query_row(&format!("SELECT {sql}"), params_from_iter(args), |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
 /// The SQL and arguments of one stream page (one row more than the limit, to know whether
 /// there is a next page).
 pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
@@ -55,12 +75,20 @@ pub(super) fn stream_sql(q: &StreamQuery) -> (String, Vec<Value>) {
         wh.push_str(&format!(" AND (g.title LIKE {p} ESCAPE '\\' OR g.culprit LIKE {p} ESCAPE '\\')"));
     }
     conditions_sql(q, &mut args, &mut wh);
+    if !q.environments.is_empty() {
+        let mut cond = environment_sql(&mut args, "t", &q.environments);
+        if let Some(since) = q.since {
+            cond.push_str(&format!(" AND t.last_seen >= {}", bind(&mut args, Value::Real(since))));
+        }
+        wh.push_str(&format!(" AND g.id IN (SELECT t.group_id FROM group_tags t WHERE {cond})"));
+    }
     let sv = match q.sort {
         Sort::Priority => "g.priority".to_string(),
         Sort::LastSeen => "g.last_seen".to_string(),
         Sort::FirstSeen => "g.first_seen".to_string(),
         Sort::Frequency => match q.since {
             Some(since) => count_sql(&mut args, since, q.now),
+            None if q.counts_by_environment() => environment_count_sql(&mut args, "g.id", &q.environments),
             None => "g.times_seen".to_string(),
         },
         Sort::TimeSpent => {

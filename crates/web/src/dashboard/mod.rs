@@ -22,6 +22,7 @@
 
 pub mod auth;
 mod charts;
+mod environments;
 mod event_view;
 mod feedback;
 pub mod filters;

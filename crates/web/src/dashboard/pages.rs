@@ -16,6 +16,7 @@ use crate::access::extract::{ProjectScope, Viewer};
 use crate::access::Action;
 use super::event_view::EventView;
 use super::filters::{self, Filter, IntervalFilter, Widget, INTERVALS};
+use super::environments::{self, Selector};
 use super::format::{self, query_string};
 use super::{blocking, charts, render, PageError, PageResult};
 use crate::AppState;
@@ -92,18 +93,18 @@ struct DashboardPage {
     projects: Vec<(String, String, String)>,
     new_groups: Vec<GroupLink>,
     trending: Vec<GroupLink>,
+    env: Selector,
+    problems: Vec<String>,
 }
 
-#[derive(Deserialize)]
-pub struct IntervalQuery {
-    interval: Option<String>,
-}
-
-/// `GET /dashboard?interval=24h`: event rate, new and trending groups across projects.
-pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(q): Query<IntervalQuery>) -> PageResult {
+/// `GET /dashboard?interval=24h&environment=…`: event rate, new and trending groups across
+/// projects; the environments narrow the issues listed (and the links), not the event counts.
+pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(params): Query<Vec<(String, String)>>) -> PageResult {
     let store = state.store.clone();
     blocking(move || {
-        let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
+        let (envs, problems) = environments::chosen(&params);
+        let interval = params.iter().rev().find(|(k, _)| k == "interval").map(|(_, v)| v.clone());
+        let interval = interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
         let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
         let now = store::now();
         let since = now - secs;
@@ -114,10 +115,11 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(q): 
         let mut per_project = Vec::new();
         for p in &projects {
             let n: u64 = store.project_series(&[p.id], since, now, 1)?.iter().sum();
-            per_project.push((format!("{}?interval={interval}", super::paths::stream(&p.slug)), p.name.clone(), format::count(n)));
+            let href = environments::carry(&format!("{}?interval={interval}", super::paths::stream(&p.slug)), &envs);
+            per_project.push((href, p.name.clone(), format::count(n)));
         }
         let link = |g: &GroupRow, detail: String| GroupLink {
-            href: group_href(&slug_of(g.project_id), g.id),
+            href: environments::carry(&group_href(&slug_of(g.project_id), g.id), &envs),
             title: g.title.clone(),
             culprit: g.culprit.clone(),
             level: g.level.clone(),
@@ -125,12 +127,12 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(q): 
             detail,
         };
         let new_groups = store
-            .new_groups(&ids, since, 10)?
+            .new_groups(&ids, since, &envs, 10)?
             .iter()
             .map(|g| link(g, format!("first seen {}", format::ago(g.first_seen, now))))
             .collect();
         let trending = store
-            .trending(&ids, now, 10)?
+            .trending(&ids, now, &envs, 10)?
             .iter()
             .map(|t| link(&t.group, format!("{} in 15 min · {} in 24 h · {:.1}× its usual rate", t.last_15m, t.last_24h, t.ratio)))
             .collect();
@@ -139,8 +141,21 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(q): 
             intervals: INTERVALS
                 .iter()
                 .filter(|(_, s)| s.is_some())
-                .map(|(n, _)| Link { label: n.to_string(), href: format!("/dashboard?interval={n}"), active: *n == interval })
+                .map(|(n, _)| Link { label: n.to_string(), href: environments::carry(&format!("/dashboard?interval={n}"), &envs), active: *n == interval })
                 .collect(),
+            env: Selector::new(
+                &store,
+                &ids,
+                &envs,
+                "/dashboard",
+                vec![("interval".into(), interval.clone())],
+                format!(
+                    "New and trending issues are those seen in {}; the event counts and the chart are of every environment, as the \
+                     counters by time don't record it.",
+                    environments::label(&envs)
+                ),
+            )?,
+            problems: problems.into_iter().collect(),
             chart: charts::bars(&series, since, now, &format!("Events in the last {interval}, all projects")),
             total: format::count(series.iter().sum()),
             interval,
@@ -212,6 +227,7 @@ struct StreamPage {
     live_url: String,
     /// The stream's parameters, for the bulk form (what "all that match" means).
     bulk_state: Vec<(String, String)>,
+    env: Selector,
 }
 
 #[derive(Template)]
@@ -241,6 +257,8 @@ pub(super) struct StreamState {
     status: String,
     /// (param, value) of each slice that is set.
     slices: Vec<(String, String)>,
+    /// The environments chosen in the selector; none: all.
+    pub(super) environments: Vec<String>,
     q: String,
 }
 
@@ -248,6 +266,7 @@ impl StreamState {
     pub(super) fn pairs(&self) -> Vec<(String, String)> {
         let mut v = vec![("sort".to_string(), self.sort.clone()), ("interval".into(), self.interval.clone()), ("status".into(), self.status.clone())];
         v.extend(self.slices.iter().cloned());
+        v.extend(self.environments.iter().map(|e| (environments::PARAM.to_string(), e.clone())));
         v.push(("q".into(), self.q.clone()));
         v
     }
@@ -304,7 +323,12 @@ pub(super) fn stream_query(
         }
     };
     let mut set = Vec::new();
-    let filters: Vec<(Box<dyn Filter>, Widget)> = slices.iter().map(|s| (s.filter(), s.widget())).collect();
+    // The environment selector, not a slice, owns `environment=`.
+    let filters: Vec<(Box<dyn Filter>, Widget)> =
+        slices.iter().map(|s| (s.filter(), s.widget())).filter(|(f, _)| f.param() != environments::PARAM).collect();
+    let (environments, refused) = environments::chosen(params);
+    problems.extend(refused);
+    query.environments = environments.clone();
     for (f, _) in &filters {
         if let Some(v) = param(f.param()) {
             match f.apply(&v, &mut query) {
@@ -321,7 +345,7 @@ pub(super) fn stream_query(
             None => problems.push("the page link is broken; showing the first page".into()),
         }
     }
-    let st = StreamState { sort, interval, status, slices: set, q };
+    let st = StreamState { sort, interval, status, slices: set, environments, q };
     (query, st, problems, filters)
 }
 
@@ -350,7 +374,7 @@ pub async fn stream(
                 let g = &r.group;
                 RowView {
                     id: g.id,
-                    href: group_href(&project.slug, g.id),
+                    href: environments::carry(&group_href(&project.slug, g.id), &st.environments),
                     title: g.title.clone(),
                     culprit: g.culprit.clone(),
                     level: g.level.clone(),
@@ -369,12 +393,19 @@ pub async fn stream(
             .collect();
         let next_url = page.next.map(|c| st.with(&base, "cursor", &c.encode()));
         let first_url = query.cursor.map(|_| st.with(&base, "cursor", ""));
+        let in_envs = if st.environments.is_empty() { String::new() } else { format!(" in {}", environments::label(&st.environments)) };
         let empty = if query.cursor.is_some() {
             "No more issues.".to_string()
+        } else if interval == "all" {
+            format!("No {status} issues{in_envs} match.")
         } else {
-            format!("No {status} issues in the last {interval} match.")
+            format!("No {status} issues{in_envs} in the last {interval} match.")
         };
-        let count_label = if interval == "all" { "Events".to_string() } else { format!("Events ({interval})") };
+        let count_label = match (interval == "all", st.environments.is_empty()) {
+            (true, _) => "Events".to_string(),
+            (false, true) => format!("Events ({interval})"),
+            (false, false) => format!("Events ({interval}, all environments)"),
+        };
         if param("fragment").is_some() {
             return render(&StreamRows { rows, next_url, first_url, empty, count_label });
         }
@@ -418,6 +449,7 @@ pub async fn stream(
             .collect();
         // The filter form keeps what it does not show.
         let mut hidden = vec![("sort".to_string(), sort.clone()), ("interval".into(), interval.clone()), ("status".into(), status.clone())];
+        hidden.extend(st.environments.iter().map(|e| (environments::PARAM.to_string(), e.clone())));
         for s in &slice_views {
             if s.widget == "toggles" && !s.current.is_empty() {
                 hidden.push((s.param.clone(), s.current.clone()));
@@ -441,10 +473,24 @@ pub async fn stream(
             empty,
             count_label,
             bulk_state: st.pairs(),
+            env: Selector::new(&store, &[project.id], &st.environments, &base, st.pairs(), stream_note(&st.environments, &interval))?,
         };
         render(&page)
     })
     .await
+}
+
+/// What the chosen environments don't narrow on the stream.
+fn stream_note(envs: &[String], interval: &str) -> String {
+    let label = environments::label(envs);
+    if interval == "all" {
+        format!("Issues and their event counts are those of {label}; users and trend lines are of every environment.")
+    } else {
+        format!(
+            "Issues are those seen in {label} in the last {interval}; their event counts, users and trend lines are of every \
+             environment, as the counters by time don't record it. Choose the interval \"all\" for counts of {label} only."
+        )
+    }
 }
 
 fn capitalise(s: &str) -> String {
@@ -567,6 +613,10 @@ struct GroupPage {
     resolved_in: String,
     /// Releases to resolve it in: the project's, newest first.
     release_choices: Vec<String>,
+    /// The stream, with the environments chosen.
+    stream_href: String,
+    /// The issue's events in the chosen environments ("" when none are chosen).
+    env_summary: String,
 }
 
 #[derive(Deserialize)]
@@ -589,9 +639,11 @@ pub async fn group(
     scope: ProjectScope,
     Path((_, id)): Path<(String, String)>,
     Query(q): Query<GroupQuery>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> PageResult {
     let store = state.store.clone();
     blocking(move || {
+        let (envs, _) = environments::chosen(&params);
         let (project, g) = group_of(&store, &scope.project, &id)?;
         let now = store::now();
         let base = group_href(&project.slug, g.id);
@@ -607,6 +659,8 @@ pub async fn group(
         for (_, values) in tag_rows.iter().filter(|(k, _)| k == "release") {
             release_choices.extend(values.iter().map(|t| t.value.clone()).filter(|v| !release_choices.contains(v)).collect::<Vec<_>>());
         }
+        let env_summary = environment_summary(&tag_rows, &envs);
+        let stream_href = environments::carry(&super::paths::stream(&project.slug), &envs);
         let tags = tag_rows
             .into_iter()
             .map(|(k, vals)| {
@@ -616,7 +670,10 @@ pub async fn group(
                         pct: format!("{:.0}%", t.count as f64 / g.count.max(1) as f64 * 100.0),
                         bar: charts::share_bar(t.count, g.count),
                         count: format::count(t.count),
-                        href: format!("{}?q={}", super::paths::stream(&project.slug), format::url_encode(&search_term(&k, &t.value))),
+                        href: environments::carry(
+                            &format!("{}?q={}", super::paths::stream(&project.slug), format::url_encode(&search_term(&k, &t.value))),
+                            &envs,
+                        ),
                         value: t.value,
                     })
                     .collect();
@@ -651,12 +708,12 @@ pub async fn group(
             .collect();
         let page_events = store.group_events(g.id, q.events_before, 20)?;
         let events_next = (page_events.len() == 20)
-            .then(|| page_events.last().map(|e| format!("{base}?interval={interval}&events_before={}#events", e.position)))
+            .then(|| page_events.last().map(|e| environments::carry(&format!("{base}?interval={interval}&events_before={}#events", e.position), &envs)))
             .flatten();
         let events = page_events
             .iter()
             .map(|e| EventLine {
-                href: format!("{base}events/{}/", e.event_id),
+                href: environments::carry(&format!("{base}events/{}/", e.event_id), &envs),
                 id: e.event_id[..8.min(e.event_id.len())].to_string(),
                 ago: format::ago(e.timestamp, now),
                 utc: format::utc(e.timestamp),
@@ -680,6 +737,8 @@ pub async fn group(
         let page = GroupPage {
             resolved_in,
             release_choices,
+            stream_href,
+            env_summary,
             releases,
             nav: nav(&store, &scope.viewer, &project.slug, "group")?,
             feedback: super::feedback::of_group(&store, &project.slug, g.id, now)?,
@@ -696,7 +755,7 @@ pub async fn group(
             intervals: INTERVALS
                 .iter()
                 .filter(|(_, s)| s.is_some())
-                .map(|(n, _)| Link { label: n.to_string(), href: format!("{base}?interval={n}"), active: *n == interval })
+                .map(|(n, _)| Link { label: n.to_string(), href: environments::carry(&format!("{base}?interval={n}"), &envs), active: *n == interval })
                 .collect(),
             chart: charts::bars(&series, since, now, &format!("Events of this issue in the last {interval}")),
             interval,
@@ -718,6 +777,21 @@ pub async fn group(
         render(&page)
     })
     .await
+}
+
+/// "In production: 2 of its events (all time) …" for the chosen environments, from the
+/// issue's tag values (the first few per key: an environment past them is not counted).
+fn environment_summary(tags: &[(String, Vec<store::TagCount>)], envs: &[String]) -> String {
+    if envs.is_empty() {
+        return String::new();
+    }
+    let values = tags.iter().find(|(k, _)| k == environments::PARAM).map_or(&[][..], |(_, v)| v.as_slice());
+    let n: u64 = values.iter().filter(|t| envs.contains(&t.value)).map(|t| t.count).sum();
+    format!(
+        "In {}: {} of its events, all time. The chart, the counts by interval and the list of events are of every environment.",
+        environments::label(envs),
+        format::count(n)
+    )
 }
 
 #[derive(Deserialize)]
@@ -774,6 +848,7 @@ pub async fn set_status(
 struct EventPage {
     nav: Nav,
     slug: String,
+    stream_href: String,
     g: GroupRow,
     group_href: String,
     latest: Option<EventDetail>,
@@ -793,14 +868,17 @@ pub async fn event(
     State(state): State<AppState>,
     scope: ProjectScope,
     Path((_, id, event_id)): Path<(String, String, String)>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> PageResult {
     let store = state.store.clone();
     blocking(move || {
+        let (envs, _) = environments::chosen(&params);
         let (project, g, e) = event_of(&store, &scope.project, &id, &event_id)?;
         let page = EventPage {
             nav: nav(&store, &scope.viewer, &project.slug, "event")?,
+            stream_href: environments::carry(&super::paths::stream(&project.slug), &envs),
             slug: project.slug.clone(),
-            group_href: group_href(&project.slug, g.id),
+            group_href: environments::carry(&group_href(&project.slug, g.id), &envs),
             raw: EventView::pretty(&e.payload),
             latest: Some(event_detail(&project.slug, &e, store::now())),
             g,
