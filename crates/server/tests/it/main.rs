@@ -12,6 +12,7 @@ mod corpus;
 mod dashboard;
 mod dist;
 mod durability;
+mod environments;
 mod first_hour;
 mod housekeeping;
 mod items;
