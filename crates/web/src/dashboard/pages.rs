@@ -549,11 +549,12 @@ pub struct EventDetail {
     pub v: EventView,
 }
 
-fn event_detail(slug: &str, e: &store::EventRow, now: f64) -> EventDetail {
+/// An event to show; its own link keeps the environments chosen.
+fn event_detail(slug: &str, e: &store::EventRow, now: f64, envs: &[String]) -> EventDetail {
     let href = super::paths::event(slug, e.group_id, &e.event_id);
     EventDetail {
         json_href: format!("{href}json"),
-        href,
+        href: environments::carry(&href, envs),
         event_id: e.event_id.clone(),
         ago: format::ago(e.timestamp, now),
         utc: format::utc(e.timestamp),
@@ -722,7 +723,7 @@ pub async fn group(
                 duration: e.time_spent.map(format::ms).unwrap_or_default(),
             })
             .collect();
-        let latest = store.group_events(g.id, None, 1)?.first().map(|e| event_detail(&project.slug, e, now));
+        let latest = store.group_events(g.id, None, 1)?.first().map(|e| event_detail(&project.slug, e, now, &envs));
         let activity_rows = store.activity(g.id)?;
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = super::triage::timeline(&store, &activity_rows, &project.slug, now, 200)?;
@@ -880,7 +881,7 @@ pub async fn event(
             slug: project.slug.clone(),
             group_href: environments::carry(&group_href(&project.slug, g.id), &envs),
             raw: EventView::pretty(&e.payload),
-            latest: Some(event_detail(&project.slug, &e, store::now())),
+            latest: Some(event_detail(&project.slug, &e, store::now(), &envs)),
             g,
         };
         render(&page)
