@@ -3,6 +3,20 @@
 (function () {
   "use strict";
 
+  // Copy buttons copy the text of the element named by data-copy (it stays selectable without them).
+  document.querySelectorAll("button[data-copy]").forEach(function (b) {
+    var target = document.getElementById(b.getAttribute("data-copy"));
+    if (!target || !navigator.clipboard) return;
+    b.hidden = false;
+    b.addEventListener("click", function () {
+      navigator.clipboard.writeText(target.textContent.trim()).then(function () { b.textContent = "Copied"; }, function () {
+        var r = document.createRange(); r.selectNodeContents(target);
+        var sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r);
+        b.textContent = "Press Ctrl+C";
+      });
+    });
+  });
+
   // Filter selects submit when changed.
   document.addEventListener("change", function (e) {
     if (e.target.classList && e.target.classList.contains("autosubmit") && e.target.form) e.target.form.submit();

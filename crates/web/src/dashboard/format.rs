@@ -36,6 +36,34 @@ pub fn count(n: u64) -> String {
     }
 }
 
+/// `1 event`, `3 events`, `12.3k users`: a count and its noun, plural unless it is one.
+pub fn plural(n: u64, noun: &str) -> String {
+    format!("{} {}", count(n), self::noun(n, noun))
+}
+
+/// `event` for one, `events` for any other number.
+pub fn noun(n: u64, noun: &str) -> String {
+    if n == 1 { noun.to_string() } else { format!("{noun}s") }
+}
+
+/// A length of time: `19 s`, `1.5 min`, `30 min`, `3.5 h`, `2 days`.
+pub fn span(secs: f64) -> String {
+    let one = |v: f64| {
+        let r = if v >= 10.0 { format!("{v:.0}") } else { format!("{v:.1}") };
+        r.strip_suffix(".0").map(str::to_string).unwrap_or(r)
+    };
+    if secs < 60.0 {
+        format!("{} s", secs.round())
+    } else if secs < 3600.0 {
+        format!("{} min", one(secs / 60.0))
+    } else if secs < 86400.0 {
+        format!("{} h", one(secs / 3600.0))
+    } else {
+        let days = one(secs / 86400.0);
+        format!("{days} day{}", if days == "1" { "" } else { "s" })
+    }
+}
+
 /// `512 bytes`, `12.3 kB`, `4.5 MB`, `1.2 GB` (powers of 1000, as disks are sold).
 pub fn bytes(n: u64) -> String {
     let n = n as f64;
@@ -93,5 +121,14 @@ mod tests {
         assert_eq!(url_encode("a b&c=<"), "a+b%26c%3D%3C");
         assert_eq!(query_string(&[("sort".into(), "freq".into()), ("q".into(), String::new())]), "?sort=freq");
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(plural(1, "user"), "1 user");
+        assert_eq!(plural(0, "event"), "0 events");
+        assert_eq!(plural(12_345, "event"), "12.3k events");
+        assert_eq!(span(18.75), "19 s");
+        assert_eq!(span(90.0), "1.5 min");
+        assert_eq!(span(1800.0), "30 min");
+        assert_eq!(span(12_600.0), "3.5 h");
+        assert_eq!(span(86_400.0), "1 day");
+        assert_eq!(span(2.0 * 86_400.0), "2 days");
     }
 }

@@ -12,6 +12,7 @@
 //! - `releases`: a project's releases and a release's page (deploys, events, new issues, files).
 //! - `settings`, `org_settings`: projects and keys; an organisation's members, teams,
 //!   invitations, API tokens and audit log.
+//! - `onboarding`: an empty project's DSN and SDK set-up snippets.
 //! - `invite`: the page of a one-time invitation link.
 //! - `sso`: single sign-on with OpenID Connect.
 //! - `event_view`: turns a stored event's JSON into what the pages show.
@@ -30,6 +31,7 @@ pub mod search;
 mod format;
 mod invite;
 mod live;
+mod onboarding;
 mod org_settings;
 mod pages;
 mod releases;

@@ -111,7 +111,11 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(para
         let projects = viewer.projects(&store)?;
         let slug_of = |id: ProjectId| projects.iter().find(|p| p.id == id).map(|p| p.slug.clone()).unwrap_or_default();
         let ids: Vec<ProjectId> = projects.iter().map(|p| p.id).collect();
-        let series = store.project_series(&ids, since, now, 48)?;
+        let mut series = store.project_series(&ids, since, now, 48)?;
+        let start = charts::chart_start(since, now, charts::first_bar(&series, since, now));
+        if start > since {
+            series = store.project_series(&ids, start, now, 48)?;
+        }
         let mut per_project = Vec::new();
         for p in &projects {
             let n: u64 = store.project_series(&[p.id], since, now, 1)?.iter().sum();
@@ -134,7 +138,7 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(para
         let trending = store
             .trending(&ids, now, &envs, 10)?
             .iter()
-            .map(|t| link(&t.group, format!("{} in 15 min · {} in 24 h · {:.1}× its usual rate", t.last_15m, t.last_24h, t.ratio)))
+            .map(|t| link(&t.group, trending_detail(t.last_15m, t.last_24h, t.ratio)))
             .collect();
         let page = DashboardPage {
             nav: nav(&store, &viewer, "", "dashboard")?,
@@ -156,8 +160,8 @@ pub async fn dashboard(State(state): State<AppState>, viewer: Viewer, Query(para
                 ),
             )?,
             problems: problems.into_iter().collect(),
-            chart: charts::bars(&series, since, now, &format!("Events in the last {interval}, all projects")),
-            total: format::count(series.iter().sum()),
+            chart: charts::bars(&series, start, now, &format!("Events in the last {interval}, all projects")),
+            total: format::plural(series.iter().sum(), "event"),
             interval,
             projects: per_project,
             new_groups,
@@ -228,6 +232,8 @@ struct StreamPage {
     /// The stream's parameters, for the bulk form (what "all that match" means).
     bulk_state: Vec<(String, String)>,
     env: Selector,
+    /// How to send a first event, while the project has no issue at all.
+    guide: Option<super::onboarding::Guide>,
 }
 
 #[derive(Template)]
@@ -357,6 +363,7 @@ pub async fn stream(
 ) -> PageResult {
     let store = state.store.clone();
     let slices = state.dashboard.config.slices.get(&scope.project.slug).cloned().unwrap_or_else(filters::default_slices);
+    let url = state.public_url.clone();
     blocking(move || {
         let project = scope.project.clone();
         let param = |k: &str| params.iter().rev().find(|(pk, _)| pk == k).map(|(_, v)| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -405,6 +412,14 @@ pub async fn stream(
             (true, _) => "Events".to_string(),
             (false, true) => format!("Events ({interval})"),
             (false, false) => format!("Events ({interval}, all environments)"),
+        };
+        let (guide, empty) = match rows.is_empty() && query.cursor.is_none() && !has_any_issue(&*store, project.id, now)? {
+            false => (None, empty),
+            true if scope.allows(Action::ManageProject) => {
+                let dsn = store.keys(project.id)?.into_iter().find(|k| k.is_active()).map(|k| super::settings::dsn(&url, &k.public_key, project.id));
+                (dsn.transpose()?.map(super::onboarding::Guide::new), "This project has no events yet.".to_string())
+            }
+            true => (None, "This project has no events yet. An admin of the project finds its DSN in the project's settings.".to_string()),
         };
         if param("fragment").is_some() {
             return render(&StreamRows { rows, next_url, first_url, empty, count_label });
@@ -474,6 +489,7 @@ pub async fn stream(
             count_label,
             bulk_state: st.pairs(),
             env: Selector::new(&store, &[project.id], &st.environments, &base, st.pairs(), stream_note(&st.environments, &interval))?,
+            guide,
         };
         render(&page)
     })
@@ -491,6 +507,27 @@ fn stream_note(envs: &[String], interval: &str) -> String {
              environment, as the counters by time don't record it. Choose the interval \"all\" for counts of {label} only."
         )
     }
+}
+
+/// A trending issue's line: its recent count against its usual rate, or that it has no usual
+/// rate yet when all its events of the last 24 hours came in the last 15 minutes (a new issue,
+/// a fresh install), where a ratio would only say "96×".
+fn trending_detail(last_15m: u64, last_24h: u64, ratio: f64) -> String {
+    let recent = format!("{} in 15 min", format::plural(last_15m, "event"));
+    if last_24h <= last_15m {
+        format!("{recent} · none before in 24 h, so no usual rate yet")
+    } else {
+        format!("{recent} · {} in 24 h · {ratio:.1}× its usual rate", format::plural(last_24h, "event"))
+    }
+}
+
+/// Whether the project has any issue, of any status, at any time (one row read).
+fn has_any_issue(store: &dyn Store, project: ProjectId, now: f64) -> PageResult<bool> {
+    let mut q = StreamQuery::new(project, now);
+    q.status = StatusFilter::All;
+    q.sort = Sort::LastSeen;
+    q.limit = 1;
+    Ok(!store.stream(&q)?.rows.is_empty())
 }
 
 fn capitalise(s: &str) -> String {
@@ -588,6 +625,9 @@ struct GroupPage {
     count: String,
     interval_count: String,
     users: String,
+    /// `event` or `events`, `user` or `users`, after the counts.
+    count_noun: String,
+    users_noun: String,
     intervals: Vec<Link>,
     interval: String,
     chart: String,
@@ -651,7 +691,8 @@ pub async fn group(
         let interval = q.interval.filter(|i| interval_secs(i).flatten().is_some()).unwrap_or_else(|| "24h".into());
         let secs = interval_secs(&interval).flatten().unwrap_or(86400.0);
         let since = now - secs;
-        let series = store.group_series(g.id, since, now, 48)?;
+        let start = charts::chart_start(since, now, Some(g.first_seen));
+        let series = store.group_series(g.id, start, now, 48)?;
         let interval_count = store.group_interval_count(g.id, Some(since), now)?;
         let tag_rows = store.group_tags(g.id, 8)?;
         let users = tag_rows.iter().find(|(k, _)| k == "user").map_or(0, |(_, v)| v.len());
@@ -753,12 +794,14 @@ pub async fn group(
             count: format::count(g.count),
             interval_count: format::count(interval_count),
             users: format::count(users as u64),
+            count_noun: format::noun(g.count, "event"),
+            users_noun: format::noun(users as u64, "user"),
             intervals: INTERVALS
                 .iter()
                 .filter(|(_, s)| s.is_some())
                 .map(|(n, _)| Link { label: n.to_string(), href: environments::carry(&format!("{base}?interval={n}"), &envs), active: *n == interval })
                 .collect(),
-            chart: charts::bars(&series, since, now, &format!("Events of this issue in the last {interval}")),
+            chart: charts::bars(&series, start, now, &format!("Events of this issue in the last {interval}")),
             interval,
             tags,
             durations,

@@ -150,6 +150,8 @@ struct ProjectPage {
     client_reports: Vec<(String, String, String)>,
     /// What the server did not store, for all projects: (reason, item, how many).
     server_discards: Vec<(String, String, String)>,
+    /// The DSN of the first active key and how to set up an SDK with it.
+    guide: Option<super::onboarding::Guide>,
 }
 
 /// `GET /settings/projects/{slug}/`
@@ -177,7 +179,8 @@ pub async fn project(
                 revoke_href: format!("{base}keys/{}/revoke", format::url_encode(&k.public_key)),
                 public_key: k.public_key,
             }))
-            .collect::<PageResult<_>>()?;
+            .collect::<PageResult<Vec<KeyLine>>>()?;
+        let guide = keys.iter().find(|k| k.revoked.is_none()).map(|k| super::onboarding::Guide::new(k.dsn.clone()));
         let client_reports = store
             .client_reports(p.id)?
             .into_iter()
@@ -195,6 +198,7 @@ pub async fn project(
             message: q.done,
             client_reports,
             server_discards,
+            guide,
         })
     })
     .await
