@@ -21,5 +21,6 @@ mod reliability;
 mod sso;
 mod tidy;
 mod notify;
+mod onboarding;
 mod notify_services;
 mod web_security;
