@@ -152,7 +152,7 @@ enum Least {
 fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'static str)])> {
     use Rule::*;
     let r = match (method, path) {
-        ("GET", "/login" | "/setup/{token}" | "/invite/{token}" | "/static/app.css" | "/static/app.js") => (Public, &[][..]),
+        ("GET", "/login" | "/setup/{token}" | "/invite/{token}" | "/static/app.css" | "/static/app.js" | "/static/favicon.svg" | "/favicon.ico") => (Public, &[][..]),
         ("POST", "/login" | "/setup/{token}" | "/invite/{token}") => (Public, &[][..]),
         ("GET", "/sso/{org}") => (Same(Answer::NotFound), &[][..]),
         ("GET", "/login/sso") => (Same(Answer::Allowed), &[][..]),

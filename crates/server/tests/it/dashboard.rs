@@ -330,3 +330,29 @@ fn live_updates_arrive_over_server_sent_events() {
     assert!(server.terminate().success());
     assert!(started.elapsed() < Duration::from_secs(10), "stopping took {:?}", started.elapsed());
 }
+
+/// An address that names no page is a 404 page with the way back (followed), under the same
+/// security headers as every page; under `/api/` it is Sentry's JSON error. The tab's icon is
+/// served where browsers look for it.
+#[test]
+fn an_unknown_address_is_a_404_page_with_the_way_back_and_the_icon_is_served() {
+    let server = Server::start();
+    let s = server.admin_session();
+    let r = server.get_as(&s, "/no/such/page?x=1");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    let html = r.text();
+    assert!(html.contains("There is no page at /no/such/page."), "{html}");
+    let back = html.split("href=\"").skip(1).map(|h| h.split('"').next().unwrap().to_string()).find(|h| h.starts_with("/dashboard")).expect("a link to the dashboard");
+    assert_eq!(server.get_as(&s, &back).status, 200, "{back}");
+    let r = server.get_as(&s, "/api/0/no-such-endpoint/");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["detail"].as_str().unwrap().contains("/api/0/no-such-endpoint/"));
+    let icon_link = html.split("rel=\"icon\" href=\"").nth(1).expect("pages name their icon").split('"').next().unwrap().to_string();
+    for path in [icon_link.as_str(), "/favicon.ico"] {
+        let r = server.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some("image/svg+xml"), "{path}");
+        assert!(r.text().starts_with("<svg"), "{path}");
+    }
+}

@@ -186,7 +186,7 @@ impl Links {
 
 /// The dashboard's routes, with the headers every page gets.
 pub fn router(state: &AppState) -> Router<AppState> {
-    routes().router.layer(axum::middleware::map_response_with_state(state.dashboard.secure_cookies, security_headers))
+    routes().router.fallback(no_such_page).layer(axum::middleware::map_response_with_state(state.dashboard.secure_cookies, security_headers))
 }
 
 /// The dashboard's routes, listed (see [`crate::routes`]).
@@ -238,6 +238,24 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/o/{org}/sso", org_settings::set_sso)
         .get("/static/app.css", || async { asset("text/css; charset=utf-8", include_str!("../../static/app.css")) })
         .get("/static/app.js", || async { asset("text/javascript; charset=utf-8", include_str!("../../static/app.js")) })
+        .get("/static/favicon.svg", || async { asset(FAVICON_TYPE, FAVICON) })
+        .get("/favicon.ico", || async { asset(FAVICON_TYPE, FAVICON) })
+}
+
+/// The icon of the browser's tab, also at `/favicon.ico`, where browsers look without being told.
+const FAVICON: &str = include_str!("../../static/favicon.svg");
+const FAVICON_TYPE: &str = "image/svg+xml";
+
+/// What an address that names no page shows: a 404 page with the way back, or for `/api/`,
+/// Sentry's JSON error.
+pub(crate) async fn no_such_page(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") {
+        let body = serde_json::json!({"detail": format!("there is no API endpoint at {path}")});
+        return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    }
+    let shown: String = path.chars().take(200).collect();
+    error_page(StatusCode::NOT_FOUND, "Not found", format!("There is no page at {shown}."))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
