@@ -81,6 +81,8 @@ pub trait Reads: Send + Sync {
     fn group_tags(&self, group: GroupId, per_key: usize) -> Result<Vec<(String, Vec<TagCount>)>>;
     /// A group's events, newest first, from just before `before` (an [`EventRow::position`]).
     fn group_events(&self, group: GroupId, before: Option<i64>, limit: usize) -> Result<Vec<EventRow>>;
+    /// The events around the one at `position` in its group, to step through them.
+    fn event_nav(&self, group: GroupId, position: i64) -> Result<crate::EventNav>;
     /// One event of a project by its id.
     fn event(&self, project: ProjectId, id: &EventId) -> Result<Option<EventRow>>;
     /// How many events a project has stored.

@@ -223,6 +223,16 @@ pub struct GroupRow {
     pub components: String,
 }
 
+/// The event ids around one event of a group, in the order they were stored: each `None`
+/// where there is none or it is the event itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventNav {
+    pub oldest: Option<String>,
+    pub older: Option<String>,
+    pub newer: Option<String>,
+    pub newest: Option<String>,
+}
+
 /// An event as the read side shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EventRow {

@@ -825,6 +825,13 @@ fn events_keep_their_tags_and_page_by_position(store: Arc<dyn Store>) {
         seen.extend(page.into_iter().map(|e| e.event_id[..2].to_string()));
     }
     assert_eq!(seen, ["05", "04", "03", "02", "01"]);
+    // Stepping from one event to its neighbours, and to both ends.
+    let all = store.group_events(group_id, None, 5).unwrap();
+    let id = |n: u8| Some(format!("{n:02x}").repeat(16));
+    let nav = |i: usize| store.event_nav(group_id, all[i].position).unwrap();
+    assert_eq!(nav(2), store::EventNav { oldest: id(1), older: id(2), newer: id(4), newest: id(5) }, "the middle one");
+    assert_eq!(nav(0), store::EventNav { oldest: id(1), older: id(4), newer: None, newest: None }, "the newest");
+    assert_eq!(nav(4), store::EventNav { oldest: None, older: None, newer: id(2), newest: id(5) }, "the oldest");
     assert!(store.group(GroupId(group_id.0 + 1000)).unwrap().is_none());
     w.shutdown();
 }

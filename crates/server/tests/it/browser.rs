@@ -250,3 +250,88 @@ fn feedback_page_and_the_issue_show_what_people_wrote() {
     b.wait_until("the issue", |b| b.exists("#issue-feedback"));
     assert_eq!(b.texts("#issue-feedback blockquote"), ["The pay button does nothing"]);
 }
+
+/// Every element on the page that sticks out of the viewport sideways and is not inside a box
+/// of its own that scrolls or clips (and itself fits): `tag#id.class (left..right)`.
+const OVERFLOWING: &str = r#"
+const vw = document.documentElement.clientWidth;
+const contained = (e) => {
+  for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+    const s = getComputedStyle(a);
+    if (s.overflowX !== 'visible') { const r = a.getBoundingClientRect(); return r.left >= -0.5 && r.right <= vw + 0.5; }
+  }
+  return false;
+};
+const out = [];
+for (const e of document.body.querySelectorAll('*')) {
+  const r = e.getBoundingClientRect();
+  if (r.width === 0 || r.height === 0) continue;
+  if ((r.right > vw + 0.5 || r.left < -0.5) && !contained(e)) {
+    out.push(e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '') + ' (' + Math.round(r.left) + '..' + Math.round(r.right) + ')');
+  }
+}
+return {vw: vw, scroll: document.documentElement.scrollWidth, out: out.slice(0, 12)};
+"#;
+
+/// At phone width (400 px) no page scrolls sideways and no element is wider than the screen:
+/// the pages with the widest content there is (long titles, code lines, URLs, tag values,
+/// breadcrumbs, keys), each one checked and shot to `test-artifacts/phone-*.png`.
+#[test]
+fn every_page_fits_a_400_px_phone() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    sdk_checkout_error(&project);
+    let long = "averyveryverylongidentifierwithoutanyspacesatall_".repeat(4);
+    let line = format!("    total = compute_the_total_of_the_order(order, customer, coupon, {long}) + shipping_cost(order)");
+    server.send_event(&project, &json!({
+        "event_id": "dddddddddddddddddddddddddddddddd",
+        "level": "error",
+        "release": format!("shop@{long}"),
+        "environment": "production",
+        "culprit": format!("shop.checkout.{long}"),
+        "tags": {"url": format!("https://shop.example.com/checkout/{long}?coupon={long}"), "customer": long.clone()},
+        "exception": {"values": [{"type": "ValueError", "value": format!("could not apply {long}"), "stacktrace": {"frames": [
+            {"filename": format!("shop/{long}.py"), "function": long.clone(), "lineno": 120, "context_line": line.clone(),
+             "pre_context": [line.clone(), "    # a comment".to_string()], "post_context": [line.clone()], "in_app": true,
+             "vars": {"order": long.clone()}}
+        ]}}]},
+        "breadcrumbs": {"values": (0..30).map(|i| json!({"timestamp": 1_700_000_000 + i, "category": "http", "message": format!("GET https://api.example.com/{long}"), "level": "info"})).collect::<Vec<_>>()},
+        "request": {"url": format!("https://shop.example.com/{long}"), "method": "POST", "headers": {"User-Agent": long.clone()}},
+        "user": {"email": "someone.with.a.long.address@example.com"},
+    }));
+    server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query=SELECT {long} FROM orders"), "--time-spent", "36"]);
+    server.cli_ok(&["key", "create", "--project", "shop", "--label", &long]);
+    let id = server.groups("shop").iter().find(|g| g["title"].as_str().unwrap_or("").starts_with("ValueError")).unwrap()["id"].as_u64().unwrap();
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.set_window_size(400, 2600);
+    let pages = [
+        ("dashboard", "/dashboard".to_string()),
+        ("stream", "/p/shop/".into()),
+        ("stream-durations", "/p/shop/?sort=time_spent".into()),
+        ("issue", format!("/p/shop/issues/{id}/")),
+        ("event", format!("/p/shop/issues/{id}/events/dddddddddddddddddddddddddddddddd/")),
+        ("releases", "/p/shop/releases/".into()),
+        ("feedback", "/p/shop/feedback/".into()),
+        ("settings", "/settings/".into()),
+        ("org-settings", "/o/default/settings/".into()),
+        ("project-settings", "/settings/projects/shop/".into()),
+        ("not-found", "/no/such/page".into()),
+    ];
+    let mut problems = Vec::new();
+    for (name, path) in &pages {
+        b.goto(&server.url(path));
+        b.wait_until(&format!("{path} to load"), |b| b.js("return document.readyState") == "complete");
+        if *name == "event" {
+            assert_eq!(b.texts("table.crumbs .repeats"), ["× 30"], "30 crumbs alike in a row are one row");
+        }
+        let v = b.js(OVERFLOWING);
+        b.screenshot(&format!("phone-{name}.png"));
+        let out = v["out"].as_array().cloned().unwrap_or_default();
+        if v["scroll"].as_f64() > v["vw"].as_f64() || !out.is_empty() {
+            problems.push(format!("{path}: page {} px wide in {} px; {out:?}", v["scroll"], v["vw"]));
+        }
+    }
+    assert!(problems.is_empty(), "wider than a 400 px phone:\n{}", problems.join("\n"));
+}

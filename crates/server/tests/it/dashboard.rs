@@ -186,7 +186,7 @@ fn group_and_event_pages_show_everything() {
     for needle in [
         "CheckoutError", "caused by", "apply_coupon", "return discounts[code]", "frame in-app", "SUMMER",
         "POST http://shop.example/checkout", "alice@example.com", "coupon entered", "CPython", "customer",
-        "Why these events are grouped", "Resolve", "<svg class=\"chart\"",
+        "Why these events are grouped", "Resolve", "<figure class=\"chart\"",
     ] {
         assert!(html.contains(needle), "the group page lacks {needle:?}");
     }
@@ -355,4 +355,45 @@ fn an_unknown_address_is_a_404_page_with_the_way_back_and_the_icon_is_served() {
         assert_eq!(r.header("content-type"), Some("image/svg+xml"), "{path}");
         assert!(r.text().starts_with("<svg"), "{path}");
     }
+}
+
+/// The `href` of the event-step link `label` ("Older", …), or None where it is greyed out.
+fn step(html: &str, label: &str) -> Option<String> {
+    let nav = &html[html.find("class=\"pills event-steps\"").expect("the event steps")..];
+    let nav = &nav[..nav.find("</nav>").unwrap()];
+    nav.split("<a href=\"").skip(1).find(|a| a.contains(&format!(">{label}</a>"))).map(|a| a.split('"').next().unwrap().replace("&amp;", "&").replace("&#38;", "&"))
+}
+
+/// The event id an event page shows.
+fn shown_event(html: &str) -> String {
+    let at = html.find("<h2>Event <a href=\"").expect("an event") ;
+    html[at..].split("<code>").nth(1).unwrap().split('<').next().unwrap().to_string()
+}
+
+/// From the issue page's latest event, older, newer, oldest and newest are links that lead to
+/// those events (followed); at either end the way further is greyed out; a crumb repeated in a
+/// row is one row with its count.
+#[test]
+fn an_issues_events_are_stepped_through_from_newest_to_oldest() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let s = server.admin_session();
+    for n in 1..=3 {
+        let mut e = message("payment declined", "web-1", "acme");
+        e["event_id"] = json!(format!("{n:032x}"));
+        e["breadcrumbs"] = json!([{"message": "retrying", "category": "http"}, {"message": "retrying", "category": "http"}, {"message": "gave up", "category": "http"}]);
+        server.send_event(&project, &e);
+    }
+    let id = server.groups("shop")[0]["id"].as_u64().unwrap();
+    let issue = server.get_as(&s, &format!("/p/shop/issues/{id}/")).text();
+    assert_eq!(shown_event(&issue), format!("{:032x}", 3));
+    assert_eq!((step(&issue, "Newer"), step(&issue, "Newest")), (None, None), "the newest has nothing newer");
+    assert!(issue.contains("× 2</span>"), "two crumbs in a row are one row");
+    let second = server.get_as(&s, &step(&issue, "Older").expect("an older event")).text();
+    assert_eq!(shown_event(&second), format!("{:032x}", 2));
+    let first = server.get_as(&s, &step(&second, "Oldest").unwrap()).text();
+    assert_eq!(shown_event(&first), format!("{:032x}", 1));
+    assert_eq!((step(&first, "Older"), step(&first, "Oldest")), (None, None));
+    assert_eq!(shown_event(&server.get_as(&s, &step(&first, "Newer").unwrap()).text()), format!("{:032x}", 2));
+    assert_eq!(shown_event(&server.get_as(&s, &step(&first, "Newest").unwrap()).text()), format!("{:032x}", 3));
 }

@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 use super::PgStore;
 use super::stream::{environment_count_on, group_series_on, interval_count_on, stream_sql};
 use crate::{
-    Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, HistogramBar, ProjectId, Resolution, Result, Sort,
+    Activity, Cursor, DurationStats, EventNav, EventRow, GroupId, GroupRow, HistogramBar, ProjectId, Resolution, Result, Sort,
     StreamPage, StreamQuery, StreamRow, TagCount, Trending, histogram,
 };
 
@@ -121,6 +121,18 @@ impl crate::Reads for PgStore {
                 )
                 .await?;
             Ok(rows.iter().map(event_from).collect())
+        })
+    }
+
+    fn event_nav(&self, group_id: GroupId, position: i64) -> Result<EventNav> {
+        self.with(async |c| {
+            let mut ids = Vec::new();
+            for sql in ["id < $2 ORDER BY id ASC", "id < $2 ORDER BY id DESC", "id > $2 ORDER BY id ASC", "id > $2 ORDER BY id DESC"] {
+                let row = c.query_opt(&format!("SELECT event_id FROM events WHERE group_id = $1 AND {sql} LIMIT 1"), &[&group_id.0, &position]).await?;
+                ids.push(row.map(|r| hex::encode(r.get::<_, Vec<u8>>(0))));
+            }
+            let [oldest, older, newer, newest] = <[Option<String>; 4]>::try_from(ids).unwrap_or_default();
+            Ok(EventNav { oldest, older, newer, newest })
         })
     }
 

@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use super::SqliteStore;
 use super::stream::{environment_count_on, group_series_on, interval_count_on, stream_sql};
 use crate::{
-    histogram, Activity, Cursor, DurationStats, EventRow, GroupId, GroupRow, HistogramBar, ProjectId,
+    histogram, Activity, Cursor, DurationStats, EventNav, EventRow, GroupId, GroupRow, HistogramBar, ProjectId,
     Resolution, Result, Sort, StreamPage, StreamQuery, StreamRow, TagCount, Trending,
 };
 
@@ -116,6 +116,21 @@ impl crate::Reads for SqliteStore {
             .query_map(params![group_id.0, before.unwrap_or(i64::MAX), limit as i64], raw_event)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows.into_iter().map(|raw| self.finish_event(&conn, raw)).collect())
+    }
+
+    fn event_nav(&self, group_id: GroupId, position: i64) -> Result<EventNav> {
+        let conn = self.conn()?;
+        let one = |sql: &str| -> Result<Option<String>> {
+            let mut st = conn.prepare_cached(&format!("SELECT event_id FROM events WHERE group_id = ?1 AND {sql} LIMIT 1"))?;
+            let id: Option<Vec<u8>> = st.query_row(params![group_id.0, position], |r| r.get(0)).optional()?;
+            Ok(id.map(hex::encode))
+        };
+        Ok(EventNav {
+            oldest: one("id < ?2 ORDER BY id ASC")?,
+            older: one("id < ?2 ORDER BY id DESC")?,
+            newer: one("id > ?2 ORDER BY id ASC")?,
+            newest: one("id > ?2 ORDER BY id DESC")?,
+        })
     }
 
     /// One event of a project by its id (32 hex digits).

@@ -77,11 +77,54 @@ pub struct RequestView {
 
 #[derive(Clone, Debug, Default)]
 pub struct CrumbView {
+    /// When, against the event: `2.1 s before`, `at the event`.
     pub time: String,
+    /// When, in UTC (shown on hover).
+    pub utc: String,
+    /// How many crumbs in a row said the same (1 for most).
+    pub repeats: usize,
     pub category: String,
     pub level: String,
     pub message: String,
     pub data: String,
+}
+
+/// How long before the event a crumb was left: `350 ms before`, `2.1 s before`, `3 min before`.
+fn before(secs: f64) -> String {
+    if secs.abs() < 0.0005 {
+        "at the event".to_string()
+    } else if secs < 0.0 {
+        format!("{} after", before_amount(-secs))
+    } else {
+        format!("{} before", before_amount(secs))
+    }
+}
+
+fn before_amount(secs: f64) -> String {
+    if secs < 1.0 {
+        format!("{:.0} ms", secs * 1000.0)
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        format::span(secs)
+    }
+}
+
+/// Crumbs in a row that say the same (category, level, message, data) become one, counted, with
+/// the time of the last of them (a loop that logs the same line 500 times is one row "× 500").
+fn fold_repeats(crumbs: impl Iterator<Item = CrumbView>) -> Vec<CrumbView> {
+    let mut out: Vec<CrumbView> = Vec::new();
+    for c in crumbs {
+        match out.last_mut() {
+            Some(last) if (&last.category, &last.level, &last.message, &last.data) == (&c.category, &c.level, &c.message, &c.data) => {
+                last.repeats += 1;
+                last.time = c.time;
+                last.utc = c.utc;
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 /// Text of a JSON value: strings as they are, everything else as compact JSON.
@@ -239,21 +282,24 @@ impl EventView {
         }
         v.user = pairs(get(Interface::User));
 
-        v.breadcrumbs = values(ev.get("breadcrumbs"))
-            .into_iter()
-            .filter_map(Value::as_object)
-            .map(|b| CrumbView {
-                time: match b.get("timestamp") {
-                    Some(Value::Number(n)) => n.as_f64().map(format::utc).unwrap_or_default(),
-                    Some(other) => text(other),
-                    None => String::new(),
+        let event_time = ev.get("timestamp").and_then(protocol::event::parse_timestamp);
+        let crumbs = values(ev.get("breadcrumbs")).into_iter().filter_map(Value::as_object).map(|b| {
+            let at = b.get("timestamp").and_then(protocol::event::parse_timestamp);
+            CrumbView {
+                time: match (at, event_time) {
+                    (Some(at), Some(ev)) => before(ev - at),
+                    (Some(at), None) => format::utc(at),
+                    (None, _) => b.get("timestamp").map(text).unwrap_or_default(),
                 },
+                utc: at.map(format::utc).unwrap_or_default(),
+                repeats: 1,
                 category: str_of(b, &["category", "type"]),
                 level: str_of(b, &["level"]),
                 message: str_of(b, &["message"]),
                 data: b.get("data").filter(|d| !d.is_null()).map(|d| d.to_string()).unwrap_or_default(),
-            })
-            .collect();
+            }
+        });
+        v.breadcrumbs = fold_repeats(crumbs);
 
         if let Some(Value::Object(ctx)) = get(Interface::Contexts) {
             v.contexts = ctx.iter().map(|(name, c)| (name.clone(), pairs(Some(c)))).collect();
@@ -331,6 +377,28 @@ fn removed_by(rule: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use serde_json::json;
+
+    #[test]
+    fn breadcrumbs_say_when_against_the_event_and_repeats_are_folded() {
+        let crumb = |t: Value, m: &str| json!({"timestamp": t, "message": m, "category": "log"});
+        let payload = json!({
+            "timestamp": "2024-05-01T10:00:10Z",
+            "breadcrumbs": {"values": [
+                crumb(json!("2024-05-01T10:00:00Z"), "started"),
+                crumb(json!(1_714_557_605.0), "retrying"),
+                crumb(json!(1_714_557_606.0), "retrying"),
+                crumb(json!(1_714_557_609.65), "retrying"),
+                crumb(json!(1_714_557_610.0), "gave up"),
+                crumb(json!(1_714_557_200.0), "started"),
+            ]},
+        });
+        let v = EventView::from_payload(payload.to_string().as_bytes());
+        let rows: Vec<(&str, &str, usize)> = v.breadcrumbs.iter().map(|b| (b.message.as_str(), b.time.as_str(), b.repeats)).collect();
+        assert_eq!(rows, [("started", "10.0 s before", 1), ("retrying", "350 ms before", 3), ("gave up", "at the event", 1), ("started", "6.8 min before", 1)]);
+        assert_eq!(v.breadcrumbs[0].utc, "2024-05-01 10:00:00 UTC");
+    }
 
     #[test]
     fn reads_modern_and_legacy_shapes() {

@@ -584,12 +584,23 @@ pub struct EventDetail {
     pub duration: String,
     pub tags: Vec<(String, String, String)>,
     pub v: EventView,
+    /// Oldest, older, newer, newest: (label, link, or "" where there is none); empty when the
+    /// event is its issue's only one.
+    pub steps: Vec<(&'static str, String)>,
 }
 
-/// An event to show; its own link keeps the environments chosen.
-fn event_detail(slug: &str, e: &store::EventRow, now: f64, envs: &[String]) -> EventDetail {
+/// An event to show, with the links to step through its issue's events; every link keeps the
+/// environments chosen.
+fn event_detail(store: &dyn Store, slug: &str, e: &store::EventRow, now: f64, envs: &[String]) -> PageResult<EventDetail> {
     let href = super::paths::event(slug, e.group_id, &e.event_id);
-    EventDetail {
+    let nav = store.event_nav(e.group_id, e.position)?;
+    let step = |id: Option<String>| id.map(|id| environments::carry(&super::paths::event(slug, e.group_id, &id), envs)).unwrap_or_default();
+    let mut steps = vec![("Oldest", step(nav.oldest)), ("Older", step(nav.older)), ("Newer", step(nav.newer)), ("Newest", step(nav.newest))];
+    if steps.iter().all(|(_, href)| href.is_empty()) {
+        steps.clear();
+    }
+    Ok(EventDetail {
+        steps,
         json_href: format!("{href}json"),
         href: environments::carry(&href, envs),
         event_id: e.event_id.clone(),
@@ -603,7 +614,7 @@ fn event_detail(slug: &str, e: &store::EventRow, now: f64, envs: &[String]) -> E
             .map(|(k, v)| (k.clone(), v.clone(), format!("{}?q={}", super::paths::stream(slug), format::url_encode(&search_term(k, v)))))
             .collect(),
         v: EventView::from_payload(&e.payload),
-    }
+    })
 }
 
 /// `key:value` for the search box, quoted when the value has spaces.
@@ -764,7 +775,7 @@ pub async fn group(
                 duration: e.time_spent.map(format::ms).unwrap_or_default(),
             })
             .collect();
-        let latest = store.group_events(g.id, None, 1)?.first().map(|e| event_detail(&project.slug, e, now, &envs));
+        let latest = store.group_events(g.id, None, 1)?.first().map(|e| event_detail(&*store, &project.slug, e, now, &envs)).transpose()?;
         let activity_rows = store.activity(g.id)?;
         let regression = g.status == GroupStatus::Unresolved && activity_rows.last().is_some_and(|a| a.kind == store::ACTIVITY_REGRESSION);
         let activity = super::triage::timeline(&store, &activity_rows, &project.slug, now, 200)?;
@@ -924,7 +935,7 @@ pub async fn event(
             slug: project.slug.clone(),
             group_href: environments::carry(&group_href(&project.slug, g.id), &envs),
             raw: EventView::pretty(&e.payload),
-            latest: Some(event_detail(&project.slug, &e, store::now(), &envs)),
+            latest: Some(event_detail(&*store, &project.slug, &e, store::now(), &envs)?),
             g,
         };
         render(&page)
