@@ -132,7 +132,18 @@ pub trait Admin: Send + Sync {
     /// Assigns a group to a member or a team, or to nobody, and records `assigned` or
     /// `unassigned` in its activity. False (and nothing recorded) when it already was so.
     fn assign_group(&self, group: GroupId, to: Option<crate::Assignee>) -> Result<bool>;
+    /// Deletes a project as everyone sees it, at once: it leaves every list and lookup, its
+    /// slug is free again, its keys are revoked (events sent with them are refused). Its issues
+    /// and events go afterwards, a chunk at a time: [`Admin::purge_deleted_projects`].
+    fn delete_project(&self, id: ProjectId) -> Result<()>;
+    /// Deletes up to `groups` issues (with their events) of deleted projects, then, once none
+    /// is left, the rest of their data. Returns how many issues it deleted: 0 when done.
+    fn purge_deleted_projects(&self, groups: usize) -> Result<u64>;
 }
+
+/// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
+pub(crate) const PROJECT_DATA: [&str; 8] =
+    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox"];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
 pub trait Accounts: Send + Sync {
@@ -140,6 +151,9 @@ pub trait Accounts: Send + Sync {
     fn create_user(&self, email: &str, password_hash: &str, is_admin: bool) -> Result<User>;
     /// Sets a user's password hash and ends their sessions.
     fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;
+    /// Deletes a user: their memberships, sessions and tokens end, the issues assigned to them
+    /// are unassigned. The last owner of an organisation can't be deleted (`Invalid`).
+    fn delete_user(&self, user: UserId) -> Result<()>;
     fn user_count(&self) -> Result<u64>;
     fn users(&self) -> Result<Vec<User>>;
     fn user(&self, id: UserId) -> Result<Option<User>>;

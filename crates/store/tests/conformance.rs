@@ -35,7 +35,8 @@ macro_rules! conformance {
                 client_reports_are_summed_per_project, retention_per_project_and_what_each_project_uses,
                 a_size_cap_deletes_the_oldest_events_and_keeps_every_issue,
                 stream_conditions_comparisons_users_and_assignees,
-                the_stream_and_the_overview_narrow_to_environments);
+                the_stream_and_the_overview_narrow_to_environments,
+                a_deleted_project_is_gone_at_once_and_its_data_afterwards, a_deleted_user_leaves_no_trace_but_an_owner_stays);
         }
     };
     (@tests $($name:ident),*) => {
@@ -1142,3 +1143,81 @@ fn client_reports_are_summed_per_project(store: Arc<dyn Store>) {
 /// Working issues: comments, snoozes, merge and unmerge, delete.
 #[path = "conformance/triage.rs"]
 mod triage;
+
+fn a_deleted_project_is_gone_at_once_and_its_data_afterwards(store: Arc<dyn Store>) {
+    let (p, key) = store.create_project("shop").unwrap();
+    let (other, _) = store.create_project("other").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let evs: Vec<NewEvent> = (1..=5u8).map(|n| event(p.id, n, &format!("h{n}"), 1000.0 + f64::from(n))).collect();
+    write(&w, evs, ItemCounts(vec![(p.id, "session".into(), 2)]));
+    write(&w, vec![event(other.id, 9, "o", 1000.0)], ItemCounts::default());
+    let groups = store.stream(&{ let mut q = StreamQuery::new(p.id, 2000.0); q.status = StatusFilter::All; q.since = None; q }).unwrap().rows;
+    assert_eq!(groups.len(), 5);
+
+    store.delete_project(p.id).unwrap();
+    assert!(store.project(p.id).unwrap().is_none() && store.project_by_slug("shop").unwrap().is_none());
+    assert_eq!(store.projects().unwrap().iter().map(|x| x.slug.as_str()).collect::<Vec<_>>(), ["other"]);
+    assert!(store.org_projects(p.org_id).unwrap().iter().all(|x| x.id != p.id));
+    assert!(!store.key(&key.public_key).unwrap().unwrap().is_active(), "its keys are revoked");
+    assert!(matches!(store.delete_project(p.id), Err(StoreError::NotFound(_))), "once");
+    // Its slug is free again, for a new project with nothing in it.
+    let (again, _) = store.create_project("shop").unwrap();
+    assert_ne!(again.id, p.id);
+    assert_eq!(store.event_count(again.id).unwrap(), 0);
+    // An event already on its way when the project was deleted is still written, then purged.
+    write(&w, vec![event(p.id, 6, "late", 1006.0)], ItemCounts::default());
+
+    // The data goes a chunk at a time; the other projects keep theirs.
+    let mut deleted = Vec::new();
+    loop {
+        let n = store.purge_deleted_projects(2).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(n <= 2);
+        deleted.push(n);
+    }
+    assert_eq!(deleted.iter().sum::<u64>(), 6, "{deleted:?}");
+    assert_eq!(store.event_count(p.id).unwrap(), 0);
+    assert!(groups.iter().all(|g| store.group(g.group.id).unwrap().is_none()));
+    assert!(store.item_counts(p.id).unwrap().is_empty());
+    assert_eq!(store.event_count(other.id).unwrap(), 1);
+    assert_eq!(store.purge_deleted_projects(2).unwrap(), 0);
+    w.shutdown();
+}
+
+fn a_deleted_user_leaves_no_trace_but_an_owner_stays(store: Arc<dyn Store>) {
+    let boss = store.create_user("boss@example.com", "h", true).unwrap();
+    let dev = store.create_user("dev@example.com", "h", false).unwrap();
+    let org = store.organizations().unwrap()[0].id;
+    store.add_member(org, dev.id, Role::Member, None).unwrap();
+    store.create_session(dev.id, "dev-session", "c", 60.0).unwrap();
+    let (p, _) = store.create_project("shop").unwrap();
+    let w = store.start_writer(10).unwrap();
+    write(&w, vec![event(p.id, 1, "a", 1000.0)], ItemCounts::default());
+    w.shutdown();
+    let g = store.stream(&{ let mut q = StreamQuery::new(p.id, 2000.0); q.since = None; q }).unwrap().rows[0].group.id;
+    store.assign_group(g, Some(store::Assignee::User(dev.id))).unwrap();
+
+    store.delete_user(dev.id).unwrap();
+    assert!(store.user(dev.id).unwrap().is_none());
+    assert!(store.user_for_login("dev@example.com").unwrap().is_none());
+    assert!(store.session("dev-session").unwrap().is_none(), "their sessions end");
+    assert!(store.memberships(dev.id).unwrap().is_empty());
+    assert_eq!(store.group_assignee(g).unwrap(), None, "their issues are unassigned");
+    assert!(matches!(store.delete_user(dev.id), Err(StoreError::NotFound(_))));
+    // The email can be used again.
+    store.create_user("dev@example.com", "h", false).unwrap();
+
+    // The only owner stays until someone else is owner.
+    if store.memberships(boss.id).unwrap().is_empty() {
+        store.add_member(org, boss.id, Role::Owner, None).unwrap();
+    }
+    assert_eq!(store.members(org).unwrap().iter().filter(|m| m.role == Role::Owner).count(), 1);
+    assert!(matches!(store.delete_user(boss.id), Err(StoreError::Invalid(m)) if m.contains("owner")));
+    assert!(store.user(boss.id).unwrap().is_some());
+    let other = store.create_user("second@example.com", "h", false).unwrap();
+    store.add_member(org, other.id, Role::Owner, None).unwrap();
+    store.delete_user(boss.id).unwrap();
+    assert!(store.user(boss.id).unwrap().is_none());
+}

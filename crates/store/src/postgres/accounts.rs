@@ -62,6 +62,22 @@ impl crate::Accounts for PgStore {
         })
     }
 
+    fn delete_user(&self, user_id: UserId) -> Result<()> {
+        self.with(async |c| {
+            let tx = c.transaction().await?;
+            let orgs = tx.query("SELECT org_id FROM members WHERE user_id = $1", &[&user_id.0]).await?;
+            for org in orgs {
+                super::orgs::keep_an_owner(&tx, crate::OrgId(org.get(0)), user_id).await?;
+            }
+            tx.execute("UPDATE groups SET assigned_user = NULL WHERE assigned_user = $1", &[&user_id.0]).await?;
+            if tx.execute("DELETE FROM users WHERE id = $1", &[&user_id.0]).await? == 0 {
+                return Err(StoreError::NotFound(format!("user {user_id}")));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn user_count(&self) -> Result<u64> {
         self.with(async |c| Ok(c.query_one("SELECT COUNT(*) FROM users", &[]).await?.get::<_, i64>(0).max(0) as u64))
     }

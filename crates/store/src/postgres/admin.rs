@@ -43,18 +43,18 @@ impl crate::Admin for PgStore {
     }
 
     fn projects(&self) -> Result<Vec<Project>> {
-        self.with(async |c| Ok(c.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"), &[]).await?.iter().map(project_from).collect()))
+        self.with(async |c| Ok(c.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE deleted_at IS NULL ORDER BY id"), &[]).await?.iter().map(project_from).collect()))
     }
 
     fn project(&self, id: ProjectId) -> Result<Option<Project>> {
         self.with(async |c| {
-            Ok(c.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1"), &[&id.0]).await?.as_ref().map(project_from))
+            Ok(c.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1 AND deleted_at IS NULL"), &[&id.0]).await?.as_ref().map(project_from))
         })
     }
 
     fn project_by_slug(&self, slug: &str) -> Result<Option<Project>> {
         self.with(async |c| {
-            Ok(c.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = $1"), &[&slug]).await?.as_ref().map(project_from))
+            Ok(c.query_opt(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = $1 AND deleted_at IS NULL"), &[&slug]).await?.as_ref().map(project_from))
         })
     }
 
@@ -97,6 +97,52 @@ impl crate::Admin for PgStore {
                 .await?;
             Ok(n > 0)
         })
+    }
+
+    fn delete_project(&self, id: ProjectId) -> Result<()> {
+        self.with(async |c| {
+            let tx = c.transaction().await?;
+            let t = now();
+            let n = tx
+                .execute(
+                    "UPDATE projects SET deleted_at = $2, slug = slug || '~deleted-' || id WHERE id = $1 AND deleted_at IS NULL",
+                    &[&id.0, &t],
+                )
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project {id}")));
+            }
+            tx.execute("UPDATE project_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE project_id = $1", &[&id.0, &t]).await?;
+            tx.execute("DELETE FROM project_teams WHERE project_id = $1", &[&id.0]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn purge_deleted_projects(&self, limit: usize) -> Result<u64> {
+        let ids: Vec<GroupId> = self.with(async |c| {
+            let rows = c
+                .query(
+                    "SELECT g.id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT $1",
+                    &[&(limit as i64)],
+                )
+                .await?;
+            Ok(rows.iter().map(|r| GroupId(r.get(0))).collect())
+        })?;
+        for chunk in ids.chunks(crate::triage::BULK_CHUNK) {
+            crate::Triage::delete_groups(self, chunk)?;
+        }
+        if ids.is_empty() {
+            self.with(async |c| {
+                let tx = c.transaction().await?;
+                for table in crate::api::PROJECT_DATA {
+                    tx.execute(&format!("DELETE FROM {table} WHERE project_id IN (SELECT id FROM projects WHERE deleted_at IS NOT NULL)"), &[]).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })?;
+        }
+        Ok(ids.len() as u64)
     }
 
     fn set_group_status(&self, group_id: GroupId, status: GroupStatus) -> Result<()> {

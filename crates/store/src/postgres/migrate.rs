@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("schema_4_assignees.sql")),
     (5, include_str!("schema_5_triage.sql")),
     (9, include_str!("schema_9_resolution.sql")),
+    (10, include_str!("schema_10_deleted_projects.sql")),
 ];
 
 /// The advisory lock taken while migrating (any number, the same in every node).

@@ -54,7 +54,7 @@ async fn member_teams(c: &impl GenericClient, org: OrgId, user: UserId) -> Resul
 
 /// Refuses a change that would leave the organisation without an owner. Locks the
 /// organisation's owners, so that two such changes at once can't both pass.
-async fn keep_an_owner(tx: &impl GenericClient, org: OrgId, user: UserId) -> Result<()> {
+pub(super) async fn keep_an_owner(tx: &impl GenericClient, org: OrgId, user: UserId) -> Result<()> {
     let owners = tx.query("SELECT user_id FROM members WHERE org_id = $1 AND role = 'owner' FOR UPDATE", &[&org.0]).await?;
     let is_owner = owners.iter().any(|r| r.get::<_, i64>(0) == user.0);
     if is_owner && owners.len() == 1 {
@@ -249,7 +249,7 @@ impl crate::Orgs for PgStore {
 
     fn org_projects(&self, org: OrgId) -> Result<Vec<Project>> {
         self.with(async |c| {
-            Ok(c.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE org_id = $1 ORDER BY id"), &[&org.0]).await?.iter().map(project_from).collect())
+            Ok(c.query(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE org_id = $1 AND deleted_at IS NULL ORDER BY id"), &[&org.0]).await?.iter().map(project_from).collect())
         })
     }
 

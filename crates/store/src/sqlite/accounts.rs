@@ -71,6 +71,25 @@ impl crate::Accounts for SqliteStore {
         Ok(())
     }
 
+    fn delete_user(&self, user_id: UserId) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let orgs = {
+            let mut st = tx.prepare("SELECT org_id FROM members WHERE user_id = ?1")?;
+            let rows = st.query_map([user_id.0], |r| Ok(crate::OrgId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        for org in orgs {
+            super::orgs::keep_an_owner(&tx, org, user_id)?;
+        }
+        tx.execute("UPDATE groups SET assigned_user = NULL WHERE assigned_user = ?1", [user_id.0])?;
+        if tx.execute("DELETE FROM users WHERE id = ?1", [user_id.0])? == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id}")));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn user_count(&self) -> Result<u64> {
         let conn = self.conn()?;
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;

@@ -42,20 +42,20 @@ impl crate::Admin for SqliteStore {
 
     fn projects(&self) -> Result<Vec<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE deleted_at IS NULL ORDER BY id"))?;
         let rows = st.query_map([], project_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
     fn project(&self, id: ProjectId) -> Result<Option<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1 AND deleted_at IS NULL"))?;
         Ok(st.query_row([id.0], project_from).optional()?)
     }
 
     fn project_by_slug(&self, slug: &str) -> Result<Option<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE slug = ?1 AND deleted_at IS NULL"))?;
         Ok(st.query_row([slug], project_from).optional()?)
     }
 
@@ -102,6 +102,46 @@ impl crate::Admin for SqliteStore {
             params![public_key, now()],
         )?;
         Ok(n > 0)
+    }
+
+    fn delete_project(&self, id: ProjectId) -> Result<()> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let t = now();
+        let n = tx.execute(
+            "UPDATE projects SET deleted_at = ?2, slug = slug || '~deleted-' || id WHERE id = ?1 AND deleted_at IS NULL",
+            params![id.0, t],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("project {id}")));
+        }
+        tx.execute("UPDATE project_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE project_id = ?1", params![id.0, t])?;
+        tx.execute("DELETE FROM project_teams WHERE project_id = ?1", [id.0])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn purge_deleted_projects(&self, limit: usize) -> Result<u64> {
+        let ids: Vec<GroupId> = {
+            let conn = self.conn()?;
+            let mut st = conn.prepare_cached(
+                "SELECT g.id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit as i64], |r| Ok(GroupId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows
+        };
+        for chunk in ids.chunks(crate::triage::BULK_CHUNK) {
+            crate::Triage::delete_groups(self, chunk)?;
+        }
+        if ids.is_empty() {
+            let mut conn = self.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            for table in crate::api::PROJECT_DATA {
+                tx.execute(&format!("DELETE FROM {table} WHERE project_id IN (SELECT id FROM projects WHERE deleted_at IS NOT NULL)"), [])?;
+            }
+            tx.commit()?;
+        }
+        Ok(ids.len() as u64)
     }
 
     /// Resolves, ignores or reopens a group, and records it in the group's activity.

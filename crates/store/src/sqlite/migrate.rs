@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("schema_11_assignees.sql")),
     (12, include_str!("schema_12_triage.sql")),
     (16, include_str!("schema_16_resolution.sql")),
+    (17, include_str!("schema_17_deleted_projects.sql")),
 ];
 
 pub fn latest_version() -> i64 {

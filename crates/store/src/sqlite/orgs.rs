@@ -72,7 +72,7 @@ fn member_teams(conn: &rusqlite::Connection, org: OrgId, user: UserId) -> Result
 }
 
 /// Refuses a change that would leave the organisation without an owner.
-fn keep_an_owner(tx: &rusqlite::Transaction<'_>, org: OrgId, user: UserId) -> Result<()> {
+pub(super) fn keep_an_owner(tx: &rusqlite::Transaction<'_>, org: OrgId, user: UserId) -> Result<()> {
     let others: i64 = tx.query_row(
         "SELECT COUNT(*) FROM members WHERE org_id = ?1 AND role = 'owner' AND user_id <> ?2",
         params![org.0, user.0],
@@ -260,7 +260,7 @@ impl crate::Orgs for SqliteStore {
 
     fn org_projects(&self, org: OrgId) -> Result<Vec<Project>> {
         let conn = self.conn()?;
-        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE org_id = ?1 ORDER BY id"))?;
+        let mut st = conn.prepare_cached(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE org_id = ?1 AND deleted_at IS NULL ORDER BY id"))?;
         let rows = st.query_map([org.0], project_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

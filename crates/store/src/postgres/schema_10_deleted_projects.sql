@@ -1,0 +1,4 @@
+-- A deleted project: gone from every list at once (its slug freed, its keys revoked); its
+-- issues and events are deleted afterwards, a chunk at a time, and the row stays so that events
+-- still on their way find the project they name.
+ALTER TABLE projects ADD COLUMN deleted_at double precision;
