@@ -252,6 +252,34 @@ pub fn project(config: &Config, cmd: ProjectCommand) -> Result<()> {
                 }
             }
         }
+        ProjectCommand::Delete { slug, yes } => {
+            let p = project_by_slug(&store, &slug)?;
+            let events = store.event_count(p.id)?;
+            confirm(&format!("Deleting the project \"{}\" and its {events} events", p.slug), &p.slug, yes)?;
+            store.delete_project(p.id)?;
+            store.record_audit(p.org_id, crate::orgs::CLI_ACTOR, "project.delete", &p.slug)?;
+            let issues = store::purge_deleted_projects(&*store, None)?;
+            let issues = if issues == 1 { "1 issue".to_string() } else { format!("{issues} issues") };
+            println!("Deleted the project \"{}\": {issues} and their events. Its keys no longer work.", p.slug);
+        }
+    }
+    Ok(())
+}
+
+/// Asks on the terminal to type `word` before something that can't be undone (`what`), unless
+/// `yes`. Without a terminal, and without `yes`, nothing is done and the hint names `--yes`.
+pub fn confirm(what: &str, word: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        bail!("{what} can't be undone, and standard input is not a terminal to ask you; add --yes to do it anyway");
+    }
+    eprint!("{what} can't be undone. Type {word} to go on: ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the answer")?;
+    if line.trim() != word {
+        bail!("you typed something else than {word}; nothing was deleted");
     }
     Ok(())
 }

@@ -152,6 +152,15 @@ pub enum ProjectCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Delete a project with its issues and events; its keys stop working at once. Asks you
+    /// to type its slug first.
+    Delete {
+        /// The project's slug (see `sentry project list`).
+        slug: String,
+        /// Don't ask: delete it (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -220,6 +229,15 @@ pub enum UserCommand {
     },
     /// List the users.
     List,
+    /// Delete a user: they can't log in any more, their sessions and tokens end, the issues
+    /// assigned to them are unassigned. Asks you to type their email first.
+    Delete {
+        /// The email address the user logs in with.
+        email: String,
+        /// Don't ask: delete them (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -423,9 +423,9 @@ fn project_scrub(
     Ok(out)
 }
 
-/// Every minute: brings back issues whose snooze time is over, and keeps the size cap (SQLite's
-/// writer also keeps it after each batch); a minute after start and then every hour, deletes
-/// what is past retention.
+/// Every minute: brings back issues whose snooze time is over, deletes what deleted projects
+/// left (up to 10,000 issues a minute), and keeps the size cap (SQLite's writer also keeps it
+/// after each batch); a minute after start and then every hour, deletes what is past retention.
 fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
     let cap = config.store.max_bytes;
     if cap > 0 {
@@ -440,6 +440,11 @@ fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
                 Ok(woken) if !woken.is_empty() => tracing::info!(issues = woken.len(), "snoozed issues came back: their time is over"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not bring back snoozed issues"),
+            }
+            match store::purge_deleted_projects(&*store, Some(20)) {
+                Ok(n) if n > 0 => tracing::info!(issues = n, "deleted the issues of deleted projects"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not delete the data of deleted projects"),
             }
             if cap > 0 {
                 match store.trim_to(cap) {

@@ -1,5 +1,5 @@
 //! `sentry user create EMAIL [--admin] [--password-stdin]`, `sentry user passwd EMAIL
-//! [--password-stdin]` and `sentry user list`: the people who log in to the web dashboard, and
+//! [--password-stdin]`, `sentry user delete EMAIL [--yes]` and `sentry user list`: the people who log in to the web dashboard, and
 //! the one-time setup link `sentry start` prints while there is nobody yet.
 
 use std::io::BufRead;
@@ -40,6 +40,18 @@ pub fn user(config: &Config, cmd: UserCommand) -> Result<()> {
                 "Set a new password for {}; the old one no longer works, and the sessions logged in with it have ended.",
                 user.email
             );
+        }
+        UserCommand::Delete { email, yes } => {
+            let Some((user, _)) = store.user_for_login(&email)? else {
+                bail!("there is no user {email}; see `sentry user list`");
+            };
+            let orgs = store.memberships(user.id)?;
+            crate::admin::confirm(&format!("Deleting the user {}", user.email), &user.email, yes)?;
+            store.delete_user(user.id)?;
+            for m in orgs {
+                store.record_audit(m.org.id, crate::orgs::CLI_ACTOR, "user.delete", &user.email)?;
+            }
+            println!("Deleted the user {}: they can't log in any more, and their sessions and tokens have ended.", user.email);
         }
         UserCommand::List => {
             let users = store.users()?;

@@ -141,6 +141,20 @@ pub trait Admin: Send + Sync {
     fn purge_deleted_projects(&self, groups: usize) -> Result<u64>;
 }
 
+/// Deletes what deleted projects left, [`crate::BULK_CHUNK`] issues at a time, for at most
+/// `rounds` chunks (`None`: until nothing is left). Returns the issues deleted.
+pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Result<u64> {
+    let mut total = 0;
+    for _ in 0..rounds.unwrap_or(usize::MAX) {
+        let n = store.purge_deleted_projects(crate::BULK_CHUNK)?;
+        total += n;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
 pub(crate) const PROJECT_DATA: [&str; 8] =
     ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox"];

@@ -160,6 +160,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("GET", "/" | "/dashboard" | "/live" | "/settings/") => (Session, &[][..]),
         ("POST", "/logout") => (Session, &[][..]),
         ("POST", "/settings/password") => (Session, &[("password", "short")][..]),
+        ("POST", "/settings/account/delete") => (Session, &[("current", "")][..]),
         ("GET", "/p/{slug}/releases/" | "/p/{slug}/releases/{version}/") => (Project { manage: false }, &[][..]),
         ("GET", "/p/{slug}/" | "/p/{slug}/live" | "/p/{slug}/feedback/" | "/p/{slug}/issues/{id}/" | "/p/{slug}/issues/{id}/events/{event_id}/" | "/p/{slug}/issues/{id}/events/{event_id}/json") => {
             (Project { manage: false }, &[][..])
@@ -173,6 +174,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("GET", "/p/{slug}/bulk/{job}") => (Project { manage: false }, &[][..]),
         ("GET", "/settings/projects/{slug}/") => (Project { manage: true }, &[][..]),
         ("POST", "/settings/projects/{slug}/rename") => (Project { manage: true }, &[("name", "")][..]),
+        ("POST", "/settings/projects/{slug}/delete") => (Project { manage: true }, &[("confirm", "not the slug")][..]),
         ("POST", "/settings/projects/{slug}/keys") => (Project { manage: true }, &[("rate_limit", "many")][..]),
         ("POST", "/settings/projects/{slug}/keys/{key}/revoke") => (Project { manage: true }, &[][..]),
         ("GET", "/o/{org}/settings/") => (Org(Least::Member), &[][..]),

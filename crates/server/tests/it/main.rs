@@ -10,6 +10,7 @@ mod cli;
 mod clients;
 mod corpus;
 mod dashboard;
+mod deleting;
 mod dist;
 mod durability;
 mod environments;

@@ -233,6 +233,86 @@ pub async fn rename_project(
 }
 
 #[derive(Deserialize)]
+pub struct DeleteProjectForm {
+    #[serde(default)]
+    csrf: String,
+    /// The project's slug, typed to say yes.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// `POST /settings/projects/{slug}/delete`: the project leaves every list and its keys stop
+/// working at once; its issues and events are deleted in the background within minutes.
+pub async fn delete_project(
+    State(state): State<AppState>,
+    scope: ProjectScope,
+    headers: HeaderMap,
+    Form(form): Form<DeleteProjectForm>,
+) -> PageResult {
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::ManageProject)?;
+    let store = state.store.clone();
+    let slug = scope.project.slug.clone();
+    blocking(move || {
+        let p = &scope.project;
+        if form.confirm.trim() != p.slug {
+            return Err(PageError::BadRequest(format!(
+                "to delete the project, type its slug \"{}\" in the box; nothing was deleted",
+                p.slug
+            )));
+        }
+        store.delete_project(p.id)?;
+        audit(&store, &scope, "project.delete", &p.slug)
+    })
+    .await?;
+    // Its data now rather than at the next minute's housekeeping.
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || match store::purge_deleted_projects(&*store, None) {
+        Ok(issues) => tracing::info!(project = %slug, issues, "deleted a project's issues and events"),
+        Err(e) => tracing::warn!(project = %slug, error = %e, "could not delete a project's data yet; housekeeping tries again every minute"),
+    });
+    Ok(Redirect::to("/settings/?done=project+deleted").into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteAccountForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+}
+
+/// `POST /settings/account/delete`: deletes one's own account, after the current password; the
+/// last owner of an organisation is told to make someone else owner first.
+pub async fn delete_account(State(state): State<AppState>, viewer: Viewer, headers: HeaderMap, Form(form): Form<DeleteAccountForm>) -> PageResult {
+    let me = &viewer.principal;
+    me.check_csrf(&form.csrf, &headers)?;
+    if form.current.is_empty() {
+        return Err(PageError::BadRequest("type your current password to delete your account; nothing was deleted".into()));
+    }
+    let Some(slot) = state.dashboard.logins.hash_slot().await else { return Ok(busy()) };
+    let store = state.store.clone();
+    let (id, email) = (me.user.id, me.user.email.clone());
+    blocking(move || {
+        let _slot = slot;
+        let Some((_, stored)) = store.user_for_login(&email)? else { return Err(PageError::NotFound("your account".into())) };
+        if !verify_password(&form.current, &stored) {
+            return Err(PageError::Forbidden("that is not your current password; nothing was deleted".into()));
+        }
+        let orgs = store.memberships(id)?;
+        store.delete_user(id)?;
+        for m in orgs {
+            store.record_audit(m.org.id, &email, "user.delete", &email)?;
+        }
+        Ok(())
+    })
+    .await?;
+    let mut resp = Redirect::to("/login").into_response();
+    super::auth::set_cookie(&mut resp, super::auth::SESSION_COOKIE, "", Some(0), state.dashboard.secure_cookies);
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
 pub struct KeyForm {
     #[serde(default)]
     csrf: String,
