@@ -76,8 +76,7 @@ impl crate::Accounts for SqliteStore {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let orgs = {
             let mut st = tx.prepare("SELECT org_id FROM members WHERE user_id = ?1")?;
-            let rows = st.query_map([user_id.0], |r| Ok(crate::OrgId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
+            st.query_map([user_id.0], |r| Ok(crate::OrgId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?
         };
         for org in orgs {
             super::orgs::keep_an_owner(&tx, org, user_id)?;

@@ -127,8 +127,7 @@ impl crate::Admin for SqliteStore {
             let mut st = conn.prepare_cached(
                 "SELECT g.id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT ?1",
             )?;
-            let rows = st.query_map([limit as i64], |r| Ok(GroupId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows
+            st.query_map([limit as i64], |r| Ok(GroupId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?
         };
         for chunk in ids.chunks(crate::triage::BULK_CHUNK) {
             crate::Triage::delete_groups(self, chunk)?;
