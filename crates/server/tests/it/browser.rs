@@ -303,8 +303,15 @@ fn every_page_fits_a_400_px_phone() {
     server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query=SELECT {long} FROM orders"), "--time-spent", "36"]);
     server.cli_ok(&["key", "create", "--project", "shop", "--label", &long]);
     let id = server.groups("shop").iter().find(|g| g["title"].as_str().unwrap_or("").starts_with("ValueError")).unwrap()["id"].as_u64().unwrap();
+    server.create_project("empty");
     let b = Browser::start();
     log_in(&b, &server);
+    // An empty project's guide at desktop width, for the eye: test-artifacts/onboarding.png.
+    b.set_window_size(1280, 1400);
+    b.goto(&server.url("/p/empty/"));
+    b.wait_for_text("#onboarding h2", "Send your first event");
+    assert!(b.exists("button.copy:not([hidden])"), "the Copy button shows where the browser can copy");
+    b.screenshot("onboarding.png");
     b.set_window_size(400, 2600);
     let pages = [
         ("dashboard", "/dashboard".to_string()),
@@ -318,6 +325,7 @@ fn every_page_fits_a_400_px_phone() {
         ("org-settings", "/o/default/settings/".into()),
         ("project-settings", "/settings/projects/shop/".into()),
         ("not-found", "/no/such/page".into()),
+        ("empty-project", "/p/empty/".into()),
     ];
     let mut problems = Vec::new();
     for (name, path) in &pages {
