@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use notify::{EventInfo, Frame, Notification, Plugin, Reason};
 use store::{
-    ACTIVITY_CREATED, ACTIVITY_REGRESSION, ACTIVITY_RESOLVED, Enqueue, GroupId, GroupRow, Level, NewDelivery, ProjectId, Sort, StatusFilter,
+    ACTIVITY_ASSIGNED, ACTIVITY_CREATED, ACTIVITY_NOTE, ACTIVITY_REGRESSION, ACTIVITY_RESOLVED, ActivityEntry, Enqueue, GroupId, GroupRow, Level, NewDelivery, ProjectId, Sort, StatusFilter,
     Store, StoredEvent, StreamQuery, now,
 };
 use tokio::sync::{Notify, broadcast, watch};
@@ -138,6 +138,10 @@ impl Engine {
             for a in &activity {
                 if a.kind == ACTIVITY_RESOLVED {
                     self.resolved(&mut plan, a.group_id, a.project_id, a.id)?;
+                    continue;
+                }
+                if a.kind == ACTIVITY_ASSIGNED || a.kind == ACTIVITY_NOTE {
+                    self.personal(&mut plan, a)?;
                     continue;
                 }
                 let when = match a.kind.as_str() {
@@ -297,6 +301,67 @@ impl Engine {
             n.reason = Reason::Resolved;
             self.queue(plan, rule, &n, project_id, |a| resolving(&a.plugin));
             tracing::info!(rule = %rule.name, group = %group_id, "issue resolved; closing what the rule opened");
+        }
+        Ok(())
+    }
+
+    /// An assignment or a comment's mentions: one email to each member concerned (the assignee,
+    /// each member of the team assigned, each member mentioned) who may see the project, never
+    /// to the one who acted. Through the email plugin, its `[plugins.email]` settings with `to`
+    /// replaced; nothing when that section is missing or incomplete.
+    fn personal(&mut self, plan: &mut Plan, a: &ActivityEntry) -> store::Result<()> {
+        let Some(email) = notify::find(&self.plugins, "email").cloned() else { return Ok(()) };
+        let to = |addr: &str| -> notify::Settings {
+            let mut s = notify::Settings::new();
+            s.insert("to".into(), serde_json::json!([addr]));
+            s
+        };
+        if super::action_settings(&self.config, email.as_ref(), &to("someone@example.com")).is_err() {
+            return Ok(());
+        }
+        let data: serde_json::Value = a.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+        let Some(project) = self.store.project(a.project_id)? else { return Ok(()) };
+        let project_teams = self.store.project_teams(project.id)?;
+        let members = self.store.members(project.org_id)?;
+        let by = a.actor.and_then(|u| members.iter().find(|m| m.user.id == u)).map_or_else(|| "Sentry".to_string(), |m| m.user.email.clone());
+        let (chosen, reason): (Vec<&store::Member>, Reason) = match a.kind.as_str() {
+            ACTIVITY_ASSIGNED => match (data["user"].as_i64(), data["team"].as_i64()) {
+                (Some(u), _) => (members.iter().filter(|m| m.user.id.0 == u).collect(), Reason::Assigned { by, to: "you".into() }),
+                (None, Some(t)) => {
+                    let team = data["to"].as_str().unwrap_or("a team").to_string();
+                    (members.iter().filter(|m| m.teams.contains(&store::TeamId(t))).collect(), Reason::Assigned { by, to: format!("{team}, a team of yours") })
+                }
+                _ => return Ok(()),
+            },
+            _ => {
+                let mentioned: Vec<i64> = data["mentions"].as_array().map(|v| v.iter().filter_map(serde_json::Value::as_i64).collect()).unwrap_or_default();
+                let text = data["text"].as_str().unwrap_or_default().to_string();
+                (members.iter().filter(|m| mentioned.contains(&m.user.id.0)).collect(), Reason::Mentioned { by, text })
+            }
+        };
+        let Some(slug) = self.slug(project.id)? else { return Ok(()) };
+        let Some(facts) = self.facts(a.group_id, &slug)? else { return Ok(()) };
+        let expires_at = now() + self.config.retry.expire.as_secs_f64();
+        for m in chosen {
+            if Some(m.user.id) == a.actor || !store::sees_project(m.role, &m.teams, &project_teams) {
+                continue;
+            }
+            let mut n = facts.notification.clone();
+            n.id = format!("{}:activity:{}:user:{}", reason.name(), a.id, m.user.id);
+            n.rule = String::new();
+            n.reason = reason.clone();
+            plan.enqueue.deliveries.push(NewDelivery {
+                firing_id: n.id.clone(),
+                action: 0,
+                project_id: project.id,
+                group_id: a.group_id,
+                rule: reason.name().to_string(),
+                plugin: email.name().to_string(),
+                settings: serde_json::Value::Object(to(&m.user.email)).to_string(),
+                payload: serde_json::to_string(&n).unwrap_or_default(),
+                expires_at,
+            });
+            tracing::info!(to = %m.user.email, group = %a.group_id, why = reason.name(), "emailing a member about an issue");
         }
         Ok(())
     }

@@ -163,7 +163,7 @@ pub fn text_body(n: &Notification) -> String {
             out.push_str(&format!("  {k} = {v}\n"));
         }
     }
-    out.push_str(&format!("\n-- \nSent by Sentry because the rule \"{}\" fired.\n", n.rule));
+    out.push_str(&format!("\n-- \n{}\n", n.reason.why_sent(&n.rule)));
     out
 }
 
@@ -191,12 +191,12 @@ pub fn html_body(n: &Notification) -> String {
          <h2><a href=\"{link}\">{level}: {title}</a></h2><p>{reason}</p>\
          <table cellpadding=\"4\">{rows}</table>{frames}\
          <p><a href=\"{link}\">Open the issue in Sentry</a></p>\
-         <p style=\"color: #888\">Sent by Sentry because the rule &quot;{rule}&quot; fired.</p></body></html>",
+         <p style=\"color: #888\">{why}</p></body></html>",
         link = esc(&n.link),
         level = esc(&n.level.to_uppercase()),
         title = esc(&n.title),
-        reason = esc(&n.reason.describe()),
-        rule = esc(&n.rule),
+        reason = esc(&n.reason.describe()).replace('\n', "<br>"),
+        why = esc(&n.reason.why_sent(&n.rule)),
     )
 }
 

@@ -60,6 +60,11 @@ pub enum Reason {
     Resolved,
     /// `sentry notify test`.
     Test,
+    /// Someone (`by`, an email) assigned the issue to the recipient, or to `to`, a team of
+    /// theirs (`you` when to them). Sent by email to that person only, not through rules.
+    Assigned { by: String, to: String },
+    /// Someone (`by`) mentioned the recipient in a comment (`text`). Sent by email to them only.
+    Mentioned { by: String, text: String },
 }
 
 impl Reason {
@@ -72,6 +77,8 @@ impl Reason {
             Reason::Slow { .. } => "slow",
             Reason::Resolved => "resolved",
             Reason::Test => "test",
+            Reason::Assigned { .. } => "assigned",
+            Reason::Mentioned { .. } => "mentioned",
         }
     }
 
@@ -88,6 +95,17 @@ impl Reason {
             }
             Reason::Resolved => "Resolved".into(),
             Reason::Test => "Test message from `sentry notify test`".into(),
+            Reason::Assigned { by, to } => format!("{by} assigned this issue to {to}."),
+            Reason::Mentioned { by, text } => format!("{by} mentioned you in a comment:\n\n{text}"),
+        }
+    }
+
+    /// Why the recipient got it, for the end of a message.
+    pub fn why_sent(&self, rule: &str) -> String {
+        match self {
+            Reason::Assigned { .. } => "Sent by Sentry because this issue was assigned to you or your team.".into(),
+            Reason::Mentioned { .. } => "Sent by Sentry because you were mentioned in a comment.".into(),
+            _ => format!("Sent by Sentry because the rule \"{rule}\" fired."),
         }
     }
 }
@@ -152,7 +170,12 @@ impl Notification {
     pub fn subject(&self, prefix: &str) -> String {
         let title: String = self.title.chars().filter(|c| !c.is_control()).take(150).collect();
         let test = if self.test { "TEST " } else { "" };
-        format!("{prefix}{test}{}: {title}", self.level.to_uppercase())
+        let personal = match self.reason {
+            Reason::Assigned { .. } => "Assigned to you: ",
+            Reason::Mentioned { .. } => "You were mentioned: ",
+            _ => "",
+        };
+        format!("{prefix}{test}{personal}{}: {title}", self.level.to_uppercase())
     }
 
     /// The frames as a few indented lines, innermost first.

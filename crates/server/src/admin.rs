@@ -502,6 +502,37 @@ impl<const N: usize> Table<N> {
     }
 }
 
+/// `sentry assign GROUP --to WHO`.
+pub fn assign(config: &Config, args: crate::cli::AssignArgs) -> Result<()> {
+    let store = open_store(config)?;
+    let g = store.group(GroupId(args.group))?.with_context(|| format!("there is no group {}; see `sentry groups --project SLUG`", args.group))?;
+    let p = store.project(g.project_id)?.with_context(|| format!("group {} belongs to a deleted project", g.id))?;
+    let who = args.to.trim();
+    let to = if who.eq_ignore_ascii_case("nobody") {
+        None
+    } else if let Some(slug) = who.strip_prefix('#') {
+        let teams = store.teams(p.org_id)?;
+        let Some(t) = teams.iter().find(|t| t.slug == slug) else {
+            let names: Vec<String> = teams.iter().map(|t| format!("#{}", t.slug)).collect();
+            bail!("the organisation of \"{}\" has no team #{slug}; its teams are: {}", p.slug, names.join(", "));
+        };
+        Some(store::Assignee::Team(t.id))
+    } else {
+        let Some(m) = store.members(p.org_id)?.into_iter().find(|m| m.user.email.eq_ignore_ascii_case(who)) else {
+            bail!("{who} is not a member of the organisation of \"{}\"; give a member's email, #team or nobody", p.slug);
+        };
+        Some(store::Assignee::User(m.user.id))
+    };
+    let changed = store.assign_group(g.id, to)?;
+    let whom = if to.is_none() { "nobody".to_string() } else { who.to_string() };
+    if changed {
+        println!("Assigned group {} ({}) to {whom}.", g.id, g.title);
+    } else {
+        println!("Group {} was already assigned to {whom}; nothing changed.", g.id);
+    }
+    Ok(())
+}
+
 pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
     let store = settled_store(config)?;
     let group = GroupId(args.group);

@@ -65,6 +65,9 @@ pub enum Command {
     Groups(GroupsArgs),
     /// List the events of a group, newest first.
     Events(EventsArgs),
+    /// Assign a group (issue) to a member or a team of its organisation, or to nobody; the
+    /// people it is assigned to get an email when [plugins.email] is set.
+    Assign(AssignArgs),
     /// List what people wrote about problems in a project (user feedback), newest first.
     Feedback(FeedbackArgs),
     /// Send one event to a running server, like an application would.
@@ -389,6 +392,15 @@ pub struct GroupsArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AssignArgs {
+    /// The group id (from `sentry groups`).
+    pub group: i64,
+    /// A member's email, `#team` (a team's slug), or `nobody`.
+    #[arg(long, value_name = "WHO")]
+    pub to: String,
 }
 
 #[derive(Args, Debug)]

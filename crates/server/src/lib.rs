@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(cmd) => orgs::token(&load(&path, explicit)?, cmd),
         Command::Groups(args) => admin::groups(&load(&path, explicit)?, args),
         Command::Events(args) => admin::events(&load(&path, explicit)?, args),
+        Command::Assign(args) => admin::assign(&load(&path, explicit)?, args),
         Command::Feedback(args) => admin::feedback(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),
         Command::Cleanup { days } => admin::cleanup(&load(&path, explicit)?, days),

@@ -131,7 +131,13 @@ pub trait Admin: Send + Sync {
     fn set_group_status(&self, group: GroupId, status: GroupStatus) -> Result<()>;
     /// Assigns a group to a member or a team, or to nobody, and records `assigned` or
     /// `unassigned` in its activity. False (and nothing recorded) when it already was so.
-    fn assign_group(&self, group: GroupId, to: Option<crate::Assignee>) -> Result<bool>;
+    fn assign_group(&self, group: GroupId, to: Option<crate::Assignee>) -> Result<bool> {
+        self.assign_group_by(group, to, None)
+    }
+    /// [`Admin::assign_group`], recording who did it (`None`: the system). The activity's data
+    /// names the assignee for people (`to`: an email or `#team`) and for the notifications
+    /// (`user` or `team`, their ids).
+    fn assign_group_by(&self, group: GroupId, to: Option<crate::Assignee>, actor: Option<crate::UserId>) -> Result<bool>;
     /// Deletes a project as everyone sees it, at once: it leaves every list and lookup, its
     /// slug is free again, its keys are revoked (events sent with them are refused). Its issues
     /// and events go afterwards, a chunk at a time: [`Admin::purge_deleted_projects`].

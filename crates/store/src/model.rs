@@ -293,9 +293,13 @@ pub struct ActivityEntry {
     pub id: i64,
     pub group_id: GroupId,
     pub project_id: ProjectId,
-    /// `created`, `regression`, `resolved`, `ignored` or `reopened`.
+    /// One of the `ACTIVITY_*` names.
     pub kind: String,
     pub at: f64,
+    /// Who did it, as in [`Activity`].
+    pub actor: Option<UserId>,
+    /// What goes with it, as in [`Activity`].
+    pub data: Option<String>,
 }
 
 /// A delivery to queue.

@@ -71,6 +71,13 @@ pub struct Membership {
     pub teams: Vec<TeamId>,
 }
 
+/// Whether someone of `role` in a project's organisation, in `teams`, sees a project that
+/// belongs to `project_teams`: managers and owners see every project, others those of their
+/// teams.
+pub fn sees_project(role: Role, teams: &[TeamId], project_teams: &[TeamId]) -> bool {
+    role >= Role::Manager || project_teams.iter().any(|t| teams.contains(t))
+}
+
 /// A member of an organisation, as its member list shows them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Member {

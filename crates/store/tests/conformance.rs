@@ -586,6 +586,17 @@ fn stream_conditions_comparisons_users_and_assignees(store: Arc<dyn Store>) {
     assert_eq!(with(&|q| q.assigned.push(AssigneeCondition { to: None, negated: true })), "a,c");
     let kinds: Vec<String> = store.activity(a).unwrap().into_iter().map(|x| x.kind).collect();
     assert_eq!(kinds, ["created", "assigned", "unassigned"]);
+    // Who assigned, and to whom by id, for the notifications that read the activity log.
+    let before = store.last_activity_id().unwrap();
+    assert!(store.assign_group_by(b, Some(Assignee::User(boss.id)), Some(boss.id)).unwrap());
+    let entry = store.activity_after(before, 10).unwrap().pop().unwrap();
+    assert_eq!((entry.kind.as_str(), entry.group_id, entry.actor), ("assigned", b, Some(boss.id)));
+    let data: serde_json::Value = serde_json::from_str(entry.data.as_deref().unwrap()).unwrap();
+    assert_eq!((data["to"].as_str(), data["user"].as_i64(), data["team"].is_null()), (Some("boss@example.com"), Some(boss.id.0), true));
+    assert!(store.assign_group_by(b, Some(Assignee::Team(team.id)), None).unwrap());
+    let entry = store.activity_after(before, 10).unwrap().pop().unwrap();
+    let data: serde_json::Value = serde_json::from_str(entry.data.as_deref().unwrap()).unwrap();
+    assert_eq!((entry.actor, data["to"].as_str(), data["team"].as_i64()), (None, Some("#ops"), Some(team.id.0)));
     // Every condition at once, with each sort: the SQL holds together.
     for sort in [Sort::Priority, Sort::LastSeen, Sort::FirstSeen, Sort::Frequency, Sort::TimeSpent, Sort::TimeSpentTotal, Sort::Users] {
         let mut q = StreamQuery::new(p.id, now);

@@ -184,7 +184,7 @@ pub fn can(actor: &Actor, action: Action, resource: Resource<'_>) -> Decision {
     let Some(m) = actor.membership(org) else { return Decision::Hidden };
     let sees = match resource {
         Resource::Org(_) | Resource::Team { .. } => true,
-        Resource::Project { teams, .. } => m.role >= Role::Manager || teams.iter().any(|t| m.teams.contains(t)),
+        Resource::Project { teams, .. } => store::sees_project(m.role, &m.teams, teams),
     };
     if !sees {
         return Decision::Hidden;

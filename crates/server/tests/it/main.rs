@@ -23,5 +23,6 @@ mod sso;
 mod tidy;
 mod notify;
 mod onboarding;
+mod people;
 mod notify_services;
 mod web_security;

@@ -169,7 +169,7 @@ impl crate::Admin for PgStore {
         })
     }
 
-    fn assign_group(&self, group_id: GroupId, to: Option<crate::Assignee>) -> Result<bool> {
+    fn assign_group_by(&self, group_id: GroupId, to: Option<crate::Assignee>, actor: Option<crate::UserId>) -> Result<bool> {
         let (user, team) = match to {
             Some(crate::Assignee::User(u)) => (Some(u.0), None),
             Some(crate::Assignee::Team(t)) => (None, Some(t.0)),
@@ -184,11 +184,12 @@ impl crate::Admin for PgStore {
             }
             tx.execute("UPDATE groups SET assigned_user = $2, assigned_team = $3 WHERE id = $1", &[&group_id.0, &user, &team]).await?;
             let kind = if to.is_some() { crate::ACTIVITY_ASSIGNED } else { crate::ACTIVITY_UNASSIGNED };
-            // To whom, as people read it: an email or #team.
+            // To whom, as people read it (an email or #team), and by id.
+            let actor = actor.map(|a| a.0);
             tx.execute(
-                "INSERT INTO group_activity (group_id, kind, at, data) VALUES ($1, $2, $3,
-                    json_build_object('to', COALESCE((SELECT email FROM users WHERE id = $4), (SELECT '#' || slug FROM teams WHERE id = $5)))::text)",
-                &[&group_id.0, &kind, &now(), &user, &team],
+                "INSERT INTO group_activity (group_id, kind, at, actor, data) VALUES ($1, $2, $3, $6,
+                    json_build_object('to', COALESCE((SELECT email FROM users WHERE id = $4), (SELECT '#' || slug FROM teams WHERE id = $5)), 'user', $4::bigint, 'team', $5::bigint)::text)",
+                &[&group_id.0, &kind, &now(), &user, &team, &actor],
             )
             .await?;
             tx.commit().await?;

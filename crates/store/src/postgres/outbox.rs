@@ -48,14 +48,22 @@ impl crate::Outbox for PgStore {
         self.with(async |c| {
             let rows = c
                 .query(
-                    "SELECT a.id, a.group_id, g.project_id, a.kind, a.at FROM group_activity a JOIN groups g ON g.id = a.group_id
+                    "SELECT a.id, a.group_id, g.project_id, a.kind, a.at, a.actor, a.data FROM group_activity a JOIN groups g ON g.id = a.group_id
                      WHERE a.id > $1 ORDER BY a.id LIMIT $2",
                     &[&after, &(limit as i64)],
                 )
                 .await?;
             Ok(rows
                 .iter()
-                .map(|r| ActivityEntry { id: r.get(0), group_id: GroupId(r.get(1)), project_id: ProjectId(r.get(2)), kind: r.get(3), at: r.get(4) })
+                .map(|r| ActivityEntry {
+                    id: r.get(0),
+                    group_id: GroupId(r.get(1)),
+                    project_id: ProjectId(r.get(2)),
+                    kind: r.get(3),
+                    at: r.get(4),
+                    actor: r.get::<_, Option<i64>>(5).map(crate::UserId),
+                    data: r.get(6),
+                })
                 .collect())
         })
     }

@@ -56,12 +56,20 @@ impl crate::Outbox for SqliteStore {
     fn activity_after(&self, after: i64, limit: usize) -> Result<Vec<ActivityEntry>> {
         let conn = self.conn()?;
         let mut st = conn.prepare_cached(
-            "SELECT a.id, a.group_id, g.project_id, a.kind, a.at FROM group_activity a JOIN groups g ON g.id = a.group_id
+            "SELECT a.id, a.group_id, g.project_id, a.kind, a.at, a.actor, a.data FROM group_activity a JOIN groups g ON g.id = a.group_id
              WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
         )?;
         let rows = st
             .query_map(params![after, limit as i64], |r| {
-                Ok(ActivityEntry { id: r.get(0)?, group_id: GroupId(r.get(1)?), project_id: ProjectId(r.get(2)?), kind: r.get(3)?, at: r.get(4)? })
+                Ok(ActivityEntry {
+                    id: r.get(0)?,
+                    group_id: GroupId(r.get(1)?),
+                    project_id: ProjectId(r.get(2)?),
+                    kind: r.get(3)?,
+                    at: r.get(4)?,
+                    actor: r.get::<_, Option<i64>>(5)?.map(crate::UserId),
+                    data: r.get(6)?,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)

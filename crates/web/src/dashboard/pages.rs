@@ -231,6 +231,8 @@ struct StreamPage {
     live_url: String,
     /// The stream's parameters, for the bulk form (what "all that match" means).
     bulk_state: Vec<(String, String)>,
+    /// Whom the bulk bar can assign to: nobody, the members, the teams.
+    assign_choices: Vec<super::triage::AssignChoice>,
     env: Selector,
     /// How to send a first event, while the project has no issue at all.
     guide: Option<super::onboarding::Guide>,
@@ -488,6 +490,7 @@ pub async fn stream(
             empty,
             count_label,
             bulk_state: st.pairs(),
+            assign_choices: super::triage::assign_choices(&store, project.org_id, None)?.1,
             env: Selector::new(&store, &[project.id], &st.environments, &base, st.pairs(), stream_note(&st.environments, &interval))?,
             guide,
         };

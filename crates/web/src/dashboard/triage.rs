@@ -385,11 +385,12 @@ pub async fn unmerge(
 /// At most this many issues in one bulk action on all that match.
 pub(crate) const MAX_BULK: usize = 100_000;
 
-/// What a bulk action does to each issue. (Assigning, when issues have assignees, is one
-/// more of these.)
+/// What a bulk action does to each issue.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum BulkAction {
     Status(GroupStatus, Snooze),
+    /// To a member, a team, or nobody.
+    Assign(Option<store::Assignee>),
     /// Into the issue with the most events.
     Merge,
     Delete,
@@ -401,6 +402,7 @@ impl BulkAction {
             BulkAction::Status(GroupStatus::Resolved, _) => "Resolving",
             BulkAction::Status(GroupStatus::Ignored, _) => "Ignoring",
             BulkAction::Status(GroupStatus::Unresolved, _) => "Reopening",
+            BulkAction::Assign(_) => "Assigning",
             BulkAction::Merge => "Merging",
             BulkAction::Delete => "Deleting",
         }
@@ -434,6 +436,13 @@ pub(crate) fn apply_bulk(
     for (i, chunk) in groups.chunks(store::BULK_CHUNK).enumerate() {
         changed += match action {
             BulkAction::Status(status, snooze) => store.change_status(chunk, *status, snooze, actor)?,
+            BulkAction::Assign(to) => {
+                let mut n = 0;
+                for g in chunk {
+                    n += usize::from(store.assign_group_by(*g, *to, actor)?);
+                }
+                n
+            }
             BulkAction::Delete => {
                 store.delete_groups(chunk)?;
                 chunk.len()
@@ -513,20 +522,32 @@ fn rand_bytes() -> [u8; 12] {
     b
 }
 
-/// What the stream's bulk form sends: `action` (`resolve`, `unresolve`, `ignore`, `merge`,
-/// `delete`), the ticked issues as `id`s or `all=1` for every issue the search (sent as
-/// `stream.*`: the stream's own parameters) matches, and the ignore menu's fields.
-fn bulk_request(form: &[(String, String)]) -> (Vec<String>, bool, String, SnoozeForm, Vec<(String, String)>) {
+/// What the stream's bulk form sends: `action` (`resolve`, `unresolve`, `ignore`, `assign`,
+/// `merge`, `delete`), the ticked issues as `id`s or `all=1` for every issue the search (sent as
+/// `stream.*`: the stream's own parameters) matches, the ignore menu's fields and the assign
+/// menu's `to`.
+struct BulkRequest {
+    ids: Vec<String>,
+    all: bool,
+    action: String,
+    snooze: SnoozeForm,
+    to: String,
+    stream: Vec<(String, String)>,
+}
+
+fn bulk_request(form: &[(String, String)]) -> BulkRequest {
     let mut ids = Vec::new();
     let mut all = false;
     let mut action = String::new();
     let mut snooze = SnoozeForm::default();
+    let mut to = String::new();
     let mut stream = Vec::new();
     for (k, v) in form {
         match k.as_str() {
             "id" => ids.push(v.clone()),
             "all" => all = v == "1",
             "action" => action = v.clone(),
+            "to" => to = v.clone(),
             "csrf" => snooze.csrf = v.clone(),
             "for" => snooze.duration = v.clone(),
             "until" => snooze.until = v.clone(),
@@ -539,7 +560,7 @@ fn bulk_request(form: &[(String, String)]) -> (Vec<String>, bool, String, Snooze
             }
         }
     }
-    (ids, all, action, snooze, stream)
+    BulkRequest { ids, all, action, snooze, to, stream }
 }
 
 /// `POST /p/{slug}/bulk`: a bulk action. Ticked issues are changed at once and the stream shown
@@ -550,16 +571,24 @@ pub async fn bulk(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> PageResult {
-    let (ids, all, action, snooze, stream) = bulk_request(&form);
+    let BulkRequest { ids, all, action, snooze, to, stream } = bulk_request(&form);
     scope.viewer.principal.check_csrf(&snooze.csrf, &headers)?;
     scope.require(Action::Triage)?;
+    let ctx = {
+        let (store, org, actor) = (state.store.clone(), scope.project.org_id, scope.viewer.actor.clone());
+        blocking(move || Ok(super::search::SearchContext::load(&*store, org, &actor)?)).await?
+    };
     let action = match action.as_str() {
         "resolve" => BulkAction::Status(GroupStatus::Resolved, Snooze::default()),
         "unresolve" => BulkAction::Status(GroupStatus::Unresolved, Snooze::default()),
         "ignore" => BulkAction::Status(GroupStatus::Ignored, snooze.snooze(store::now()).map_err(PageError::BadRequest)?),
+        "assign" => BulkAction::Assign(match to.trim() {
+            "" => None,
+            name => Some(ctx.assignee(name).map_err(PageError::BadRequest)?),
+        }),
         "merge" => BulkAction::Merge,
         "delete" => BulkAction::Delete,
-        a => return Err(PageError::BadRequest(format!("\"{a}\" is not a bulk action: use resolve, unresolve, ignore, merge or delete"))),
+        a => return Err(PageError::BadRequest(format!("\"{a}\" is not a bulk action: use resolve, unresolve, ignore, assign, merge or delete"))),
     };
     let back = format!("{}{}", super::paths::stream(&scope.project.slug), format::query_string(&stream));
     let slices = state.dashboard.config.slices.get(&scope.project.slug).cloned().unwrap_or_else(super::filters::default_slices);
@@ -587,10 +616,6 @@ pub async fn bulk(
         .await?;
         return Ok(Redirect::to(&back).into_response());
     }
-    let ctx = {
-        let (store, org, actor) = (state.store.clone(), project.org_id, scope.viewer.actor.clone());
-        blocking(move || Ok(super::search::SearchContext::load(&*store, org, &actor)?)).await?
-    };
     let (query, _, problems, _) = super::pages::stream_query(&project, &stream, &slices, store::now(), &ctx);
     if let Some(p) = problems.first() {
         return Err(PageError::BadRequest(format!("the search was not understood: {p}")));
@@ -720,7 +745,7 @@ pub async fn assign(
             name => Some(ctx.assignee(name).map_err(PageError::BadRequest)?),
         };
         let g = super::pages::group_of(&store, &scope.project, &id)?.1;
-        store.assign_group(g.id, to)?;
+        store.assign_group_by(g.id, to, Some(scope.viewer.principal.user.id))?;
         Ok(super::paths::issue(&scope.project.slug, g.id))
     })
     .await?;
