@@ -343,3 +343,95 @@ fn every_page_fits_a_400_px_phone() {
     }
     assert!(problems.is_empty(), "wider than a 400 px phone:\n{}", problems.join("\n"));
 }
+
+/// Working the issues in Chromium, as a team lead would: assign two from the stream's bulk bar
+/// (their rows then name the assignee), comment with a mention, snooze one for 2 more events and
+/// watch it come back when they arrive, merge two and unmerge them again, and resolve all 1,000
+/// that match a search in the background with the progress page. The stream at desktop and
+/// phone width goes to `test-artifacts/triage*.png`.
+#[test]
+fn triage_in_the_browser_assign_comment_snooze_merge_unmerge_and_resolve_a_thousand() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    for text in ["payment declined", "cart lost", "coupon expired"] {
+        server.send_event(&project, &json!({"message": text, "level": "error", "tags": {"area": "checkout"}}));
+    }
+    let id_of = |title: &str| server.groups("shop").iter().find(|g| g["title"] == title).unwrap_or_else(|| panic!("no issue {title}"))["id"].as_u64().unwrap();
+    let (payment, cart, coupon) = (id_of("payment declined"), id_of("cart lost"), id_of("coupon expired"));
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.set_window_size(1280, 1000);
+
+    // Assign two from the stream.
+    b.goto(&server.url("/p/shop/?q=area:checkout"));
+    b.click(&format!("tr[data-group=\"{payment}\"] input.pick-one"));
+    b.click(&format!("tr[data-group=\"{cart}\"] input.pick-one"));
+    b.click("#bulk details.menu:nth-of-type(2) summary");
+    b.select("#bulk-assign-to", ADMIN_EMAIL);
+    b.click("#bulk-assign");
+    b.wait_until("two rows to name their assignee", |b| b.texts(".group-row .badge.assignee") == [ADMIN_EMAIL, ADMIN_EMAIL]);
+    b.screenshot("triage.png");
+    b.set_window_size(400, 900);
+    b.screenshot("triage-phone.png");
+    b.set_window_size(1280, 1000);
+
+    // A comment with a mention, on the issue's timeline.
+    b.goto(&server.url(&format!("/p/shop/issues/{payment}/")));
+    b.fill("#comment-text", "Looks like the bank again, @admin@example.com **please check**");
+    b.click("#comment-submit");
+    b.wait_for_text("#activity .note", "Looks like the bank again");
+    assert!(b.exists("#activity .note strong"), "the comment's Markdown is rendered");
+    assert!(b.texts("#activity .act").iter().any(|t| t.contains("assigned")), "the assignment is on the timeline");
+
+    // Snooze for 2 more events; it comes back when they arrive.
+    b.goto(&server.url(&format!("/p/shop/issues/{coupon}/")));
+    b.click("#ignore-menu summary");
+    b.fill("#snooze-count", "2");
+    b.click("#ignore");
+    b.wait_for_text("#group-status", "ignored");
+    for _ in 0..2 {
+        server.send_event(&project, &json!({"message": "coupon expired", "level": "error"}));
+    }
+    b.wait_until("the snoozed issue to come back", |b| {
+        b.goto(&b.current_url());
+        b.texts("#group-status").iter().any(|t| t == "unresolved")
+    });
+
+    // Merge two, then unmerge one hash back out.
+    b.goto(&server.url("/p/shop/?q=area:checkout&interval=all"));
+    b.click(&format!("tr[data-group=\"{payment}\"] input.pick-one"));
+    b.click(&format!("tr[data-group=\"{cart}\"] input.pick-one"));
+    b.click("#bulk-merge");
+    b.wait_until("two issues merged into one", |b| b.exists(".group-row") && row_titles(b).len() == 2);
+    let kept = server.groups("shop").iter().find(|g| g["title"] == "payment declined" || g["title"] == "cart lost").unwrap()["id"].as_u64().unwrap();
+    b.goto(&server.url(&format!("/p/shop/issues/{kept}/")));
+    assert_eq!(b.texts("#hashes tr").len(), 2, "both hashes are listed");
+    b.click("#hashes button.unmerge");
+    b.wait_until("the unmerged issue shown", |b| !b.current_url().ends_with(&format!("/issues/{kept}/")));
+    b.goto(&server.url("/p/shop/?q=area:checkout&interval=all"));
+    b.wait_until("three issues again", |b| row_titles(b).len() == 3);
+
+    // A thousand issues of one search, resolved all at once.
+    // Numbers in a message don't make another issue, so each one is named by letters.
+    let name = |i: usize| (0..3).map(|d| char::from(b'a' + ((i / 26usize.pow(d)) % 26) as u8)).collect::<String>();
+    let batch: Vec<serde_json::Value> = (0..1000).map(|i| json!({"message": format!("disk full on node {}", name(i)), "level": "warning", "tags": {"area": "storage"}})).collect();
+    for e in &batch {
+        server.send_event(&project, e);
+    }
+    b.goto(&server.url("/p/shop/?q=area:storage&interval=all"));
+    b.click("#bulk-all");
+    b.click("#bulk-resolve");
+    b.wait_until("the bulk job's page", |b| b.exists("#bulk-job"));
+    b.wait_until("the thousand resolved", |b| b.texts("#job-state").iter().any(|t| t.contains("Finished")));
+    assert_eq!(b.texts("#job-done"), ["1000"]);
+    assert_eq!(b.texts("#job-total"), ["1000"]);
+    let groups = server.groups_with("shop", &["--status", "resolved", "--limit", "2000"]);
+    assert_eq!(groups.iter().filter(|g| g["title"].as_str().unwrap_or("").starts_with("disk full")).count(), 1000);
+    b.click("#job-back");
+    b.wait_until("back on the search, now empty", |b| b.current_url().contains("area%3Astorage") || b.current_url().contains("area:storage"));
+    assert!(row_titles(&b).is_empty());
+    // The other search is untouched.
+    let unresolved = server.groups_with("shop", &["--status", "unresolved", "--limit", "2000"]);
+    assert_eq!(unresolved.iter().map(|g| g["title"].as_str().unwrap_or("")).filter(|t| !t.starts_with("disk full")).count(), 3, "{unresolved:?}");
+}

@@ -208,6 +208,8 @@ pub struct RowView {
     pub sparkline: String,
     pub avg: String,
     pub total: String,
+    /// Who it is assigned to: an email, `#team`, or "".
+    pub assignee: String,
 }
 
 #[derive(Template)]
@@ -397,6 +399,7 @@ pub async fn stream(
                     sparkline: charts::sparkline(&r.sparkline),
                     avg: g.time_spent.as_ref().map(|t| format::ms(t.avg_ms)).unwrap_or_default(),
                     total: g.time_spent.as_ref().map(|t| format::ms(t.sum_ms)).unwrap_or_default(),
+                    assignee: r.assignee.map(|a| ctx.name_of(a)).unwrap_or_default(),
                 }
             })
             .collect();

@@ -178,6 +178,14 @@ impl SearchContext {
         })
     }
 
+    /// How people read an assignee: the member's email or `#team` ("" when unknown here).
+    pub fn name_of(&self, a: Assignee) -> String {
+        match a {
+            Assignee::User(u) => self.members.iter().find(|(_, id)| *id == u).map(|(e, _)| e.clone()).unwrap_or_default(),
+            Assignee::Team(t) => self.teams.iter().find(|(_, id)| *id == t).map(|(s, _)| format!("#{s}")).unwrap_or_default(),
+        }
+    }
+
     /// The assignee a search or a form names: `me`, `#team`, a member's email, or a team's slug.
     pub fn assignee(&self, name: &str) -> Result<Assignee, String> {
         let name = name.trim();
