@@ -2,7 +2,8 @@
 //! with realistic tags through the store's writer, then times `SqliteStore::stream` (one page of
 //! 25 rows with counts and sparklines, as the dashboard asks for it) for every sort, without and
 //! with a tag filter, over the intervals 15m, 1h, 24h, 7d, 30d and all time, and prints p50 and
-//! p95 per sort and filter.
+//! p95 per sort and filter; then the search box's other filters (an assignee, unassigned,
+//! distinct users, a negated tag, `has:`, a wildcard), each over every sort and interval.
 //!
 //!     cargo bench -p store --bench stream
 //!     STREAM_BENCH_EVENTS=200000 cargo bench -p store --bench stream     # a smaller load
@@ -16,7 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use protocol::EventId;
 use store::sqlite::SqliteStore;
-use store::{GroupId, GroupStatus, ItemCounts, Level, NewEvent, Reads, Sort, Store, StreamQuery, Admin};
+use store::{
+    Accounts, Admin, Assignee, AssigneeCondition, Cmp, Comparison, GroupField, GroupId, GroupStatus, ItemCounts, Level, NewEvent, Reads, Sort,
+    Store, StreamQuery, TagCondition, UserId,
+};
 
 /// xorshift64*: fast and reproducible.
 struct Rng(u64);
@@ -189,6 +193,55 @@ fn main() {
         }
     }
     println!("\nworst p95: {:.2} ms (goal: under 50 ms)", ms(worst));
+
+    // The search box's other filters, each with every sort over every interval: an assignee
+    // (1% of the groups are assigned), distinct users, a negated tag, has:, a wildcard.
+    let boss = store.create_user("boss@example.com", "h", false).expect("user");
+    for g in (1..=groups as i64).step_by(100) {
+        store.assign_group(GroupId(g), Some(Assignee::User(boss.id))).expect("assign");
+    }
+    store.optimize().expect("analyze");
+    type Narrow = fn(&mut StreamQuery, UserId);
+    let searches: [(&str, Narrow); 6] = [
+        ("assigned:boss", |q, u| q.assigned.push(AssigneeCondition { to: Some(vec![Assignee::User(u)]), negated: false })),
+        ("is:unassigned", |q, _| q.assigned.push(AssigneeCondition { to: None, negated: true })),
+        ("users:>10", |q, _| q.comparisons.push(Comparison { field: GroupField::Users, cmp: Cmp::Gt, value: 10.0 })),
+        ("!server:web-3", |q, _| q.conditions.push(TagCondition { negated: true, ..TagCondition::any_of("server", vec!["web-3".into()]) })),
+        ("has:customer", |q, _| q.conditions.push(TagCondition::any_of("customer", vec![]))),
+        ("server:web-1*", |q, _| q.conditions.push(TagCondition::any_of("server", vec!["web-1*".into()]))),
+    ];
+    println!("\nsearch filters: {rounds} runs per interval × 6 intervals × 6 sorts each");
+    println!("{:<18} {:>9} {:>9} {:>9}  slowest (p95)", "filter", "p50 ms", "p95 ms", "max ms");
+    let mut worst_search = Duration::ZERO;
+    for (name, narrow) in searches {
+        let mut times = Vec::new();
+        let mut slowest = ("", "", Duration::ZERO);
+        for (sort_name, sort) in sorts {
+            for (iname, secs) in intervals {
+                let mut these = Vec::new();
+                for _ in 0..rounds {
+                    let mut q = StreamQuery::new(project.id, now);
+                    q.sort = sort;
+                    q.since = secs.map(|s| now - s);
+                    narrow(&mut q, boss.id);
+                    let t = Instant::now();
+                    std::hint::black_box(store.stream(&q).expect("stream"));
+                    these.push(t.elapsed());
+                }
+                these.sort();
+                let p95 = these[these.len() * 95 / 100];
+                if p95 > slowest.2 {
+                    slowest = (sort_name, iname, p95);
+                }
+                times.extend(these);
+            }
+        }
+        times.sort();
+        let p = |q: usize| times[(times.len() * q / 100).min(times.len() - 1)];
+        worst_search = worst_search.max(p(95));
+        println!("{:<18} {:>9.2} {:>9.2} {:>9.2}  {} × {} ({:.2} ms)", name, ms(p(50)), ms(p(95)), ms(*times.last().expect("runs")), slowest.0, slowest.1, ms(slowest.2));
+    }
+    println!("\nworst p95 of the search filters: {:.2} ms (goal: under 50 ms)", ms(worst_search));
     let mut q = StreamQuery::new(project.id, now);
     q.sort = Sort::Frequency;
     q.since = Some(now - 86400.0);
