@@ -302,10 +302,15 @@ fn sha1_hex(data: &[u8]) -> String {
 
 /// A multipart body of chunks (field `file`, file name given).
 fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    multipart_as("file", parts)
+}
+
+/// A multipart body of chunks in the form field `field` (`file`, or `file_gzip`).
+fn multipart_as(field: &str, parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "----chunk-boundary-7d1";
     let mut body = Vec::new();
     for (name, data) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
         body.extend_from_slice(data);
         body.extend_from_slice(b"\r\n");
     }
@@ -418,4 +423,145 @@ fn bad_uploads_are_refused_with_reasons_and_lose_nothing_else() {
     // Nothing else was lost: the server serves, the uploaded minified file is kept.
     assert_eq!(cli.server.get("/healthz").status, 200);
     assert_eq!(stored["title"], "Error: x");
+}
+
+/// The server's resident memory now, and at its peak since [`reset_peak`], in bytes.
+fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Starts measuring the server's peak memory afresh.
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), b"5").unwrap();
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn a_gzip_bomb_is_refused_and_chunks_are_stored_one_at_a_time() {
+    let cli = Cli::start();
+    let pid = cli.server.pid().unwrap();
+    let auth = format!("Bearer {}", cli.token);
+    let post = |ty: &str, body: &[u8]| {
+        crate::harness::try_request(
+            cli.server.addr(),
+            "POST",
+            "/api/0/organizations/default/chunk-upload/",
+            &[("Authorization", &auth), ("Content-Type", ty)],
+            body,
+            Duration::from_secs(120),
+        )
+        .unwrap()
+    };
+    // A 32 MiB request of 64 gzip parts, each 512 MiB of zeros: 32 GiB once decompressed.
+    let zeros = vec![0u8; 512 << 20];
+    let (bomb, name) = (gzip(&zeros), sha1_hex(&zeros));
+    drop(zeros);
+    let parts: Vec<(&str, &[u8])> = (0..64).map(|_| (name.as_str(), bomb.as_slice())).collect();
+    let (ty, body) = multipart_as("file_gzip", &parts);
+    assert!(body.len() as u64 > 30 * MIB && body.len() as u64 <= 32 * MIB, "{}", body.len());
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let r = post(&ty, &body);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("a chunk may be at most 8388608 bytes"), "{}", r.text());
+    let (_, peak) = rss(pid);
+    eprintln!("gzip bomb: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(peak < before + 64 * MIB, "the server grew from {before} to {peak} bytes for a refused bomb");
+    drop((body, parts));
+
+    // 64 real chunks of 8 MiB (512 MiB) in a request of a few hundred KiB: all stored, never all held.
+    let chunks: Vec<(String, Vec<u8>)> = (0..64u8)
+        .map(|i| {
+            let mut data = vec![0u8; 8 << 20];
+            data[0] = i;
+            (sha1_hex(&data), gzip(&data))
+        })
+        .collect();
+    let names: Vec<String> = chunks.iter().map(|(n, _)| n.clone()).collect();
+    let parts: Vec<(&str, &[u8])> = chunks.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let (ty, body) = multipart_as("file_gzip", &parts);
+    assert!(body.len() < 2 << 20, "{}", body.len());
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let r = post(&ty, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, peak) = rss(pid);
+    eprintln!("64 chunks of 8 MiB: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(peak < before + 160 * MIB, "the server grew from {before} to {peak} bytes storing 512 MiB of chunks");
+    let ask = json!({"checksum": sha1_hex(b"x"), "chunks": names}).to_string();
+    let r = cli.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", ask.as_bytes()).json();
+    assert_eq!((r["state"].clone(), r["missingChunks"].clone()), (json!("error"), json!([])), "every chunk is there: {r}");
+    assert!(r["detail"].as_str().unwrap().contains("larger than"), "{r}");
+
+    // Seven of them put together (56 MiB) go through a temporary file, not memory.
+    let mut hash = Sha1::new();
+    for i in 0..7u8 {
+        let mut data = vec![0u8; 8 << 20];
+        data[0] = i;
+        hash.update(&data);
+    }
+    let sum: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let ask = json!({"checksum": sum, "chunks": &names[..7]}).to_string();
+    let r = cli.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", ask.as_bytes()).json();
+    assert_eq!(r["state"], "error", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("not a zip archive"), "{r}");
+    let (_, peak) = rss(pid);
+    eprintln!("assembling 56 MiB: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(peak < before + 48 * MIB, "the server grew from {before} to {peak} bytes assembling 56 MiB");
+    assert_eq!(cli.server.get("/healthz").status, 200);
+}
+
+/// A 32-bit random number generator for content that does not compress (xorshift).
+fn noise(seed: u32, len: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            ALPHABET[(x & 63) as usize] as char
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_bundle_uploaded_by_sentry_cli_in_several_chunks_still_resolves() {
+    let cli = Cli::start();
+    let pid = cli.server.pid().unwrap();
+    let dsn = cli.dsn();
+    let build = tempfile::tempdir().unwrap();
+    let dir = build.path().join("big");
+    bundle(&dir);
+    // Four more files with 10 MB maps each (their sources do not compress much): about 40 MB.
+    for i in 0..4 {
+        std::fs::write(dir.join(format!("vendor{i}.js")), format!("function vendor{i}(){{}}\n//# sourceMappingURL=vendor{i}.js.map\n")).unwrap();
+        let map = json!({"version": 3, "file": format!("vendor{i}.js"), "sources": [format!("vendor{i}.src.js")], "sourcesContent": [noise(i + 1, 10_000_000)], "names": [], "mappings": "AAAA"});
+        std::fs::write(dir.join(format!("vendor{i}.js.map")), map.to_string()).unwrap();
+    }
+    cli.ok(&["sourcemaps", "inject", dir.to_str().unwrap()]);
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let out = cli.ok(&["sourcemaps", "upload", dir.to_str().unwrap()]);
+    let (_, peak) = rss(pid);
+    eprintln!("sentry-cli upload of about 40 MB of maps: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(out.contains("~/app.min.js.map") && out.contains("~/vendor3.js.map"), "{out}");
+    assert!(peak < before + 512 * MIB, "the server grew from {before} to {peak} bytes");
+    run_bundle(&dir, &dsn, None);
+    let event = newest_event(&cli, 1);
+    let f = frame(&event, "cart.js");
+    assert_eq!((f["function"].as_str(), f["lineno"].as_u64()), (Some("computeTotal"), Some(5)), "{f}");
 }
