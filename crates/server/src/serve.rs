@@ -425,7 +425,7 @@ fn project_scrub(
 
 /// Every minute: brings back issues whose snooze time is over, and keeps the size cap (SQLite's
 /// writer also keeps it after each batch); a minute after start and then every hour, deletes
-/// what is past retention.
+/// what is past retention and upload chunks never assembled within a day.
 fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
     let cap = config.store.max_bytes;
     if cap > 0 {
@@ -467,6 +467,12 @@ fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not delete data past the retention period"),
+                }
+                // Chunks uploaded but never put together into a file (an upload given up).
+                match store.delete_stale_chunks(store::now() - store::UNASSEMBLED_CHUNK_SECS) {
+                    Ok(n) if n > 0 => tracing::info!(chunks = n, "deleted upload chunks never assembled within a day"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not delete old upload chunks"),
                 }
             }
             std::thread::sleep(Duration::from_secs(60));

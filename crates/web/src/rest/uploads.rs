@@ -4,7 +4,7 @@
 //! `POST …/artifactbundle/assemble/` (or `…/releases/{version}/assemble/`) puts a file together
 //! from its chunks, answers which are missing, and stores the bundle's files (then the
 //! chunks are deleted; chunks never assembled are deleted by the server's housekeeping a day
-//! after they were uploaded).
+//! after they were uploaded, [`store::UNASSEMBLED_CHUNK_SECS`]).
 //!
 //! Bounds: a request body of at most [`MAX_REQUEST_BYTES`] (more is a 413 before it is read),
 //! read part by part: each chunk is decompressed as it arrives, up to [`CHUNK_BYTES`] (one
