@@ -565,3 +565,100 @@ fn a_large_bundle_uploaded_by_sentry_cli_in_several_chunks_still_resolves() {
     let f = frame(&event, "cart.js");
     assert_eq!((f["function"].as_str(), f["lineno"].as_u64()), (Some("computeTotal"), Some(5)), "{f}");
 }
+
+impl Cli {
+    /// Sends a message event and waits for its issue: its id.
+    fn issue_of_message(&self, message: &str) -> u64 {
+        self.server.cli_ok(&["capture", "Message", "--dsn", &self.dsn(), "--message", message]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(g) = self.server.groups("default").iter().find(|g| g["title"] == message) {
+                return g["id"].as_u64().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no issue {message:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn put(&self, path: &str, body: Value) -> crate::harness::Response {
+        self.api("PUT", path, body.to_string().as_bytes())
+    }
+
+    /// The status of an issue, as the API tells it.
+    fn status(&self, id: u64) -> String {
+        self.get(&format!("/api/0/issues/{id}/"))["status"].as_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn one_issue_is_read_changed_and_deleted_in_sentrys_shapes() {
+    let cli = Cli::start();
+    let (first, second) = (cli.issue_of_message("checkout failed"), cli.issue_of_message("payment declined"));
+    let (own, org) = (format!("/api/0/issues/{first}/"), format!("/api/0/organizations/default/issues/{first}/"));
+    let issue = cli.get(&own);
+    assert_eq!((issue["id"].as_str(), issue["status"].as_str(), issue["project"]["slug"].as_str()), (Some(&*first.to_string()), Some("unresolved"), Some("default")), "{issue}");
+    assert_eq!(cli.get(&org), issue, "both routes show the same issue");
+
+    // Resolved in a release: the answer is the issue, with Sentry's statusDetails.
+    let r = cli.put(&own, json!({"status": "resolved", "statusDetails": {"inRelease": "1.2"}}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["status"].clone(), r.json()["statusDetails"].clone()), (json!("resolved"), json!({"inRelease": "1.2"})));
+    assert_eq!(cli.get(&org)["statusDetails"], json!({"inRelease": "1.2"}), "kept with the issue");
+    let r = cli.put(&org, json!({"statusDetails": {"inNextRelease": true}}));
+    assert_eq!((r.status, r.json()["statusDetails"].clone()), (200, json!({"inNextRelease": true})), "{}", r.text());
+    // Ignored for 30 minutes, then reopened and assigned to no one.
+    let r = cli.put(&org, json!({"status": "ignored", "statusDetails": {"ignoreDuration": 30}}));
+    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("ignored")), "{}", r.text());
+    assert!(r.json()["statusDetails"]["ignoreUntil"].is_string(), "{}", r.text());
+    let r = cli.put(&own, json!({"status": "unresolved", "assignedTo": null}));
+    assert_eq!((r.status, r.json()["status"].as_str(), r.json()["assignedTo"].clone()), (200, Some("unresolved"), Value::Null), "{}", r.text());
+
+    // Bulk: ignored until two more events, which bring it back.
+    let bulk = format!("/api/0/projects/default/default/issues/?id={second}");
+    let r = cli.put(&bulk, json!({"status": "ignored", "statusDetails": {"ignoreCount": 2}}));
+    assert_eq!(r.json(), json!({"status": "ignored", "statusDetails": {"ignoreCount": 2}}));
+    assert_eq!(cli.status(second), "ignored");
+    cli.issue_of_message("payment declined");
+    assert_eq!(cli.status(second), "ignored", "one event is not two");
+    cli.issue_of_message("payment declined");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cli.status(second) != "unresolved" {
+        assert!(std::time::Instant::now() < deadline, "the snooze did not run out after two events");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = cli.put(&bulk, json!({"status": "resolvedInNextRelease"}));
+    assert_eq!(r.json(), json!({"status": "resolved", "statusDetails": {"inNextRelease": true}}));
+    assert_eq!(cli.get(&format!("/api/0/issues/{second}/"))["statusDetails"], json!({"inNextRelease": true}));
+
+    // Bad changes are refused with a reason, and change nothing.
+    for (body, why) in [
+        (json!({"status": "unresolved", "statusDetails": {"inRelease": "1.2"}}), "only resolving"),
+        (json!({"statusDetails": {"ignoreDuration": "soon"}}), "give a number"),
+        (json!({"statusDetails": {"ignoreDuration": 0}}), "between a minute and a year"),
+        (json!({"statusDetails": {"ignoreCount": 1.5}}), "whole number"),
+        (json!({"statusDetails": {"ignoreUntil": "tomorrow"}}), "is not a time"),
+        (json!({"status": "sleeping"}), "is not a status"),
+        (json!({}), "nothing to change"),
+    ] {
+        let r = cli.put(&own, body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains(why), "{body}: {}", r.text());
+    }
+    assert_eq!(cli.status(first), "unresolved");
+    assert_eq!(cli.api("GET", "/api/0/issues/999999/", b"").status, 404);
+    assert_eq!(cli.api("PUT", "/api/0/issues/not-a-number/", b"{}").status, 404);
+
+    // sentry-cli resolves and mutes through the bulk route.
+    cli.ok(&["issues", "resolve", "--id", &first.to_string()]);
+    assert_eq!(cli.status(first), "resolved");
+    cli.ok(&["issues", "mute", "--id", &second.to_string()]);
+    assert_eq!(cli.status(second), "ignored");
+    cli.ok(&["issues", "resolve", "--next-release", "--id", &first.to_string()]);
+    assert_eq!(cli.get(&own)["statusDetails"], json!({"inNextRelease": true}));
+
+    // Deleted: 202, and gone with its events.
+    assert_eq!(cli.api("DELETE", &org, b"").status, 202);
+    assert_eq!(cli.api("GET", &own, b"").status, 404);
+    assert_eq!(cli.api("DELETE", &format!("/api/0/issues/{second}/"), b"").status, 202);
+    assert!(cli.server.groups("default").is_empty());
+}

@@ -160,13 +160,13 @@ fn chunk_too_large() -> ApiError {
 /// more than [`CHUNK_BYTES`] of them.
 enum Chunk {
     Plain(Vec<u8>),
-    Gzip(flate2::write::GzDecoder<Capped>),
+    Gzip(Box<flate2::write::GzDecoder<Capped>>),
 }
 
 impl Chunk {
     fn new(gzip: bool) -> Chunk {
         match gzip {
-            true => Chunk::Gzip(flate2::write::GzDecoder::new(Capped::default())),
+            true => Chunk::Gzip(Box::new(flate2::write::GzDecoder::new(Capped::default()))),
             false => Chunk::Plain(Vec::new()),
         }
     }
