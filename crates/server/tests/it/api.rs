@@ -3,7 +3,9 @@
 //! issues, `send-event`, and source maps — a bundle built here by esbuild (tests/sourcemaps),
 //! its map uploaded by `sentry-cli`, throwing inside `@sentry/node`: the stored event shows
 //! the original file, line, function and source. And bad uploads: a chunk whose SHA-1 does not
-//! match, an assembly of missing chunks, a 1 GB body, a map that is not JSON, a zip bomb.
+//! match, an assembly of missing chunks, a 1 GB body, a map that is not JSON, a zip bomb; the
+//! server's memory while it takes a gzip bomb, 512 MiB of chunks and a 40 MB bundle; uploads past
+//! the few read at once. One issue read, changed (`statusDetails`) and deleted.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -661,4 +663,38 @@ fn one_issue_is_read_changed_and_deleted_in_sentrys_shapes() {
     assert_eq!(cli.api("GET", &own, b"").status, 404);
     assert_eq!(cli.api("DELETE", &format!("/api/0/issues/{second}/"), b"").status, 202);
     assert!(cli.server.groups("default").is_empty());
+}
+
+#[test]
+fn uploads_past_the_few_read_at_once_wait_then_are_told_to_retry() {
+    let cli = Cli::start();
+    // Four uploads that send their first chunk slowly hold every turn.
+    let head = |len: usize| {
+        format!(
+            "POST /api/0/organizations/default/chunk-upload/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len}\r\n\r\n\
+             --b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\r\n",
+            cli.token,
+            sha1_hex(b"slow")
+        )
+    };
+    let slow: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(cli.server.addr()).unwrap();
+            s.write_all(head(1 << 20).as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let (sum, data) = (sha1_hex(b"quick"), b"quick");
+    let r = cli.upload_chunks(&[(&sum, data)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(started.elapsed() >= Duration::from_secs(9), "it waited for a turn first: {:?}", started.elapsed());
+    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{:?}", r.header("retry-after"));
+    assert!(r.text().contains("try again"), "{}", r.text());
+    // Once they are gone, an upload goes through.
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cli.upload_chunks(&[(&sum, data)]).status, 200);
 }
