@@ -341,6 +341,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             metrics: web::Metrics::new(),
             dashboard: dashboard.clone(),
             probes: cluster.iter().map(crate::cluster::probe).collect(),
+            upload_dir: config.data_dir.clone(),
         });
         // Live streams (server-sent events) never end by themselves: they are closed first, so
         // the requests in flight can finish.

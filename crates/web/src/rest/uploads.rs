@@ -12,8 +12,9 @@
 //! part is read, so a request holds at most one chunk. At most [`UPLOADS_AT_ONCE`] uploads read
 //! chunks at a time; one more waits up to [`UPLOAD_WAIT`] for its turn, then gets a 429 with
 //! `Retry-After`. An assembled file is at most [`MAX_FILE_BYTES`] and is put together in a
-//! temporary file (the OS temp dir), chunk by chunk; it is unpacked from there, and its files are
-//! stored in batches (see [`ingest::bundle`]). One assembly at a time.
+//! temporary file in the data directory ([`AppState::upload_dir`]), chunk by chunk; it is
+//! unpacked from there, and its files are stored in batches (see [`ingest::bundle`]). One
+//! assembly at a time.
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, State};
 use axum::http::StatusCode;
@@ -281,7 +282,7 @@ async fn assemble(state: &AppState, org: OrgId, b: AssembleBody, release: Option
         return Ok(assembled("not_found", missing, None));
     }
     let _permit = ASSEMBLING.acquire().await.map_err(|_| ApiError::Unavailable("the server is stopping".into()))?;
-    let store = state.store.clone();
+    let (store, dir) = (state.store.clone(), state.upload_dir.clone());
     let outcome = store::off_thread(move || {
         let release = release.or(b.version.clone());
         if let Some(v) = &release
@@ -291,7 +292,7 @@ async fn assemble(state: &AppState, org: OrgId, b: AssembleBody, release: Option
             let projects = store.org_projects(org)?.into_iter().filter(|p| b.projects.contains(&p.slug)).map(|p| p.id).collect();
             store.upsert_release(org, v, &store::ReleaseChange { projects, ..Default::default() })?;
         }
-        let mut file = std::io::BufWriter::new(tempfile::tempfile().map_err(|e| store::StoreError::Backend(format!("no temporary file for the upload: {e}")))?);
+        let mut file = std::io::BufWriter::new(tempfile::tempfile_in(&dir).map_err(|e| store::StoreError::Backend(format!("no temporary file for the upload in {}: {e}", dir.display())))?);
         let io = |e: std::io::Error| store::StoreError::Backend(format!("the temporary file of the upload: {e}"));
         let (mut size, mut hash) = (0usize, Sha1::new());
         for c in &b.chunks {
