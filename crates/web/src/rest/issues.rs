@@ -196,15 +196,17 @@ fn change_of(body: &[u8], ctx: &SearchContext) -> Result<Change, ApiError> {
         Some(_) => return Err(bad("statusDetails.ignoreUntil: give a time, like \"2026-12-31T18:00:00Z\"".into())),
     };
     let (events, users) = (count("ignoreCount")?, count("ignoreUserCount")?);
+    // sentry-cli's `resolve --next-release` says it in the status.
+    let in_release = match (change.get("status").and_then(|s| s.as_str()), in_release) {
+        (Some("resolvedInNextRelease"), None) => Some(InRelease::Next),
+        (_, named) => named,
+    };
     let ignoring = minutes.is_some() || until.is_some() || events.is_some() || users.is_some();
     let status = match change.get("status") {
         None if in_release.is_some() => Some(GroupStatus::Resolved),
         None if ignoring => Some(GroupStatus::Ignored),
         None => None,
         Some(serde_json::Value::String(name)) => Some(match name.as_str() {
-            "resolvedInNextRelease" if in_release.is_none() => {
-                return Ok(Change { status: Some((GroupStatus::Resolved, Snooze::default(), Some(InRelease::Next))), assign: assign_of(&change, ctx)? });
-            }
             "resolvedInNextRelease" | "resolvedInRelease" => GroupStatus::Resolved,
             "muted" => GroupStatus::Ignored,
             s => GroupStatus::parse(s).ok_or_else(|| bad(format!("\"{s}\" is not a status: use resolved, ignored, unresolved or resolvedInNextRelease")))?,
