@@ -639,6 +639,8 @@ fn one_issue_is_read_changed_and_deleted_in_sentrys_shapes() {
         (json!({"statusDetails": {"ignoreDuration": 0}}), "between a minute and a year"),
         (json!({"statusDetails": {"ignoreCount": 1.5}}), "whole number"),
         (json!({"statusDetails": {"ignoreUntil": "tomorrow"}}), "is not a time"),
+        (json!({"status": "resolvedInNextRelease", "statusDetails": {"ignoreDuration": 5}}), "only ignoring"),
+        (json!({"statusDetails": {"ignoreDuration": 5, "ignoreUntil": "2099-01-01"}}), "not both"),
         (json!({"status": "sleeping"}), "is not a status"),
         (json!({}), "nothing to change"),
     ] {
