@@ -341,6 +341,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             metrics: web::Metrics::new(),
             dashboard: dashboard.clone(),
             probes: cluster.iter().map(crate::cluster::probe).collect(),
+            upload_dir: config.data_dir.clone(),
         });
         // Live streams (server-sent events) never end by themselves: they are closed first, so
         // the requests in flight can finish.
@@ -425,7 +426,8 @@ fn project_scrub(
 
 /// Every minute: brings back issues whose snooze time is over, deletes what deleted projects
 /// left (up to 10,000 issues a minute), and keeps the size cap (SQLite's writer also keeps it
-/// after each batch); a minute after start and then every hour, deletes what is past retention.
+/// after each batch); a minute after start and then every hour, deletes what is past retention
+/// and upload chunks never assembled within a day.
 fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
     let cap = config.store.max_bytes;
     if cap > 0 {
@@ -472,6 +474,12 @@ fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not delete data past the retention period"),
+                }
+                // Chunks uploaded but never put together into a file (an upload given up).
+                match store.delete_stale_chunks(store::now() - store::UNASSEMBLED_CHUNK_SECS) {
+                    Ok(n) if n > 0 => tracing::info!(chunks = n, "deleted upload chunks never assembled within a day"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not delete old upload chunks"),
                 }
             }
             std::thread::sleep(Duration::from_secs(60));

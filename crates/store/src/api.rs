@@ -333,6 +333,9 @@ pub trait Releases: Send + Sync {
     fn chunk(&self, org: OrgId, sha1: &str) -> Result<Option<Vec<u8>>>;
     /// Forgets chunks (once a file was assembled from them).
     fn delete_chunks(&self, org: OrgId, sha1s: &[String]) -> Result<()>;
+    /// Forgets the chunks of every organisation uploaded before `before` (unix seconds), which
+    /// were never assembled (see [`crate::UNASSEMBLED_CHUNK_SECS`]). Returns how many went.
+    fn delete_stale_chunks(&self, before: f64) -> Result<u64>;
 
     /// Stores files; a file with the same (debug id, kind), or the same (release, dist, name),
     /// replaces the one before.

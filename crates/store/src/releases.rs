@@ -4,6 +4,10 @@
 
 use crate::{OrgId, ProjectId};
 
+/// How long an uploaded chunk is kept while no file was assembled from it (a day): the
+/// server's housekeeping deletes older ones ([`crate::Releases::delete_stale_chunks`]).
+pub const UNASSEMBLED_CHUNK_SECS: f64 = 86_400.0;
+
 /// A release: a version of an organisation's code, in some of its projects.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Release {

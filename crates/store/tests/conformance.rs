@@ -1078,6 +1078,14 @@ fn chunks_are_kept_by_sha1_and_artifacts_found_by_debug_id_or_name(store: Arc<dy
     assert!(store.chunk(acme.id, &hello).unwrap().is_none(), "chunks are per organisation");
     store.delete_chunks(default, std::slice::from_ref(&hello)).unwrap();
     assert!(store.chunk(default, &hello).unwrap().is_none());
+    // Chunks never assembled go once they are older than the cutoff, in every organisation.
+    store.put_chunk(default, &hello, b"hello").unwrap();
+    store.put_chunk(acme.id, &hello, b"hello").unwrap();
+    assert_eq!(store.delete_stale_chunks(store::now() - store::UNASSEMBLED_CHUNK_SECS).unwrap(), 0);
+    assert!(store.chunk(default, &hello).unwrap().is_some(), "a chunk uploaded just now stays");
+    assert_eq!(store.delete_stale_chunks(store::now() + 1.0).unwrap(), 2);
+    assert_eq!(store.missing_chunks(default, std::slice::from_ref(&hello)).unwrap(), std::slice::from_ref(&hello));
+    assert!(store.chunk(acme.id, &hello).unwrap().is_none());
 
     let id = "0F3B482C-D9AE-4943-9D00-000000000001";
     let file = |name: &str, kind, debug_id: Option<&str>, release: Option<&str>, data: &[u8]| NewArtifact {

@@ -44,6 +44,9 @@ pub struct AppState {
     pub dashboard: Arc<dashboard::Dashboard>,
     /// What else `/healthz` reports on (Redis), beside the store.
     pub probes: Vec<Arc<dyn Probe>>,
+    /// Where uploaded files are put together, in temporary files that are gone once closed (the
+    /// data directory: on disk, beside the store).
+    pub upload_dir: std::path::PathBuf,
 }
 
 /// Something this node shares with others, reported by `/healthz` without failing it: the node

@@ -7,7 +7,7 @@
 //! - here: authentication info, organisations, projects, teams, members, client keys;
 //! - `releases`: releases, deploys and a release's files;
 //! - `uploads`: the chunk upload service and the assembly of artifact bundles and release files;
-//! - `issues`: issues (list with search, bulk status changes, delete) and their events;
+//! - `issues`: issues (list with search, bulk changes; one issue read, changed, deleted) and their events;
 //! - `types`: the JSON the API answers with (its own types, never store rows);
 //! - `/api/0/openapi.json`: the OpenAPI document, built from the route list and [`DOCS`].
 //!
@@ -330,10 +330,15 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("POST", "/api/0/organizations/{org}/artifactbundle/assemble/", "Assembles an artifact bundle from chunks: {\"checksum\", \"chunks\", \"projects\"}; answers the missing ones", "org:read project:releases"),
     ("POST", "/api/0/organizations/{org}/releases/{version}/assemble/", "Assembles a release's files from chunks", "org:read project:releases"),
     ("GET", "/api/0/projects/{org}/{slug}/issues/", "A project's issues (?query= in the search syntax, ?statsPeriod=24h, ?sort=, ?cursor=)", "project:read"),
-    ("PUT", "/api/0/projects/{org}/{slug}/issues/", "Changes the status of issues (?id=…, or those ?query= selects): {\"status\"}", "project:read event:write"),
+    ("PUT", "/api/0/projects/{org}/{slug}/issues/", "Changes issues (?id=…, or those ?query= selects): {\"status\", \"statusDetails\", \"assignedTo\"}", "project:read event:write"),
     ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/", "An event", "project:read event:read"),
     ("GET", "/api/0/projects/{org}/{slug}/events/{event_id}/json/", "An event's JSON as stored", "project:read event:read"),
     ("GET", "/api/0/organizations/{org}/issues/{id}/", "An issue", "org:read project:read"),
+    ("PUT", "/api/0/organizations/{org}/issues/{id}/", "Changes an issue: {\"status\", \"statusDetails\", \"assignedTo\"}; answers the issue", "org:read project:read event:write"),
+    ("DELETE", "/api/0/organizations/{org}/issues/{id}/", "Deletes an issue with its events (202)", "org:read project:read event:write"),
+    ("GET", "/api/0/issues/{id}/", "An issue of the token's organisation", "org:read project:read"),
+    ("PUT", "/api/0/issues/{id}/", "Changes an issue of the token's organisation: {\"status\", \"statusDetails\", \"assignedTo\"}", "org:read project:read event:write"),
+    ("DELETE", "/api/0/issues/{id}/", "Deletes an issue of the token's organisation with its events (202)", "org:read project:read event:write"),
     ("GET", "/api/0/organizations/{org}/issues/{id}/events/", "An issue's events, newest first", "org:read project:read event:read"),
     ("GET", "/api/0/organizations/{org}/issues/{id}/events/latest/", "An issue's newest event", "org:read project:read event:read"),
 ];

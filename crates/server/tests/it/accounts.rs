@@ -218,6 +218,9 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
             (api("org:read project:releases"), &[][..])
         }
         ("GET", "/api/0/organizations/{org}/issues/{id}/") => (api("org:read project:read"), &[][..]),
+        ("PUT" | "DELETE", "/api/0/organizations/{org}/issues/{id}/") => (api("org:read project:read event:write"), &[][..]),
+        ("GET", "/api/0/issues/{id}/") => (Api { org_in_path: false, scopes: "org:read project:read", least: Least::Member }, &[][..]),
+        ("PUT" | "DELETE", "/api/0/issues/{id}/") => (Api { org_in_path: false, scopes: "org:read project:read event:write", least: Least::Member }, &[][..]),
         ("GET", "/api/0/organizations/{org}/issues/{id}/events/" | "/api/0/organizations/{org}/issues/{id}/events/latest/") => {
             (api("org:read project:read event:read"), &[][..])
         }
@@ -485,7 +488,38 @@ fn prepare(w: &World, method: &str, pattern: &str, target: Target, owner: &str) 
     if pattern.contains("{version}") {
         create_release(&w.server, "default", owner);
     }
+    if pattern.contains("issues/{id}") {
+        let (_, slug, group, _, _) = w.projects.iter().find(|p| p.0 == target).unwrap();
+        return path.replace(&format!("issues/{group}"), &format!("issues/{}", fresh_issue(&w.server, slug)));
+    }
     path
+}
+
+/// A new issue in project `slug` (for a DELETE to remove): its id.
+fn fresh_issue(server: &Server, slug: &str) -> u64 {
+    static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    // Letters only (g to z), so that grouping does not fold the messages together.
+    let mut n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut word = String::new();
+    loop {
+        word.push((b'g' + (n % 20) as u8) as char);
+        n /= 20;
+        if n == 0 {
+            break;
+        }
+    }
+    let title = format!("to delete {word}");
+    let projects = server.cli_json(&["project", "list", "--json"]);
+    let dsn = projects.as_array().unwrap().iter().find(|p| p["slug"] == slug).unwrap()["dsn"].as_str().unwrap().to_string();
+    server.cli_ok(&["capture", "Message", "--dsn", &dsn, "--message", &title]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(g) = server.groups(slug).iter().find(|g| g["title"] == title.as_str()) {
+            return g["id"].as_u64().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "the issue {title:?} did not show up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Creates release [`RELEASE`] in `org` with a token of the organisation's owner.

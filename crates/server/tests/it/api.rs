@@ -3,7 +3,9 @@
 //! issues, `send-event`, and source maps — a bundle built here by esbuild (tests/sourcemaps),
 //! its map uploaded by `sentry-cli`, throwing inside `@sentry/node`: the stored event shows
 //! the original file, line, function and source. And bad uploads: a chunk whose SHA-1 does not
-//! match, an assembly of missing chunks, a 1 GB body, a map that is not JSON, a zip bomb.
+//! match, an assembly of missing chunks, a 1 GB body, a map that is not JSON, a zip bomb; the
+//! server's memory while it takes a gzip bomb, 512 MiB of chunks and a 40 MB bundle; uploads past
+//! the few read at once. One issue read, changed (`statusDetails`) and deleted.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -302,10 +304,15 @@ fn sha1_hex(data: &[u8]) -> String {
 
 /// A multipart body of chunks (field `file`, file name given).
 fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    multipart_as("file", parts)
+}
+
+/// A multipart body of chunks in the form field `field` (`file`, or `file_gzip`).
+fn multipart_as(field: &str, parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "----chunk-boundary-7d1";
     let mut body = Vec::new();
     for (name, data) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
         body.extend_from_slice(data);
         body.extend_from_slice(b"\r\n");
     }
@@ -418,4 +425,278 @@ fn bad_uploads_are_refused_with_reasons_and_lose_nothing_else() {
     // Nothing else was lost: the server serves, the uploaded minified file is kept.
     assert_eq!(cli.server.get("/healthz").status, 200);
     assert_eq!(stored["title"], "Error: x");
+}
+
+/// The server's resident memory now, and at its peak since [`reset_peak`], in bytes.
+fn rss(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()).map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Starts measuring the server's peak memory afresh.
+fn reset_peak(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), b"5").unwrap();
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn a_gzip_bomb_is_refused_and_chunks_are_stored_one_at_a_time() {
+    let cli = Cli::start();
+    let pid = cli.server.pid().unwrap();
+    let auth = format!("Bearer {}", cli.token);
+    let post = |ty: &str, body: &[u8]| {
+        crate::harness::try_request(
+            cli.server.addr(),
+            "POST",
+            "/api/0/organizations/default/chunk-upload/",
+            &[("Authorization", &auth), ("Content-Type", ty)],
+            body,
+            Duration::from_secs(120),
+        )
+        .unwrap()
+    };
+    // A 32 MiB request of 64 gzip parts, each 512 MiB of zeros: 32 GiB once decompressed.
+    let zeros = vec![0u8; 512 << 20];
+    let (bomb, name) = (gzip(&zeros), sha1_hex(&zeros));
+    drop(zeros);
+    let parts: Vec<(&str, &[u8])> = (0..64).map(|_| (name.as_str(), bomb.as_slice())).collect();
+    let (ty, body) = multipart_as("file_gzip", &parts);
+    assert!(body.len() as u64 > 30 * MIB && body.len() as u64 <= 32 * MIB, "{}", body.len());
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let r = post(&ty, &body);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("a chunk may be at most 8388608 bytes"), "{}", r.text());
+    let (_, peak) = rss(pid);
+    eprintln!("gzip bomb: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(peak < before + 64 * MIB, "the server grew from {before} to {peak} bytes for a refused bomb");
+    drop((body, parts));
+
+    // 64 real chunks of 8 MiB (512 MiB) in a request of a few hundred KiB: all stored, never all held.
+    let chunks: Vec<(String, Vec<u8>)> = (0..64u8)
+        .map(|i| {
+            let mut data = vec![0u8; 8 << 20];
+            data[0] = i;
+            (sha1_hex(&data), gzip(&data))
+        })
+        .collect();
+    let names: Vec<String> = chunks.iter().map(|(n, _)| n.clone()).collect();
+    let parts: Vec<(&str, &[u8])> = chunks.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let (ty, body) = multipart_as("file_gzip", &parts);
+    assert!(body.len() < 2 << 20, "{}", body.len());
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let r = post(&ty, &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, peak) = rss(pid);
+    eprintln!("64 chunks of 8 MiB: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(peak < before + 160 * MIB, "the server grew from {before} to {peak} bytes storing 512 MiB of chunks");
+    let ask = json!({"checksum": sha1_hex(b"x"), "chunks": names}).to_string();
+    let r = cli.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", ask.as_bytes()).json();
+    assert_eq!((r["state"].clone(), r["missingChunks"].clone()), (json!("error"), json!([])), "every chunk is there: {r}");
+    assert!(r["detail"].as_str().unwrap().contains("larger than"), "{r}");
+
+    // Seven of them put together (56 MiB) go through a temporary file, not memory.
+    let mut hash = Sha1::new();
+    for i in 0..7u8 {
+        let mut data = vec![0u8; 8 << 20];
+        data[0] = i;
+        hash.update(&data);
+    }
+    let sum: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let ask = json!({"checksum": sum, "chunks": &names[..7]}).to_string();
+    let r = cli.api("POST", "/api/0/organizations/default/artifactbundle/assemble/", ask.as_bytes()).json();
+    assert_eq!(r["state"], "error", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("not a zip archive"), "{r}");
+    let (_, peak) = rss(pid);
+    eprintln!("assembling 56 MiB: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(peak < before + 48 * MIB, "the server grew from {before} to {peak} bytes assembling 56 MiB");
+    assert_eq!(cli.server.get("/healthz").status, 200);
+}
+
+/// A 32-bit random number generator for content that does not compress (xorshift).
+fn noise(seed: u32, len: usize) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            ALPHABET[(x & 63) as usize] as char
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_bundle_uploaded_by_sentry_cli_in_several_chunks_still_resolves() {
+    let cli = Cli::start();
+    let pid = cli.server.pid().unwrap();
+    let dsn = cli.dsn();
+    let build = tempfile::tempdir().unwrap();
+    let dir = build.path().join("big");
+    bundle(&dir);
+    // Four more files with 10 MB maps each (their sources do not compress much): about 40 MB.
+    for i in 0..4 {
+        std::fs::write(dir.join(format!("vendor{i}.js")), format!("function vendor{i}(){{}}\n//# sourceMappingURL=vendor{i}.js.map\n")).unwrap();
+        let map = json!({"version": 3, "file": format!("vendor{i}.js"), "sources": [format!("vendor{i}.src.js")], "sourcesContent": [noise(i + 1, 10_000_000)], "names": [], "mappings": "AAAA"});
+        std::fs::write(dir.join(format!("vendor{i}.js.map")), map.to_string()).unwrap();
+    }
+    cli.ok(&["sourcemaps", "inject", dir.to_str().unwrap()]);
+    let before = rss(pid).0;
+    reset_peak(pid);
+    let out = cli.ok(&["sourcemaps", "upload", dir.to_str().unwrap()]);
+    let (_, peak) = rss(pid);
+    eprintln!("sentry-cli upload of about 40 MB of maps: RSS {} MiB before, peak {} MiB", before / MIB, peak / MIB);
+    assert!(out.contains("~/app.min.js.map") && out.contains("~/vendor3.js.map"), "{out}");
+    assert!(peak < before + 512 * MIB, "the server grew from {before} to {peak} bytes");
+    run_bundle(&dir, &dsn, None);
+    let event = newest_event(&cli, 1);
+    let f = frame(&event, "cart.js");
+    assert_eq!((f["function"].as_str(), f["lineno"].as_u64()), (Some("computeTotal"), Some(5)), "{f}");
+}
+
+impl Cli {
+    /// Sends a message event and waits for its issue: its id.
+    fn issue_of_message(&self, message: &str) -> u64 {
+        self.server.cli_ok(&["capture", "Message", "--dsn", &self.dsn(), "--message", message]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(g) = self.server.groups("default").iter().find(|g| g["title"] == message) {
+                return g["id"].as_u64().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no issue {message:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn put(&self, path: &str, body: Value) -> crate::harness::Response {
+        self.api("PUT", path, body.to_string().as_bytes())
+    }
+
+    /// The status of an issue, as the API tells it.
+    fn status(&self, id: u64) -> String {
+        self.get(&format!("/api/0/issues/{id}/"))["status"].as_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn one_issue_is_read_changed_and_deleted_in_sentrys_shapes() {
+    let cli = Cli::start();
+    let (first, second) = (cli.issue_of_message("checkout failed"), cli.issue_of_message("payment declined"));
+    let (own, org) = (format!("/api/0/issues/{first}/"), format!("/api/0/organizations/default/issues/{first}/"));
+    let issue = cli.get(&own);
+    assert_eq!((issue["id"].as_str(), issue["status"].as_str(), issue["project"]["slug"].as_str()), (Some(&*first.to_string()), Some("unresolved"), Some("default")), "{issue}");
+    assert_eq!(cli.get(&org), issue, "both routes show the same issue");
+
+    // Resolved in a release: the answer is the issue, with Sentry's statusDetails.
+    let r = cli.put(&own, json!({"status": "resolved", "statusDetails": {"inRelease": "1.2"}}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["status"].clone(), r.json()["statusDetails"].clone()), (json!("resolved"), json!({"inRelease": "1.2"})));
+    assert_eq!(cli.get(&org)["statusDetails"], json!({"inRelease": "1.2"}), "kept with the issue");
+    let r = cli.put(&org, json!({"statusDetails": {"inNextRelease": true}}));
+    assert_eq!((r.status, r.json()["statusDetails"].clone()), (200, json!({"inNextRelease": true})), "{}", r.text());
+    // Ignored for 30 minutes, then reopened and assigned to no one.
+    let r = cli.put(&org, json!({"status": "ignored", "statusDetails": {"ignoreDuration": 30}}));
+    assert_eq!((r.status, r.json()["status"].as_str()), (200, Some("ignored")), "{}", r.text());
+    assert!(r.json()["statusDetails"]["ignoreUntil"].is_string(), "{}", r.text());
+    let r = cli.put(&own, json!({"status": "unresolved", "assignedTo": null}));
+    assert_eq!((r.status, r.json()["status"].as_str(), r.json()["assignedTo"].clone()), (200, Some("unresolved"), Value::Null), "{}", r.text());
+
+    // Bulk: ignored until two more events, which bring it back.
+    let bulk = format!("/api/0/projects/default/default/issues/?id={second}");
+    let r = cli.put(&bulk, json!({"status": "ignored", "statusDetails": {"ignoreCount": 2}}));
+    assert_eq!(r.json(), json!({"status": "ignored", "statusDetails": {"ignoreCount": 2}}));
+    assert_eq!(cli.status(second), "ignored");
+    cli.issue_of_message("payment declined");
+    assert_eq!(cli.status(second), "ignored", "one event is not two");
+    cli.issue_of_message("payment declined");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cli.status(second) != "unresolved" {
+        assert!(std::time::Instant::now() < deadline, "the snooze did not run out after two events");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = cli.put(&bulk, json!({"status": "resolvedInNextRelease"}));
+    assert_eq!(r.json(), json!({"status": "resolved", "statusDetails": {"inNextRelease": true}}));
+    assert_eq!(cli.get(&format!("/api/0/issues/{second}/"))["statusDetails"], json!({"inNextRelease": true}));
+
+    // Bad changes are refused with a reason, and change nothing.
+    for (body, why) in [
+        (json!({"status": "unresolved", "statusDetails": {"inRelease": "1.2"}}), "only resolving"),
+        (json!({"statusDetails": {"ignoreDuration": "soon"}}), "give a number"),
+        (json!({"statusDetails": {"ignoreDuration": 0}}), "between a minute and a year"),
+        (json!({"statusDetails": {"ignoreCount": 1.5}}), "whole number"),
+        (json!({"statusDetails": {"ignoreUntil": "tomorrow"}}), "is not a time"),
+        (json!({"status": "resolvedInNextRelease", "statusDetails": {"ignoreDuration": 5}}), "only ignoring"),
+        (json!({"statusDetails": {"ignoreDuration": 5, "ignoreUntil": "2099-01-01"}}), "not both"),
+        (json!({"status": "sleeping"}), "is not a status"),
+        (json!({}), "nothing to change"),
+    ] {
+        let r = cli.put(&own, body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.text());
+        assert!(r.text().contains(why), "{body}: {}", r.text());
+    }
+    assert_eq!(cli.status(first), "unresolved");
+    assert_eq!(cli.api("GET", "/api/0/issues/999999/", b"").status, 404);
+    assert_eq!(cli.api("PUT", "/api/0/issues/not-a-number/", b"{}").status, 404);
+
+    // sentry-cli resolves and mutes through the bulk route.
+    cli.ok(&["issues", "resolve", "--id", &first.to_string()]);
+    assert_eq!(cli.status(first), "resolved");
+    cli.ok(&["issues", "mute", "--id", &second.to_string()]);
+    assert_eq!(cli.status(second), "ignored");
+    cli.ok(&["issues", "resolve", "--next-release", "--id", &first.to_string()]);
+    assert_eq!(cli.get(&own)["statusDetails"], json!({"inNextRelease": true}));
+
+    // Deleted: 202, and gone with its events.
+    assert_eq!(cli.api("DELETE", &org, b"").status, 202);
+    assert_eq!(cli.api("GET", &own, b"").status, 404);
+    assert_eq!(cli.api("DELETE", &format!("/api/0/issues/{second}/"), b"").status, 202);
+    assert!(cli.server.groups("default").is_empty());
+}
+
+#[test]
+fn uploads_past_the_few_read_at_once_wait_then_are_told_to_retry() {
+    let cli = Cli::start();
+    // Four uploads that send their first chunk slowly hold every turn.
+    let head = |len: usize| {
+        format!(
+            "POST /api/0/organizations/default/chunk-upload/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len}\r\n\r\n\
+             --b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\n\r\n",
+            cli.token,
+            sha1_hex(b"slow")
+        )
+    };
+    let slow: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(cli.server.addr()).unwrap();
+            s.write_all(head(1 << 20).as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let (sum, data) = (sha1_hex(b"quick"), b"quick");
+    let r = cli.upload_chunks(&[(&sum, data)]);
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(started.elapsed() >= Duration::from_secs(9), "it waited for a turn first: {:?}", started.elapsed());
+    assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().is_ok()), "{:?}", r.header("retry-after"));
+    assert!(r.text().contains("try again"), "{}", r.text());
+    // Once they are gone, an upload goes through.
+    drop(slow);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cli.upload_chunks(&[(&sum, data)]).status, 200);
 }

@@ -235,6 +235,10 @@ impl crate::Releases for PgStore {
         })
     }
 
+    fn delete_stale_chunks(&self, before: f64) -> Result<u64> {
+        self.with(async |c| Ok(c.execute("DELETE FROM upload_chunks WHERE created_at < $1", &[&before]).await?))
+    }
+
     fn put_artifacts(&self, org: OrgId, files: &[NewArtifact]) -> Result<()> {
         self.with(async |c| {
             let tx = c.transaction().await?;

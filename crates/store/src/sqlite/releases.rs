@@ -201,6 +201,11 @@ impl crate::Releases for SqliteStore {
         Ok(())
     }
 
+    fn delete_stale_chunks(&self, before: f64) -> Result<u64> {
+        let conn = self.conn()?;
+        Ok(conn.execute("DELETE FROM upload_chunks WHERE created_at < ?1", params![before])? as u64)
+    }
+
     fn put_artifacts(&self, org: OrgId, files: &[NewArtifact]) -> Result<()> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

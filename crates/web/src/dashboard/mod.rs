@@ -37,7 +37,7 @@ mod pages;
 mod releases;
 pub(crate) mod settings;
 mod sso;
-mod triage;
+pub(crate) mod triage;
 
 use std::collections::HashMap;
 

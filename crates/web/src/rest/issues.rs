@@ -1,18 +1,21 @@
 //! Issues and their events: `/api/0/projects/{org}/{project}/issues/` (list with `query=` in
 //! the dashboard's search syntax and `statsPeriod`, bulk status changes), an issue by id and
 //! its events, and an event by id with its raw JSON, as `sentry-cli issues` and scripts use them.
-//! A bulk update changes the status and / or the assignee (`assignedTo`).
+//! An update (of many issues, or of one: `…/issues/{id}/`, also without the organisation in the
+//! path) changes the status, with Sentry's `statusDetails` (`inRelease`, `inNextRelease`;
+//! `ignoreDuration` minutes, `ignoreCount`, `ignoreUserCount`, `ignoreUntil`), and / or the
+//! assignee (`assignedTo`); one issue can be deleted.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use store::{EventRow, GroupId, GroupRow, GroupStatus, Project, Sort, StatusFilter, StreamQuery};
+use store::{EventRow, GroupId, GroupRow, GroupStatus, InRelease, Project, Snooze, Sort, StatusFilter, StreamQuery};
 
 use super::types::{date, ApiAssignee, ApiIssue};
 use super::{answer, json_body, list, query_pairs, query_value, ApiProject, PAGE};
-use crate::access::extract::{Bearer, OrgScope};
-use crate::access::{can, Action, Decision, Resource};
+use crate::access::extract::{Bearer, OrgScope, Viewer};
+use crate::access::{can, Action, Actor, Decision, Resource};
 use crate::dashboard::filters::apply_search;
 use crate::dashboard::search::SearchContext;
 use crate::{ApiError, AppState, Routes};
@@ -23,6 +26,11 @@ pub(super) fn routes(r: Routes) -> Routes {
         .get("/api/0/projects/{org}/{slug}/events/{event_id}/", event)
         .get("/api/0/projects/{org}/{slug}/events/{event_id}/json/", event_json)
         .get("/api/0/organizations/{org}/issues/{id}/", issue)
+        .put("/api/0/organizations/{org}/issues/{id}/", update_issue)
+        .delete("/api/0/organizations/{org}/issues/{id}/", delete_issue)
+        .get("/api/0/issues/{id}/", token_issue)
+        .put("/api/0/issues/{id}/", token_update_issue)
+        .delete("/api/0/issues/{id}/", token_delete_issue)
         .get("/api/0/organizations/{org}/issues/{id}/events/", issue_events)
         .get("/api/0/organizations/{org}/issues/{id}/events/latest/", latest_event)
 }
@@ -131,28 +139,178 @@ fn assignee_of(v: &serde_json::Value, ctx: &SearchContext) -> Result<Option<stor
     ctx.assignee(name).map(Some).map_err(bad)
 }
 
-/// `PUT /api/0/projects/{org}/{project}/issues/?id=1&id=2` (or, without ids, every issue the
-/// `query=`/`status=` selects, at most 1,000) with `{"status": "resolved" | "unresolved" |
-/// "ignored" | "resolvedInNextRelease"}` and/or `{"assignedTo": "user:3" | "team:2" | email |
-/// null}`. 204 when nothing matched.
-async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery, body: bytes::Bytes) -> Result<Response, ApiError> {
-    p.require(Action::Triage)?;
-    let change: serde_json::Map<String, serde_json::Value> = json_body(&body)?;
-    let ctx = search_context(&state, &p).await?;
+/// What an update does to issues, from its body.
+struct Change {
+    /// The new status, with its snooze when ignored, or the release it is resolved in.
+    status: Option<(GroupStatus, Snooze, Option<InRelease>)>,
+    /// The new assignee (`Some(None)` unassigns).
+    assign: Option<Option<store::Assignee>>,
+}
+
+const NOTHING_TO_CHANGE: &str =
+    "nothing to change: send {\"status\": \"resolved\"} (or \"ignored\", \"unresolved\", \"resolvedInNextRelease\"), with \"statusDetails\" if you like, or {\"assignedTo\": \"user:ID\"}";
+
+/// Reads `{"status", "statusDetails", "assignedTo"}` (and sentry-cli's `snoozeDuration`, the
+/// minutes of an ignore) as Sentry does.
+fn change_of(body: &[u8], ctx: &SearchContext) -> Result<Change, ApiError> {
+    let change: serde_json::Map<String, serde_json::Value> = json_body(body)?;
+    let bad = |why: String| ApiError::BadRequest(why);
+    let details = match change.get("statusDetails") {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(d)) => d.clone(),
+        Some(_) => return Err(bad("statusDetails: give an object, like {\"inRelease\": \"1.2\"} or {\"ignoreDuration\": 30}".into())),
+    };
+    let number = |key: &str, v: Option<&serde_json::Value>| -> Result<Option<f64>, ApiError> {
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Number(n)) => Ok(n.as_f64()),
+            Some(_) => Err(ApiError::BadRequest(format!("{key}: give a number"))),
+        }
+    };
+    let count = |key: &str| -> Result<Option<u64>, ApiError> {
+        match number(key, details.get(key))? {
+            None => Ok(None),
+            Some(n) if n >= 1.0 && n.fract() == 0.0 => Ok(Some(n as u64)),
+            Some(_) => Err(ApiError::BadRequest(format!("{key}: give a whole number of at least 1"))),
+        }
+    };
+    // Resolving in a release.
+    let in_release = match (details.get("inRelease"), details.get("inNextRelease")) {
+        (Some(_), Some(_)) => return Err(bad("statusDetails: give inRelease or inNextRelease, not both".into())),
+        (Some(serde_json::Value::String(v)), None) if !v.trim().is_empty() => Some(InRelease::Named(v.trim().to_string())),
+        (Some(serde_json::Value::String(_) | serde_json::Value::Null), None) | (None, Some(serde_json::Value::Bool(false))) | (None, None) => None,
+        (Some(_), None) => return Err(bad("statusDetails.inRelease: give a release version, like \"1.2\"".into())),
+        (None, Some(serde_json::Value::Bool(true))) => Some(InRelease::Next),
+        (None, Some(_)) => return Err(bad("statusDetails.inNextRelease: give true or false".into())),
+    };
+    // Ignoring for a while.
+    let minutes = match (number("statusDetails.ignoreDuration", details.get("ignoreDuration"))?, number("snoozeDuration", change.get("snoozeDuration"))?) {
+        (Some(m), _) | (None, Some(m)) => Some(m),
+        (None, None) => None,
+    };
+    let until = match details.get("ignoreUntil") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) => Some(
+            crate::dashboard::triage::parse_time(t).ok_or_else(|| bad(format!("statusDetails.ignoreUntil: \"{t}\" is not a time: use 2026-12-31T18:00:00Z")))?,
+        ),
+        Some(_) => return Err(bad("statusDetails.ignoreUntil: give a time, like \"2026-12-31T18:00:00Z\"".into())),
+    };
+    let (events, users) = (count("ignoreCount")?, count("ignoreUserCount")?);
+    // sentry-cli's `resolve --next-release` says it in the status.
+    let in_release = match (change.get("status").and_then(|s| s.as_str()), in_release) {
+        (Some("resolvedInNextRelease"), None) => Some(InRelease::Next),
+        (_, named) => named,
+    };
+    let ignoring = minutes.is_some() || until.is_some() || events.is_some() || users.is_some();
     let status = match change.get("status") {
+        None if in_release.is_some() => Some(GroupStatus::Resolved),
+        None if ignoring => Some(GroupStatus::Ignored),
         None => None,
         Some(serde_json::Value::String(name)) => Some(match name.as_str() {
             "resolvedInNextRelease" | "resolvedInRelease" => GroupStatus::Resolved,
-            s => GroupStatus::parse(s).ok_or_else(|| ApiError::BadRequest(format!("\"{s}\" is not a status: use resolved, ignored or unresolved")))?,
+            "muted" => GroupStatus::Ignored,
+            s => GroupStatus::parse(s).ok_or_else(|| bad(format!("\"{s}\" is not a status: use resolved, ignored, unresolved or resolvedInNextRelease")))?,
         }),
-        Some(_) => return Err(ApiError::BadRequest("status: give a string: resolved, ignored or unresolved".into())),
+        Some(_) => return Err(bad("status: give a string: resolved, ignored or unresolved".into())),
     };
-    let assign = change.get("assignedTo").map(|v| assignee_of(v, &ctx)).transpose()?;
-    if status.is_none() && assign.is_none() {
-        return Err(ApiError::BadRequest(
-            "nothing to change: send {\"status\": \"resolved\"} (or \"ignored\", \"unresolved\") or {\"assignedTo\": \"user:ID\"}".into(),
-        ));
+    if in_release.is_some() && status != Some(GroupStatus::Resolved) {
+        return Err(bad("statusDetails: only resolving takes inRelease or inNextRelease".into()));
     }
+    if change.get("status").and_then(|s| s.as_str()) == Some("resolvedInRelease") && in_release.is_none() {
+        return Err(bad("resolvedInRelease: name the release in statusDetails, like {\"inRelease\": \"1.2\"}".into()));
+    }
+    if ignoring && status != Some(GroupStatus::Ignored) {
+        return Err(bad("statusDetails: only ignoring takes ignoreDuration, ignoreCount, ignoreUserCount or ignoreUntil".into()));
+    }
+    let snooze = match ignoring {
+        true => crate::dashboard::triage::snooze_of(minutes, until, events, users, store::now()).map_err(|why| bad(format!("statusDetails: {why}")))?,
+        false => Snooze::default(),
+    };
+    let change = Change { status: status.map(|s| (s, snooze, in_release)), assign: assign_of(&change, ctx)? };
+    if change.status.is_none() && change.assign.is_none() {
+        return Err(bad(NOTHING_TO_CHANGE.into()));
+    }
+    Ok(change)
+}
+
+fn assign_of(change: &serde_json::Map<String, serde_json::Value>, ctx: &SearchContext) -> Result<Option<Option<store::Assignee>>, ApiError> {
+    change.get("assignedTo").map(|v| assignee_of(v, ctx)).transpose()
+}
+
+impl Change {
+    /// Applies the change to `groups` (of one project), at most [`store::BULK_CHUNK`] at a time.
+    fn apply(&self, store: &dyn store::Store, groups: &[GroupId], actor: Option<store::UserId>) -> Result<(), store::StoreError> {
+        for part in groups.chunks(store::BULK_CHUNK) {
+            match &self.status {
+                Some((_, _, Some(target))) => {
+                    store.resolve_in_release(part, target, actor)?;
+                }
+                Some((status, snooze, None)) => {
+                    store.change_status(part, *status, snooze, actor)?;
+                }
+                None => {}
+            }
+            if let Some(to) = self.assign {
+                for g in part {
+                    store.assign_group(*g, to)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What Sentry answers a bulk update with: the fields it changed.
+    fn answer(&self, ctx: &SearchContext) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        if let Some((status, snooze, in_release)) = &self.status {
+            out.insert("status".into(), super::types::status_name(*status).into());
+            out.insert("statusDetails".into(), status_details(snooze, in_release.as_ref()));
+        }
+        if let Some(to) = self.assign {
+            let shown = to.and_then(|a| ApiAssignee::of(a, ctx));
+            out.insert("assignedTo".into(), serde_json::to_value(shown).unwrap_or_default());
+        }
+        out
+    }
+}
+
+/// Sentry's `statusDetails` of a snooze or a resolution in a release.
+fn status_details(snooze: &Snooze, in_release: Option<&InRelease>) -> serde_json::Value {
+    let mut d = serde_json::Map::new();
+    match in_release {
+        Some(InRelease::Next) => {
+            d.insert("inNextRelease".into(), true.into());
+        }
+        Some(InRelease::Named(v)) => {
+            d.insert("inRelease".into(), v.clone().into());
+        }
+        None => {}
+    }
+    if let Some(t) = snooze.until {
+        d.insert("ignoreUntil".into(), date(t).into());
+    }
+    if let Some(n) = snooze.count {
+        d.insert("ignoreCount".into(), n.into());
+    }
+    if let Some(n) = snooze.users {
+        d.insert("ignoreUserCount".into(), n.into());
+    }
+    serde_json::Value::Object(d)
+}
+
+/// The user a token acts for (none for an organisation token).
+fn acting_user(actor: &Actor) -> Option<store::UserId> {
+    actor.user.as_ref().map(|u| u.id)
+}
+
+/// `PUT /api/0/projects/{org}/{project}/issues/?id=1&id=2` (or, without ids, every issue the
+/// `query=`/`status=` selects, at most 1,000) with `{"status": "resolved" | "unresolved" |
+/// "ignored" | "resolvedInNextRelease", "statusDetails": {…}}` and/or `{"assignedTo":
+/// "user:3" | "team:2" | email | null}`. 204 when nothing matched.
+async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery, body: bytes::Bytes) -> Result<Response, ApiError> {
+    p.require(Action::Triage)?;
+    let ctx = search_context(&state, &p).await?;
+    let change = change_of(&body, &ctx)?;
     let pairs = query_pairs(&raw);
     let ids: Vec<i64> = pairs
         .iter()
@@ -168,8 +326,9 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
         };
     }
     q.limit = 1000;
+    let actor = acting_user(&p.scope.viewer.actor);
     let store = state.store.clone();
-    let n = store::off_thread(move || {
+    let (n, change) = store::off_thread(move || {
         let groups: Vec<GroupId> = if ids.is_empty() {
             store.stream(&q)?.rows.into_iter().map(|r| r.group.id).collect()
         } else {
@@ -182,34 +341,24 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
             }
             found
         };
-        for g in &groups {
-            if let Some(status) = status {
-                store.set_group_status(*g, status)?;
-            }
-            if let Some(to) = assign {
-                store.assign_group(*g, to)?;
-            }
-        }
-        Ok::<_, ApiError>(groups.len())
+        change.apply(&*store, &groups, actor)?;
+        Ok::<_, ApiError>((groups.len(), change))
     })
     .await?;
     if n == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let mut out = serde_json::Map::new();
-    if let Some(status) = status {
-        out.insert("status".into(), super::types::status_name(status).into());
-        out.insert("statusDetails".into(), serde_json::json!({}));
-    }
-    if let Some(to) = assign {
-        let shown = to.and_then(|a| ApiAssignee::of(a, &ctx));
-        out.insert("assignedTo".into(), serde_json::to_value(shown).unwrap_or_default());
-    }
-    Ok(answer(StatusCode::OK, out))
+    Ok(answer(StatusCode::OK, change.answer(&ctx)))
 }
 
 /// The issue `id` of the organisation, once the actor may see its project.
 async fn issue_of(state: &AppState, scope: &OrgScope<Bearer>, id: &str, action: Action) -> Result<(GroupRow, Project), ApiError> {
+    issue_in(state, &scope.viewer.actor, scope.org.id, id, action).await
+}
+
+/// The issue `id` of organisation `org`, once `actor` may do `action` to its project (an issue
+/// the actor may not see is not there: 404).
+async fn issue_in(state: &AppState, actor: &Actor, org: store::OrgId, id: &str, action: Action) -> Result<(GroupRow, Project), ApiError> {
     let nope = || ApiError::NotFound(format!("There is no issue {id}."));
     let id: i64 = id.parse().map_err(|_| nope())?;
     let store = state.store.clone();
@@ -221,27 +370,114 @@ async fn issue_of(state: &AppState, scope: &OrgScope<Bearer>, id: &str, action: 
     })
     .await?;
     let (g, p, teams) = found.ok_or_else(nope)?;
-    if p.org_id != scope.org.id {
+    if p.org_id != org {
         return Err(nope());
     }
-    match can(&scope.viewer.actor, action, Resource::Project { org: p.org_id, teams: &teams }) {
+    match can(actor, action, Resource::Project { org: p.org_id, teams: &teams }) {
         Decision::Allowed => Ok((g, p)),
         Decision::Hidden => Err(nope()),
-        Decision::Forbidden if can(&scope.viewer.actor, Action::ViewProject, Resource::Project { org: p.org_id, teams: &teams }) == Decision::Hidden => {
+        Decision::Forbidden if can(actor, Action::ViewProject, Resource::Project { org: p.org_id, teams: &teams }) == Decision::Hidden => {
             Err(nope())
         }
         Decision::Forbidden => Err(ApiError::Forbidden("You do not have permission to perform this action.".into())),
     }
 }
 
-/// `GET /api/0/organizations/{org}/issues/{id}/`.
-async fn issue(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>) -> Result<Response, ApiError> {
-    let (g, p) = issue_of(&state, &scope, &id, Action::ViewProject).await?;
+/// The organisation of a token's own routes (`/api/0/issues/{id}/`): its own, once it may see it.
+fn token_org(viewer: &Viewer<Bearer>) -> Result<store::OrgId, ApiError> {
+    let org = viewer.principal.token.org_id;
+    match can(&viewer.actor, Action::ViewOrg, Resource::Org(org)) {
+        Decision::Allowed => Ok(org),
+        Decision::Forbidden => Err(ApiError::Forbidden("You do not have permission to perform this action.".into())),
+        Decision::Hidden => Err(ApiError::NotFound("There is no such issue.".into())),
+    }
+}
+
+/// An issue as the API shows it, with its assignee and, when resolved in a release, that.
+async fn issue_json(state: &AppState, actor: &Actor, g: GroupRow, p: &Project) -> Result<ApiIssue, ApiError> {
     let link = crate::dashboard::Links::new(&state.public_url).issue(&p.slug, g.id);
     let store = state.store.clone();
-    let (org, actor, id) = (p.org_id, scope.viewer.actor.clone(), g.id);
-    let (ctx, assignee) = store::off_thread(move || Ok::<_, store::StoreError>((SearchContext::load(&*store, org, &actor)?, store.group_assignee(id)?))).await?;
-    Ok(answer(StatusCode::OK, ApiIssue { assigned_to: assignee.and_then(|a| ApiAssignee::of(a, &ctx)), ..ApiIssue::of(&g, &p, link, 0) }))
+    let (org, actor, id) = (p.org_id, actor.clone(), g.id);
+    let (ctx, assignee, resolution) = store::off_thread(move || {
+        Ok::<_, store::StoreError>((SearchContext::load(&*store, org, &actor)?, store.group_assignee(id)?, store.resolution(id)?))
+    })
+    .await?;
+    let mut issue = ApiIssue { assigned_to: assignee.and_then(|a| ApiAssignee::of(a, &ctx)), ..ApiIssue::of(&g, p, link, 0) };
+    if let Some(r) = resolution.filter(|_| g.status == GroupStatus::Resolved) {
+        let target = match r.release {
+            Some(v) => InRelease::Named(v),
+            None => InRelease::Next,
+        };
+        issue.status_details = status_details(&Snooze::default(), Some(&target));
+    }
+    Ok(issue)
+}
+
+/// `GET /api/0/organizations/{org}/issues/{id}/`.
+async fn issue(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    show_issue(&state, &scope.viewer.actor, scope.org.id, &id).await
+}
+
+/// `GET /api/0/issues/{id}/`: an issue of the token's organisation.
+async fn token_issue(State(state): State<AppState>, viewer: Viewer<Bearer>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let org = token_org(&viewer)?;
+    show_issue(&state, &viewer.actor, org, &id).await
+}
+
+async fn show_issue(state: &AppState, actor: &Actor, org: store::OrgId, id: &str) -> Result<Response, ApiError> {
+    let (g, p) = issue_in(state, actor, org, id, Action::ViewProject).await?;
+    Ok(answer(StatusCode::OK, issue_json(state, actor, g, &p).await?))
+}
+
+/// `PUT /api/0/organizations/{org}/issues/{id}/` with what a bulk update takes: the issue as
+/// it is afterwards.
+async fn update_issue(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>, body: bytes::Bytes) -> Result<Response, ApiError> {
+    change_issue(&state, &scope.viewer.actor, scope.org.id, &id, &body).await
+}
+
+/// `PUT /api/0/issues/{id}/`.
+async fn token_update_issue(State(state): State<AppState>, viewer: Viewer<Bearer>, Path(id): Path<String>, body: bytes::Bytes) -> Result<Response, ApiError> {
+    let org = token_org(&viewer)?;
+    change_issue(&state, &viewer.actor, org, &id, &body).await
+}
+
+async fn change_issue(state: &AppState, actor: &Actor, org: store::OrgId, id: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let (g, p) = issue_in(state, actor, org, id, Action::Triage).await?;
+    let store = state.store.clone();
+    let who = actor.clone();
+    let ctx = store::off_thread(move || SearchContext::load(&*store, org, &who)).await?;
+    let change = change_of(body, &ctx)?;
+    let details = change.status.as_ref().map(|(_, snooze, in_release)| status_details(snooze, in_release.as_ref()));
+    let (store, user, group) = (state.store.clone(), acting_user(actor), g.id);
+    let g = store::off_thread(move || {
+        change.apply(&*store, &[group], user)?;
+        store.group(group)?.ok_or_else(|| store::StoreError::NotFound(format!("issue {}", group.0)))
+    })
+    .await?;
+    let mut issue = issue_json(state, actor, g, &p).await?;
+    if let Some(d) = details {
+        issue.status_details = d;
+    }
+    Ok(answer(StatusCode::OK, issue))
+}
+
+/// `DELETE /api/0/organizations/{org}/issues/{id}/`: the issue goes with its events (202, as
+/// Sentry answers).
+async fn delete_issue(State(state): State<AppState>, scope: OrgScope<Bearer>, Path((_, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    remove_issue(&state, &scope.viewer.actor, scope.org.id, &id).await
+}
+
+/// `DELETE /api/0/issues/{id}/`.
+async fn token_delete_issue(State(state): State<AppState>, viewer: Viewer<Bearer>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let org = token_org(&viewer)?;
+    remove_issue(&state, &viewer.actor, org, &id).await
+}
+
+async fn remove_issue(state: &AppState, actor: &Actor, org: store::OrgId, id: &str) -> Result<Response, ApiError> {
+    let (g, _) = issue_in(state, actor, org, id, Action::Triage).await?;
+    let store = state.store.clone();
+    store::off_thread(move || store.delete_groups(&[g.id])).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// An event as the API shows it: Sentry's summary fields, and the event's own JSON fields
