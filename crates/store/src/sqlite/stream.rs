@@ -144,7 +144,9 @@ fn conditions_sql(q: &StreamQuery, args: &mut Vec<Value>, wh: &mut String) {
         }
         if c.negated || c.values.is_empty() {
             let not = if c.negated { "NOT " } else { "" };
-            wh.push_str(&format!(" AND {not}EXISTS (SELECT 1 FROM group_tags t WHERE t.group_id = g.id AND {cond})"));
+            // LIMIT 1 keeps SQLite from turning the EXISTS into an IN over every row of the key
+            // (a scan of all its values), where one seek per group is what is wanted.
+            wh.push_str(&format!(" AND {not}EXISTS (SELECT 1 FROM group_tags t WHERE t.group_id = g.id AND {cond} LIMIT 1)"));
         } else {
             wh.push_str(&format!(" AND g.id IN (SELECT t.group_id FROM group_tags t WHERE {cond})"));
         }
