@@ -168,7 +168,7 @@ async fn org_projects(State(state): State<AppState>, scope: OrgScope<Bearer>) ->
                 continue;
             }
             let of: Vec<Team> = teams.iter().filter(|t| ids.contains(&t.id)).cloned().collect();
-            items.push(ProjectJson::of(&p, &of, ids.iter().any(|t| mine.contains(t))));
+            items.push(ProjectJson::of(&p, &of, ids.iter().any(|t| mine.contains(t))).seen(&*store, &p)?);
         }
         Ok::<_, store::StoreError>(items)
     })
@@ -222,9 +222,13 @@ async fn project(State(state): State<AppState>, p: ApiProject) -> Result<Json<Pr
     let project = p.project().clone();
     let mine = p.scope.viewer.actor.membership(project.org_id).map(|m| m.teams.clone()).unwrap_or_default();
     let ids = p.scope.teams.clone();
-    let teams = store::off_thread(move || store.teams(project.org_id)).await?;
-    let of: Vec<Team> = teams.into_iter().filter(|t| ids.contains(&t.id)).collect();
-    Ok(Json(ProjectJson::of(p.project(), &of, p.scope.teams.iter().any(|t| mine.contains(t)))))
+    let member = p.scope.teams.iter().any(|t| mine.contains(t));
+    let json = store::off_thread(move || {
+        let of: Vec<Team> = store.teams(project.org_id)?.into_iter().filter(|t| ids.contains(&t.id)).collect();
+        ProjectJson::of(&project, &of, member).seen(&*store, &project)
+    })
+    .await?;
+    Ok(Json(json))
 }
 
 /// `GET /api/0/projects/{org}/{project}/keys/`: the client keys (DSNs), revoked ones not

@@ -700,3 +700,82 @@ fn uploads_past_the_few_read_at_once_wait_then_are_told_to_retry() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(cli.upload_chunks(&[(&sum, data)]).status, 200);
 }
+
+/// A JSON type, as a shape names it: `s` string, `n` number, `b` bool, `o` object, `a` array,
+/// `s?` / `o?` string or object or null, `-` null.
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "-",
+        Value::Bool(_) => "b",
+        Value::Number(_) => "n",
+        Value::String(_) => "s",
+        Value::Array(_) => "a",
+        Value::Object(_) => "o",
+    }
+}
+
+/// Every key of `shape` is in `v` with its type (`?`: or null); the keys missing or mistyped.
+fn misfits(what: &str, v: &Value, shape: &[(&str, &str)]) -> Vec<String> {
+    shape
+        .iter()
+        .filter_map(|(key, want)| {
+            let got = v.get(key).map_or("absent", type_of);
+            let fits = match want.strip_suffix('?') {
+                Some(t) => got == t || got == "-",
+                None => got == *want,
+            };
+            (!fits).then(|| format!("{what}.{key}: {got}, Sentry sends {want}"))
+        })
+        .collect()
+}
+
+/// The fields Sentry's own answers carry for the endpoints `sentry-cli` reads, with their JSON
+/// types, as recorded responses of sentry.io show them (the fixtures of sentry-cli's tests):
+/// our answers have each of them, with that type, so that a tool written against Sentry reads
+/// ours. (Sentry sends more; those are what a client can rely on.)
+#[test]
+fn answers_have_the_fields_and_types_of_sentrys_recorded_responses() {
+    let cli = Cli::start();
+    cli.issue_of_message("checkout failed");
+    cli.ok(&["releases", "new", "shop@1.0.0"]);
+    cli.ok(&["releases", "deploys", "shop@1.0.0", "new", "--env", "production", "--name", "first"]);
+    let mut bad = Vec::new();
+    let orgs = cli.get("/api/0/organizations/");
+    bad.extend(misfits("organization", &orgs[0], &[
+        ("id", "s"), ("slug", "s"), ("name", "s"), ("dateCreated", "s"), ("status", "o"), ("require2FA", "b"), ("avatar", "o"), ("features", "a"),
+    ]));
+    bad.extend(misfits("organization.status", &orgs[0]["status"], &[("id", "s"), ("name", "s")]));
+    let projects = cli.get("/api/0/organizations/default/projects/");
+    let project = projects.as_array().unwrap().iter().find(|p| p["slug"] == "default").unwrap();
+    bad.extend(misfits("project", project, &[
+        ("id", "s"), ("slug", "s"), ("name", "s"), ("team", "o"), ("teams", "a"), ("dateCreated", "s"), ("isMember", "b"), ("hasAccess", "b"),
+        ("platform", "s?"), ("environments", "a"), ("firstEvent", "s?"), ("latestRelease", "o?"), ("features", "a"),
+    ]));
+    bad.extend(misfits("project.team", &project["team"], &[("id", "s"), ("slug", "s"), ("name", "s")]));
+    let release = cli.get("/api/0/organizations/default/releases/shop@1.0.0/");
+    bad.extend(misfits("release", &release, &[
+        ("version", "s"), ("shortVersion", "s"), ("ref", "s?"), ("url", "s?"), ("dateCreated", "s"), ("dateReleased", "s?"), ("newGroups", "n"),
+        ("commitCount", "n"), ("deployCount", "n"), ("lastDeploy", "o?"), ("lastEvent", "s?"), ("firstEvent", "s?"), ("projects", "a"),
+        ("authors", "a"), ("data", "o"),
+    ]));
+    if let Some(p) = release["projects"].get(0) {
+        bad.extend(misfits("release.projects[]", p, &[("id", "n"), ("slug", "s"), ("name", "s"), ("newGroups", "n")]));
+    } else {
+        bad.push("release.projects is empty".into());
+    }
+    let releases = cli.get("/api/0/organizations/default/releases/");
+    bad.extend(misfits("releases[]", &releases[0], &[("version", "s"), ("dateCreated", "s"), ("newGroups", "n"), ("projects", "a")]));
+    let deploys = cli.get("/api/0/organizations/default/releases/shop@1.0.0/deploys/");
+    bad.extend(misfits("deploy", &deploys[0], &[("id", "s"), ("environment", "s"), ("dateStarted", "s?"), ("dateFinished", "s"), ("name", "s?"), ("url", "s?")]));
+    let issues = cli.get("/api/0/projects/default/default/issues/");
+    bad.extend(misfits("issue", &issues[0], &[
+        ("id", "s"), ("shortId", "s"), ("title", "s"), ("culprit", "s"), ("lastSeen", "s"), ("firstSeen", "s"), ("status", "s"), ("level", "s"),
+        ("count", "s"), ("userCount", "n"), ("permalink", "s"), ("project", "o"), ("statusDetails", "o"), ("assignedTo", "o?"),
+    ]));
+    let chunks = cli.get("/api/0/organizations/default/chunk-upload/");
+    bad.extend(misfits("chunk-upload", &chunks, &[
+        ("url", "s"), ("chunkSize", "n"), ("chunksPerRequest", "n"), ("maxFileSize", "n"), ("maxRequestSize", "n"), ("concurrency", "n"),
+        ("hashAlgorithm", "s"), ("compression", "a"), ("accept", "a"),
+    ]));
+    assert!(bad.is_empty(), "fields that differ from Sentry's answers:\n{}", bad.join("\n"));
+}

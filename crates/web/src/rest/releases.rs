@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use store::{NewDeploy, OrgId, Project, ProjectId, Release, ReleaseChange};
 
-use super::types::{ApiDeploy, ApiFile, ApiRelease, ProjectRef};
+use super::types::{ApiDeploy, ApiFile, ApiRelease, ReleaseProject};
 use super::{answer, cursor_id, json_body, list, next_cursor, query_pairs, query_value, ApiProject, PAGE};
 use crate::access::extract::{Bearer, OrgScope};
 use crate::access::Action;
@@ -56,17 +56,18 @@ fn projects_named(store: &dyn store::Store, org: OrgId, slugs: &[String]) -> Res
 /// A release as the API shows it, with its projects and deploys.
 fn shown(store: &dyn store::Store, r: &Release) -> Result<ApiRelease, ApiError> {
     let projects: Vec<Project> = store.org_projects(r.org_id)?;
-    let refs = projects.iter().filter(|p| r.projects.contains(&p.id)).map(ProjectRef::from).collect();
     let deploys = store.deploys(r.id)?;
-    let mut json = ApiRelease::of(r, refs, &deploys);
     // Events and new issues, over the release's projects.
     let (mut first, mut last, mut new) = (None::<f64>, None::<f64>, 0);
-    for p in &r.projects {
-        let a = store.release_activity(*p, &r.version)?;
+    let mut refs = Vec::new();
+    for p in projects.iter().filter(|p| r.projects.contains(&p.id)) {
+        let a = store.release_activity(p.id, &r.version)?;
         first = match (first, a.first_seen) { (Some(x), Some(y)) => Some(x.min(y)), (x, y) => x.or(y) };
         last = match (last, a.last_seen) { (Some(x), Some(y)) => Some(x.max(y)), (x, y) => x.or(y) };
         new += a.new_groups.len() as u64;
+        refs.push(ReleaseProject { id: p.id.0, slug: p.slug.clone(), name: p.name.clone(), new_groups: a.new_groups.len() as u64, platform: None, platforms: Vec::new() });
     }
+    let mut json = ApiRelease::of(r, refs, &deploys);
     json.first_event = first.map(super::types::date);
     json.last_event = last.map(super::types::date);
     json.new_groups = new;

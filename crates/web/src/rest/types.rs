@@ -111,6 +111,10 @@ pub struct ApiProject {
     pub first_event: Option<String>,
     pub team: Option<TeamRef>,
     pub teams: Vec<TeamRef>,
+    /// The environments its events were sent from, most events first.
+    pub environments: Vec<String>,
+    /// Its newest release, as `{"version"}`.
+    pub latest_release: Option<serde_json::Value>,
 }
 
 impl ApiProject {
@@ -130,8 +134,29 @@ impl ApiProject {
             first_event: None,
             team: teams.first().cloned(),
             teams,
+            environments: Vec::new(),
+            latest_release: None,
         }
     }
+
+    /// With what the project has seen: its environments and its newest release.
+    pub fn seen(mut self, store: &dyn store::Store, p: &Project) -> store::Result<ApiProject> {
+        self.environments = store.project_tag_values(p.id, "environment", 100)?.into_iter().map(|t| t.value).collect();
+        self.latest_release = store.releases(p.org_id, Some(p.id), None, 1)?.first().map(|r| serde_json::json!({ "version": r.version }));
+        Ok(self)
+    }
+}
+
+/// A project as a release names it: Sentry gives its id as a number here, and its new issues.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseProject {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub new_groups: u64,
+    pub platform: Option<String>,
+    pub platforms: Vec<String>,
 }
 
 /// A project as a release or an issue names it.
@@ -292,12 +317,12 @@ pub struct ApiRelease {
     pub deploy_count: usize,
     pub last_deploy: Option<ApiDeploy>,
     pub authors: Vec<String>,
-    pub projects: Vec<ProjectRef>,
+    pub projects: Vec<ReleaseProject>,
     pub data: serde_json::Value,
 }
 
 impl ApiRelease {
-    pub fn of(r: &Release, projects: Vec<ProjectRef>, deploys: &[Deploy]) -> ApiRelease {
+    pub fn of(r: &Release, projects: Vec<ReleaseProject>, deploys: &[Deploy]) -> ApiRelease {
         ApiRelease {
             id: r.id,
             version: r.version.clone(),
