@@ -779,3 +779,26 @@ fn answers_have_the_fields_and_types_of_sentrys_recorded_responses() {
     ]));
     assert!(bad.is_empty(), "fields that differ from Sentry's answers:\n{}", bad.join("\n"));
 }
+
+/// `{"merge": 1}` on the bulk route makes the issues one, the one with the most events, and
+/// answers Sentry's `{"merge": {"parent", "children"}}`; their events are then the parent's.
+#[test]
+fn issues_are_merged_through_the_api() {
+    let cli = Cli::start();
+    let big = cli.issue_of_message("checkout failed");
+    cli.issue_of_message("checkout failed");
+    let small = cli.issue_of_message("payment declined");
+    let bulk = |ids: &[u64]| format!("/api/0/projects/default/default/issues/?{}", ids.iter().map(|i| format!("id={i}")).collect::<Vec<_>>().join("&"));
+    let r = cli.put(&bulk(&[small]), json!({"merge": 1}));
+    assert_eq!(r.status, 400, "one issue can't be merged: {}", r.text());
+    let r = cli.put(&bulk(&[small, big]), json!({"merge": 1}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({"merge": {"parent": big.to_string(), "children": [small.to_string()]}}));
+    let parent = cli.get(&format!("/api/0/issues/{big}/"));
+    assert_eq!(parent["count"], "3", "{parent}");
+    assert_eq!(cli.api("GET", &format!("/api/0/issues/{small}/"), b"").status, 404, "the child is gone");
+    // Its next event goes to the parent.
+    cli.issue_of_message("checkout failed");
+    cli.server.cli_ok(&["capture", "Message", "--dsn", &cli.dsn(), "--message", "payment declined"]);
+    cli.server.eventually("the merged issue's event counted on the parent", Duration::from_secs(10), || cli.get(&format!("/api/0/issues/{big}/"))["count"] == "5");
+}

@@ -409,6 +409,15 @@ impl BulkAction {
     }
 }
 
+/// Which of `groups` a merge keeps: the one with the most events (the oldest of those).
+pub(crate) fn merge_target(store: &dyn Store, groups: &[GroupId]) -> store::Result<Option<GroupId>> {
+    let mut rows = Vec::new();
+    for g in groups {
+        rows.extend(store.group(*g)?);
+    }
+    Ok(rows.iter().max_by_key(|g| (g.count, std::cmp::Reverse(g.id))).map(|g| g.id))
+}
+
 /// Applies `action` to `groups`, [`store::BULK_CHUNK`] at a time, calling `progress` with how
 /// many are done. Returns how many changed (merge: how many went into the one kept).
 pub(crate) fn apply_bulk(
@@ -422,12 +431,8 @@ pub(crate) fn apply_bulk(
         if groups.len() > store::BULK_CHUNK {
             return Err(store::StoreError::Invalid(format!("at most {} issues can be merged at a time", store::BULK_CHUNK)));
         }
-        let mut rows = Vec::new();
-        for g in groups {
-            rows.extend(store.group(*g)?);
-        }
-        let Some(into) = rows.iter().max_by_key(|g| (g.count, std::cmp::Reverse(g.id))).map(|g| g.id) else { return Ok(0) };
-        let from: Vec<GroupId> = rows.iter().map(|g| g.id).filter(|g| *g != into).collect();
+        let Some(into) = merge_target(&**store, groups)? else { return Ok(0) };
+        let from: Vec<GroupId> = groups.iter().copied().filter(|g| *g != into).collect();
         store.merge_groups(into, &from, actor)?;
         progress(groups.len());
         return Ok(from.len());

@@ -252,7 +252,7 @@ impl Change {
             }
             if let Some(to) = self.assign {
                 for g in part {
-                    store.assign_group(*g, to)?;
+                    store.assign_group_by(*g, to, actor)?;
                 }
             }
         }
@@ -310,8 +310,13 @@ fn acting_user(actor: &Actor) -> Option<store::UserId> {
 async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(raw): RawQuery, body: bytes::Bytes) -> Result<Response, ApiError> {
     p.require(Action::Triage)?;
     let ctx = search_context(&state, &p).await?;
-    let change = change_of(&body, &ctx)?;
     let pairs = query_pairs(&raw);
+    if let Ok(serde_json::Value::Object(b)) = serde_json::from_slice::<serde_json::Value>(&body)
+        && b.get("merge").is_some_and(|m| m == &serde_json::json!(1) || m == &serde_json::json!(true))
+    {
+        return merge_issues(&state, &p, &pairs).await;
+    }
+    let change = change_of(&body, &ctx)?;
     let ids: Vec<i64> = pairs
         .iter()
         .filter(|(k, _)| k == "id")
@@ -349,6 +354,37 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     Ok(answer(StatusCode::OK, change.answer(&ctx)))
+}
+
+/// `PUT …/issues/?id=1&id=2` with `{"merge": 1}`: the issues become one, the one with the most
+/// events (as in the stream's bulk merge); Sentry's answer names it and the others.
+async fn merge_issues(state: &AppState, p: &ApiProject, pairs: &[(String, String)]) -> Result<Response, ApiError> {
+    let ids: Vec<i64> = pairs
+        .iter()
+        .filter(|(k, _)| k == "id")
+        .map(|(_, v)| v.parse().map_err(|_| ApiError::BadRequest(format!("\"{v}\" is not an issue id"))))
+        .collect::<Result<_, _>>()?;
+    if ids.len() < 2 {
+        return Err(ApiError::BadRequest("name two issues or more to merge, as ?id=1&id=2".into()));
+    }
+    let project = p.project().clone();
+    let actor = acting_user(&p.scope.viewer.actor);
+    let store = state.store.clone();
+    let (parent, children) = store::off_thread(move || {
+        let mut groups = Vec::new();
+        for id in ids {
+            match store.group(GroupId(id))? {
+                Some(g) if g.project_id == project.id => groups.push(g.id),
+                _ => return Err(ApiError::NotFound(format!("There is no issue {id} in this project."))),
+            }
+        }
+        let parent = crate::dashboard::triage::merge_target(&*store, &groups)?.ok_or_else(|| ApiError::NotFound("no such issues".into()))?;
+        crate::dashboard::triage::apply_bulk(&store, &groups, &crate::dashboard::triage::BulkAction::Merge, actor, &mut |_| {})?;
+        let children: Vec<String> = groups.iter().filter(|g| **g != parent).map(|g| g.0.to_string()).collect();
+        Ok::<_, ApiError>((parent, children))
+    })
+    .await?;
+    Ok(answer(StatusCode::OK, serde_json::json!({"merge": {"parent": parent.0.to_string(), "children": children}})))
 }
 
 /// The issue `id` of the organisation, once the actor may see its project.
