@@ -343,6 +343,8 @@ const DOCS: &[(&str, &str, &str, &str)] = &[
     ("GET", "/api/0/issues/{id}/", "An issue of the token's organisation", "org:read project:read"),
     ("PUT", "/api/0/issues/{id}/", "Changes an issue of the token's organisation: {\"status\", \"statusDetails\", \"assignedTo\"}", "org:read project:read event:write"),
     ("DELETE", "/api/0/issues/{id}/", "Deletes an issue of the token's organisation with its events (202)", "org:read project:read event:write"),
+    ("GET", "/api/0/issues/{id}/comments/", "An issue's comments, newest first", "org:read project:read"),
+    ("POST", "/api/0/issues/{id}/comments/", "Comments on an issue: {\"text\"} (Markdown; @email mentions a member, who is emailed); a personal token", "org:read project:read event:write"),
     ("GET", "/api/0/organizations/{org}/issues/{id}/events/", "An issue's events, newest first", "org:read project:read event:read"),
     ("GET", "/api/0/organizations/{org}/issues/{id}/events/latest/", "An issue's newest event", "org:read project:read event:read"),
 ];

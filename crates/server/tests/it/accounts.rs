@@ -219,7 +219,8 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         }
         ("GET", "/api/0/organizations/{org}/issues/{id}/") => (api("org:read project:read"), &[][..]),
         ("PUT" | "DELETE", "/api/0/organizations/{org}/issues/{id}/") => (api("org:read project:read event:write"), &[][..]),
-        ("GET", "/api/0/issues/{id}/") => (Api { org_in_path: false, scopes: "org:read project:read", least: Least::Member }, &[][..]),
+        ("GET", "/api/0/issues/{id}/" | "/api/0/issues/{id}/comments/") => (Api { org_in_path: false, scopes: "org:read project:read", least: Least::Member }, &[][..]),
+        ("POST", "/api/0/issues/{id}/comments/") => (Api { org_in_path: false, scopes: "org:read project:read event:write", least: Least::Member }, &[][..]),
         ("PUT" | "DELETE", "/api/0/issues/{id}/") => (Api { org_in_path: false, scopes: "org:read project:read event:write", least: Least::Member }, &[][..]),
         ("GET", "/api/0/organizations/{org}/issues/{id}/events/" | "/api/0/organizations/{org}/issues/{id}/events/latest/") => {
             (api("org:read project:read event:read"), &[][..])

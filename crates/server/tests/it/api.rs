@@ -802,3 +802,34 @@ fn issues_are_merged_through_the_api() {
     cli.server.cli_ok(&["capture", "Message", "--dsn", &cli.dsn(), "--message", "payment declined"]);
     cli.server.eventually("the merged issue's event counted on the parent", Duration::from_secs(10), || cli.get(&format!("/api/0/issues/{big}/"))["count"] == "5");
 }
+
+/// Comments through the API: a personal token writes one (Markdown kept as written, mentions
+/// resolved), the issue's list shows it newest first with who wrote it, and the dashboard's
+/// timeline has it; an organisation token, which is nobody, is told to use a personal one.
+#[test]
+fn comments_are_written_and_listed_through_the_api() {
+    let cli = Cli::start();
+    let id = cli.issue_of_message("checkout failed");
+    let admin = cli.server.admin_session();
+    let personal = cli.server.cli_ok(&["token", "create", "--org", "default", "--scopes", SCOPES, "--user", crate::harness::ADMIN_EMAIL]).trim().to_string();
+    let path = format!("/api/0/issues/{id}/comments/");
+    let post = |token: &str, body: Value| {
+        let auth = format!("Bearer {token}");
+        cli.server.request("POST", &path, &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes())
+    };
+    let r = post(&cli.token, json!({"text": "from nobody"}));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["detail"].as_str().unwrap().contains("personal token"), "{}", r.text());
+    let r = post(&personal, json!({"text": "first look: **the bank** is down"}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let first = r.json();
+    assert_eq!((first["type"].as_str(), first["data"]["text"].as_str()), (Some("note"), Some("first look: **the bank** is down")));
+    assert_eq!(first["user"]["email"], crate::harness::ADMIN_EMAIL);
+    assert_eq!(post(&personal, json!({"text": ""})).status, 400, "an empty comment");
+    post(&personal, json!({"text": "fixed upstream"}));
+    let list = cli.get(&path);
+    let texts: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["data"]["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["fixed upstream", "first look: **the bank** is down"]);
+    let page = cli.server.get_as(&admin, &format!("/p/default/issues/{id}/")).text();
+    assert!(page.contains("<strong>the bank</strong>"), "rendered on the timeline");
+}

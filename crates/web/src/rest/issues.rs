@@ -31,6 +31,8 @@ pub(super) fn routes(r: Routes) -> Routes {
         .get("/api/0/issues/{id}/", token_issue)
         .put("/api/0/issues/{id}/", token_update_issue)
         .delete("/api/0/issues/{id}/", token_delete_issue)
+        .get("/api/0/issues/{id}/comments/", comments)
+        .post("/api/0/issues/{id}/comments/", add_comment)
         .get("/api/0/organizations/{org}/issues/{id}/events/", issue_events)
         .get("/api/0/organizations/{org}/issues/{id}/events/latest/", latest_event)
 }
@@ -420,6 +422,64 @@ async fn issue_in(state: &AppState, actor: &Actor, org: store::OrgId, id: &str, 
 }
 
 /// The organisation of a token's own routes (`/api/0/issues/{id}/`): its own, once it may see it.
+/// A comment as Sentry's activity shows it.
+fn comment_json(a: &store::Activity, members: &[store::Member]) -> serde_json::Value {
+    let data: serde_json::Value = a.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
+    let user = a.actor.and_then(|u| members.iter().find(|m| m.user.id == u)).map(|m| {
+        serde_json::json!({"id": m.user.id.0.to_string(), "email": m.user.email, "name": m.user.email, "username": m.user.email})
+    });
+    serde_json::json!({
+        "id": a.id.to_string(),
+        "type": "note",
+        "data": {"text": data["text"].as_str().unwrap_or_default()},
+        "dateCreated": date(a.at),
+        "user": user,
+    })
+}
+
+/// `GET /api/0/issues/{id}/comments/`: the issue's comments, newest first.
+async fn comments(State(state): State<AppState>, viewer: Viewer<Bearer>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let org = token_org(&viewer)?;
+    let (g, p) = issue_in(&state, &viewer.actor, org, &id, Action::ViewProject).await?;
+    let store = state.store.clone();
+    let notes = store::off_thread(move || {
+        let members = store.members(p.org_id)?;
+        let mut notes: Vec<serde_json::Value> =
+            store.activity(g.id)?.iter().filter(|a| a.kind == store::ACTIVITY_NOTE).map(|a| comment_json(a, &members)).collect();
+        notes.reverse();
+        Ok::<_, store::StoreError>(notes)
+    })
+    .await?;
+    Ok(answer(StatusCode::OK, notes))
+}
+
+#[derive(serde::Deserialize)]
+struct NewComment {
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST /api/0/issues/{id}/comments/` with `{"text"}`: 201 with the comment; the members it
+/// mentions (`@their@email`) are told, as from the dashboard. Needs a personal token: a comment
+/// is someone's.
+async fn add_comment(State(state): State<AppState>, viewer: Viewer<Bearer>, Path(id): Path<String>, body: bytes::Bytes) -> Result<Response, ApiError> {
+    let org = token_org(&viewer)?;
+    let (g, p) = issue_in(&state, &viewer.actor, org, &id, Action::Triage).await?;
+    let b: NewComment = super::json_body(&body)?;
+    let Some(user) = acting_user(&viewer.actor) else {
+        return Err(ApiError::BadRequest("an organisation token is nobody: comment with a personal token (sentry token create --user EMAIL)".into()));
+    };
+    let store = state.store.clone();
+    let note = store::off_thread(move || {
+        let members = store.members(p.org_id)?;
+        let mentioned = crate::dashboard::triage::mentions(&b.text, &members);
+        let a = store.add_note(g.id, user, &b.text, &mentioned)?;
+        Ok::<_, store::StoreError>(comment_json(&a, &members))
+    })
+    .await?;
+    Ok(answer(StatusCode::CREATED, note))
+}
+
 fn token_org(viewer: &Viewer<Bearer>) -> Result<store::OrgId, ApiError> {
     let org = viewer.principal.token.org_id;
     match can(&viewer.actor, Action::ViewOrg, Resource::Org(org)) {
