@@ -19,6 +19,7 @@
 
 mod deliver;
 mod digest;
+mod owners;
 mod rules;
 
 pub use digest::DigestPeriod;

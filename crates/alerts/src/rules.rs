@@ -136,6 +136,9 @@ impl Engine {
             let Some(last) = activity.last() else { break };
             let mut plan = Plan::default();
             for a in &activity {
+                if a.kind == ACTIVITY_CREATED {
+                    super::owners::assign_new_issue(&*self.store, a.group_id, a.project_id);
+                }
                 if a.kind == ACTIVITY_RESOLVED {
                     self.resolved(&mut plan, a.group_id, a.project_id, a.id)?;
                     continue;

@@ -162,8 +162,8 @@ pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Resul
 }
 
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
-pub(crate) const PROJECT_DATA: [&str; 8] =
-    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox"];
+pub(crate) const PROJECT_DATA: [&str; 9] =
+    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules"];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
 pub trait Accounts: Send + Sync {
@@ -397,7 +397,19 @@ pub trait Triage: Send + Sync {
     fn delete_groups(&self, groups: &[GroupId]) -> Result<u64>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage {
+/// A project's ownership rules (`crate::owners`), and the assignments they make.
+pub trait Ownership: Send + Sync {
+    /// The project's rules text as saved; `None` when it never had any.
+    fn ownership_rules(&self, project: ProjectId) -> Result<Option<String>>;
+    /// Replaces the project's rules text (checked by the caller). NotFound for no such project.
+    fn set_ownership_rules(&self, project: ProjectId, text: &str) -> Result<()>;
+    /// Assigns a group that has no assignee, by the ownership rule `rule` (its text), and
+    /// records `assigned` with the rule in its activity. False (nothing changed) when the group
+    /// already has an assignee: a rule never overrides someone's choice.
+    fn assign_by_rule(&self, group: GroupId, to: crate::Assignee, rule: &str) -> Result<bool>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

@@ -54,6 +54,7 @@ pub const TABLES: &[&str] = &[
     "deploys",
     "upload_chunks",
     "artifacts",
+    "ownership_rules",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

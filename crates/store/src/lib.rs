@@ -8,6 +8,7 @@
 //! - `fold`: the event model's rules, pure: how a batch of new events changes the groups it
 //!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
+//! - `owners`: ownership rules (Sentry's syntax): parsed, checked and matched against an event.
 //! - `triage`: the values of working an issue: snoozes, a group's grouping hashes.
 //! - `histogram`: the duration buckets and their quantiles.
 //! - `batcher`: the writer thread every backend shares: batches of what callers queued, one
@@ -29,6 +30,7 @@ pub mod fold;
 pub mod histogram;
 mod model;
 mod orgs;
+pub mod owners;
 mod query;
 pub mod postgres;
 mod releases;
@@ -36,7 +38,7 @@ pub mod sqlite;
 mod triage;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Reads, Releases, Store, Triage, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
 pub use orgs::*;

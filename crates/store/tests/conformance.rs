@@ -36,7 +36,8 @@ macro_rules! conformance {
                 a_size_cap_deletes_the_oldest_events_and_keeps_every_issue,
                 stream_conditions_comparisons_users_and_assignees,
                 the_stream_and_the_overview_narrow_to_environments,
-                a_deleted_project_is_gone_at_once_and_its_data_afterwards, a_deleted_user_leaves_no_trace_but_an_owner_stays);
+                a_deleted_project_is_gone_at_once_and_its_data_afterwards, a_deleted_user_leaves_no_trace_but_an_owner_stays,
+                ownership_rules_are_kept_and_assign_only_unassigned_issues);
         }
     };
     (@tests $($name:ident),*) => {
@@ -1239,4 +1240,40 @@ fn a_deleted_user_leaves_no_trace_but_an_owner_stays(store: Arc<dyn Store>) {
     store.add_member(org, other.id, Role::Owner, None).unwrap();
     store.delete_user(boss.id).unwrap();
     assert!(store.user(boss.id).unwrap().is_none());
+}
+
+fn ownership_rules_are_kept_and_assign_only_unassigned_issues(store: Arc<dyn Store>) {
+    use store::{Assignee, ACTIVITY_ASSIGNED};
+    let (p, _) = store.create_project("Owned").unwrap();
+    let (other, _) = store.create_project("Other").unwrap();
+    assert_eq!(store.ownership_rules(p.id).unwrap(), None);
+    store.set_ownership_rules(p.id, "path:src/* #ops").unwrap();
+    store.set_ownership_rules(p.id, "path:src/billing/* #billing\nurl:* #web").unwrap();
+    assert_eq!(store.ownership_rules(p.id).unwrap().as_deref(), Some("path:src/billing/* #billing\nurl:* #web"));
+    assert_eq!(store.ownership_rules(other.id).unwrap(), None, "per project");
+    assert!(matches!(store.set_ownership_rules(ProjectId(999_999), "x"), Err(StoreError::NotFound(_))));
+
+    let w = store.start_writer(1000).unwrap();
+    let now = 1_800_000_000.0;
+    write(&w, vec![tagged(p.id, 1, "a", now, "", None), tagged(p.id, 2, "b", now, "", None)], ItemCounts::default());
+    let id = |t: &str| store.stream(&StreamQuery::new(p.id, now)).unwrap().rows.into_iter().find(|r| r.group.title == t).unwrap().group.id;
+    let (a, b) = (id("title a"), id("title b"));
+    let org = store.organizations().unwrap()[0].clone();
+    let team = store.create_team(org.id, "Billing").unwrap();
+    let boss = store.create_user("boss@example.com", "h", false).unwrap();
+
+    assert!(store.assign_by_rule(a, Assignee::Team(team.id), "path:src/billing/* #billing").unwrap());
+    assert_eq!(store.group_assignee(a).unwrap(), Some(Assignee::Team(team.id)));
+    let last = store.activity(a).unwrap().pop().unwrap();
+    assert_eq!(last.kind, ACTIVITY_ASSIGNED);
+    assert_eq!(last.actor, None);
+    let data: serde_json::Value = serde_json::from_str(last.data.as_deref().unwrap()).unwrap();
+    assert_eq!((data["to"].as_str(), data["rule"].as_str()), (Some("#billing"), Some("path:src/billing/* #billing")));
+    // A rule never overrides an assignee, its own or a person's.
+    assert!(!store.assign_by_rule(a, Assignee::User(boss.id), "url:* #web").unwrap());
+    assert!(store.assign_group(b, Some(Assignee::User(boss.id))).unwrap());
+    let before = store.activity(b).unwrap().len();
+    assert!(!store.assign_by_rule(b, Assignee::Team(team.id), "url:* #web").unwrap());
+    assert_eq!(store.group_assignee(b).unwrap(), Some(Assignee::User(boss.id)));
+    assert_eq!(store.activity(b).unwrap().len(), before, "nothing recorded");
 }

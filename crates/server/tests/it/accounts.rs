@@ -174,6 +174,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("GET", "/p/{slug}/bulk/{job}") => (Project { manage: false }, &[][..]),
         ("GET", "/settings/projects/{slug}/") => (Project { manage: true }, &[][..]),
         ("POST", "/settings/projects/{slug}/rename") => (Project { manage: true }, &[("name", "")][..]),
+        ("POST", "/settings/projects/{slug}/ownership") => (Project { manage: true }, &[("rules", "bad")][..]),
         ("POST", "/settings/projects/{slug}/delete") => (Project { manage: true }, &[("confirm", "not the slug")][..]),
         ("POST", "/settings/projects/{slug}/keys") => (Project { manage: true }, &[("rate_limit", "many")][..]),
         ("POST", "/settings/projects/{slug}/keys/{key}/revoke") => (Project { manage: true }, &[][..]),

@@ -19,6 +19,7 @@ mod import;
 mod migrate;
 mod orgs;
 mod outbox;
+mod owners;
 mod read;
 mod releases;
 mod stream;

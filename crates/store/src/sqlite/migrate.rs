@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("schema_12_triage.sql")),
     (16, include_str!("schema_16_resolution.sql")),
     (17, include_str!("schema_17_deleted_projects.sql")),
+    (18, include_str!("schema_18_ownership.sql")),
 ];
 
 pub fn latest_version() -> i64 {

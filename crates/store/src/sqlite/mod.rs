@@ -13,6 +13,7 @@ mod feedback;
 mod migrate;
 mod orgs;
 mod outbox;
+mod owners;
 mod payload;
 mod read;
 mod releases;

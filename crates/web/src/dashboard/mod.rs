@@ -225,6 +225,7 @@ pub(crate) fn routes() -> crate::Routes {
         .post("/settings/account/delete", settings::delete_account)
         .get("/settings/projects/{slug}/", settings::project)
         .post("/settings/projects/{slug}/rename", settings::rename_project)
+        .post("/settings/projects/{slug}/ownership", settings::set_ownership)
         .post("/settings/projects/{slug}/delete", settings::delete_project)
         .post("/settings/projects/{slug}/keys", settings::create_key)
         .post("/settings/projects/{slug}/keys/{key}/revoke", settings::revoke_key)

@@ -152,6 +152,8 @@ struct ProjectPage {
     server_discards: Vec<(String, String, String)>,
     /// The DSN of the first active key and how to set up an SDK with it.
     guide: Option<super::onboarding::Guide>,
+    /// The project's ownership rules as saved.
+    ownership: String,
 }
 
 /// `GET /settings/projects/{slug}/`
@@ -199,6 +201,7 @@ pub async fn project(
             client_reports,
             server_discards,
             guide,
+            ownership: store.ownership_rules(p.id)?.unwrap_or_default(),
         })
     })
     .await
@@ -230,6 +233,42 @@ pub async fn rename_project(
     })
     .await?;
     Ok(Redirect::to(&format!("{}?done=renamed", paths::project_settings(&slug))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct OwnershipForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rules: String,
+}
+
+/// `POST /settings/projects/{slug}/ownership`: the rules are saved only when every line reads
+/// and every owner is a team or member of the project's organisation.
+pub async fn set_ownership(
+    State(state): State<AppState>,
+    scope: ProjectScope,
+    headers: HeaderMap,
+    Form(form): Form<OwnershipForm>,
+) -> PageResult {
+    scope.viewer.principal.check_csrf(&form.csrf, &headers)?;
+    scope.require(Action::ManageProject)?;
+    let store = state.store.clone();
+    let slug = blocking(move || {
+        let p = &scope.project;
+        let bad = |e: store::owners::RuleError| PageError::BadRequest(format!("The ownership rules were not saved: {e}."));
+        let rules = store::owners::Rules::parse(&form.rules).map_err(bad)?;
+        let teams = store.teams(p.org_id)?;
+        let members = store.members(p.org_id)?;
+        let slugs: Vec<&str> = teams.iter().map(|t| t.slug.as_str()).collect();
+        let emails: Vec<&str> = members.iter().map(|m| m.user.email.as_str()).collect();
+        rules.check_owners(&slugs, &emails).map_err(bad)?;
+        store.set_ownership_rules(p.id, &form.rules)?;
+        audit(&store, &scope, "project.ownership", &format!("{}: {} rules", p.slug, rules.rules.len()))?;
+        Ok(p.slug.clone())
+    })
+    .await?;
+    Ok(Redirect::to(&format!("{}?done=ownership rules saved", paths::project_settings(&slug))).into_response())
 }
 
 #[derive(Deserialize)]

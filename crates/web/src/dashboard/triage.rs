@@ -190,6 +190,7 @@ pub(crate) fn describe(a: &Activity, issue_href: &dyn Fn(i64) -> String) -> (Str
         },
         store::ACTIVITY_NOTE => "commented".into(),
         store::ACTIVITY_ASSIGNED => match data["to"].as_str() {
+            Some(to) if data["rule"].is_string() => format!("assigned to {to} by ownership rule `{}`", data["rule"].as_str().unwrap_or("")),
             Some(to) => format!("assigned it to {to}"),
             None => "assigned it".into(),
         },
