@@ -326,7 +326,10 @@ impl Engine {
         let Some(project) = self.store.project(a.project_id)? else { return Ok(()) };
         let project_teams = self.store.project_teams(project.id)?;
         let members = self.store.members(project.org_id)?;
-        let by = a.actor.and_then(|u| members.iter().find(|m| m.user.id == u)).map_or_else(|| "Sentry".to_string(), |m| m.user.email.clone());
+        let by = match data["rule"].as_str() {
+            Some(rule) => format!("The ownership rule `{rule}`"),
+            None => a.actor.and_then(|u| members.iter().find(|m| m.user.id == u)).map_or_else(|| "Sentry".to_string(), |m| m.user.email.clone()),
+        };
         let (chosen, reason): (Vec<&store::Member>, Reason) = match a.kind.as_str() {
             ACTIVITY_ASSIGNED => match (data["user"].as_i64(), data["team"].as_i64()) {
                 (Some(u), _) => (members.iter().filter(|m| m.user.id.0 == u).collect(), Reason::Assigned { by, to: "you".into() }),

@@ -23,6 +23,7 @@ mod sso;
 mod tidy;
 mod notify;
 mod onboarding;
+mod owners;
 mod people;
 mod notify_services;
 mod web_security;

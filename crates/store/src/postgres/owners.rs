@@ -46,7 +46,7 @@ impl crate::Ownership for PgStore {
             }
             tx.execute(
                 "INSERT INTO group_activity (group_id, kind, at, data) VALUES ($1, $2, $3,
-                    json_build_object('to', COALESCE((SELECT email FROM users WHERE id = $4), (SELECT '#' || slug FROM teams WHERE id = $5)), 'rule', $6::text)::text)",
+                    json_build_object('to', COALESCE((SELECT email FROM users WHERE id = $4), (SELECT '#' || slug FROM teams WHERE id = $5)), 'user', $4::bigint, 'team', $5::bigint, 'rule', $6::text)::text)",
                 &[&group.0, &crate::ACTIVITY_ASSIGNED, &now(), &user, &team, &rule],
             )
             .await?;

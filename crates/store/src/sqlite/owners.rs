@@ -41,7 +41,7 @@ impl crate::Ownership for SqliteStore {
         }
         tx.execute(
             "INSERT INTO group_activity (group_id, kind, at, data) VALUES (?1, ?2, ?3,
-                json_object('to', COALESCE((SELECT email FROM users WHERE id = ?4), (SELECT '#' || slug FROM teams WHERE id = ?5)), 'rule', ?6))",
+                json_object('to', COALESCE((SELECT email FROM users WHERE id = ?4), (SELECT '#' || slug FROM teams WHERE id = ?5)), 'user', ?4, 'team', ?5, 'rule', ?6))",
             params![group.0, crate::ACTIVITY_ASSIGNED, now(), user, team, rule],
         )?;
         tx.commit()?;
