@@ -1203,6 +1203,11 @@ fn a_deleted_project_is_gone_at_once_and_its_data_afterwards(store: Arc<dyn Stor
     assert!(store.item_counts(p.id).unwrap().is_empty());
     assert_eq!(store.event_count(other.id).unwrap(), 1);
     assert_eq!(store.purge_deleted_projects(2).unwrap(), 0);
+    // One more straggler after the purge finished: its issue and its counts go too.
+    write(&w, vec![event(p.id, 7, "later", 1007.0)], ItemCounts(vec![(p.id, "session".into(), 1)]));
+    assert_eq!(store::purge_deleted_projects(&*store, None).unwrap(), 1);
+    assert_eq!(store.event_count(p.id).unwrap(), 0);
+    assert!(store.item_counts(p.id).unwrap().is_empty(), "the project's other rows are deleted again");
     w.shutdown();
 }
 

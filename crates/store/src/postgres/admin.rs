@@ -120,28 +120,38 @@ impl crate::Admin for PgStore {
     }
 
     fn purge_deleted_projects(&self, limit: usize) -> Result<u64> {
-        let ids: Vec<GroupId> = self.with(async |c| {
+        let found: Vec<(GroupId, i64)> = self.with(async |c| {
             let rows = c
                 .query(
-                    "SELECT g.id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT $1",
+                    "SELECT g.id, g.project_id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT $1",
                     &[&(limit as i64)],
                 )
                 .await?;
-            Ok(rows.iter().map(|r| GroupId(r.get(0))).collect())
+            Ok(rows.iter().map(|r| (GroupId(r.get(0)), r.get(1))).collect())
         })?;
+        let ids: Vec<GroupId> = found.iter().map(|(g, _)| *g).collect();
         for chunk in ids.chunks(crate::triage::BULK_CHUNK) {
             crate::Triage::delete_groups(self, chunk)?;
         }
-        if ids.is_empty() {
-            self.with(async |c| {
+        let projects: Vec<i64> = found.iter().map(|(_, p)| *p).collect();
+        self.with(async |c| {
+            if !projects.is_empty() {
+                // Issues came back (events still in the spool when it was deleted): its other
+                // rows are to be deleted again.
+                c.execute("UPDATE projects SET purged_at = NULL WHERE id = ANY($1)", &[&projects]).await?;
+                return Ok(());
+            }
+            let pending: bool = c.query_one("SELECT EXISTS (SELECT 1 FROM projects WHERE deleted_at IS NOT NULL AND purged_at IS NULL)", &[]).await?.get(0);
+            if pending {
                 let tx = c.transaction().await?;
                 for table in crate::api::PROJECT_DATA {
-                    tx.execute(&format!("DELETE FROM {table} WHERE project_id IN (SELECT id FROM projects WHERE deleted_at IS NOT NULL)"), &[]).await?;
+                    tx.execute(&format!("DELETE FROM {table} WHERE project_id IN (SELECT id FROM projects WHERE deleted_at IS NOT NULL AND purged_at IS NULL)"), &[]).await?;
                 }
+                tx.execute("UPDATE projects SET purged_at = $1 WHERE deleted_at IS NOT NULL AND purged_at IS NULL", &[&now()]).await?;
                 tx.commit().await?;
-                Ok(())
-            })?;
-        }
+            }
+            Ok(())
+        })?;
         Ok(ids.len() as u64)
     }
 

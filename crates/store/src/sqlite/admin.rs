@@ -122,25 +122,37 @@ impl crate::Admin for SqliteStore {
     }
 
     fn purge_deleted_projects(&self, limit: usize) -> Result<u64> {
-        let ids: Vec<GroupId> = {
+        let found: Vec<(GroupId, i64)> = {
             let conn = self.conn()?;
             let mut st = conn.prepare_cached(
-                "SELECT g.id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT ?1",
+                "SELECT g.id, g.project_id FROM groups g JOIN projects p ON p.id = g.project_id WHERE p.deleted_at IS NOT NULL LIMIT ?1",
             )?;
-            st.query_map([limit as i64], |r| Ok(GroupId(r.get(0)?)))?.collect::<rusqlite::Result<Vec<_>>>()?
+            st.query_map([limit as i64], |r| Ok((GroupId(r.get(0)?), r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?
         };
+        let ids: Vec<GroupId> = found.iter().map(|(g, _)| *g).collect();
         for chunk in ids.chunks(crate::triage::BULK_CHUNK) {
             crate::Triage::delete_groups(self, chunk)?;
         }
-        if ids.is_empty() {
-            let mut conn = self.conn()?;
+        let mut conn = self.conn()?;
+        if !found.is_empty() {
+            // Issues came back (events still in the spool when it was deleted): its other rows
+            // are to be deleted again.
+            let mut st = conn.prepare_cached("UPDATE projects SET purged_at = NULL WHERE id = ?1")?;
+            for (_, p) in &found {
+                st.execute([p])?;
+            }
+            return Ok(ids.len() as u64);
+        }
+        let pending: bool = conn.query_row("SELECT EXISTS (SELECT 1 FROM projects WHERE deleted_at IS NOT NULL AND purged_at IS NULL)", [], |r| r.get(0))?;
+        if pending {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for table in crate::api::PROJECT_DATA {
-                tx.execute(&format!("DELETE FROM {table} WHERE project_id IN (SELECT id FROM projects WHERE deleted_at IS NOT NULL)"), [])?;
+                tx.execute(&format!("DELETE FROM {table} WHERE project_id IN (SELECT id FROM projects WHERE deleted_at IS NOT NULL AND purged_at IS NULL)"), [])?;
             }
+            tx.execute("UPDATE projects SET purged_at = ?1 WHERE deleted_at IS NOT NULL AND purged_at IS NULL", [now()])?;
             tx.commit()?;
         }
-        Ok(ids.len() as u64)
+        Ok(0)
     }
 
     /// Resolves, ignores or reopens a group, and records it in the group's activity.
