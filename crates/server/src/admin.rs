@@ -510,18 +510,10 @@ pub fn assign(config: &Config, args: crate::cli::AssignArgs) -> Result<()> {
     let who = args.to.trim();
     let to = if who.eq_ignore_ascii_case("nobody") {
         None
-    } else if let Some(slug) = who.strip_prefix('#') {
-        let teams = store.teams(p.org_id)?;
-        let Some(t) = teams.iter().find(|t| t.slug == slug) else {
-            let names: Vec<String> = teams.iter().map(|t| format!("#{}", t.slug)).collect();
-            bail!("the organisation of \"{}\" has no team #{slug}; its teams are: {}", p.slug, names.join(", "));
-        };
-        Some(store::Assignee::Team(t.id))
     } else {
-        let Some(m) = store.members(p.org_id)?.into_iter().find(|m| m.user.email.eq_ignore_ascii_case(who)) else {
-            bail!("{who} is not a member of the organisation of \"{}\"; give a member's email, #team or nobody", p.slug);
-        };
-        Some(store::Assignee::User(m.user.id))
+        // Named as the dashboard's assign menu and search name them.
+        let ctx = web::dashboard::search::SearchContext::of_org(&*store, p.org_id)?;
+        Some(ctx.assignee(who).map_err(|why| anyhow::anyhow!("{why} (the organisation of \"{}\"), or nobody", p.slug))?)
     };
     let changed = store.assign_group(g.id, to)?;
     let whom = if to.is_none() { "nobody".to_string() } else { who.to_string() };

@@ -92,7 +92,7 @@ fn assignments_and_mentions_email_the_people_concerned_and_nobody_else() {
     let out = server.cli_ok(&["assign", &payment.to_string(), "--to", "nobody"]);
     assert!(out.contains("to nobody"), "{out}");
     let bad = server.cli(&["assign", &payment.to_string(), "--to", "#nope"]);
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("has no team #nope"), "{}", crate::harness::show_output(&bad));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("there is no team #nope in this organisation"), "{}", crate::harness::show_output(&bad));
     // A later assignment's mail comes after those that must not exist: it shows they were skipped.
     server.cli_ok(&["assign", &payment.to_string(), "--to", "dev@example.com"]);
     let mails = smtp.wait_for(4, Duration::from_secs(30));

@@ -171,8 +171,14 @@ pub struct SearchContext {
 impl SearchContext {
     /// The context of `actor` searching a project of organisation `org`.
     pub fn load(store: &dyn store::Store, org: store::OrgId, actor: &crate::access::Actor) -> store::Result<SearchContext> {
+        let me = actor.user.as_ref().map(|u| u.id).or_else(|| actor.token.as_ref().and_then(|t| t.user_id));
+        Ok(SearchContext { me, ..SearchContext::of_org(store, org)? })
+    }
+
+    /// The teams and members of organisation `org`, for nobody in particular (the command line).
+    pub fn of_org(store: &dyn store::Store, org: store::OrgId) -> store::Result<SearchContext> {
         Ok(SearchContext {
-            me: actor.user.as_ref().map(|u| u.id).or_else(|| actor.token.as_ref().and_then(|t| t.user_id)),
+            me: None,
             teams: store.teams(org)?.into_iter().map(|t| (t.slug, t.id)).collect(),
             members: store.members(org)?.into_iter().map(|m| (m.user.email, m.user.id)).collect(),
         })

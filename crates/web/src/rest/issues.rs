@@ -319,11 +319,7 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
         return merge_issues(&state, &p, &pairs).await;
     }
     let change = change_of(&body, &ctx)?;
-    let ids: Vec<i64> = pairs
-        .iter()
-        .filter(|(k, _)| k == "id")
-        .map(|(_, v)| v.parse().map_err(|_| ApiError::BadRequest(format!("\"{v}\" is not an issue id"))))
-        .collect::<Result<_, _>>()?;
+    let ids = ids_of(&pairs)?;
     let project = p.project().clone();
     let mut q = stream_query(&project, &raw, &ctx)?;
     if let Some(s) = query_value(&pairs, "status") {
@@ -358,14 +354,19 @@ async fn update_issues(State(state): State<AppState>, p: ApiProject, RawQuery(ra
     Ok(answer(StatusCode::OK, change.answer(&ctx)))
 }
 
-/// `PUT …/issues/?id=1&id=2` with `{"merge": 1}`: the issues become one, the one with the most
-/// events (as in the stream's bulk merge); Sentry's answer names it and the others.
-async fn merge_issues(state: &AppState, p: &ApiProject, pairs: &[(String, String)]) -> Result<Response, ApiError> {
-    let ids: Vec<i64> = pairs
+/// The `?id=` of a bulk request.
+fn ids_of(pairs: &[(String, String)]) -> Result<Vec<i64>, ApiError> {
+    pairs
         .iter()
         .filter(|(k, _)| k == "id")
         .map(|(_, v)| v.parse().map_err(|_| ApiError::BadRequest(format!("\"{v}\" is not an issue id"))))
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// `PUT …/issues/?id=1&id=2` with `{"merge": 1}`: the issues become one, the one with the most
+/// events (as in the stream's bulk merge); Sentry's answer names it and the others.
+async fn merge_issues(state: &AppState, p: &ApiProject, pairs: &[(String, String)]) -> Result<Response, ApiError> {
+    let ids = ids_of(pairs)?;
     if ids.len() < 2 {
         return Err(ApiError::BadRequest("name two issues or more to merge, as ?id=1&id=2".into()));
     }
