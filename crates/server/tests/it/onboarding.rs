@@ -4,24 +4,20 @@
 
 use std::time::Duration;
 
-use crate::harness::{clean_command, python, run_with_timeout, Server};
+use crate::harness::{unescape_html, clean_command, python, run_with_timeout, Server};
 
-/// The text of a page's HTML element (entities of askama's escaping undone).
-fn unescape(s: &str) -> String {
-    s.replace("&#34;", "\"").replace("&quot;", "\"").replace("&#39;", "'").replace("&#60;", "<").replace("&lt;", "<").replace("&#62;", ">").replace("&gt;", ">").replace("&#38;", "&").replace("&amp;", "&")
-}
 
 /// The DSN shown in the page's `#dsn` box.
 fn shown_dsn(html: &str) -> String {
     let at = html.find("id=\"dsn\">").unwrap_or_else(|| panic!("no DSN on the page:\n{html}")) + 9;
-    unescape(&html[at..at + html[at..].find('<').unwrap()])
+    unescape_html(&html[at..at + html[at..].find('<').unwrap()])
 }
 
 /// The code blocks of snippet `id`: its install command, then its code.
 fn snippet(html: &str, id: &str) -> Vec<String> {
     let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no snippet {id}"));
     let section = &html[at..at + html[at..].find("</details>").unwrap()];
-    section.split("<pre class=\"code\"><code>").skip(1).map(|c| unescape(c.split("</code>").next().unwrap())).collect()
+    section.split("<pre class=\"code\"><code>").skip(1).map(|c| unescape_html(c.split("</code>").next().unwrap())).collect()
 }
 
 #[test]
@@ -64,16 +60,12 @@ fn an_empty_project_shows_its_dsn_and_its_python_snippet_sends_the_first_event()
 
     // A member who can't manage the project is told where the DSN is, not shown it.
     server.create_project("empty");
-    let out = server.command().args(["user", "create", "member@example.com", "--password-stdin", "--role", "member"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(b"a long member password\n")?;
-        c.wait_with_output()
-    }).unwrap();
+    let out = server.create_user_with("member@example.com", "a long member password", &["--role", "member"]);
     assert!(out.status.success(), "{}", crate::harness::show_output(&out));
     let m = server.login("member@example.com", "a long member password").unwrap_or_else(|r| panic!("{}", r.text()));
     let page = server.get_as(&m, "/p/empty/");
     assert_eq!(page.status, 200, "{}", page.text());
-    let html = unescape(&page.text());
+    let html = unescape_html(&page.text());
     assert!(html.contains("An admin of the project finds its DSN in the project's settings."), "{html}");
     assert!(!html.contains("id=\"dsn\"") && !html.contains("id=\"onboarding\""));
 }

@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{clean_command, python, run_ok, Server, SmtpPeer};
+use crate::harness::{unescape_html, clean_command, python, run_ok, Server, SmtpPeer};
 use crate::notify::email_section;
 
-fn unescape(s: &str) -> String {
-    s.replace("&#34;", "\"").replace("&quot;", "\"").replace("&#39;", "'").replace("&#96;", "`").replace("&#60;", "<").replace("&#62;", ">")
-}
 
 #[test]
 fn ownership_rules_assign_new_issues_by_path_and_tag() {
@@ -25,7 +22,7 @@ fn ownership_rules_assign_new_issues_by_path_and_tag() {
     // A bad line: refused with its number, nothing saved.
     let r = server.post_form_as(&admin, "/settings/projects/shop/ownership", &[("csrf", &admin.csrf), ("rules", "# owners\npath:src/billing/* #billing\nfile:x #billing\n")]);
     assert_eq!(r.status, 400);
-    assert!(unescape(&r.text()).contains("line 3"), "{}", r.text());
+    assert!(unescape_html(&r.text()).contains("line 3"), "{}", r.text());
     let r = server.post_form_as(&admin, "/settings/projects/shop/ownership", &[("csrf", &admin.csrf), ("rules", "tags.server:web-* nobody@example.com\n")]);
     assert_eq!(r.status, 400, "an owner who is not a member");
     // Good rules: the last matching one wins.
@@ -51,7 +48,7 @@ fn ownership_rules_assign_new_issues_by_path_and_tag() {
         let id = g["id"].as_u64().unwrap();
         let page = server.get_as(&admin, &format!("/p/shop/issues/{id}/")).text();
         let shown = page.split("id=\"assignee\">").nth(1).map(|s| s.split('<').next().unwrap().to_string());
-        (shown, unescape(&page))
+        (shown, unescape_html(&page))
     };
     server.eventually("the billing issue assigned by its rule", Duration::from_secs(20), || assignee("ValueError").0.as_deref() == Some("#billing"));
     let (_, page) = assignee("ValueError");

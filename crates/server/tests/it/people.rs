@@ -3,8 +3,6 @@
 //! member of the team assigned; a comment emails the members it mentions. Never the one who
 //! acted, never someone who can't see the project, and only through `[plugins.email]`.
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -13,12 +11,7 @@ use crate::harness::{Server, SmtpPeer};
 use crate::notify::email_section;
 
 fn user(server: &Server, email: &str, extra: &[&str]) {
-    let mut cmd = server.command();
-    cmd.args(["user", "create", email, "--password-stdin"]).args(extra);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"a long password\n").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = server.create_user_with(email, "a long password", extra);
     assert!(out.status.success(), "{}", crate::harness::show_output(&out));
 }
 

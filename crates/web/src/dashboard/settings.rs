@@ -334,10 +334,7 @@ pub async fn delete_account(State(state): State<AppState>, viewer: Viewer, heade
     let (id, email) = (me.user.id, me.user.email.clone());
     blocking(move || {
         let _slot = slot;
-        let Some((_, stored)) = store.user_for_login(&email)? else { return Err(PageError::NotFound("your account".into())) };
-        if !verify_password(&form.current, &stored) {
-            return Err(PageError::Forbidden("that is not your current password; nothing was deleted".into()));
-        }
+        current_password(&store, &email, &form.current, "nothing was deleted")?;
         let orgs = store.memberships(id)?;
         store.delete_user(id)?;
         for m in orgs {
@@ -439,15 +436,22 @@ pub async fn change_password(State(state): State<AppState>, viewer: Viewer, head
     let (id, email) = (me.user.id, me.user.email.clone());
     let session = blocking(move || {
         let _slot = slot;
-        let Some((_, stored)) = store.user_for_login(&email)? else { return Err(PageError::NotFound("your account".into())) };
-        if !verify_password(&form.current, &stored) {
-            return Err(PageError::Forbidden("that is not your current password; nothing was changed".into()));
-        }
+        current_password(&store, &email, &form.current, "nothing was changed")?;
         store.set_password(id, &hash_password(&form.password).map_err(PageError::Internal)?)?;
         start_session(&store, id)
     })
     .await?;
     Ok(logged_in(&state, "/settings/?done=password+changed", &session))
+}
+
+/// Checks `given` against the password of `email` (a hash slot held by the caller); a wrong
+/// one is refused, ending with `nothing_done`.
+fn current_password(store: &std::sync::Arc<dyn store::Store>, email: &str, given: &str, nothing_done: &str) -> PageResult<()> {
+    let Some((_, stored)) = store.user_for_login(email)? else { return Err(PageError::NotFound("your account".into())) };
+    if !verify_password(given, &stored) {
+        return Err(PageError::Forbidden(format!("that is not your current password; {nothing_done}")));
+    }
+    Ok(())
 }
 
 /// Records a change to a project in its organisation's audit log.

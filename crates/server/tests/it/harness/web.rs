@@ -37,6 +37,11 @@ pub fn set_cookie(resp: &Response, name: &str) -> Option<String> {
 }
 
 /// Percent-encodes a form value.
+/// The text of HTML that askama escaped: its entities undone.
+pub fn unescape_html(s: &str) -> String {
+    s.replace("&#34;", "\"").replace("&quot;", "\"").replace("&#39;", "'").replace("&#96;", "`").replace("&#60;", "<").replace("&lt;", "<").replace("&#62;", ">").replace("&gt;", ">").replace("&#38;", "&").replace("&amp;", "&")
+}
+
 pub fn form_encode(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
@@ -57,11 +62,14 @@ impl Server {
 
     /// `sentry user create EMAIL --password-stdin [--admin]` with `password` on stdin.
     pub fn create_user(&self, email: &str, password: &str, admin: bool) -> std::process::Output {
+        self.create_user_with(email, password, if admin { &["--admin"] } else { &[] })
+    }
+
+    /// `sentry user create EMAIL --password-stdin EXTRA…` (`--role`, `--team`, …) with
+    /// `password` on stdin.
+    pub fn create_user_with(&self, email: &str, password: &str, extra: &[&str]) -> std::process::Output {
         let mut cmd = self.command();
-        cmd.args(["user", "create", email, "--password-stdin"]);
-        if admin {
-            cmd.arg("--admin");
-        }
+        cmd.args(["user", "create", email, "--password-stdin"]).args(extra);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawning sentry user create");
         child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("writing the password");
