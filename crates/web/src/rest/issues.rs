@@ -426,9 +426,7 @@ async fn issue_in(state: &AppState, actor: &Actor, org: store::OrgId, id: &str, 
 /// A comment as Sentry's activity shows it.
 fn comment_json(a: &store::Activity, members: &[store::Member]) -> serde_json::Value {
     let data: serde_json::Value = a.data.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or_default();
-    let user = a.actor.and_then(|u| members.iter().find(|m| m.user.id == u)).map(|m| {
-        serde_json::json!({"id": m.user.id.0.to_string(), "email": m.user.email, "name": m.user.email, "username": m.user.email})
-    });
+    let user = a.actor.and_then(|u| members.iter().find(|m| m.user.id == u)).map(|m| super::types::ApiUser::from(&m.user));
     serde_json::json!({
         "id": a.id.to_string(),
         "type": "note",
