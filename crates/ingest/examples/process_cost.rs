@@ -50,7 +50,7 @@ fn main() {
     });
     let processed = ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, &scrubber, 0.0).unwrap();
     time("spool record", &mut || {
-        std::hint::black_box(ingest::encode_record(&processed.events, &processed.counts, ingest::RecordExtra::default()));
+        std::hint::black_box(ingest::encode_record(&processed.events, &processed.counts, &processed.items));
     });
     time("whole", &mut || {
         std::hint::black_box(ingest::process::envelope(store::ProjectId(1), &env, &limits, &cfg, &scrubber, 0.0).unwrap());

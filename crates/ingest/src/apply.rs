@@ -54,8 +54,7 @@ impl LagHistogram {
 struct Decoded {
     events: Vec<NewEvent>,
     counts: Vec<(ProjectId, String, u64)>,
-    feedback: Vec<store::NewFeedback>,
-    client_reports: Vec<store::NewClientReport>,
+    items: store::NewItems,
 }
 
 /// Decodes records; one that does not decode is left out (and, when `report`, logged and
@@ -69,8 +68,7 @@ fn decode(pipeline: &Pipeline, records: &[Record], report: bool) -> Decoded {
                 let resolve = |e| pipeline.sourcemaps.resolve(e, &pipeline.config.limits, &pipeline.grouping);
                 out.events.extend(s.events.into_iter().map(resolve));
                 out.counts.append(&mut s.counts);
-                out.feedback.append(&mut s.feedback);
-                out.client_reports.append(&mut s.client_reports);
+                out.items.append(&mut s.items);
             }
             Err(e) if report => {
                 tracing::error!(error = %e, position = r.start, events = r.events, "skipping a spool record that does not decode");
@@ -92,12 +90,12 @@ fn write(pipeline: &Pipeline, records: &[Record], end: Lsn) -> Option<Result<(He
     let mut pause = Duration::from_millis(50);
     let mut told = false;
     loop {
-        let Decoded { events, counts, feedback, client_reports } = decode(pipeline, records, !told);
+        let Decoded { events, counts, items } = decode(pipeline, records, !told);
         let heads: Heads = events.iter().map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level)).collect();
         let mark = SpoolMark { spool: pipeline.spool.id().to_string(), position: end };
         let result = pipeline
             .writer
-            .write_batch(WriteBatch { events, counts: ItemCounts(counts), feedback, client_reports, mark: Some(mark) })
+            .write_batch(WriteBatch { events, counts: ItemCounts(counts), items, mark: Some(mark) })
             .and_then(|ticket| ticket.wait_blocking());
         match result {
             Ok(outcomes) => {

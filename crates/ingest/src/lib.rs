@@ -48,7 +48,7 @@ pub use discard::{DiscardReason, Discards, REQUEST};
 pub use keys::KeyCache;
 pub use process::ProcessError;
 /// The spool record of processed events (for tools that measure its cost).
-pub use record::{Extra as RecordExtra, encode as encode_record};
+pub use record::encode as encode_record;
 pub use rate::{CountersAway, RateLimited, RateLimiter, SharedCounter};
 
 /// Why a request was refused. The HTTP layer maps each to a status; [`IngestError::reason`]
@@ -436,14 +436,13 @@ impl Pipeline {
             self.discards.add(*reason, category, *n);
         }
         let n = processed.events.len();
-        if processed.events.is_empty() && processed.counts.is_empty() && processed.feedback.is_empty() && processed.client_reports.is_empty() {
+        if processed.events.is_empty() && processed.counts.is_empty() && processed.items.is_empty() {
             return Ok(Accepted { event_id: processed.event_id });
         }
         if n > 0 && self.spool.waiting_events() + n as u64 > self.queue_capacity as u64 {
             return Err(IngestError::Overloaded);
         }
-        let extra = record::Extra { feedback: &processed.feedback, client_reports: &processed.client_reports };
-        let data = record::encode(&processed.events, &processed.counts, extra);
+        let data = record::encode(&processed.events, &processed.counts, &processed.items);
         drop(processed.events);
         let ticket = self.spool.append(data, n as u32).map_err(spool_refusal)?;
         ticket.wait().await.map_err(spool_refusal)?;

@@ -45,10 +45,8 @@ pub struct Processed {
     pub counts: Vec<(ProjectId, String, u64)>,
     /// The same items by category, for discard accounting.
     pub not_stored: Vec<(&'static str, u64)>,
-    /// User feedback (`feedback` and `user_report` items).
-    pub feedback: Vec<store::NewFeedback>,
-    /// The SDKs' own discard counts (`client_report` items).
-    pub client_reports: Vec<store::NewClientReport>,
+    /// The other items that are stored (user feedback, client reports, …).
+    pub items: store::NewItems,
     /// Parts of used items that were dropped (over a bound, unreadable), by reason and category.
     pub discarded: Vec<(crate::DiscardReason, &'static str, u64)>,
 }
@@ -70,12 +68,12 @@ pub fn envelope(
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
             ItemType::ClientReport => match crate::items::client_reports::read(&item.payload, project_id) {
-                Some(mut reports) => out.client_reports.append(&mut reports),
+                Some(mut reports) => out.items.client_reports.append(&mut reports),
                 None => out.discarded.push((crate::DiscardReason::Invalid, "client_report", 1)),
             },
             ItemType::Other(ref ty) if crate::items::feedback::is_feedback(ty) => {
                 match crate::items::feedback::read(ty, &item.payload, project_id, env.event_id(), scrubber, received) {
-                    Some(f) => out.feedback.push(f),
+                    Some(f) => out.items.feedback.push(f),
                     None => out.discarded.push((crate::DiscardReason::Invalid, "feedback", 1)),
                 }
             }
@@ -144,7 +142,7 @@ pub fn store_body(
 /// Processes a body of the user feedback endpoint: one user report.
 pub fn user_feedback(project_id: ProjectId, body: &[u8], scrubber: &Scrubber, received: f64) -> Result<Processed, ProcessError> {
     let feedback = crate::items::feedback::read("user_report", body, project_id, None, scrubber, received).ok_or(ProcessError::Feedback)?;
-    Ok(Processed { event_id: Some(feedback.feedback_id), feedback: vec![feedback], ..Processed::default() })
+    Ok(Processed { event_id: Some(feedback.feedback_id), items: store::NewItems { feedback: vec![feedback], ..Default::default() }, ..Processed::default() })
 }
 
 /// The limits for a scrubbed payload: `[Filtered]` and `_meta` may make it a little larger than

@@ -3,38 +3,51 @@
 //! Processing happens before the spool, so that every refusal a client can get (400, 401, 413,
 //! 429) is answered before the 200; the spool only carries what is certain to be stored.
 //!
-//! Layout: a version byte, then the events, then the counts, then (from version 2) the user
-//! feedback and the client reports; numbers little-endian, strings and byte strings as a u32 length and the bytes.
-//! Version 1 records (no feedback) still decode. A record that does not decode (written by a
-//! newer version, or damaged in a way the checksum missed) is refused whole, never guessed at.
+//! Layout: a version byte, then the events, then the counts, then (from version 3) the other
+//! stored items as sections: a tag byte naming the kind (`Section`), the section's length (u32),
+//! and its items. A kind with no items writes no section. Numbers are little-endian, strings and
+//! byte strings a u32 length and the bytes. Version 2 records (feedback and client reports in
+//! fixed places) and version 1 records (neither) still decode. A record that does not decode
+//! (written by a newer version, a section of an unknown kind, or damage the checksum missed) is
+//! refused whole, never guessed at.
 
 use protocol::{EventId, Level};
-use store::{NewClientReport, NewEvent, NewFeedback, ProjectId};
+use store::{NewClientReport, NewEvent, NewFeedback, NewItems, ProjectId};
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+
+/// The kinds of item a record's sections carry. A new kind takes the next number; a number is
+/// never reused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Section {
+    Feedback = 1,
+    ClientReports = 2,
+}
+
+impl Section {
+    fn of(tag: u8) -> Result<Section, RecordError> {
+        Ok(match tag {
+            1 => Section::Feedback,
+            2 => Section::ClientReports,
+            _ => return Err(RecordError("a section of an unknown kind")),
+        })
+    }
+}
 
 /// The processed form of one request.
 #[derive(Debug, Default, PartialEq)]
 pub struct Spooled {
     pub events: Vec<NewEvent>,
     pub counts: Vec<(ProjectId, String, u64)>,
-    pub feedback: Vec<NewFeedback>,
-    pub client_reports: Vec<NewClientReport>,
-}
-
-/// What a record carries beside events and counts.
-#[derive(Clone, Copy, Default)]
-pub struct Extra<'a> {
-    pub feedback: &'a [NewFeedback],
-    pub client_reports: &'a [NewClientReport],
+    pub items: NewItems,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("a spool record does not decode: {0}")]
 pub struct RecordError(&'static str);
 
-pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], extra: Extra<'_>) -> Vec<u8> {
-    let Extra { feedback, client_reports } = extra;
+pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &NewItems) -> Vec<u8> {
     let size: usize = events.iter().map(|e| e.payload.len() + e.title.len() + e.components.len() + 160).sum();
     let mut w = Writer(Vec::with_capacity(size + 32 * counts.len() + 16));
     w.0.push(VERSION);
@@ -71,32 +84,58 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], extra: E
         w.str(ty);
         w.u64(*n);
     }
-    w.u32(feedback.len() as u32);
-    for f in feedback {
-        w.i64(f.project_id.0);
-        w.0.extend_from_slice(&f.feedback_id.0);
-        match f.event_id {
-            Some(e) => {
-                w.0.push(1);
-                w.0.extend_from_slice(&e.0);
-            }
-            None => w.0.push(0),
-        }
-        w.str(&f.name);
-        w.str(&f.email);
-        w.str(&f.message);
-        w.opt_str(f.url.as_deref());
-        w.f64(f.timestamp);
-        w.f64(f.received);
-    }
-    w.u32(client_reports.len() as u32);
-    for c in client_reports {
+    let NewItems { feedback, client_reports } = items;
+    w.section(Section::Feedback, feedback, write_feedback);
+    w.section(Section::ClientReports, client_reports, |w, c| {
         w.i64(c.project_id.0);
         w.str(&c.reason);
         w.str(&c.category);
         w.u64(c.quantity);
-    }
+    });
     w.0
+}
+
+fn write_feedback(w: &mut Writer, f: &NewFeedback) {
+    w.i64(f.project_id.0);
+    w.0.extend_from_slice(&f.feedback_id.0);
+    match f.event_id {
+        Some(e) => {
+            w.0.push(1);
+            w.0.extend_from_slice(&e.0);
+        }
+        None => w.0.push(0),
+    }
+    w.str(&f.name);
+    w.str(&f.email);
+    w.str(&f.message);
+    w.opt_str(f.url.as_deref());
+    w.f64(f.timestamp);
+    w.f64(f.received);
+}
+
+fn read_feedback(r: &mut Reader<'_>) -> Result<NewFeedback, RecordError> {
+    let project_id = ProjectId(r.i64()?);
+    let feedback_id = EventId(r.array()?);
+    let event_id = match r.u8()? {
+        0 => None,
+        1 => Some(EventId(r.array()?)),
+        _ => return Err(RecordError("feedback event flag")),
+    };
+    Ok(NewFeedback {
+        project_id,
+        feedback_id,
+        event_id,
+        name: r.str()?,
+        email: r.str()?,
+        message: r.str()?,
+        url: r.opt_str()?,
+        timestamp: r.f64()?,
+        received: r.f64()?,
+    })
+}
+
+fn read_client_report(r: &mut Reader<'_>) -> Result<NewClientReport, RecordError> {
+    Ok(NewClientReport { project_id: ProjectId(r.i64()?), reason: r.str()?, category: r.str()?, quantity: r.u64()? })
 }
 
 pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
@@ -162,46 +201,34 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
     for _ in 0..n {
         counts.push((ProjectId(r.i64()?), r.str()?, r.u64()?));
     }
-    let mut feedback = Vec::new();
-    let mut client_reports = Vec::new();
-    if version >= 2 {
-        let n = r.u32()? as usize;
-        // Every feedback takes more than 40 bytes.
-        if n > r.0.len() / 40 {
-            return Err(RecordError("feedback count larger than the record"));
-        }
-        for _ in 0..n {
-            let project_id = ProjectId(r.i64()?);
-            let feedback_id = EventId(r.array()?);
-            let event_id = match r.u8()? {
-                0 => None,
-                1 => Some(EventId(r.array()?)),
-                _ => return Err(RecordError("feedback event flag")),
-            };
-            feedback.push(NewFeedback {
-                project_id,
-                feedback_id,
-                event_id,
-                name: r.str()?,
-                email: r.str()?,
-                message: r.str()?,
-                url: r.opt_str()?,
-                timestamp: r.f64()?,
-                received: r.f64()?,
-            });
-        }
-        let n = r.u32()? as usize;
-        if n > r.0.len() / 24 {
-            return Err(RecordError("client report count larger than the record"));
-        }
-        for _ in 0..n {
-            client_reports.push(NewClientReport { project_id: ProjectId(r.i64()?), reason: r.str()?, category: r.str()?, quantity: r.u64()? });
+    let mut items = NewItems::default();
+    if version == 2 {
+        // Every feedback takes more than 40 bytes, every client report more than 24.
+        items.feedback = r.list(40, read_feedback)?;
+        items.client_reports = r.list(24, read_client_report)?;
+    }
+    if version >= 3 {
+        let mut seen = Vec::new();
+        while !r.0.is_empty() {
+            let section = Section::of(r.u8()?)?;
+            if seen.contains(&section) {
+                return Err(RecordError("a section twice"));
+            }
+            seen.push(section);
+            let mut s = Reader(r.bytes()?);
+            match section {
+                Section::Feedback => items.feedback = s.list(40, read_feedback)?,
+                Section::ClientReports => items.client_reports = s.list(24, read_client_report)?,
+            }
+            if !s.0.is_empty() {
+                return Err(RecordError("bytes after the end of a section"));
+            }
         }
     }
     if !r.0.is_empty() {
         return Err(RecordError("bytes after the end"));
     }
-    Ok(Spooled { events, counts, feedback, client_reports })
+    Ok(Spooled { events, counts, items })
 }
 
 const LEVELS: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Fatal];
@@ -244,6 +271,22 @@ impl Writer {
             }
             None => self.0.push(0),
         }
+    }
+    /// A section of items of one kind (none when there are no items): its tag, its length, the
+    /// number of items, then each as `write` writes it.
+    fn section<T>(&mut self, kind: Section, items: &[T], write: impl Fn(&mut Writer, &T)) {
+        if items.is_empty() {
+            return;
+        }
+        self.0.push(kind as u8);
+        let at = self.0.len();
+        self.u32(0);
+        self.u32(items.len() as u32);
+        for item in items {
+            write(self, item);
+        }
+        let len = (self.0.len() - at - 4) as u32;
+        self.0[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
 }
 
@@ -290,6 +333,15 @@ impl<'a> Reader<'a> {
             _ => Err(RecordError("optional text flag")),
         }
     }
+    /// A count, then that many items as `read` reads them; a count that could not fit in what
+    /// is left (each item takes more than `min_size` bytes) is damage.
+    fn list<T>(&mut self, min_size: usize, read: impl Fn(&mut Reader<'a>) -> Result<T, RecordError>) -> Result<Vec<T>, RecordError> {
+        let n = self.u32()? as usize;
+        if n > self.0.len() / min_size {
+            return Err(RecordError("an item count larger than the record"));
+        }
+        (0..n).map(|_| read(self)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -325,9 +377,10 @@ mod tests {
         let counts = vec![(ProjectId(7), "session".to_string(), 3), (ProjectId(8), "client_report".to_string(), 1)];
         let feedback = vec![feedback(1, Some(EventId([1; 16])), Some("https://shop/cart")), feedback(2, None, None)];
         let client_reports = vec![NewClientReport { project_id: ProjectId(7), reason: "before_send".into(), category: "error".into(), quantity: 3 }];
-        let back = decode(&encode(&events, &counts, Extra { feedback: &feedback, client_reports: &client_reports })).unwrap();
-        assert_eq!(back, Spooled { events, counts, feedback, client_reports });
-        assert_eq!(decode(&encode(&[], &[], Extra::default())).unwrap(), Spooled::default());
+        let items = NewItems { feedback, client_reports };
+        let back = decode(&encode(&events, &counts, &items)).unwrap();
+        assert_eq!(back, Spooled { events, counts, items });
+        assert_eq!(decode(&encode(&[], &[], &NewItems::default())).unwrap(), Spooled::default());
     }
 
     fn feedback(n: u8, event_id: Option<EventId>, url: Option<&str>) -> NewFeedback {
@@ -348,16 +401,47 @@ mod tests {
     fn version_1_records_still_decode() {
         let events = vec![event(1, Some("django"), Some(12.5), Level::Error)];
         let counts = vec![(ProjectId(7), "session".to_string(), 3)];
-        let mut v1 = encode(&events, &counts, Extra::default());
-        // Version 1 is version 2 without the feedback and client report lists.
+        // Version 1 is events and counts, as version 3 without sections.
+        let mut v1 = encode(&events, &counts, &NewItems::default());
         v1[0] = 1;
-        v1.truncate(v1.len() - 8);
         assert_eq!(decode(&v1).unwrap(), Spooled { events, counts, ..Spooled::default() });
     }
 
     #[test]
+    fn version_2_records_still_decode() {
+        let events = vec![event(1, Some("django"), Some(12.5), Level::Error)];
+        let feedback = vec![feedback(1, Some(EventId([1; 16])), None)];
+        let client_reports = vec![NewClientReport { project_id: ProjectId(7), reason: "ratelimit_backoff".into(), category: "error".into(), quantity: 2 }];
+        // Version 2 put a list of feedback and a list of client reports after the counts.
+        let mut w = Writer(encode(&events, &[], &NewItems::default()));
+        w.0[0] = 2;
+        w.u32(1);
+        write_feedback(&mut w, &feedback[0]);
+        w.u32(1);
+        w.i64(7);
+        w.str("ratelimit_backoff");
+        w.str("error");
+        w.u64(2);
+        let items = NewItems { feedback, client_reports };
+        assert_eq!(decode(&w.0).unwrap(), Spooled { events, counts: vec![], items });
+    }
+
+    #[test]
+    fn a_section_of_an_unknown_kind_is_refused() {
+        let mut data = encode(&[], &[], &NewItems::default());
+        data.extend_from_slice(&[200, 0, 0, 0, 0]);
+        assert!(decode(&data).is_err());
+        let items = NewItems { feedback: vec![feedback(1, None, None)], ..NewItems::default() };
+        let once = encode(&[], &[], &items);
+        let mut twice = once.clone();
+        twice.extend_from_slice(&once[9..]);
+        assert!(decode(&once).is_ok());
+        assert!(decode(&twice).is_err(), "the same section twice");
+    }
+
+    #[test]
     fn damaged_records_are_refused_not_guessed() {
-        let data = encode(&[event(1, Some("x"), Some(1.0), Level::Info)], &[(ProjectId(1), "session".into(), 1)], Extra { feedback: &[feedback(1, None, None)], client_reports: &[] });
+        let data = encode(&[event(1, Some("x"), Some(1.0), Level::Info)], &[(ProjectId(1), "session".into(), 1)], &NewItems { feedback: vec![feedback(1, None, None)], ..NewItems::default() });
         for cut in [0, 1, 5, data.len() / 2, data.len() - 1] {
             assert!(decode(&data[..cut]).is_err(), "cut at {cut}");
         }

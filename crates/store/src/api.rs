@@ -39,15 +39,45 @@ pub trait EventSink: Send + Sync {
     fn shutdown(&self);
 }
 
-/// One write: events, counts of the other items, the other items that are stored (user
-/// feedback, client reports), and how far a spool is applied.
+/// One write: events, counts of the other items, the other items that are stored, and how far
+/// a spool is applied.
 #[derive(Debug, Default)]
 pub struct WriteBatch {
     pub events: Vec<NewEvent>,
     pub counts: ItemCounts,
-    pub feedback: Vec<NewFeedback>,
-    pub client_reports: Vec<NewClientReport>,
+    pub items: NewItems,
     pub mark: Option<SpoolMark>,
+}
+
+/// The items other than events that are stored, each kind in its own table, committed in the
+/// same transaction as the events they came with. A new kind of item is a field here, a section
+/// of the spool record (`ingest::record`) and a write in each backend's writer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewItems {
+    /// User feedback (`feedback` and `user_report` items, the user-feedback endpoint).
+    pub feedback: Vec<NewFeedback>,
+    /// The SDKs' own discard counts (`client_report` items).
+    pub client_reports: Vec<NewClientReport>,
+}
+
+impl NewItems {
+    pub fn is_empty(&self) -> bool {
+        let NewItems { feedback, client_reports } = self;
+        feedback.is_empty() && client_reports.is_empty()
+    }
+
+    /// Moves every item of `other` into `self`.
+    pub fn append(&mut self, other: &mut NewItems) {
+        let NewItems { feedback, client_reports } = other;
+        self.feedback.append(feedback);
+        self.client_reports.append(client_reports);
+    }
+
+    /// How many rows these items write, for the writer's batch size.
+    pub fn len(&self) -> usize {
+        let NewItems { feedback, client_reports } = self;
+        feedback.len() + client_reports.len()
+    }
 }
 
 /// The answer to one [`EventSink::write`], once its batch is committed.

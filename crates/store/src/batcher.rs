@@ -14,19 +14,12 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::fold::Batch;
-use crate::{EventSink, ItemCounts, NewClientReport, NewEvent, NewFeedback, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
-
-/// The items of a batch stored beside its events, in the same transaction.
-#[derive(Default)]
-pub(crate) struct Items {
-    pub feedback: Vec<NewFeedback>,
-    pub client_reports: Vec<NewClientReport>,
-}
+use crate::{EventSink, ItemCounts, NewEvent, NewItems, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, items: Items, mark: Option<SpoolMark>, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, items: NewItems, mark: Option<SpoolMark>, reply: Reply },
     Shutdown,
 }
 
@@ -39,7 +32,7 @@ pub struct WriterHandle {
 
 /// What a backend does with one batch: commit it (with the feedback it carries and the spool
 /// marks it reaches) in one transaction, and say what happened to each request's events.
-pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &Items, &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
+pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &NewItems, &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
 
 /// Starts the writer thread.
 pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
@@ -54,9 +47,9 @@ pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
 impl EventSink for WriterHandle {
     fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
-        let WriteBatch { events, counts, feedback, client_reports, mark } = batch;
+        let WriteBatch { events, counts, items, mark } = batch;
         self.tx
-            .send(Msg::Write { events, counts, items: Items { feedback, client_reports }, mark, reply })
+            .send(Msg::Write { events, counts, items, mark, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -75,7 +68,7 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
         let mut marks: Vec<SpoolMark> = Vec::new();
-        let mut items = Items::default();
+        let mut items = NewItems::default();
         let mut size = 0;
         let mut stop = false;
         let mut next = Some(first);
@@ -83,9 +76,8 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
             match msg {
                 Msg::Shutdown => stop = true,
                 Msg::Write { events, counts, items: mut more, mark, reply } => {
-                    size += events.len().max(1) + more.feedback.len();
-                    items.feedback.append(&mut more.feedback);
-                    items.client_reports.append(&mut more.client_reports);
+                    size += events.len().max(1) + more.len();
+                    items.append(&mut more);
                     if let Some(m) = mark {
                         match marks.iter_mut().find(|k| k.spool == m.spool) {
                             Some(k) => k.position = k.position.max(m.position),

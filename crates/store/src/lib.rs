@@ -38,7 +38,7 @@ pub mod sqlite;
 mod triage;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
 pub use orgs::*;

@@ -996,7 +996,7 @@ fn feedback_is_stored_once_with_the_issue_of_its_event(store: Arc<dyn Store>) {
         received: at,
     };
     let batch = |events: Vec<NewEvent>, feedback: Vec<store::NewFeedback>| {
-        w.write_batch(store::WriteBatch { events, feedback, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap()
+        w.write_batch(store::WriteBatch { events, items: store::NewItems { feedback, ..Default::default() }, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap()
     };
     // Feedback about an event of the same batch, one about no event, one about an event that
     // comes later, and a retry of the first.
@@ -1153,7 +1153,7 @@ fn client_reports_are_summed_per_project(store: Arc<dyn Store>) {
         vec![report(p.id, "before_send", "error", 3), report(p.id, "sample_rate", "transaction", 10)],
         vec![report(p.id, "before_send", "error", 2), report(other.id, "before_send", "error", 1)],
     ] {
-        w.write_batch(store::WriteBatch { client_reports: reports, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+        w.write_batch(store::WriteBatch { items: store::NewItems { client_reports: reports, ..Default::default() }, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
     }
     let sums: Vec<(String, String, u64)> = store.client_reports(p.id).unwrap().into_iter().map(|r| (r.reason, r.category, r.quantity)).collect();
     assert_eq!(sums, [("sample_rate".into(), "transaction".into(), 10), ("before_send".into(), "error".into(), 5)]);

@@ -13,7 +13,7 @@ use deadpool_postgres::{Pool, Transaction};
 
 use crate::batcher::WriterHandle;
 use crate::fold::{self, Batch, GroupState, Plan};
-use crate::batcher::Items;
+use crate::NewItems;
 use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, StoreError, WriteOutcome};
 
 /// zstd level of payloads.
@@ -92,7 +92,7 @@ async fn apply(
     client: &mut deadpool_postgres::Object,
     mut zstd: Option<&mut zstd::bulk::Compressor<'static>>,
     batch: &Batch<'_>,
-    items: &Items,
+    items: &NewItems,
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();

@@ -16,7 +16,7 @@ use super::payload::PayloadWriter;
 use crate::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::batcher::WriterHandle;
-use crate::batcher::Items;
+use crate::NewItems;
 use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, WriteOutcome};
 
 pub(super) fn start(
@@ -54,7 +54,7 @@ fn apply(
     conn: &mut Connection,
     payloads: &mut PayloadWriter,
     batch: &Batch<'_>,
-    items: &Items,
+    items: &NewItems,
     marks: &[SpoolMark],
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
