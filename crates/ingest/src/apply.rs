@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use spool::{Lsn, Record};
 use protocol::{EventId, Level};
-use store::{ItemCounts, NewEvent, ProjectId, SpoolMark, StoreError, WriteBatch, WriteOutcome};
+use store::{ItemCounts, NewEvent, ProjectId, QueueClaim, SpoolMark, StoreError, WriteBatch, WriteOutcome};
 
 use crate::record;
+use crate::spooler::{self, SharedSpool, Spooler};
 use crate::{DiscardReason, Pipeline};
 
 /// The most bytes of records one batch reads.
@@ -83,19 +84,29 @@ fn decode(pipeline: &Pipeline, records: &[Record], report: bool) -> Decoded {
 /// What the broadcast needs of each event written.
 type Heads = Vec<(ProjectId, EventId, String, Level)>;
 
-/// Writes one set of records with the mark `end`; retries while the store is unavailable,
-/// unless the pipeline is stopping and its drain deadline has passed (then `None`: left in the
-/// spool for the next start).
-fn write(pipeline: &Pipeline, records: &[Record], end: Lsn) -> Option<Result<(Heads, Vec<WriteOutcome>), StoreError>> {
+/// What a write records as applied: a local spool's position, or the queue rows it stores.
+#[derive(Clone)]
+enum Mark {
+    Spool(SpoolMark),
+    Claim(QueueClaim),
+}
+
+/// Writes one set of records with `mark`; retries while the store is unavailable, unless the
+/// pipeline is stopping and its drain deadline has passed (then `None`: left in the spool for
+/// the next start).
+fn write(pipeline: &Pipeline, records: &[Record], mark: Mark) -> Option<Result<(Heads, Vec<WriteOutcome>), StoreError>> {
     let mut pause = Duration::from_millis(50);
     let mut told = false;
     loop {
         let Decoded { events, counts, items } = decode(pipeline, records, !told);
         let heads: Heads = events.iter().map(|e| (e.project_id, e.event_id, e.kind.clone(), e.level)).collect();
-        let mark = SpoolMark { spool: pipeline.spool.id().to_string(), position: end };
+        let (mark, claim) = match mark.clone() {
+            Mark::Spool(m) => (Some(m), None),
+            Mark::Claim(c) => (None, Some(c)),
+        };
         let result = pipeline
             .writer
-            .write_batch(WriteBatch { events, counts: ItemCounts(counts), items, mark: Some(mark) })
+            .write_batch(WriteBatch { events, counts: ItemCounts(counts), items, mark, claim })
             .and_then(|ticket| ticket.wait_blocking());
         match result {
             Ok(outcomes) => {
@@ -121,11 +132,33 @@ fn write(pipeline: &Pipeline, records: &[Record], end: Lsn) -> Option<Result<(He
     }
 }
 
-/// The applier's loop, from position `from` until the spool is closed and read to its end (or
-/// the drain deadline passes).
-pub(crate) fn run(pipeline: Arc<Pipeline>, mut from: Lsn, batch_events: usize) {
+/// The applier's loop: the local spool, or the shared queue (after what a local spool left
+/// from before still holds).
+pub(crate) fn run(pipeline: Arc<Pipeline>, batch_events: usize) {
+    match &pipeline.spool {
+        Spooler::Local(s) => {
+            run_local(&pipeline, s, batch_events, false);
+        }
+        Spooler::Shared(q) => {
+            if let Some(local) = &q.leftover {
+                tracing::info!("storing what this node's own spool still holds before it takes from the shared queue");
+                if !run_local(&pipeline, local, batch_events, true) {
+                    return;
+                }
+            }
+            run_shared(&pipeline, q, batch_events)
+        }
+    }
+}
+
+/// Stores a local spool's records in order, from where it was applied through, until it is
+/// closed and read to its end (or, with `to_end`, until it is read to its end; the drain
+/// deadline stops it too). Whether it got to the end.
+fn run_local(pipeline: &Pipeline, spool: &spool::Spool, batch_events: usize, to_end: bool) -> bool {
+    let mut from = spool.applied_through();
+    let mark = |end: Lsn| Mark::Spool(SpoolMark { spool: spool.id().to_string(), position: end });
     loop {
-        let batch = match pipeline.spool.read(from, batch_events, BATCH_BYTES, Duration::from_millis(500)) {
+        let batch = match spool.read(from, batch_events, BATCH_BYTES, Duration::from_millis(500)) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "could not read the spool; retrying in a second");
@@ -135,41 +168,101 @@ pub(crate) fn run(pipeline: Arc<Pipeline>, mut from: Lsn, batch_events: usize) {
         };
         if batch.records.is_empty() {
             if batch.end > from {
-                pipeline.spool.applied(batch.end, 0);
+                spool.applied(batch.end, 0);
                 from = batch.end;
                 continue;
             }
-            if pipeline.closing() && pipeline.spool.durable() <= from {
-                return;
+            if (to_end || pipeline.closing()) && spool.durable() <= from {
+                return true;
             }
             continue;
         }
         let events: u64 = batch.records.iter().map(|r| r.events as u64).sum();
-        match write(&pipeline, &batch.records, batch.end) {
-            None => return,
-            Some(Ok((heads, outcomes))) => pipeline.announce(heads, &outcomes),
-            Some(Err(e)) => {
-                tracing::error!(error = %e, records = batch.records.len(), "the store refused a batch; writing its records one by one");
-                for r in &batch.records {
-                    match write(&pipeline, std::slice::from_ref(r), r.end) {
-                        None => return,
-                        Some(Ok((heads, outcomes))) => pipeline.announce(heads, &outcomes),
-                        Some(Err(e)) => {
-                            tracing::error!(error = %e, position = r.start, events = r.events, "the store refused a record; it is skipped");
-                            pipeline.discards.add(DiscardReason::StoreUnavailable, "event", r.events as u64);
-                            if let Some(Err(e)) = write(&pipeline, &[], r.end) {
-                                tracing::error!(error = %e, "could not record the skip; the record is tried again after a restart");
-                            }
+        if !store_records(pipeline, &batch.records, mark(batch.end), |r| mark(r.end)) {
+            return false;
+        }
+        spool.applied(batch.end, events);
+        from = batch.end;
+    }
+}
+
+/// Claims batches from the queue every node shares and stores them, until the pipeline is
+/// closing and no record is left to claim (or its drain deadline passed).
+fn run_shared(pipeline: &Pipeline, queue: &SharedSpool, batch_events: usize) {
+    let mut idle = Duration::from_millis(1);
+    let mut told = false;
+    loop {
+        queue.refresh_depth();
+        if pipeline.past_drain_deadline() {
+            tracing::warn!("stopping with events still in the shared queue; another node, or this one's next start, stores them");
+            return;
+        }
+        let claim = spooler::claim_number();
+        let rows = match queue.queue.claim(claim, batch_events, BATCH_BYTES, queue.lease) {
+            Ok(rows) => rows,
+            Err(e) => {
+                if !told {
+                    tracing::warn!(error = %e, "cannot take events from the shared queue now; retrying");
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+        };
+        if told {
+            tracing::info!("the shared queue can be read again");
+            told = false;
+        }
+        if rows.is_empty() {
+            if pipeline.closing() && queue.closed() {
+                return;
+            }
+            std::thread::sleep(idle);
+            idle = (idle * 2).min(Duration::from_millis(50));
+            continue;
+        }
+        idle = Duration::from_millis(1);
+        let records: Vec<Record> = rows
+            .into_iter()
+            .map(|r| Record { start: r.id as u64, end: r.id as u64, events: r.events, appended_at: r.appended_at, data: r.data })
+            .collect();
+        let all = QueueClaim { claim, ids: records.iter().map(|r| r.start as i64).collect() };
+        let one = |r: &Record| Mark::Claim(QueueClaim { claim, ids: vec![r.start as i64] });
+        if !store_records(pipeline, &records, Mark::Claim(all), one) {
+            return;
+        }
+    }
+}
+
+/// Stores some records with `mark`; when the store refuses them together, one by one with
+/// `mark_one`, skipping (and counting) a record it refuses alone. Whether to go on (false:
+/// stopping, with the rest left in the spool).
+fn store_records(pipeline: &Pipeline, records: &[Record], mark: Mark, mark_one: impl Fn(&Record) -> Mark) -> bool {
+    match write(pipeline, records, mark) {
+        None => return false,
+        Some(Ok((heads, outcomes))) => pipeline.announce(heads, &outcomes),
+        Some(Err(StoreError::ClaimLost)) => return true,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, records = records.len(), "the store refused a batch; writing its records one by one");
+            for r in records {
+                match write(pipeline, std::slice::from_ref(r), mark_one(r)) {
+                    None => return false,
+                    Some(Ok((heads, outcomes))) => pipeline.announce(heads, &outcomes),
+                    Some(Err(StoreError::ClaimLost)) => {}
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, position = r.start, events = r.events, "the store refused a record; it is skipped");
+                        pipeline.discards.add(DiscardReason::StoreUnavailable, "event", r.events as u64);
+                        if let Some(Err(e)) = write(pipeline, &[], mark_one(r)) {
+                            tracing::error!(error = %e, "could not record the skip; the record is tried again after a restart");
                         }
                     }
                 }
             }
         }
-        let now = store::now();
-        for r in &batch.records {
-            pipeline.lag.observe(now - r.appended_at);
-        }
-        pipeline.spool.applied(batch.end, events);
-        from = batch.end;
     }
+    let now = store::now();
+    for r in records {
+        pipeline.lag.observe(now - r.appended_at);
+    }
+    true
 }

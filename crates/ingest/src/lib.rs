@@ -30,6 +30,7 @@ mod rate;
 pub mod sourcemaps;
 mod record;
 pub mod scrub;
+mod spooler;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use protocol::decode::{decode_store_body, decode_within};
 use protocol::{ContentEncoding, DecodeError, Dsn, Envelope, EnvelopeError, EventId, Limits};
-use spool::{Spool, SpoolError, SpoolStats};
+use spool::{SpoolError, SpoolStats};
 use store::{EventSink, ProjectId, Store, StoreError, StoredEvent, WriteOutcome};
 use tokio::sync::Semaphore;
 
@@ -50,6 +51,7 @@ pub use process::ProcessError;
 /// The spool record of processed events (for tools that measure its cost).
 pub use record::encode as encode_record;
 pub use rate::{CountersAway, RateLimited, RateLimiter, SharedCounter};
+pub use spooler::{SharedSpool, Spooler};
 
 /// Why a request was refused. The HTTP layer maps each to a status; [`IngestError::reason`]
 /// is what `/metrics` counts.
@@ -193,7 +195,7 @@ const INLINE_MAX: usize = 64 * 1024;
 /// The pipeline, shared by all requests.
 pub struct Pipeline {
     writer: Arc<dyn EventSink>,
-    spool: Spool,
+    spool: Spooler,
     queue_capacity: usize,
     keys: KeyCache,
     rates: RateLimiter,
@@ -227,7 +229,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 impl Pipeline {
     /// The pipeline over an opened spool, and its applier, which starts with what the spool
     /// holds from before (replayed after a crash or stop).
-    pub fn new(store: Arc<dyn Store>, writer: Arc<dyn EventSink>, spool: Spool, config: PipelineConfig) -> Arc<Pipeline> {
+    pub fn new(store: Arc<dyn Store>, writer: Arc<dyn EventSink>, spool: Spooler, config: PipelineConfig) -> Arc<Pipeline> {
         let capacity = config.queue_capacity.max(1);
         let batch_max = config.batch_max.max(1);
         let pipeline = Arc::new(Pipeline {
@@ -252,11 +254,10 @@ impl Pipeline {
             closing: AtomicBool::new(false),
             drain_deadline: Mutex::new(None),
         });
-        let from = pipeline.spool.applied_through();
         let runner = pipeline.clone();
         let thread = std::thread::Builder::new()
             .name("spool-apply".into())
-            .spawn(move || apply::run(runner, from, batch_max))
+            .spawn(move || apply::run(runner, batch_max))
             .expect("spawning the spool's applier thread");
         *pipeline.applier.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         pipeline
@@ -444,8 +445,7 @@ impl Pipeline {
         }
         let data = record::encode(&processed.events, &processed.counts, &processed.items);
         drop(processed.events);
-        let ticket = self.spool.append(data, n as u32).map_err(spool_refusal)?;
-        ticket.wait().await.map_err(spool_refusal)?;
+        self.spool.append(data, n as u32).await?;
         Ok(Accepted { event_id: processed.event_id })
     }
 
@@ -498,15 +498,7 @@ impl Pipeline {
     /// Waits (at most `timeout`) until every event acknowledged before this call is stored:
     /// for pages that should show what was just sent. Whether it was.
     pub async fn settled(&self, timeout: Duration) -> bool {
-        let target = self.spool.durable();
-        let deadline = Instant::now() + timeout;
-        while self.spool.applied_through() < target {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        true
+        self.spool.settled(timeout).await
     }
 
     fn closing(&self) -> bool {
@@ -533,7 +525,7 @@ impl Pipeline {
 
 /// A spool that cannot take a record: over its budget is overload (503, retry later), a disk
 /// that fails is the store being unavailable (also 503).
-fn spool_refusal(e: SpoolError) -> IngestError {
+pub(crate) fn spool_refusal(e: SpoolError) -> IngestError {
     match e {
         SpoolError::Full { .. } => IngestError::Overloaded,
         e @ SpoolError::Io(_) => IngestError::Store(StoreError::Unavailable(e.to_string())),

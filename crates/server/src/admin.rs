@@ -396,6 +396,19 @@ const SPOOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// before now (they wait in its spool for a moment): what was just sent is in the answer.
 fn settled_store(config: &Config) -> Result<Arc<dyn store::Store>> {
     let store = open_store(config)?;
+    if let Some(queue) = store.queue() {
+        // Any node may have received it; whichever stores it, it leaves the shared queue.
+        let target = queue.newest()?;
+        let deadline = std::time::Instant::now() + SPOOL_WAIT;
+        while !queue.stored_through(target)? {
+            if std::time::Instant::now() >= deadline {
+                eprintln!("note: the nodes have not stored everything they received yet; this shows what is stored so far");
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        return Ok(store);
+    }
     if !server_running(config) {
         return Ok(store);
     }

@@ -92,6 +92,9 @@ pub struct StoreConfig {
     pub postgres_url: Option<String>,
     /// The most bytes the data may take (0: no cap); past it the oldest events go.
     pub max_bytes: u64,
+    /// With PostgreSQL: how long a node holds the received events it took from the shared
+    /// queue before another node may take them (when the first one died).
+    pub queue_lease_secs: u64,
 }
 
 /// `[limits]`; turned into [`protocol::Limits`] by [`Config::protocol_limits`].
@@ -346,6 +349,7 @@ impl Config {
                 sqlite_path: None,
                 postgres_url: None,
                 max_bytes: 0,
+                queue_lease_secs: 30,
             },
             redis: RedisConfig { url: None },
             limits: LimitsConfig {

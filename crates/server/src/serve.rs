@@ -270,7 +270,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     let writer = store.start_writer(config.ingest.batch_max)?;
     start_housekeeping(store.clone(), Arc::new(config.clone()));
-    let spool = open_spool(&config, &store)?;
+    let spool = open_spooler(&config, &store)?;
     let pipeline = Pipeline::new(
         store.clone(),
         writer,
@@ -366,6 +366,25 @@ fn serve(config: Config, debug: bool) -> Result<()> {
     }
     tracing::info!("stopped");
     result
+}
+
+/// Where received events wait to be stored: with PostgreSQL, the queue every node shares
+/// (after what a spool in the data directory still holds from before); else the spool in the
+/// data directory.
+fn open_spooler(config: &Config, store: &Arc<dyn store::Store>) -> Result<ingest::Spooler> {
+    let Some(queue) = store.queue() else { return Ok(ingest::Spooler::Local(open_spool(config, store)?)) };
+    let dir = config.spool_dir();
+    let leftover = match spool::written_end(&dir)? {
+        Some(end) if store.spool_mark(&spool::Spool::identity(&dir)?)?.unwrap_or(0) < end => {
+            let local = open_spool(config, store)?;
+            // Nothing more is appended to it: read to its end, it is done.
+            local.close();
+            Some(local)
+        }
+        _ => None,
+    };
+    let lease = std::time::Duration::from_secs(config.store.queue_lease_secs);
+    Ok(ingest::Spooler::Shared(ingest::SharedSpool::new(queue, config.ingest.spool_max_bytes, lease, leftover)))
 }
 
 /// Opens the spool in the data directory, from where the store says it was applied; what was

@@ -47,6 +47,8 @@ pub struct WriteBatch {
     pub counts: ItemCounts,
     pub items: NewItems,
     pub mark: Option<SpoolMark>,
+    /// Queued records (the shared spool) this write stores, deleted in its transaction.
+    pub claim: Option<crate::QueueClaim>,
 }
 
 /// The items other than events that are stored, each kind in its own table, committed in the
@@ -442,6 +444,11 @@ pub trait Ownership: Send + Sync {
 pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
+    /// The spool every node shares, where the backend has one (PostgreSQL); `None` where each
+    /// node keeps its own on local disk.
+    fn queue(&self) -> Option<Arc<dyn crate::Queue>> {
+        None
+    }
 }
 
 /// Runs blocking store work (and whatever goes with it) off the async threads: the one bridge

@@ -14,12 +14,20 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::fold::Batch;
-use crate::{EventSink, ItemCounts, NewEvent, NewItems, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
+use crate::{EventSink, ItemCounts, NewEvent, NewItems, QueueClaim, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
+
+/// How far a batch brings the spools: the local spools' marks to record, and the shared
+/// queue's claimed rows to delete (only while their claims hold).
+#[derive(Default)]
+pub(crate) struct Marks {
+    pub spools: Vec<SpoolMark>,
+    pub claims: Vec<QueueClaim>,
+}
 
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, items: NewItems, mark: Option<SpoolMark>, reply: Reply },
+    Write { events: Vec<NewEvent>, counts: ItemCounts, items: NewItems, mark: Option<SpoolMark>, claim: Option<QueueClaim>, reply: Reply },
     Shutdown,
 }
 
@@ -32,7 +40,7 @@ pub struct WriterHandle {
 
 /// What a backend does with one batch: commit it (with the feedback it carries and the spool
 /// marks it reaches) in one transaction, and say what happened to each request's events.
-pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &NewItems, &[SpoolMark]) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
+pub(crate) type Apply = Box<dyn FnMut(&Batch<'_>, &NewItems, &Marks) -> Result<Vec<Vec<WriteOutcome>>> + Send>;
 
 /// Starts the writer thread.
 pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
@@ -47,9 +55,9 @@ pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
 impl EventSink for WriterHandle {
     fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
-        let WriteBatch { events, counts, items, mark } = batch;
+        let WriteBatch { events, counts, items, mark, claim } = batch;
         self.tx
-            .send(Msg::Write { events, counts, items, mark, reply })
+            .send(Msg::Write { events, counts, items, mark, claim, reply })
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -67,7 +75,7 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
     loop {
         let Ok(first) = rx.recv() else { return };
         let mut batch = Vec::new();
-        let mut marks: Vec<SpoolMark> = Vec::new();
+        let mut marks = Marks::default();
         let mut items = NewItems::default();
         let mut size = 0;
         let mut stop = false;
@@ -75,15 +83,16 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, items: mut more, mark, reply } => {
+                Msg::Write { events, counts, items: mut more, mark, claim, reply } => {
                     size += events.len().max(1) + more.len();
                     items.append(&mut more);
                     if let Some(m) = mark {
-                        match marks.iter_mut().find(|k| k.spool == m.spool) {
+                        match marks.spools.iter_mut().find(|k| k.spool == m.spool) {
                             Some(k) => k.position = k.position.max(m.position),
-                            None => marks.push(m),
+                            None => marks.spools.push(m),
                         }
                     }
+                    marks.claims.extend(claim);
                     batch.push((events, counts, reply));
                 }
             }
@@ -98,6 +107,12 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
                 Ok(outcomes) => {
                     for ((_, _, reply), out) in batch.into_iter().zip(outcomes) {
                         let _ = reply.send(Ok(out));
+                    }
+                }
+                Err(StoreError::ClaimLost) => {
+                    tracing::warn!(events = size, "a batch's claim on queued records was lost to another node; that node stores them");
+                    for (_, _, reply) in batch {
+                        let _ = reply.send(Err(StoreError::ClaimLost));
                     }
                 }
                 Err(e) => {

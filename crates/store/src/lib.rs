@@ -31,6 +31,7 @@ pub mod histogram;
 mod model;
 mod orgs;
 pub mod owners;
+pub mod queue;
 mod query;
 pub mod postgres;
 mod releases;
@@ -41,6 +42,7 @@ pub use checks::slugify;
 pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
+pub use queue::{Queue, QueueClaim, QueueDepth, QueuedRecord};
 pub use orgs::*;
 pub use releases::*;
 pub use triage::*;
@@ -96,6 +98,10 @@ pub enum StoreError {
     /// The store cannot serve now (disk full or read-only, busy, shutting down): retry later.
     #[error("the data store is unavailable: {0}")]
     Unavailable(String),
+    /// A write carried a claim on queued records that another node has taken since (its lease
+    /// ran out): nothing was written; the other node stores them.
+    #[error("the claim on queued records was lost to another node")]
+    ClaimLost,
     /// Anything else the backend reported: a bug or a damaged data file.
     #[error("data store error: {0}")]
     Backend(String),

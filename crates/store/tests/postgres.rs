@@ -202,3 +202,68 @@ fn a_group_merged_on_sqlite_unmerges_on_postgresql_after_the_copy() {
     assert_eq!(store.group(back).unwrap().unwrap().count, 2);
     assert_eq!(store.group_events(back, None, 10).unwrap().len(), 2);
 }
+
+/// The shared queue: claims of two nodes never overlap, a claim's rows are deleted only by the
+/// write that stores them while the claim holds, and rows whose lease ran out go to the next
+/// claimer, whose write wins; the first node's write then changes nothing.
+#[test]
+fn the_shared_queue_gives_each_record_to_one_claim_and_takes_it_back_when_the_lease_ends() {
+    use std::time::Duration;
+    use store::{QueueClaim, StoreError, WriteBatch};
+    let pg = testkit::Postgres::shared();
+    let url = pg.fresh_database();
+    let node_a = PgStore::open(&url).unwrap();
+    let node_b = PgStore::open(&url).unwrap();
+    let (qa, qb) = (node_a.queue().unwrap(), node_b.queue().unwrap());
+    assert_eq!(qa.newest().unwrap(), 0);
+    assert!(qa.stored_through(0).unwrap());
+    let records: Vec<Vec<u8>> = (0..10u8).map(|n| vec![n; 100]).collect();
+    let refs: Vec<(&[u8], u32)> = records.iter().map(|r| (r.as_slice(), 1)).collect();
+    let ids = qa.append(&refs).unwrap();
+    assert_eq!(ids.len(), 10);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(qb.newest().unwrap(), ids[9], "every node sees the newest record");
+    let depth = qb.depth().unwrap();
+    assert_eq!((depth.records, depth.events, depth.bytes), (10, 10, 1000));
+
+    // Two claims take different records; a byte bound stops a claim early.
+    let a = qa.claim(1, 4, 1 << 20, Duration::from_secs(60)).unwrap();
+    let b = qb.claim(2, 100, 250, Duration::from_secs(60)).unwrap();
+    assert_eq!(a.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..4]);
+    assert_eq!(a[0].data, records[0]);
+    assert_eq!(b.iter().map(|r| r.id).collect::<Vec<_>>(), ids[4..6], "250 bytes hold two records of 100");
+
+    // The writer deletes what its claim holds, in the transaction of the events.
+    let (p, _) = node_a.create_project("p").unwrap();
+    let wa = node_a.start_writer(100).unwrap();
+    let claim_a = QueueClaim { claim: 1, ids: a.iter().map(|r| r.id).collect() };
+    let stored = wa
+        .write_batch(WriteBatch { events: vec![event(p.id, 1, "g", store::now())], claim: Some(claim_a), ..WriteBatch::default() })
+        .unwrap()
+        .wait_blocking()
+        .unwrap();
+    assert!(matches!(stored[0], WriteOutcome::Stored { .. }));
+    assert!(qa.stored_through(ids[3]).unwrap());
+    assert!(!qa.stored_through(ids[4]).unwrap());
+
+    // Node b's lease runs out (here: a claim of no time at all); node a claims the same rows.
+    let b2 = qa.claim(3, 2, 1 << 20, Duration::ZERO).unwrap();
+    assert_eq!(b2.iter().map(|r| r.id).collect::<Vec<_>>(), ids[6..8], "b's rows are still leased");
+    let again = qa.claim(4, 10, 1 << 20, Duration::from_secs(60)).unwrap();
+    assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), [&ids[6..8], &ids[8..10]].concat(), "an ended lease is free again");
+    // A write with a claim that lost its rows stores nothing at all.
+    let lost = QueueClaim { claim: 3, ids: b2.iter().map(|r| r.id).collect() };
+    let refused = wa
+        .write_batch(WriteBatch { events: vec![event(p.id, 2, "g", store::now())], claim: Some(lost), ..WriteBatch::default() })
+        .unwrap()
+        .wait_blocking();
+    assert!(matches!(refused, Err(StoreError::ClaimLost)), "{refused:?}");
+    let group = node_a.stream(&StreamQuery::new(p.id, store::now())).unwrap().rows[0].group.id;
+    assert_eq!(node_a.group_events(group, None, 10).unwrap().len(), 1, "the refused write stored no event");
+    let claim_4 = QueueClaim { claim: 4, ids: again.iter().map(|r| r.id).collect() };
+    wa.write_batch(WriteBatch { claim: Some(claim_4), ..WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+    wa.shutdown();
+    let depth = qa.depth().unwrap();
+    assert_eq!(depth.records, 2, "b's two records are left: {depth:?}");
+    assert!(qa.stored_through(ids[3]).unwrap() && !qa.stored_through(ids[9]).unwrap());
+}

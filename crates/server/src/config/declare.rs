@@ -250,6 +250,15 @@ pub(super) const KEYS: &[Key] = &[
         get: |c| Parsed::Number(c.store.max_bytes),
     },
     Key {
+        section: "store",
+        name: "queue_lease_secs",
+        kind: Kind::Number { unit: "seconds", min: 1, max: 3600 },
+        optional: false,
+        help: "With postgres, received events wait in a table every node shares until one node                stores them. A node holds the events it took for this many seconds; if it dies                meanwhile, another node takes them once the time is over. Longer than any batch                takes to store.",
+        set: |c, v| c.store.queue_lease_secs = v.number(),
+        get: |c| Parsed::Number(c.store.queue_lease_secs),
+    },
+    Key {
         section: "redis",
         name: "url",
         kind: Kind::Url {

@@ -20,6 +20,7 @@ mod migrate;
 mod orgs;
 mod outbox;
 mod owners;
+mod queue;
 mod read;
 mod releases;
 mod stream;
@@ -128,6 +129,11 @@ impl crate::Store for PgStore {
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>> {
         let handle = self.rt.as_ref().map(|rt| rt.handle().clone()).ok_or_else(|| StoreError::Unavailable("closing".into()))?;
         Ok(Arc::new(writer::start(handle, self.pool.clone(), batch_max)))
+    }
+
+    fn queue(&self) -> Option<Arc<dyn crate::Queue>> {
+        let rt = self.rt.as_ref()?.handle().clone();
+        Some(Arc::new(queue::PgQueue { rt, pool: self.pool.clone() }))
     }
 }
 

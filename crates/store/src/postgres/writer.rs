@@ -14,7 +14,8 @@ use deadpool_postgres::{Pool, Transaction};
 use crate::batcher::WriterHandle;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::NewItems;
-use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, StoreError, WriteOutcome};
+use crate::batcher::Marks;
+use crate::{EventId, GroupId, ProjectId, Result, StoreError, WriteOutcome};
 
 /// zstd level of payloads.
 pub(super) const LEVEL: i32 = 3;
@@ -93,7 +94,7 @@ async fn apply(
     mut zstd: Option<&mut zstd::bulk::Compressor<'static>>,
     batch: &Batch<'_>,
     items: &NewItems,
-    marks: &[SpoolMark],
+    marks: &Marks,
 ) -> Result<Vec<Vec<WriteOutcome>>> {
     let mut stored = HashSet::new();
     // Each turn either commits or learns something that makes the next one differ (an event id
@@ -117,7 +118,8 @@ async fn apply(
         super::triage::wake_by_users(&tx, &plan, &ids).await?;
         super::feedback::write(&tx, &items.feedback).await?;
         super::feedback::write_client_reports(&tx, &items.client_reports).await?;
-        for m in marks {
+        super::queue::delete_claimed(&tx, &marks.claims).await?;
+        for m in &marks.spools {
             tx.execute(
                 "INSERT INTO spool_marks AS m (spool, position, applied_at) VALUES ($1, $2, $3)
                  ON CONFLICT (spool) DO UPDATE SET position = GREATEST(m.position, excluded.position), applied_at = excluded.applied_at",

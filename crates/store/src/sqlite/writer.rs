@@ -17,7 +17,8 @@ use crate::tags_json;
 use crate::fold::{self, Batch, GroupState, Plan};
 use crate::batcher::WriterHandle;
 use crate::NewItems;
-use crate::{EventId, GroupId, ProjectId, Result, SpoolMark, WriteOutcome};
+use crate::batcher::Marks;
+use crate::{EventId, GroupId, ProjectId, Result, StoreError, WriteOutcome};
 
 pub(super) fn start(
     mut conn: Connection,
@@ -55,8 +56,11 @@ fn apply(
     payloads: &mut PayloadWriter,
     batch: &Batch<'_>,
     items: &NewItems,
-    marks: &[SpoolMark],
+    marks: &Marks,
 ) -> Result<Vec<Vec<WriteOutcome>>> {
+    if !marks.claims.is_empty() {
+        return Err(StoreError::Invalid("SQLite has no shared queue: each node's spool is on its own disk".into()));
+    }
     let mut stored = HashSet::new();
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -81,12 +85,12 @@ fn apply(
     }
 }
 
-fn write_marks(tx: &Connection, marks: &[SpoolMark]) -> rusqlite::Result<()> {
+fn write_marks(tx: &Connection, marks: &Marks) -> rusqlite::Result<()> {
     let mut st = tx.prepare_cached(
         "INSERT INTO spool_marks (spool, position, applied_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (spool) DO UPDATE SET position = MAX(position, excluded.position), applied_at = excluded.applied_at",
     )?;
-    for m in marks {
+    for m in &marks.spools {
         st.execute(params![m.spool, m.position as i64, crate::now()])?;
     }
     Ok(())

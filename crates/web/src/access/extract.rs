@@ -98,7 +98,7 @@ impl From<store::StoreError> for ApiError {
             store::StoreError::NotFound(what) => ApiError::NotFound(format!("{what} does not exist")),
             store::StoreError::Invalid(why) | store::StoreError::Conflict(why) => ApiError::BadRequest(why),
             store::StoreError::Unavailable(why) => ApiError::Unavailable(why),
-            e @ store::StoreError::Backend(_) => {
+            e @ (store::StoreError::Backend(_) | store::StoreError::ClaimLost) => {
                 tracing::error!(error = %e, "an API request failed");
                 ApiError::Unavailable("something went wrong; try again".into())
             }

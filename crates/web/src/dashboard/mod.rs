@@ -309,7 +309,7 @@ impl From<store::StoreError> for PageError {
             store::StoreError::NotFound(what) => PageError::NotFound(format!("{what} does not exist")),
             store::StoreError::Invalid(why) | store::StoreError::Conflict(why) => PageError::BadRequest(why),
             store::StoreError::Unavailable(why) => PageError::Unavailable(why),
-            e @ store::StoreError::Backend(_) => PageError::Internal(e.to_string()),
+            e @ (store::StoreError::Backend(_) | store::StoreError::ClaimLost) => PageError::Internal(e.to_string()),
         }
     }
 }
