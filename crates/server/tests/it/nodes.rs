@@ -1,7 +1,8 @@
 //! Several `sentry` nodes on one PostgreSQL database: what one node stores, every node reads;
 //! an event sent again to another node is still stored once; a rule fires once whichever
 //! node stored the event; and neither a PostgreSQL crash nor `kill -9` of a node mid-load loses
-//! an acknowledged event or stores one twice.
+//! an acknowledged event or stores one twice: received events wait in a queue all nodes share,
+//! and what a killed node had taken from it, another node takes once its lease is over.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,16 +95,32 @@ fn healthz_fails_while_the_database_is_away() {
     let pg = Postgres::start_durable();
     let node = Server::start_with_config(&store_config(&pg));
     assert_eq!(node.get("/healthz").status, 200);
+    let project = node.create_project("away");
     pg.stop();
     let down = node.get("/healthz");
     assert_eq!(down.status, 503, "{}", down.text());
     assert!(down.text().contains("store: unavailable"), "{}", down.text());
+    // An event sent now is not acknowledged: nothing could keep it.
+    let path = format!("/api/{}/envelope/", project.id);
+    let auth = project.auth();
+    let headers = [("X-Sentry-Auth", auth.as_str()), ("Content-Type", "application/x-sentry-envelope")];
+    let id = "0123456789abcdef0123456789abcdef";
+    let refused = try_request(node.addr(), "POST", &path, &headers, &envelope(id, 0), Duration::from_secs(40)).unwrap();
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some(), "503 says when to try again");
     pg.start_again();
     let deadline = Instant::now() + Duration::from_secs(30);
     while node.get("/healthz").status != 200 {
         assert!(Instant::now() < deadline, "/healthz did not recover: {}", node.get("/healthz").text());
         thread::sleep(Duration::from_millis(300));
     }
+    // The SDK's retry is acknowledged and stored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while try_request(node.addr(), "POST", &path, &headers, &envelope(id, 0), Duration::from_secs(10)).map(|r| r.status).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "events are not accepted again after the database came back");
+        thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(wait_for_events(&pg, 1, Duration::from_secs(30)), 1);
 }
 
 fn envelope(id: &str, n: usize) -> Vec<u8> {
@@ -115,7 +132,9 @@ fn envelope(id: &str, n: usize) -> Vec<u8> {
 fn a_database_crash_and_a_killed_node_lose_no_acknowledged_event() {
     // Durable as in production: a crash keeps what the server confirmed.
     let pg = Postgres::start_durable();
-    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start_with_config(&store_config(&pg))).collect();
+    // A short lease, so that what the killed node holds goes to another node within the test.
+    let config = format!("{}queue_lease_secs = 2\n", store_config(&pg));
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start_with_config(&config)).collect();
     let project = nodes[0].create_project("crash");
     let path = format!("/api/{}/envelope/", project.id);
     let auth = project.auth();
@@ -149,17 +168,16 @@ fn a_database_crash_and_a_killed_node_lose_no_acknowledged_event() {
         }
     };
     wait_acked(200);
-    // PostgreSQL crashes and comes back: the nodes keep acknowledging from their spools and
-    // store what waits once it is back, without a restart of their own.
+    // PostgreSQL crashes and comes back: the nodes answer 503 meanwhile, and acknowledge and
+    // store again once it is back, without a restart of their own.
     pg.restart();
     let after_db = count();
     wait_acked(after_db + 200);
-    // One node is killed mid-load, then started again on its data directory.
+    // One node is killed mid-load and stays dead: what it acknowledged and had not stored is
+    // in the shared queue, and what it had taken from there goes to the others.
     nodes[1].kill9();
     let after_kill = count();
-    wait_acked(after_kill + 100);
-    nodes[1].restart();
-    wait_acked(count() + 100);
+    wait_acked(after_kill + 300);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
@@ -174,6 +192,8 @@ fn a_database_crash_and_a_killed_node_lose_no_acknowledged_event() {
     assert_eq!(rows, stored_n, "an event was stored twice");
     let counted: usize = pg.psql("SELECT COALESCE(sum(times_seen), 0) FROM groups").trim().parse().unwrap();
     assert_eq!(counted, rows, "group counts equal the stored events");
+    assert_eq!(pg.psql("SELECT count(*) FROM ingest_queue").trim(), "0", "nothing is left in the shared queue");
+    nodes[1].restart();
     eprintln!("{} acknowledged, {} stored; {} before the database crash, {} before the kill", acked.len(), rows, after_db, after_kill);
 }
 
