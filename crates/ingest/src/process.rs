@@ -77,6 +77,19 @@ pub fn envelope(
                     None => out.discarded.push((crate::DiscardReason::Invalid, "feedback", 1)),
                 }
             }
+            ItemType::Session => match crate::items::sessions::read_session(&item.payload, project_id, received) {
+                Some(s) => out.items.sessions.push(s),
+                None => out.discarded.push((crate::DiscardReason::Invalid, "session", 1)),
+            },
+            ItemType::Sessions => match crate::items::sessions::read_counts(&item.payload, project_id, received) {
+                Some((mut counts, left)) => {
+                    out.items.session_counts.append(&mut counts);
+                    if left > 0 {
+                        out.discarded.push((crate::DiscardReason::TooLarge, "session", left));
+                    }
+                }
+                None => out.discarded.push((crate::DiscardReason::Invalid, "session", 1)),
+            },
             ItemType::Span => {
                 let spans = crate::items::spans::read(&item.payload, &mut span_budget);
                 out.discarded.extend(spans.discarded);

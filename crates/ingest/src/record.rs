@@ -12,7 +12,7 @@
 //! refused whole, never guessed at.
 
 use protocol::{EventId, Level};
-use store::{NewClientReport, NewEvent, NewFeedback, NewItems, ProjectId};
+use store::{NewClientReport, NewEvent, NewFeedback, NewItems, NewSession, NewSessionCounts, ProjectId, SessionStatus};
 
 const VERSION: u8 = 3;
 
@@ -23,6 +23,8 @@ const VERSION: u8 = 3;
 enum Section {
     Feedback = 1,
     ClientReports = 2,
+    Sessions = 5,
+    SessionCounts = 6,
 }
 
 impl Section {
@@ -30,6 +32,8 @@ impl Section {
         Ok(match tag {
             1 => Section::Feedback,
             2 => Section::ClientReports,
+            5 => Section::Sessions,
+            6 => Section::SessionCounts,
             _ => return Err(RecordError("a section of an unknown kind")),
         })
     }
@@ -84,7 +88,7 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &
         w.str(ty);
         w.u64(*n);
     }
-    let NewItems { feedback, client_reports } = items;
+    let NewItems { feedback, client_reports, sessions, session_counts } = items;
     w.section(Section::Feedback, feedback, write_feedback);
     w.section(Section::ClientReports, client_reports, |w, c| {
         w.i64(c.project_id.0);
@@ -92,7 +96,61 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &
         w.str(&c.category);
         w.u64(c.quantity);
     });
+    w.section(Section::Sessions, sessions, |w, s| {
+        w.i64(s.project_id.0);
+        w.str(&s.sid);
+        w.opt_str(s.did.as_deref());
+        w.str(&s.release);
+        w.str(&s.environment);
+        w.f64(s.started);
+        w.0.push(s.status as u8);
+        w.0.push(s.errored as u8);
+    });
+    w.section(Section::SessionCounts, session_counts, |w, c| {
+        w.i64(c.project_id.0);
+        w.str(&c.release);
+        w.str(&c.environment);
+        w.f64(c.started);
+        w.opt_str(c.did.as_deref());
+        for n in [c.exited, c.errored, c.abnormal, c.crashed] {
+            w.u64(n);
+        }
+    });
     w.0
+}
+
+fn read_session(r: &mut Reader<'_>) -> Result<NewSession, RecordError> {
+    Ok(NewSession {
+        project_id: ProjectId(r.i64()?),
+        sid: r.str()?,
+        did: r.opt_str()?,
+        release: r.str()?,
+        environment: r.str()?,
+        started: r.f64()?,
+        status: match r.u8()? {
+            0 => SessionStatus::Ok,
+            1 => SessionStatus::Exited,
+            2 => SessionStatus::Errored,
+            3 => SessionStatus::Abnormal,
+            4 => SessionStatus::Crashed,
+            _ => return Err(RecordError("session status")),
+        },
+        errored: r.u8()? != 0,
+    })
+}
+
+fn read_session_counts(r: &mut Reader<'_>) -> Result<NewSessionCounts, RecordError> {
+    Ok(NewSessionCounts {
+        project_id: ProjectId(r.i64()?),
+        release: r.str()?,
+        environment: r.str()?,
+        started: r.f64()?,
+        did: r.opt_str()?,
+        exited: r.u64()?,
+        errored: r.u64()?,
+        abnormal: r.u64()?,
+        crashed: r.u64()?,
+    })
 }
 
 fn write_feedback(w: &mut Writer, f: &NewFeedback) {
@@ -219,6 +277,8 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
             match section {
                 Section::Feedback => items.feedback = s.list(40, read_feedback)?,
                 Section::ClientReports => items.client_reports = s.list(24, read_client_report)?,
+                Section::Sessions => items.sessions = s.list(32, read_session)?,
+                Section::SessionCounts => items.session_counts = s.list(56, read_session_counts)?,
             }
             if !s.0.is_empty() {
                 return Err(RecordError("bytes after the end of a section"));
@@ -377,7 +437,28 @@ mod tests {
         let counts = vec![(ProjectId(7), "session".to_string(), 3), (ProjectId(8), "client_report".to_string(), 1)];
         let feedback = vec![feedback(1, Some(EventId([1; 16])), Some("https://shop/cart")), feedback(2, None, None)];
         let client_reports = vec![NewClientReport { project_id: ProjectId(7), reason: "before_send".into(), category: "error".into(), quantity: 3 }];
-        let items = NewItems { feedback, client_reports };
+        let sessions = vec![NewSession {
+            project_id: ProjectId(7),
+            sid: "5d2ef1b4-2e4a-4c5e-9f63-3c9e5e7f1a2b".into(),
+            did: Some("alice".into()),
+            release: "shop@1.2.0".into(),
+            environment: "production".into(),
+            started: 1_700_000_000.5,
+            status: SessionStatus::Crashed,
+            errored: true,
+        }];
+        let session_counts = vec![NewSessionCounts {
+            project_id: ProjectId(7),
+            release: "shop@1.2.0".into(),
+            environment: "".into(),
+            started: 1_700_000_000.0,
+            did: None,
+            exited: 10,
+            errored: 2,
+            abnormal: 0,
+            crashed: 1,
+        }];
+        let items = NewItems { feedback, client_reports, sessions, session_counts };
         let back = decode(&encode(&events, &counts, &items)).unwrap();
         assert_eq!(back, Spooled { events, counts, items });
         assert_eq!(decode(&encode(&[], &[], &NewItems::default())).unwrap(), Spooled::default());
@@ -422,7 +503,7 @@ mod tests {
         w.str("ratelimit_backoff");
         w.str("error");
         w.u64(2);
-        let items = NewItems { feedback, client_reports };
+        let items = NewItems { feedback, client_reports, ..NewItems::default() };
         assert_eq!(decode(&w.0).unwrap(), Spooled { events, counts: vec![], items });
     }
 

@@ -60,25 +60,30 @@ pub struct NewItems {
     pub feedback: Vec<NewFeedback>,
     /// The SDKs' own discard counts (`client_report` items).
     pub client_reports: Vec<NewClientReport>,
+    /// Release health: session updates (`session` items) and the SDKs' counts (`sessions`).
+    pub sessions: Vec<crate::NewSession>,
+    pub session_counts: Vec<crate::NewSessionCounts>,
 }
 
 impl NewItems {
     pub fn is_empty(&self) -> bool {
-        let NewItems { feedback, client_reports } = self;
-        feedback.is_empty() && client_reports.is_empty()
+        let NewItems { feedback, client_reports, sessions, session_counts } = self;
+        feedback.is_empty() && client_reports.is_empty() && sessions.is_empty() && session_counts.is_empty()
     }
 
     /// Moves every item of `other` into `self`.
     pub fn append(&mut self, other: &mut NewItems) {
-        let NewItems { feedback, client_reports } = other;
+        let NewItems { feedback, client_reports, sessions, session_counts } = other;
         self.feedback.append(feedback);
         self.client_reports.append(client_reports);
+        self.sessions.append(sessions);
+        self.session_counts.append(session_counts);
     }
 
     /// How many rows these items write, for the writer's batch size.
     pub fn len(&self) -> usize {
-        let NewItems { feedback, client_reports } = self;
-        feedback.len() + client_reports.len()
+        let NewItems { feedback, client_reports, sessions, session_counts } = self;
+        feedback.len() + client_reports.len() + sessions.len() + session_counts.len()
     }
 }
 
@@ -194,8 +199,10 @@ pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Resul
 }
 
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
-pub(crate) const PROJECT_DATA: [&str; 9] =
-    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules"];
+pub(crate) const PROJECT_DATA: [&str; 11] = [
+    "project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules",
+    "release_sessions", "release_session_counts",
+];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
 pub trait Accounts: Send + Sync {
@@ -388,6 +395,14 @@ pub trait Releases: Send + Sync {
 
 /// A whole backend: what callers hold, as `Arc<dyn Store>`.
 /// User feedback, newest first.
+/// Release health, from the sessions SDKs report (`crate::health`).
+pub trait Health {
+    /// Each release's sessions received since `since`, by release name.
+    fn release_health(&self, project: ProjectId, since: f64) -> Result<Vec<crate::ReleaseHealth>>;
+    /// The same by UTC day, of one release or (`None`) of every release together.
+    fn health_by_day(&self, project: ProjectId, release: Option<&str>, since: f64) -> Result<Vec<crate::HealthDay>>;
+}
+
 pub trait Feedback {
     /// A project's feedback.
     fn feedback(&self, project: ProjectId, limit: usize) -> Result<Vec<FeedbackRow>>;
@@ -441,7 +456,7 @@ pub trait Ownership: Send + Sync {
     fn assign_by_rule(&self, group: GroupId, to: crate::Assignee, rule: &str) -> Result<bool>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership {
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Health {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
     /// The spool every node shares, where the backend has one (PostgreSQL); `None` where each

@@ -37,7 +37,8 @@ macro_rules! conformance {
                 stream_conditions_comparisons_users_and_assignees,
                 the_stream_and_the_overview_narrow_to_environments,
                 a_deleted_project_is_gone_at_once_and_its_data_afterwards, a_deleted_user_leaves_no_trace_but_an_owner_stays,
-                ownership_rules_are_kept_and_assign_only_unassigned_issues);
+                ownership_rules_are_kept_and_assign_only_unassigned_issues,
+                sessions_merge_by_id_and_give_each_release_its_crash_free_rates);
         }
     };
     (@tests $($name:ident),*) => {
@@ -1158,6 +1159,71 @@ fn client_reports_are_summed_per_project(store: Arc<dyn Store>) {
     let sums: Vec<(String, String, u64)> = store.client_reports(p.id).unwrap().into_iter().map(|r| (r.reason, r.category, r.quantity)).collect();
     assert_eq!(sums, [("sample_rate".into(), "transaction".into(), 10), ("before_send".into(), "error".into(), 5)]);
     assert_eq!(store.client_reports(other.id).unwrap().len(), 1);
+}
+
+fn sessions_merge_by_id_and_give_each_release_its_crash_free_rates(store: Arc<dyn Store>) {
+    use store::{NewSession, NewSessionCounts, SessionStatus};
+    let (p, _) = store.create_project("shop").unwrap();
+    let (other, _) = store.create_project("other").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let day = 20_000.0 * 86400.0;
+    let session = |sid: &str, did: Option<&str>, release: &str, status: SessionStatus, errored: bool, started: f64| NewSession {
+        project_id: p.id,
+        sid: sid.into(),
+        did: did.map(str::to_string),
+        release: release.into(),
+        environment: "production".into(),
+        started,
+        status,
+        errored,
+    };
+    let counts = |release: &str, did: Option<&str>, exited: u64, crashed: u64, started: f64| NewSessionCounts {
+        project_id: p.id,
+        release: release.into(),
+        environment: "production".into(),
+        started,
+        did: did.map(str::to_string),
+        exited,
+        errored: 0,
+        abnormal: 0,
+        crashed,
+    };
+    let batches = vec![
+        // Session a starts, sees an error, then crashes; b exits cleanly; c (another user) too.
+        vec![session("a", Some("alice"), "1.0", SessionStatus::Ok, false, day + 10.0), session("b", Some("bob"), "1.0", SessionStatus::Ok, false, day + 20.0)],
+        vec![session("a", None, "1.0", SessionStatus::Ok, true, day + 10.0), session("b", Some("bob"), "1.0", SessionStatus::Exited, false, day + 20.0)],
+        vec![session("a", Some("alice"), "1.0", SessionStatus::Crashed, true, day + 10.0), session("c", Some("carol"), "1.0", SessionStatus::Exited, false, day + 86400.0)],
+    ];
+    for sessions in batches.iter().cloned().chain(batches.iter().cloned().take(1)) {
+        w.write_batch(store::WriteBatch { items: store::NewItems { sessions, ..Default::default() }, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+    }
+    // A server app's own counts for 2.0: 10 sessions, one crashed (no users named), twice.
+    for _ in 0..2 {
+        let session_counts = vec![counts("2.0", None, 4, 1, day), counts("2.0", Some("dave"), 0, 0, day)];
+        w.write_batch(store::WriteBatch { items: store::NewItems { session_counts, ..Default::default() }, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+    }
+    let mut other_session = session("z", None, "1.0", SessionStatus::Crashed, true, day);
+    other_session.project_id = other.id;
+    w.write_batch(store::WriteBatch { items: store::NewItems { sessions: vec![other_session], ..Default::default() }, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
+
+    let health = store.release_health(p.id, 0.0).unwrap();
+    assert_eq!(health.len(), 2, "{health:?}");
+    let v1 = &health[0];
+    assert_eq!(v1.release, "1.0");
+    assert_eq!((v1.sessions, v1.errored, v1.crashed, v1.abnormal), (3, 0, 1, 0), "a crashed session is not also errored: {v1:?}");
+    assert_eq!((v1.users, v1.crashed_users), (3, 1));
+    assert!((v1.crash_free_sessions().unwrap() - 200.0 / 3.0).abs() < 1e-9);
+    let v2 = &health[1];
+    assert_eq!((v2.release.as_str(), v2.sessions, v2.crashed, v2.users, v2.crashed_users), ("2.0", 10, 2, 1, 0));
+    assert_eq!(v2.crash_free_sessions(), Some(80.0));
+
+    let days = store.health_by_day(p.id, Some("1.0"), 0.0).unwrap();
+    let per_day: Vec<(f64, u64, u64)> = days.iter().map(|d| (d.day, d.health.sessions, d.health.crashed)).collect();
+    assert_eq!(per_day, [(day, 2, 1), (day + 86400.0, 1, 0)]);
+    let all = store.health_by_day(p.id, None, 0.0).unwrap();
+    assert_eq!(all.iter().map(|d| d.health.sessions).sum::<u64>(), 13);
+    assert_eq!(store.release_health(other.id, 0.0).unwrap()[0].crashed, 1);
+    assert!(store.release_health(p.id, store::now() + 10.0).unwrap().is_empty(), "nothing received after now");
 }
 
 /// Working issues: comments, snoozes, merge and unmerge, delete.

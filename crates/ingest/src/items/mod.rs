@@ -4,4 +4,5 @@
 
 pub mod client_reports;
 pub mod feedback;
+pub mod sessions;
 pub mod spans;

@@ -84,8 +84,8 @@ pub(super) async fn cleanup(store: &PgStore, retention: &Retention, progress: &m
         "DELETE FROM event_ids WHERE (project_id, event_id) IN
             (SELECT project_id, event_id FROM event_ids WHERE received < {CUTOFF} LIMIT $4)"
     );
-    let feedback_sql = format!("DELETE FROM feedback WHERE id IN (SELECT id FROM feedback WHERE received < {CUTOFF} LIMIT $4)");
-    for sql in [id_sql, feedback_sql] {
+    let by_id = |table: &str| format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE received < {CUTOFF} LIMIT $4)");
+    for sql in [id_sql, by_id("feedback"), by_id("release_sessions"), by_id("release_session_counts")] {
         loop {
             let n = c.execute(&sql, &[&ids, &cuts, &other, &CHUNK]).await?;
             if (n as i64) < CHUNK {

@@ -40,7 +40,7 @@ impl SqliteStore {
         let (cut_events, mut values) = cutoff_of_row(retention);
         let chunk = values.len() + 1;
         values.push(Value::Integer(CHUNK));
-        for table in ["events", "feedback"] {
+        for table in ["events", "feedback", "release_sessions", "release_session_counts"] {
             let sql = format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE received < {cut_events} LIMIT ?{chunk})");
             loop {
                 let n = conn.execute(&sql, params_from_iter(values.iter()))?;

@@ -78,6 +78,7 @@ fn apply(
         super::triage::wake_by_users(&tx, &plan, &ids)?;
         super::feedback::write(&tx, &items.feedback)?;
         super::feedback::write_client_reports(&tx, &items.client_reports)?;
+        super::health::write(&tx, &items.sessions, &items.session_counts)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;
