@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::fold::Batch;
-use crate::{EventSink, ItemCounts, NewEvent, NewItems, QueueClaim, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
+use crate::{EventSink, NewItems, QueueClaim, Result, SpoolMark, StoreError, WriteBatch, WriteOutcome, WriteTicket};
 
 /// How far a batch brings the spools: the local spools' marks to record, and the shared
 /// queue's claimed rows to delete (only while their claims hold).
@@ -27,7 +27,7 @@ pub(crate) struct Marks {
 type Reply = oneshot::Sender<Result<Vec<WriteOutcome>>>;
 
 enum Msg {
-    Write { events: Vec<NewEvent>, counts: ItemCounts, items: NewItems, mark: Option<SpoolMark>, claim: Option<QueueClaim>, reply: Reply },
+    Write(Box<WriteBatch>, Reply),
     Shutdown,
 }
 
@@ -55,9 +55,8 @@ pub(crate) fn spawn(batch_max: usize, apply: Apply) -> WriterHandle {
 impl EventSink for WriterHandle {
     fn write_batch(&self, batch: WriteBatch) -> Result<WriteTicket> {
         let (reply, ticket) = WriteTicket::new();
-        let WriteBatch { events, counts, items, mark, claim } = batch;
         self.tx
-            .send(Msg::Write { events, counts, items, mark, claim, reply })
+            .send(Msg::Write(Box::new(batch), reply))
             .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
         Ok(ticket)
     }
@@ -83,7 +82,8 @@ fn run(rx: Receiver<Msg>, batch_max: usize, mut apply: Apply) {
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Shutdown => stop = true,
-                Msg::Write { events, counts, items: mut more, mark, claim, reply } => {
+                Msg::Write(write, reply) => {
+                    let WriteBatch { events, counts, items: mut more, mark, claim } = *write;
                     size += events.len().max(1) + more.len();
                     items.append(&mut more);
                     if let Some(m) = mark {
