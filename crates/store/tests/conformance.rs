@@ -1188,13 +1188,13 @@ fn sessions_merge_by_id_and_give_each_release_its_crash_free_rates(store: Arc<dy
         abnormal: 0,
         crashed,
     };
-    let batches = vec![
+    let batches = [
         // Session a starts, sees an error, then crashes; b exits cleanly; c (another user) too.
         vec![session("a", Some("alice"), "1.0", SessionStatus::Ok, false, day + 10.0), session("b", Some("bob"), "1.0", SessionStatus::Ok, false, day + 20.0)],
         vec![session("a", None, "1.0", SessionStatus::Ok, true, day + 10.0), session("b", Some("bob"), "1.0", SessionStatus::Exited, false, day + 20.0)],
         vec![session("a", Some("alice"), "1.0", SessionStatus::Crashed, true, day + 10.0), session("c", Some("carol"), "1.0", SessionStatus::Exited, false, day + 86400.0)],
     ];
-    for sessions in batches.iter().cloned().chain(batches.iter().cloned().take(1)) {
+    for sessions in batches.iter().chain(batches.iter().take(1)).cloned() {
         w.write_batch(store::WriteBatch { items: store::NewItems { sessions, ..Default::default() }, ..store::WriteBatch::default() }).unwrap().wait_blocking().unwrap();
     }
     // A server app's own counts for 2.0: 10 sessions, one crashed (no users named), twice.
