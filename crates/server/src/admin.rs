@@ -573,6 +573,53 @@ pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sentry releases --project SLUG`: the project's releases (created ones, newest first, then
+/// those known only from the sessions SDKs report), with their health over the last 14 days.
+pub fn releases(config: &Config, args: crate::cli::ReleasesArgs) -> Result<()> {
+    let store = settled_store(config)?;
+    let p = project_by_slug(&store, &args.project)?;
+    let now = store::now();
+    let mut health = store.release_health(p.id, now - 14.0 * 86_400.0)?;
+    let mut rows: Vec<(String, Option<f64>, Option<f64>, store::ReleaseHealth)> = Vec::new();
+    for r in store.releases(p.org_id, Some(p.id), None, 1000)? {
+        let h = health.iter().position(|h| h.release == r.version).map(|i| health.swap_remove(i)).unwrap_or_default();
+        rows.push((r.version, Some(r.created_at), r.released_at, h));
+    }
+    rows.extend(health.into_iter().map(|h| (h.release.clone(), None, None, h)));
+    if args.json {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|(version, created, released, h)| {
+                json!({
+                    "version": version,
+                    "created": created.map(rfc3339),
+                    "released": released.map(rfc3339),
+                    "sessions": h.sessions,
+                    "crashed": h.crashed,
+                    "abnormal": h.abnormal,
+                    "errored": h.errored,
+                    "users": h.users,
+                    "crashed_users": h.crashed_users,
+                    "crash_free_sessions": h.crash_free_sessions(),
+                    "crash_free_users": h.crash_free_users(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No releases in \"{}\" yet.", p.slug);
+        return Ok(());
+    }
+    let pct = |r: Option<f64>| r.map(|r| format!("{r:.2}%")).unwrap_or_else(|| "-".into());
+    println!("{:<32} {:>9} {:>12} {:>12}", "RELEASE", "SESSIONS", "CRASH-FREE", "USERS OK");
+    for (version, _, _, h) in &rows {
+        println!("{version:<32} {:>9} {:>12} {:>12}", h.sessions, pct(h.crash_free_sessions()), pct(h.crash_free_users()));
+    }
+    Ok(())
+}
+
 /// `sentry feedback --project SLUG`: the project's user feedback, newest first.
 pub fn feedback(config: &Config, args: crate::cli::FeedbackArgs) -> Result<()> {
     let store = settled_store(config)?;

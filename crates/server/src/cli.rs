@@ -70,6 +70,9 @@ pub enum Command {
     Assign(AssignArgs),
     /// List what people wrote about problems in a project (user feedback), newest first.
     Feedback(FeedbackArgs),
+    /// List a project's releases with their health: sessions reported in the last 14 days, and
+    /// how many of them (and of their users) did not crash.
+    Releases(ReleasesArgs),
     /// Send one event to a running server, like an application would.
     Capture(CaptureArgs),
     /// Delete events older than the retention period, and issues not seen since (the server
@@ -411,6 +414,16 @@ pub struct EventsArgs {
     /// Show at most this many events.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReleasesArgs {
+    /// The project's slug (see `sentry project list`).
+    #[arg(long, value_name = "SLUG")]
+    pub project: String,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

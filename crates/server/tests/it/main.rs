@@ -15,6 +15,7 @@ mod dist;
 mod durability;
 mod environments;
 mod first_hour;
+mod health;
 mod housekeeping;
 mod items;
 mod nodes;

@@ -238,6 +238,8 @@ struct StreamPage {
     env: Selector,
     /// How to send a first event, while the project has no issue at all.
     guide: Option<super::onboarding::Guide>,
+    /// Crash-free sessions of the last days, when the project's SDKs report sessions.
+    health: Option<String>,
 }
 
 #[derive(Template)]
@@ -496,6 +498,7 @@ pub async fn stream(
             assign_choices: super::triage::assign_choices(&store, project.org_id, None)?.1,
             env: Selector::new(&store, &[project.id], &st.environments, &base, st.pairs(), stream_note(&st.environments, &interval))?,
             guide,
+            health: super::releases::project_health(&*store, project.id, now)?,
         };
         render(&page)
     })
