@@ -10,6 +10,8 @@
 //! - `tracing`: `tracing::error!` inside span `load_batch` through the `sentry` tracing layers
 //!   (an error event, and the span as a transaction).
 //! - `transaction`: a transaction `GET /orders` with a db child span and a serialize span.
+//! - `session-ok`, `session-crash`: release health with `auto_session_tracking`: one run
+//!   that ends well, one that a panic on a worker thread crashes.
 use std::{env, thread, time::Duration};
 
 use anyhow::{Context, bail};
@@ -65,6 +67,9 @@ fn main() -> anyhow::Result<()> {
     if matches!(scenario.as_str(), "transaction" | "tracing") {
         opts = opts.traces_sample_rate(1.0);
     }
+    if scenario.starts_with("session-") {
+        opts.auto_session_tracking = true;
+    }
     if opts.dsn.is_none() {
         bail!("SENTRY_DSN {dsn:?} is not a valid DSN");
     }
@@ -101,6 +106,14 @@ fn main() -> anyhow::Result<()> {
     });
 
     match scenario.as_str() {
+        "session-ok" => {}
+        "session-crash" => {
+            let worker = thread::Builder::new()
+                .name("order-worker".into())
+                .spawn(|| process_order(&["a"]))
+                .context("spawning the worker")?;
+            let _ = worker.join();
+        }
         "panic" => {
             sentry::add_breadcrumb(sentry::Breadcrumb {
                 category: Some("cart".into()),
@@ -154,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         other => {
             drop(guard);
             bail!(
-                "unknown scenario {other:?}; known: panic, capture-error, message, log, tracing, transaction"
+                "unknown scenario {other:?}; known: panic, capture-error, message, log, tracing, transaction, session-ok, session-crash"
             );
         }
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{Server, clean_command, python, run_ok};
+use crate::harness::{Server, clean_command, python, run_ok, rust_client};
 
 fn python_script(script: &str, dsn: &str) {
     let mut cmd = clean_command(python());
@@ -119,4 +119,24 @@ sentry_sdk.flush()
     assert!(stream.contains("crash-free sessions 77.78% of 9 sessions"), "{}", &stream[stream.find("project-health").unwrap_or(0)..][..200.min(stream.len())]);
     let text = server.cli_ok(&["releases", "--project", "shop"]);
     assert!(text.contains("desktop@1.0") && text.contains("75.00%"), "{text}");
+}
+
+#[test]
+fn the_rust_crates_session_tracking_reports_a_clean_run_and_a_crash() {
+    let server = Server::start();
+    let project = server.create_project("worker");
+    for scenario in ["session-ok", "session-ok", "session-crash"] {
+        let mut cmd = clean_command(rust_client());
+        cmd.arg(scenario).env("SENTRY_DSN", &project.dsn);
+        run_ok(&mut cmd);
+    }
+    let releases = || crate::harness::into_array(server.cli_json(&["releases", "--project", "worker", "--json"]));
+    server.eventually("three sessions", Duration::from_secs(20), || releases().iter().any(|r| r["sessions"] == 3));
+    let all = releases();
+    let r = release(&all, "shop@1.2.3");
+    assert_eq!((r["sessions"].as_u64(), r["crashed"].as_u64()), (Some(3), Some(1)), "{r:#}");
+    assert!((r["crash_free_sessions"].as_f64().unwrap() - 200.0 / 3.0).abs() < 0.01);
+    // The session starts with the client, before the app names its user: no user is known,
+    // and there is no crash-free users rate to give.
+    assert_eq!((r["users"].as_u64(), r["crash_free_users"].is_null()), (Some(0), true), "{r:#}");
 }
