@@ -38,7 +38,7 @@ fn all_files() -> Vec<String> {
 
 /// Replays one recorded file into a new project of `server`; returns the project and the
 /// responses.
-fn replay(server: &Server, file: &str) -> (Project, Vec<Response>) {
+pub(crate) fn replay(server: &Server, file: &str) -> (Project, Vec<Response>) {
     let project = server.create_project(&file.replace(['/', '-'], " "));
     let responses = replay_into(server, &project, file);
     (project, responses)

@@ -140,3 +140,15 @@ fn the_rust_crates_session_tracking_reports_a_clean_run_and_a_crash() {
     // and there is no crash-free users rate to give.
     assert_eq!((r["users"].as_u64(), r["crash_free_users"].is_null()), (Some(0), true), "{r:#}");
 }
+
+#[test]
+fn the_recorded_django_apps_session_counts_land_in_its_release() {
+    let server = Server::start();
+    let (project, responses) = crate::corpus::replay(&server, "python-sentry-sdk/django-unhandled-exception--uncompressed");
+    assert!(responses.iter().all(|r| r.status == 200));
+    let releases = crate::harness::into_array(server.cli_json(&["releases", "--project", &project.slug, "--json"]));
+    // The recording's `sessions` item: `{"exited":1,"crashed":1}` for shop@1.2.3.
+    let r = release(&releases, "shop@1.2.3");
+    assert_eq!((r["sessions"].as_u64(), r["crashed"].as_u64()), (Some(2), Some(1)), "{r:#}");
+    assert_eq!(r["crash_free_sessions"], 50.0);
+}
