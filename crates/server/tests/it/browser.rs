@@ -303,6 +303,14 @@ fn every_page_fits_a_400_px_phone() {
     server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query=SELECT {long} FROM orders"), "--time-spent", "36"]);
     server.cli_ok(&["key", "create", "--project", "shop", "--label", &long]);
     let id = server.groups("shop").iter().find(|g| g["title"].as_str().unwrap_or("").starts_with("ValueError")).unwrap()["id"].as_u64().unwrap();
+    // Release health: a release the SDKs name, with a long name.
+    let sessions = format!(
+        "{{}}\n{{\"type\":\"sessions\"}}\n{{\"attrs\":{{\"release\":\"shop@{}\"}},\"aggregates\":[{{\"started\":\"2026-12-01T10:00:00Z\",\"exited\":9,\"crashed\":1}}]}}\n",
+        "1".repeat(60)
+    );
+    let auth = project.auth();
+    let headers = [("X-Sentry-Auth", auth.as_str()), ("Content-Type", "application/x-sentry-envelope")];
+    assert_eq!(server.post(&format!("/api/{}/envelope/", project.id), &headers, sessions.as_bytes()).status, 200);
     server.create_project("empty");
     let b = Browser::start();
     log_in(&b, &server);
@@ -320,6 +328,7 @@ fn every_page_fits_a_400_px_phone() {
         ("issue", format!("/p/shop/issues/{id}/")),
         ("event", format!("/p/shop/issues/{id}/events/dddddddddddddddddddddddddddddddd/")),
         ("releases", "/p/shop/releases/".into()),
+        ("release", format!("/p/shop/releases/shop@{}/", "1".repeat(60))),
         ("feedback", "/p/shop/feedback/".into()),
         ("settings", "/settings/".into()),
         ("org-settings", "/o/default/settings/".into()),

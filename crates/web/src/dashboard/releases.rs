@@ -53,6 +53,11 @@ pub fn rate(r: Option<f64>) -> String {
     }
 }
 
+/// The crash-free users rate, or why there is none.
+fn users_rate(h: &store::ReleaseHealth) -> String {
+    if h.sessions > 0 && h.users == 0 { "no user named in its sessions".into() } else { rate(h.crash_free_users()) }
+}
+
 /// A project's health over the last days, all releases together, for its stream page:
 /// `None` while no SDK reported sessions.
 pub fn project_health(store: &dyn store::Store, project: store::ProjectId, now: f64) -> store::Result<Option<String>> {
@@ -99,7 +104,7 @@ pub async fn list(State(state): State<AppState>, scope: ProjectScope) -> PageRes
             let h = health.iter().position(|h| h.release == r.version).map(|i| health.swap_remove(i)).unwrap_or_default();
             releases.push(ReleaseLine {
                 crash_free_sessions: rate(h.crash_free_sessions()),
-                crash_free_users: rate(h.crash_free_users()),
+                crash_free_users: users_rate(&h),
                 href: paths::release(&p.slug, &r.version),
                 created: format::ago(r.created_at, now),
                 released: r.released_at.map(|t| format::ago(t, now)).unwrap_or_else(|| "not yet".into()),
@@ -122,7 +127,7 @@ pub async fn list(State(state): State<AppState>, scope: ProjectScope) -> PageRes
                 last_event: a.last_seen.map(|t| format::ago(t, now)).unwrap_or_else(|| "none".into()),
                 deploys: "0".into(),
                 crash_free_sessions: rate(h.crash_free_sessions()),
-                crash_free_users: rate(h.crash_free_users()),
+                crash_free_users: users_rate(&h),
                 version: h.release,
             });
         }
@@ -217,7 +222,7 @@ pub async fn page(State(state): State<AppState>, scope: ProjectScope, Path((_, v
             new_issues,
             files,
             crash_free_sessions: rate(health.crash_free_sessions()),
-            crash_free_users: rate(health.crash_free_users()),
+            crash_free_users: users_rate(&health),
             health,
             health_days: HEALTH_DAYS,
             days,
