@@ -191,14 +191,22 @@ fn run_local(pipeline: &Pipeline, spool: &spool::Spool, batch_events: usize, to_
 fn run_shared(pipeline: &Pipeline, queue: &SharedSpool, batch_events: usize) {
     let mut idle = Duration::from_millis(1);
     let mut told = false;
+    // Where claims start: past rows other nodes took, back to 0 when nothing is found and now
+    // and then (rows whose claim ran out lie behind it).
+    let mut from = 0i64;
+    let mut rescan = std::time::Instant::now();
     loop {
         queue.refresh_depth();
+        if rescan.elapsed() >= queue.lease / 2 {
+            from = 0;
+            rescan = std::time::Instant::now();
+        }
         if pipeline.past_drain_deadline() {
             tracing::warn!("stopping with events still in the shared queue; another node, or this one's next start, stores them");
             return;
         }
         let claim = spooler::claim_number();
-        let rows = match queue.queue.claim(claim, batch_events, BATCH_BYTES, queue.lease) {
+        let rows = match queue.queue.claim(claim, from, batch_events, BATCH_BYTES, queue.lease) {
             Ok(rows) => rows,
             Err(e) => {
                 if !told {
@@ -214,6 +222,10 @@ fn run_shared(pipeline: &Pipeline, queue: &SharedSpool, batch_events: usize) {
             told = false;
         }
         if rows.is_empty() {
+            if from > 0 {
+                from = 0;
+                continue;
+            }
             if pipeline.closing() && queue.closed() {
                 return;
             }
@@ -222,6 +234,7 @@ fn run_shared(pipeline: &Pipeline, queue: &SharedSpool, batch_events: usize) {
             continue;
         }
         idle = Duration::from_millis(1);
+        from = rows[0].id;
         let records: Vec<Record> = rows
             .into_iter()
             .map(|r| Record { start: r.id as u64, end: r.id as u64, events: r.events, appended_at: r.appended_at, data: r.data })

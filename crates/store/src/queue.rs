@@ -43,9 +43,12 @@ pub struct QueueDepth {
 pub trait Queue: Send + Sync {
     /// Commits `records` (data, event count) in one transaction; their ids, in order.
     fn append(&self, records: &[(&[u8], u32)]) -> Result<Vec<i64>>;
-    /// Claims the oldest records no live claim holds, at most `max_records` and about
-    /// `max_bytes` (at least one when there is one), for `lease`.
-    fn claim(&self, claim: i64, max_records: usize, max_bytes: usize, lease: Duration) -> Result<Vec<QueuedRecord>>;
+    /// Claims the oldest records from id `from` on that no live claim holds, at most
+    /// `max_records` and about `max_bytes` (at least one when there is one), for `lease`.
+    /// `from` lets a claimer skip the head of the table, where rows others took are being
+    /// deleted (a queue's dead rows cost every scan that walks over them); a claimer starts
+    /// from 0 again now and then, for rows whose lease ran out.
+    fn claim(&self, claim: i64, from: i64, max_records: usize, max_bytes: usize, lease: Duration) -> Result<Vec<QueuedRecord>>;
     fn depth(&self) -> Result<QueueDepth>;
     /// The id of the newest record (0 when none was ever appended): whoever waits for
     /// "everything acknowledged so far" waits for [`Queue::stored_through`] of it.

@@ -27,7 +27,11 @@ impl crate::Queue for PgQueue {
         if records.is_empty() {
             return Ok(vec![]);
         }
-        let data: Vec<&[u8]> = records.iter().map(|r| r.0).collect();
+        // Compressed here, on the node, so that most records fit in their row: PostgreSQL then
+        // neither compresses them nor moves them out of line (four more rows, each deleted again).
+        let packed: Vec<Vec<u8>> = records.iter().map(|r| zstd::bulk::compress(r.0, 1)).collect::<std::io::Result<_>>()
+            .map_err(|e| StoreError::Backend(format!("compressing a record for the queue: {e}")))?;
+        let data: Vec<&[u8]> = packed.iter().map(Vec::as_slice).collect();
         let events: Vec<i32> = records.iter().map(|r| r.1 as i32).collect();
         let now = crate::now();
         self.with(async |c| {
@@ -47,7 +51,7 @@ impl crate::Queue for PgQueue {
         })
     }
 
-    fn claim(&self, claim: i64, max_records: usize, max_bytes: usize, lease: Duration) -> Result<Vec<QueuedRecord>> {
+    fn claim(&self, claim: i64, from: i64, max_records: usize, max_bytes: usize, lease: Duration) -> Result<Vec<QueuedRecord>> {
         let now = crate::now();
         let until = now + lease.as_secs_f64();
         self.with(async |c| {
@@ -56,9 +60,9 @@ impl crate::Queue for PgQueue {
             let free = tx
                 .query(
                     "SELECT id, octet_length(data)::bigint FROM ingest_queue
-                     WHERE lease_until IS NULL OR lease_until < $1
+                     WHERE id >= $3 AND (lease_until IS NULL OR lease_until < $1)
                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
-                    &[&now, &(max_records.max(1) as i64)],
+                    &[&now, &(max_records.max(1) as i64), &from],
                 )
                 .await?;
             let mut ids = Vec::new();
@@ -82,10 +86,14 @@ impl crate::Queue for PgQueue {
                 )
                 .await?;
             tx.commit().await?;
-            let mut out: Vec<QueuedRecord> = rows
-                .into_iter()
-                .map(|r| QueuedRecord { id: r.get(0), events: r.get::<_, i32>(1) as u32, appended_at: r.get(2), data: r.get(3) })
-                .collect();
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                let packed: &[u8] = r.get(3);
+                // A record that does not decompress is handed on empty: the applier refuses it
+                // (and counts it) as it does any record that does not decode.
+                let data = zstd::stream::decode_all(packed).unwrap_or_default();
+                out.push(QueuedRecord { id: r.get(0), events: r.get::<_, i32>(1) as u32, appended_at: r.get(2), data });
+            }
             out.sort_by_key(|r| r.id);
             Ok(out)
         })

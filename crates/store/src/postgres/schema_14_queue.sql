@@ -10,6 +10,6 @@ CREATE TABLE ingest_queue (
     lease_until double precision,
     claims integer NOT NULL DEFAULT 0
 ) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000);
--- A record is written once and read once, within moments: it is stored out of line as it is,
--- since compressing it would cost more CPU on every insert than the space it saves is worth.
-ALTER TABLE ingest_queue ALTER COLUMN data SET STORAGE EXTERNAL;
+-- A record is written once and read once, within moments, compressed by the node (zstd): kept in
+-- its row where it fits, never compressed again by PostgreSQL.
+ALTER TABLE ingest_queue ALTER COLUMN data SET STORAGE MAIN;
