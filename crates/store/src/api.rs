@@ -17,6 +17,7 @@ use crate::{
     Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId, FeedbackRow, NewFeedback,
     Artifact, Deploy, NewArtifact, NewDeploy, Release, ReleaseChange,
     ClientReportSum, NewClientReport,
+    LogQuery, LogRow, NewLog,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -58,25 +59,28 @@ pub struct NewItems {
     pub feedback: Vec<NewFeedback>,
     /// The SDKs' own discard counts (`client_report` items).
     pub client_reports: Vec<NewClientReport>,
+    /// Structured logs (`log` items).
+    pub logs: Vec<NewLog>,
 }
 
 impl NewItems {
     pub fn is_empty(&self) -> bool {
-        let NewItems { feedback, client_reports } = self;
-        feedback.is_empty() && client_reports.is_empty()
+        let NewItems { feedback, client_reports, logs } = self;
+        feedback.is_empty() && client_reports.is_empty() && logs.is_empty()
     }
 
     /// Moves every item of `other` into `self`.
     pub fn append(&mut self, other: &mut NewItems) {
-        let NewItems { feedback, client_reports } = other;
+        let NewItems { feedback, client_reports, logs } = other;
         self.feedback.append(feedback);
         self.client_reports.append(client_reports);
+        self.logs.append(logs);
     }
 
     /// How many rows these items write, for the writer's batch size.
     pub fn len(&self) -> usize {
-        let NewItems { feedback, client_reports } = self;
-        feedback.len() + client_reports.len()
+        let NewItems { feedback, client_reports, logs } = self;
+        feedback.len() + client_reports.len() + logs.len()
     }
 }
 
@@ -192,8 +196,9 @@ pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Resul
 }
 
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
-pub(crate) const PROJECT_DATA: [&str; 9] =
-    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules"];
+pub(crate) const PROJECT_DATA: [&str; 10] =
+    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules",
+     "logs"];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
 pub trait Accounts: Send + Sync {
@@ -439,7 +444,16 @@ pub trait Ownership: Send + Sync {
     fn assign_by_rule(&self, group: GroupId, to: crate::Assignee, rule: &str) -> Result<bool>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership {
+/// Structured logs (`crate::logs`): read per project, and deleted past their own retention.
+pub trait Logs: Send + Sync {
+    /// A project's logs matching `q`, newest first (time, then id); `Invalid` for an attribute
+    /// name no query can hold.
+    fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>>;
+    /// Deletes logs received before `cutoff` (unix seconds), a chunk at a time. Returns how many.
+    fn delete_logs_before(&self, cutoff: f64) -> Result<u64>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Logs {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

@@ -55,6 +55,7 @@ pub const TABLES: &[&str] = &[
     "upload_chunks",
     "artifacts",
     "ownership_rules",
+    "logs",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

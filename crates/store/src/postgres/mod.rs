@@ -15,6 +15,7 @@ mod accounts;
 mod admin;
 mod cleanup;
 mod feedback;
+mod logs;
 mod import;
 mod migrate;
 mod orgs;
