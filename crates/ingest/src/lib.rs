@@ -143,6 +143,8 @@ pub struct PipelineConfig {
     /// How secrets are scrubbed: the default, and projects whose settings differ.
     pub scrub: scrub::ScrubConfig,
     pub project_scrub: std::collections::HashMap<ProjectId, scrub::ScrubConfig>,
+    /// Logs this node accepts per second (0 = unlimited); past it they are counted and dropped.
+    pub max_logs_per_second: u64,
 }
 
 /// The project a request was authorized for.
@@ -218,6 +220,8 @@ pub struct Pipeline {
     drain_deadline: Mutex<Option<Instant>>,
     /// Resolves JavaScript frames through uploaded source maps, in the applier.
     sourcemaps: sourcemaps::Resolver,
+    /// The logs' own budget, apart from events' limits.
+    log_budget: rate::ItemBudget,
 }
 
 /// How long a stopping server keeps trying to store what waits in the spool (what is left
@@ -232,6 +236,7 @@ impl Pipeline {
         let batch_max = config.batch_max.max(1);
         let pipeline = Arc::new(Pipeline {
             sourcemaps: sourcemaps::Resolver::new(store.clone()),
+            log_budget: rate::ItemBudget::new(config.max_logs_per_second),
             keys: KeyCache::new(store, Duration::from_secs(1)),
             rates: RateLimiter::new(),
             queue_capacity: capacity,
@@ -410,7 +415,13 @@ impl Pipeline {
                         self.authorize(Some(project), key.as_deref())?
                     }
                 };
-                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, self.scrubber(auth.project_id), received)?)
+                let mut processed = process::envelope(auth.project_id, &env, limits, &self.grouping, self.scrubber(auth.project_id), received)?;
+                let kept = self.log_budget.take(processed.items.logs.len());
+                let over = processed.items.logs.split_off(kept).len();
+                if over > 0 {
+                    processed.discarded.push((DiscardReason::RateLimited, "log", over as u64));
+                }
+                Ok(processed)
             }
             Endpoint::Store(project) => {
                 let json = decode_store_body(&data, limits.max_decompressed_bytes)?;

@@ -3,5 +3,7 @@
 //! counts what it drops.
 
 pub mod client_reports;
+mod container;
 pub mod feedback;
+pub mod logs;
 pub mod spans;
