@@ -151,6 +151,16 @@ fn an_envelope_stores_at_most_1000_logs_and_counts_the_rest() {
     // The same envelope again (a client's retry) stores nothing twice.
     assert_eq!(server.post(&path, &[("X-Sentry-Auth", auth.as_str())], &body).status, 200);
     assert_eq!(logs(&server, &[]).len(), 1000);
+
+    // The Logs page shows 100 at a time; "Older" goes on from the last one.
+    let s = server.admin_session();
+    let first = server.get_as(&s, "/p/shop/logs/").text();
+    assert!(first.contains("line 999") && first.contains("line 900") && !first.contains("line 899<"), "the newest 100");
+    let older = first.split("id=\"older-logs\"").next().and_then(|head| head.rsplit("href=\"").next()).expect("an Older link");
+    let older = older.trim_end_matches(['"', ' ']).replace("&amp;", "&").replace("&#38;", "&");
+    let second = server.get_as(&s, &older).text();
+    assert!(second.contains("line 899") && second.contains("line 800") && !second.contains("line 900<"), "{older}");
+    assert!(second.contains("id=\"newest-logs\""));
 }
 
 #[test]

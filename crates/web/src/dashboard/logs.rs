@@ -90,6 +90,9 @@ pub fn log_query(project: ProjectId, q: &str, limit: usize) -> (LogQuery, Vec<St
     (query, problems)
 }
 
+/// Attributes shown as fields of their own, not again in the list.
+const SHOWN_APART: [&str; 3] = ["sentry.message.template", "sentry.release", "sentry.environment"];
+
 /// One log as shown.
 pub(crate) struct LogView {
     pub level: String,
@@ -111,6 +114,7 @@ impl LogView {
         let attributes = match serde_json::from_str::<Value>(&l.attributes) {
             Ok(Value::Object(m)) => m
                 .into_iter()
+                .filter(|(k, _)| !SHOWN_APART.contains(&k.as_str()))
                 .map(|(k, v)| {
                     let text = match v {
                         Value::String(s) => s,
