@@ -1294,7 +1294,7 @@ fn logs_are_stored_once_filtered_paged_and_expire(store: Arc<dyn Store>) {
         log_id: EventId([n; 16]),
         timestamp: at,
         received: at,
-        trace_id: (n % 2 == 0).then(|| "5f066c6f17bd443e963bc7df5800e0fc".to_string()),
+        trace_id: n.is_multiple_of(2).then(|| "5f066c6f17bd443e963bc7df5800e0fc".to_string()),
         level: level.into(),
         body: body.into(),
         template: Some("Order {order_id} paid".into()),

@@ -21,7 +21,7 @@ pub(super) async fn write(tx: &Transaction<'_>, logs: &[NewLog]) -> Result<()> {
     }
     // Keys sorted, so that two nodes' writers take the unique index's locks in one order.
     let mut sorted: Vec<&NewLog> = logs.iter().collect();
-    sorted.sort_by(|a, b| (a.project_id.0, a.log_id.0).cmp(&(b.project_id.0, b.log_id.0)));
+    sorted.sort_by_key(|l| (l.project_id.0, l.log_id.0));
     let text = |f: fn(&NewLog) -> &str| sorted.iter().map(|l| f(l)).collect::<Vec<&str>>();
     let opt = |f: fn(&NewLog) -> Option<&str>| sorted.iter().map(|l| f(l)).collect::<Vec<Option<&str>>>();
     let st = tx
