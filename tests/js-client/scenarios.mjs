@@ -32,6 +32,13 @@ const scenarios = {
     Sentry.captureFeedback({ message: "The pay button does nothing", name: "Alice", email: "alice@example.com", associatedEventId: eventId });
     Sentry.captureFeedback({ message: "Love the new cart", name: "Bob" });
   },
+  // Structured logs with the SDK's logger: a template with a parameter, attributes, three levels.
+  logs: async () => {
+    Sentry.init({ dsn, enableLogs: true, release: "shop@1.2.3", environment: "production" });
+    Sentry.logger.info(Sentry.logger.fmt`Order ${42} shipped`, { carrier: "ups" });
+    Sentry.logger.warn("Stock low", { sku: "A-1" });
+    Sentry.logger.error("Payment failed", { order_id: 43 });
+  },
 };
 
 if (!scenarios[scenario]) {

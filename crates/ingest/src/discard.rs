@@ -31,7 +31,7 @@ pub enum DiscardReason {
     /// The store could not write.
     StoreUnavailable,
     /// An item type that is accepted and counted, but not stored (sessions, client reports,
-    /// attachments, check-ins, logs, unknown types).
+    /// attachments, check-ins, unknown types).
     NotStored,
     /// An event whose id is already stored for its project.
     Duplicate,

@@ -145,6 +145,8 @@ pub struct PipelineConfig {
     /// How secrets are scrubbed: the default, and projects whose settings differ.
     pub scrub: scrub::ScrubConfig,
     pub project_scrub: std::collections::HashMap<ProjectId, scrub::ScrubConfig>,
+    /// Logs this node accepts per second (0 = unlimited); past it they are counted and dropped.
+    pub max_logs_per_second: u64,
 }
 
 /// The project a request was authorized for.
@@ -220,6 +222,8 @@ pub struct Pipeline {
     drain_deadline: Mutex<Option<Instant>>,
     /// Resolves JavaScript frames through uploaded source maps, in the applier.
     sourcemaps: sourcemaps::Resolver,
+    /// The logs' own budget, apart from events' limits.
+    log_budget: rate::ItemBudget,
 }
 
 /// How long a stopping server keeps trying to store what waits in the spool (what is left
@@ -234,6 +238,7 @@ impl Pipeline {
         let batch_max = config.batch_max.max(1);
         let pipeline = Arc::new(Pipeline {
             sourcemaps: sourcemaps::Resolver::new(store.clone()),
+            log_budget: rate::ItemBudget::new(config.max_logs_per_second),
             keys: KeyCache::new(store, Duration::from_secs(1)),
             rates: RateLimiter::new(),
             queue_capacity: capacity,
@@ -382,10 +387,9 @@ impl Pipeline {
         let limits = &self.config.limits;
         // A key the request names is checked before any decompression: a client without a
         // valid key costs no more than reading its body.
-        let early = match (endpoint, key.as_deref()) {
-            (Endpoint::Envelope(project), Some(k)) => Some(self.authorize(Some(project), Some(k))?),
-            _ => None,
-        };
+        if let (Endpoint::Envelope(project), Some(k)) = (endpoint, key.as_deref()) {
+            self.check_key(Some(project), Some(k))?;
+        }
         // Decoded bytes count against the memory budget as they come out.
         let data = decode_within(&body, encoding, limits.max_decompressed_bytes, &mut |n| reservation.grow(n))
             .map_err(|e| match e {
@@ -396,22 +400,34 @@ impl Pipeline {
         match endpoint {
             Endpoint::Envelope(project) => {
                 let env = Envelope::parse(&data, limits)?;
-                let auth = match early {
-                    Some(auth) => auth,
+                let key = match key {
+                    Some(k) => Some(k),
                     // Only the envelope names the key: its `dsn` header.
-                    None => {
-                        let key = env
-                            .dsn()
-                            .map(|dsn| {
-                                dsn.parse::<Dsn>().map(|d| d.public_key).map_err(|e| {
-                                    IngestError::BadKey(format!("the envelope's dsn is not valid: {e}"))
-                                })
-                            })
-                            .transpose()?;
-                        self.authorize(Some(project), key.as_deref())?
-                    }
+                    None => env
+                        .dsn()
+                        .map(|dsn| {
+                            dsn.parse::<Dsn>()
+                                .map(|d| d.public_key)
+                                .map_err(|e| IngestError::BadKey(format!("the envelope's dsn is not valid: {e}")))
+                        })
+                        .transpose()?,
                 };
-                Ok(process::envelope(auth.project_id, &env, limits, &self.grouping, self.scrubber(auth.project_id), received)?)
+                // Logs have a budget of their own: an envelope of logs alone is not counted
+                // against the per-minute limits of events.
+                let logs_only = !env.items.is_empty() && env.items.iter().all(|i| matches!(i.ty, protocol::ItemType::Log));
+                let auth = if logs_only {
+                    let found = self.check_key(Some(project), key.as_deref())?;
+                    Authorized { project_id: found.project_id, public_key: found.public_key }
+                } else {
+                    self.authorize(Some(project), key.as_deref())?
+                };
+                let mut processed = process::envelope(auth.project_id, &env, limits, &self.grouping, self.scrubber(auth.project_id), received)?;
+                let kept = self.log_budget.take(processed.items.logs.len());
+                let over = processed.items.logs.split_off(kept).len();
+                if over > 0 {
+                    processed.discarded.push((DiscardReason::RateLimited, "log", over as u64));
+                }
+                Ok(processed)
             }
             Endpoint::Store(project) => {
                 let json = decode_store_body(&data, limits.max_decompressed_bytes)?;

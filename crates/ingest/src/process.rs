@@ -1,9 +1,9 @@
 //! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
 //! (lenient), group it (pure), and derive a Query event from every db span of a transaction.
 //! `span` items become transactions and Query events the same way (`items::spans`); user
-//! feedback and client reports are kept (`items::feedback`, `items::client_reports`). Other
-//! envelope items (sessions, attachments, check-ins, logs, unknown types) are counted per type
-//! and dropped: never an error, so no SDK retries them forever.
+//! feedback, client reports and logs are kept (`items::feedback`, `items::client_reports`,
+//! `items::logs`). Other envelope items (sessions, attachments, check-ins, unknown types) are
+//! counted per type and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
 use protocol::event::{normalize_item_bytes, normalize_slice, span_queries};
@@ -65,6 +65,7 @@ pub fn envelope(
     let mut slots: HashMap<&str, usize> = HashMap::new();
     let mut categories: HashMap<&'static str, u64> = HashMap::new();
     let mut span_budget = crate::items::spans::MAX_SPANS;
+    let mut log_budget = crate::items::logs::MAX_LOGS;
     for (index, item) in env.items.iter().enumerate() {
         match item.ty {
             ItemType::ClientReport => match crate::items::client_reports::read(&item.payload, project_id) {
@@ -98,6 +99,11 @@ pub fn envelope(
                         out.discarded.push((reason, "span", 1));
                     }
                 }
+            }
+            ItemType::Log => {
+                let logs = crate::items::logs::read(&item.payload, project_id, env.event_id(), scrubber, received, &mut log_budget);
+                out.discarded.extend(logs.discarded);
+                out.items.logs.extend(logs.logs);
             }
             ItemType::Event | ItemType::Transaction => {
                 let scrubbed = scrubber.payload(&item.payload);

@@ -178,3 +178,54 @@ mod tests {
         r.check_at(0, "d", 0, 8, 2).unwrap();
     }
 }
+
+/// A budget of items per second for one node (the logs' own, so that a flood of logs never
+/// takes what events need): a token bucket that holds one second's worth, refilled as time
+/// passes. A rate of 0 is unlimited.
+pub struct ItemBudget {
+    per_second: u64,
+    /// Tokens left, and when they were counted.
+    state: Mutex<(f64, std::time::Instant)>,
+}
+
+impl ItemBudget {
+    pub fn new(per_second: u64) -> ItemBudget {
+        ItemBudget { per_second, state: Mutex::new((per_second as f64, std::time::Instant::now())) }
+    }
+
+    /// Takes up to `wanted` items; returns how many may be kept.
+    pub fn take(&self, wanted: usize) -> usize {
+        self.take_at(wanted, std::time::Instant::now())
+    }
+
+    fn take_at(&self, wanted: usize, now: std::time::Instant) -> usize {
+        if self.per_second == 0 || wanted == 0 {
+            return wanted;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let rate = self.per_second as f64;
+        let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
+        let tokens = (state.0 + elapsed * rate).min(rate);
+        let granted = (tokens.floor() as usize).min(wanted);
+        *state = (tokens - granted as f64, now.max(state.1));
+        granted
+    }
+}
+
+#[cfg(test)]
+mod item_budget_tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_second_s_worth_then_what_time_refills() {
+        let b = ItemBudget::new(100);
+        let t = Instant::now();
+        assert_eq!(b.take_at(60, t), 60);
+        assert_eq!(b.take_at(60, t), 40, "what is left of the second");
+        assert_eq!(b.take_at(10, t), 0);
+        assert_eq!(b.take_at(100, t + Duration::from_millis(250)), 25);
+        assert_eq!(b.take_at(1000, t + Duration::from_secs(60)), 100, "never more than a second's worth");
+        assert_eq!(ItemBudget::new(0).take_at(1_000_000, t), 1_000_000, "0 is unlimited");
+    }
+}

@@ -12,7 +12,7 @@
 //! refused whole, never guessed at.
 
 use protocol::{EventId, Level};
-use store::{NewClientReport, NewEvent, NewFeedback, NewItems, NewSession, NewSessionCounts, ProjectId, SessionStatus};
+use store::{NewClientReport, NewEvent, NewFeedback, NewItems, NewLog, NewSession, NewSessionCounts, ProjectId, SessionStatus};
 
 const VERSION: u8 = 3;
 
@@ -23,6 +23,7 @@ const VERSION: u8 = 3;
 enum Section {
     Feedback = 1,
     ClientReports = 2,
+    Logs = 3,
     Sessions = 5,
     SessionCounts = 6,
 }
@@ -32,6 +33,7 @@ impl Section {
         Ok(match tag {
             1 => Section::Feedback,
             2 => Section::ClientReports,
+            3 => Section::Logs,
             5 => Section::Sessions,
             6 => Section::SessionCounts,
             _ => return Err(RecordError("a section of an unknown kind")),
@@ -88,7 +90,7 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &
         w.str(ty);
         w.u64(*n);
     }
-    let NewItems { feedback, client_reports, sessions, session_counts } = items;
+    let NewItems { feedback, client_reports, sessions, session_counts, logs } = items;
     w.section(Section::Feedback, feedback, write_feedback);
     w.section(Section::ClientReports, client_reports, |w, c| {
         w.i64(c.project_id.0);
@@ -116,7 +118,38 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &
             w.u64(n);
         }
     });
+    w.section(Section::Logs, logs, write_log);
     w.0
+}
+
+fn write_log(w: &mut Writer, l: &NewLog) {
+    w.i64(l.project_id.0);
+    w.0.extend_from_slice(&l.log_id.0);
+    w.f64(l.timestamp);
+    w.f64(l.received);
+    w.opt_str(l.trace_id.as_deref());
+    w.str(&l.level);
+    w.str(&l.body);
+    w.opt_str(l.template.as_deref());
+    w.opt_str(l.release.as_deref());
+    w.opt_str(l.environment.as_deref());
+    w.str(&l.attributes);
+}
+
+fn read_log(r: &mut Reader<'_>) -> Result<NewLog, RecordError> {
+    Ok(NewLog {
+        project_id: ProjectId(r.i64()?),
+        log_id: EventId(r.array()?),
+        timestamp: r.f64()?,
+        received: r.f64()?,
+        trace_id: r.opt_str()?,
+        level: r.str()?,
+        body: r.str()?,
+        template: r.opt_str()?,
+        release: r.opt_str()?,
+        environment: r.opt_str()?,
+        attributes: r.str()?,
+    })
 }
 
 fn read_session(r: &mut Reader<'_>) -> Result<NewSession, RecordError> {
@@ -279,6 +312,8 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
                 Section::ClientReports => items.client_reports = s.list(24, read_client_report)?,
                 Section::Sessions => items.sessions = s.list(32, read_session)?,
                 Section::SessionCounts => items.session_counts = s.list(56, read_session_counts)?,
+                // Every log takes more than 60 bytes.
+                Section::Logs => items.logs = s.list(60, read_log)?,
             }
             if !s.0.is_empty() {
                 return Err(RecordError("bytes after the end of a section"));
@@ -458,10 +493,39 @@ mod tests {
             abnormal: 0,
             crashed: 1,
         }];
-        let items = NewItems { feedback, client_reports, sessions, session_counts };
+        let logs = vec![log(1, Some("5f066c6f17bd443e963bc7df5800e0fc"), Some("Order {order_id} paid")), log(2, None, None)];
+        let items = NewItems { feedback, client_reports, sessions, session_counts, logs };
         let back = decode(&encode(&events, &counts, &items)).unwrap();
         assert_eq!(back, Spooled { events, counts, items });
         assert_eq!(decode(&encode(&[], &[], &NewItems::default())).unwrap(), Spooled::default());
+    }
+
+    fn log(n: u8, trace_id: Option<&str>, template: Option<&str>) -> NewLog {
+        NewLog {
+            project_id: ProjectId(7),
+            log_id: EventId([200 + n; 16]),
+            timestamp: 1_700_000_000.123_456,
+            received: 1_700_000_001.0,
+            trace_id: trace_id.map(str::to_string),
+            level: "warn".into(),
+            body: format!("Order {n} paid ✓"),
+            template: template.map(str::to_string),
+            release: (n == 1).then(|| "shop@1.2.3".to_string()),
+            environment: (n == 2).then(|| "production".to_string()),
+            attributes: r#"{"sentry.message.parameter.order_id":7}"#.into(),
+        }
+    }
+
+    #[test]
+    fn logs_round_trip_and_a_damaged_log_section_is_refused() {
+        let items = NewItems { logs: vec![log(1, Some("5f066c6f17bd443e963bc7df5800e0fc"), Some("t")), log(2, None, None)], ..NewItems::default() };
+        let data = encode(&[], &[], &items);
+        assert_eq!(decode(&data).unwrap().items, items);
+        // The section claims more logs than it could hold.
+        let mut damaged = data.clone();
+        damaged[14..18].copy_from_slice(&1000u32.to_le_bytes());
+        assert!(decode(&damaged).is_err());
+        assert!(decode(&data[..data.len() - 3]).is_err());
     }
 
     fn feedback(n: u8, event_id: Option<EventId>, url: Option<&str>) -> NewFeedback {

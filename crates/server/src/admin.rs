@@ -80,6 +80,9 @@ pub fn ensure_default_project(store: &Arc<dyn Store>) -> Result<bool> {
 pub fn cleanup(config: &Config, days: Option<u32>) -> Result<()> {
     let store = open_store(config)?;
     let retention = retention(config, &*store, days)?;
+    if let Some(n) = delete_old_logs(config, &*store)? {
+        println!("Deleted {n} logs older than {} days (retention.logs_days).", config.retention.logs_days);
+    }
     if retention.keeps_everything() {
         println!("Retention is 0 days, which means keep everything: nothing to delete.");
         return Ok(());
@@ -94,6 +97,16 @@ pub fn cleanup(config: &Config, days: Option<u32>) -> Result<()> {
     bar.finish_and_clear();
     println!("Deleted {} events and {} issues {}.", cleaned.events, cleaned.groups, describe_retention(config, days));
     Ok(())
+}
+
+/// Deletes the logs older than `retention.logs_days` (their own retention); `None` when they
+/// are kept forever.
+pub fn delete_old_logs(config: &Config, store: &dyn Store) -> Result<Option<u64>> {
+    let days = config.retention.logs_days;
+    if days == 0 {
+        return Ok(None);
+    }
+    Ok(Some(store.delete_logs_before(retention_cutoff(days))?))
 }
 
 /// What retention keeps, from the config: `retention.days` for every project, except those
@@ -569,6 +582,52 @@ pub fn events(config: &Config, args: EventsArgs) -> Result<()> {
     }
     for e in rows {
         println!("{}  {}  {:<8} {}", e.event_id, rfc3339_millis(e.timestamp), e.level, e.title);
+    }
+    Ok(())
+}
+
+/// `sentry logs --project SLUG [--level L] [--search Q]`: the project's logs, newest first.
+pub fn logs(config: &Config, args: crate::cli::LogsArgs) -> Result<()> {
+    if args.limit == 0 || args.limit > store::MAX_LOG_PAGE {
+        anyhow::bail!("--limit must be between 1 and {}", store::MAX_LOG_PAGE);
+    }
+    let search = match &args.level {
+        Some(level) => format!("{} level:{level}", args.search),
+        None => args.search.clone(),
+    };
+    let store = settled_store(config)?;
+    let p = project_by_slug(&store, &args.project)?;
+    let (query, problems) = web::dashboard::logs::log_query(p.id, &search, args.limit);
+    if let Some(first) = problems.first() {
+        anyhow::bail!("{first}");
+    }
+    let rows = store.logs(&query)?;
+    if args.json {
+        let out: Vec<Value> = rows
+            .iter()
+            .map(|l| {
+                json!({
+                    "id": l.log_id,
+                    "timestamp": rfc3339(l.timestamp),
+                    "level": l.level,
+                    "body": l.body,
+                    "template": l.template,
+                    "trace_id": l.trace_id,
+                    "release": l.release,
+                    "environment": l.environment,
+                    "attributes": serde_json::from_str::<Value>(&l.attributes).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No logs in \"{}\"{}.", p.slug, if search.trim().is_empty() { "" } else { " that match" });
+        return Ok(());
+    }
+    for l in rows {
+        println!("{}  {:<5}  {}", rfc3339_millis(l.timestamp), l.level, l.body);
     }
     Ok(())
 }

@@ -73,6 +73,8 @@ pub enum Command {
     /// List a project's releases with their health: sessions reported in the last 14 days, and
     /// how many of them (and of their users) did not crash.
     Releases(ReleasesArgs),
+    /// List a project's logs (what apps send with the SDK's logger), newest first.
+    Logs(LogsArgs),
     /// Send one event to a running server, like an application would.
     Capture(CaptureArgs),
     /// Delete events older than the retention period, and issues not seen since (the server
@@ -435,6 +437,26 @@ pub struct FeedbackArgs {
     #[arg(long, value_name = "SLUG")]
     pub project: String,
     /// Show at most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The project's slug (see `sentry project list`).
+    #[arg(long, value_name = "SLUG")]
+    pub project: String,
+    /// Only logs of this level: trace, debug, info, warn, error or fatal.
+    #[arg(long, value_name = "LEVEL")]
+    pub level: Option<String>,
+    /// Words the message contains, and key:value terms for attributes (order_id:7), as in the
+    /// dashboard's search box.
+    #[arg(long, value_name = "QUERY", default_value = "")]
+    pub search: String,
+    /// Show at most this many (up to 1000).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// Print JSON instead of text.

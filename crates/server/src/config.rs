@@ -129,6 +129,8 @@ pub struct IngestConfig {
     pub request_timeout_secs: u64,
     /// What happens to attachment items.
     pub attachments: Attachments,
+    /// Logs accepted per second by this node (0: unlimited).
+    pub max_logs_per_second: u64,
 }
 
 /// `[rate_limits]`; 0 means unlimited.
@@ -143,6 +145,8 @@ pub struct RateLimitConfig {
 pub struct RetentionConfig {
     /// Days events are kept; 0 keeps them forever.
     pub days: u32,
+    /// Days logs are kept; 0 keeps them forever.
+    pub logs_days: u32,
 }
 
 /// Declares a closed enum written as a lowercase string, with its names in declaration order.
@@ -370,12 +374,13 @@ impl Config {
                 max_inflight_bytes: 128 * 1024 * 1024,
                 request_timeout_secs: 30,
                 attachments: Attachments::Drop,
+                max_logs_per_second: 5_000,
             },
             rate_limits: RateLimitConfig {
                 per_key_per_minute: 0,
                 per_project_per_minute: 0,
             },
-            retention: RetentionConfig { days: 90 },
+            retention: RetentionConfig { days: 90, logs_days: 30 },
             notify: NotifyConfig {
                 retry_initial_seconds: 10,
                 retry_max_seconds: 900,

@@ -285,6 +285,7 @@ fn serve(config: Config, debug: bool) -> Result<()> {
             project_limits: project_limits(&config, &store)?,
             scrub: ingest::scrub::ScrubConfig::default(),
             project_scrub: project_scrub(&config, &store)?,
+            max_logs_per_second: config.ingest.max_logs_per_second,
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -446,7 +447,7 @@ fn project_scrub(
 /// Every minute: brings back issues whose snooze time is over, deletes what deleted projects
 /// left (up to 10,000 issues a minute), and keeps the size cap (SQLite's writer also keeps it
 /// after each batch); a minute after start and then every hour, deletes what is past retention
-/// and upload chunks never assembled within a day.
+/// (logs past their own, `retention.logs_days`) and upload chunks never assembled within a day.
 fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
     let cap = config.store.max_bytes;
     if cap > 0 {
@@ -493,6 +494,11 @@ fn start_housekeeping(store: Arc<dyn store::Store>, config: Arc<Config>) {
                     ),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not delete data past the retention period"),
+                }
+                match admin::delete_old_logs(&config, &*store) {
+                    Ok(Some(n)) if n > 0 => tracing::info!(logs = n, days = config.retention.logs_days, "deleted logs past their retention period"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not delete logs past their retention period"),
                 }
                 // Chunks uploaded but never put together into a file (an upload given up).
                 match store.delete_stale_chunks(store::now() - store::UNASSEMBLED_CHUNK_SECS) {

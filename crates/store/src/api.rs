@@ -17,6 +17,7 @@ use crate::{
     Membership, NewToken, OrgId, Organization, Role, SsoConfig, Team, TeamId, TokenId, FeedbackRow, NewFeedback,
     Artifact, Deploy, NewArtifact, NewDeploy, Release, ReleaseChange,
     ClientReportSum, NewClientReport,
+    LogQuery, LogRow, NewLog,
 };
 
 /// Batched, durable writes of events. A backend has one writer per process; what it answers
@@ -63,27 +64,30 @@ pub struct NewItems {
     /// Release health: session updates (`session` items) and the SDKs' counts (`sessions`).
     pub sessions: Vec<crate::NewSession>,
     pub session_counts: Vec<crate::NewSessionCounts>,
+    /// Structured logs (`log` items).
+    pub logs: Vec<NewLog>,
 }
 
 impl NewItems {
     pub fn is_empty(&self) -> bool {
-        let NewItems { feedback, client_reports, sessions, session_counts } = self;
-        feedback.is_empty() && client_reports.is_empty() && sessions.is_empty() && session_counts.is_empty()
+        let NewItems { feedback, client_reports, sessions, session_counts, logs } = self;
+        feedback.is_empty() && client_reports.is_empty() && sessions.is_empty() && session_counts.is_empty() && logs.is_empty()
     }
 
     /// Moves every item of `other` into `self`.
     pub fn append(&mut self, other: &mut NewItems) {
-        let NewItems { feedback, client_reports, sessions, session_counts } = other;
+        let NewItems { feedback, client_reports, sessions, session_counts, logs } = other;
         self.feedback.append(feedback);
         self.client_reports.append(client_reports);
         self.sessions.append(sessions);
         self.session_counts.append(session_counts);
+        self.logs.append(logs);
     }
 
     /// How many rows these items write, for the writer's batch size.
     pub fn len(&self) -> usize {
-        let NewItems { feedback, client_reports, sessions, session_counts } = self;
-        feedback.len() + client_reports.len() + sessions.len() + session_counts.len()
+        let NewItems { feedback, client_reports, sessions, session_counts, logs } = self;
+        feedback.len() + client_reports.len() + sessions.len() + session_counts.len() + logs.len()
     }
 }
 
@@ -199,9 +203,9 @@ pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Resul
 }
 
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
-pub(crate) const PROJECT_DATA: [&str; 11] = [
+pub(crate) const PROJECT_DATA: [&str; 12] = [
     "project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules",
-    "release_sessions", "release_session_counts",
+    "release_sessions", "release_session_counts", "logs",
 ];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
@@ -456,7 +460,16 @@ pub trait Ownership: Send + Sync {
     fn assign_by_rule(&self, group: GroupId, to: crate::Assignee, rule: &str) -> Result<bool>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Health {
+/// Structured logs (`crate::logs`): read per project, and deleted past their own retention.
+pub trait Logs: Send + Sync {
+    /// A project's logs matching `q`, newest first (time, then id); `Invalid` for an attribute
+    /// name no query can hold.
+    fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>>;
+    /// Deletes logs received before `cutoff` (unix seconds), a chunk at a time. Returns how many.
+    fn delete_logs_before(&self, cutoff: f64) -> Result<u64>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Health + Logs {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
     /// The spool every node shares, where the backend has one (PostgreSQL); `None` where each

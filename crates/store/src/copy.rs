@@ -57,6 +57,7 @@ pub const TABLES: &[&str] = &[
     "ownership_rules",
     "release_sessions",
     "release_session_counts",
+    "logs",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

@@ -9,6 +9,7 @@
 //!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
 //! - `owners`: ownership rules (Sentry's syntax): parsed, checked and matched against an event.
+//! - `logs`: the values of structured logs: what is stored, and the query that reads them.
 //! - `triage`: the values of working an issue: snoozes, a group's grouping hashes.
 //! - `histogram`: the duration buckets and their quantiles.
 //! - `batcher`: the writer thread every backend shares: batches of what callers queued, one
@@ -25,6 +26,7 @@ mod api;
 mod batcher;
 mod checks;
 mod feedback;
+mod logs;
 pub mod copy;
 pub mod fold;
 pub mod health;
@@ -42,6 +44,8 @@ mod triage;
 pub use checks::slugify;
 pub use api::{Accounts, Admin, EventSink, Feedback, Health, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
+pub use api::Logs;
+pub use logs::{LOG_LEVELS, LogCursor, LogQuery, LogRow, MAX_LOG_PAGE, NewLog};
 pub use model::*;
 pub use health::{HealthDay, NewSession, NewSessionCounts, ReleaseHealth, SessionStatus};
 pub use queue::{Queue, QueueClaim, QueueDepth, QueuedRecord};

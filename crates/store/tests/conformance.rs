@@ -38,7 +38,8 @@ macro_rules! conformance {
                 the_stream_and_the_overview_narrow_to_environments,
                 a_deleted_project_is_gone_at_once_and_its_data_afterwards, a_deleted_user_leaves_no_trace_but_an_owner_stays,
                 ownership_rules_are_kept_and_assign_only_unassigned_issues,
-                sessions_merge_by_id_and_give_each_release_its_crash_free_rates);
+                sessions_merge_by_id_and_give_each_release_its_crash_free_rates,
+                logs_are_stored_once_filtered_paged_and_expire);
         }
     };
     (@tests $($name:ident),*) => {
@@ -1347,4 +1348,92 @@ fn ownership_rules_are_kept_and_assign_only_unassigned_issues(store: Arc<dyn Sto
     assert!(!store.assign_by_rule(b, Assignee::Team(team.id), "url:* #web").unwrap());
     assert_eq!(store.group_assignee(b).unwrap(), Some(Assignee::User(boss.id)));
     assert_eq!(store.activity(b).unwrap().len(), before, "nothing recorded");
+}
+
+fn logs_are_stored_once_filtered_paged_and_expire(store: Arc<dyn Store>) {
+    use store::{LogCursor, LogQuery, NewLog};
+    let (p, _key) = store.create_project("Shop").unwrap();
+    let (other, _key) = store.create_project("Other").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let log = |project: ProjectId, n: u8, level: &str, body: &str, attributes: &str, at: f64| NewLog {
+        project_id: project,
+        log_id: EventId([n; 16]),
+        timestamp: at,
+        received: at,
+        trace_id: n.is_multiple_of(2).then(|| "5f066c6f17bd443e963bc7df5800e0fc".to_string()),
+        level: level.into(),
+        body: body.into(),
+        template: Some("Order {order_id} paid".into()),
+        release: Some("shop@1.0".into()),
+        environment: Some(if n < 3 { "production" } else { "staging" }.into()),
+        attributes: attributes.into(),
+    };
+    let logs = vec![
+        log(p.id, 1, "info", "Order 7 paid", r#"{"sentry.message.parameter.order_id":7,"paid":true}"#, 1000.0),
+        log(p.id, 2, "error", "Payment of 50% failed", r#"{"sentry.message.parameter.order_id":8,"paid":false,"card":"visa"}"#, 1001.0),
+        log(p.id, 3, "warn", "Stock low", r#"{"sku":"A-1","ratio":0.5}"#, 1002.0),
+        log(p.id, 4, "info", "Order 9 paid", r#"{"sentry.message.parameter.order_id":9}"#, 1002.0),
+        log(other.id, 5, "info", "Order 7 paid elsewhere", r#"{"sentry.message.parameter.order_id":7}"#, 1003.0),
+    ];
+    let write = |logs: Vec<NewLog>| {
+        w.write_batch(store::WriteBatch { items: store::NewItems { logs, ..Default::default() }, ..store::WriteBatch::default() })
+            .unwrap()
+            .wait_blocking()
+            .unwrap()
+    };
+    write(logs.clone());
+    write(logs[..2].to_vec()); // a replayed record
+    let bodies = |q: &LogQuery| store.logs(q).unwrap().iter().map(|l| l.body.clone()).collect::<Vec<_>>();
+    let all = LogQuery::new(p.id, 10);
+    assert_eq!(bodies(&all), ["Order 9 paid", "Stock low", "Payment of 50% failed", "Order 7 paid"], "newest first, each once");
+    let newest = &store.logs(&all).unwrap()[0];
+    assert_eq!(
+        (newest.log_id.as_str(), newest.level.as_str(), newest.template.as_deref(), newest.trace_id.as_deref()),
+        (EventId([4; 16]).to_string().as_str(), "info", Some("Order {order_id} paid"), Some("5f066c6f17bd443e963bc7df5800e0fc"))
+    );
+    assert_eq!(newest.attributes, r#"{"sentry.message.parameter.order_id":9}"#);
+
+    let q = |f: &dyn Fn(&mut LogQuery)| {
+        let mut q = all.clone();
+        f(&mut q);
+        bodies(&q)
+    };
+    assert_eq!(q(&|q| q.levels = vec!["error".into(), "warn".into()]), ["Stock low", "Payment of 50% failed"]);
+    assert_eq!(q(&|q| q.attributes = vec![("order_id".into(), "7".into())]), ["Order 7 paid"], "a template parameter by its name");
+    assert_eq!(q(&|q| q.attributes = vec![("paid".into(), "false".into())]), ["Payment of 50% failed"]);
+    assert_eq!(q(&|q| q.attributes = vec![("ratio".into(), "0.5".into())]), ["Stock low"]);
+    assert_eq!(q(&|q| q.attributes = vec![("sku".into(), "A-*".into())]), ["Stock low"], "a wildcard");
+    assert_eq!(q(&|q| q.attributes = vec![("card".into(), "amex".into())]), Vec::<String>::new());
+    assert_eq!(q(&|q| q.text = vec!["ORDER".into(), "paid".into()]), ["Order 9 paid", "Order 7 paid"], "free text, every word");
+    assert_eq!(q(&|q| q.text = vec!["50%".into()]), ["Payment of 50% failed"], "% is not a wildcard");
+    assert_eq!(q(&|q| q.trace_id = Some("5f066c6f17bd443e963bc7df5800e0fc".into())), ["Order 9 paid", "Payment of 50% failed"]);
+    assert_eq!(q(&|q| q.environment = Some("staging".into())), ["Order 9 paid", "Stock low"]);
+    assert_eq!(q(&|q| q.release = Some("shop@2.0".into())), Vec::<String>::new());
+    let mut bad = all.clone();
+    bad.attributes = vec![("a\"b".into(), "1".into())];
+    assert!(matches!(store.logs(&bad), Err(StoreError::Invalid(_))));
+
+    // Pages: two logs share a time; the cursor keeps them apart.
+    let mut page = all.clone();
+    page.limit = 1;
+    let mut seen = Vec::new();
+    loop {
+        let rows = store.logs(&page).unwrap();
+        let Some(last) = rows.last() else { break };
+        seen.push(last.body.clone());
+        page.before = Some(LogCursor::after(last));
+    }
+    assert_eq!(seen, bodies(&all));
+    page.limit = 0;
+    page.before = None;
+    assert_eq!(store.logs(&page).unwrap().len(), 1, "a limit of 0 still reads one");
+
+    // Retention: logs received before the cutoff go; deleting a project purges the rest.
+    assert_eq!(store.delete_logs_before(1001.5).unwrap(), 2);
+    assert_eq!(bodies(&all), ["Order 9 paid", "Stock low"]);
+    store.delete_project(p.id).unwrap();
+    while store.purge_deleted_projects(100).unwrap() > 0 {}
+    store.purge_deleted_projects(100).unwrap();
+    assert!(store.logs(&all).unwrap().is_empty());
+    assert_eq!(bodies(&LogQuery::new(other.id, 10)), ["Order 7 paid elsewhere"]);
 }

@@ -53,6 +53,25 @@
     es.addEventListener("groups", function () { if (!pending) pending = setTimeout(reload, 300); });
   }
 
+  // The Logs page's first page refreshes its list every 5 s while it is shown (not while a
+  // log's details are open, so the reader keeps their place).
+  var poll = document.querySelector("[data-poll]");
+  if (poll && !/[?&]cursor=/.test(location.search)) {
+    setInterval(function () {
+      if (document.hidden || poll.querySelector("details[open]")) return;
+      var url = location.pathname + location.search + (location.search ? "&" : "?") + "fragment=1";
+      fetch(url, { credentials: "same-origin" }).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+        var old = document.getElementById("log-rows");
+        if (html === null || !old) return;
+        var tpl = document.createElement("template");
+        tpl.innerHTML = html;
+        var fresh = tpl.content.getElementById("log-rows");
+        if (fresh && fresh.innerHTML !== old.innerHTML) old.replaceWith(fresh);
+        document.body.dataset.logRefreshes = String(Number(document.body.dataset.logRefreshes || 0) + 1);
+      });
+    }, 5000);
+  }
+
   // Keyboard: j/k move through the stream, o or Enter opens, / focuses the search box.
   var selected = -1;
   document.addEventListener("keydown", function (e) {

@@ -3,6 +3,8 @@
 //! counts what it drops.
 
 pub mod client_reports;
+mod container;
 pub mod feedback;
 pub mod sessions;
+pub mod logs;
 pub mod spans;

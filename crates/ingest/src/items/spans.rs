@@ -11,10 +11,8 @@
 //! are kept.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use protocol::EventId;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value, json};
 
 use crate::DiscardReason;
@@ -40,21 +38,20 @@ pub struct Segment {
 /// Reads one span item; `budget` is how many spans the envelope may still use.
 pub fn read(payload: &[u8], budget: &mut usize) -> SpanItem {
     let mut out = SpanItem::default();
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let container = match (Container { budget: *budget }).deserialize(&mut de).and_then(|c| de.end().map(|_| c)) {
+    let container = match super::container::read(payload, *budget) {
         Ok(c) => c,
         Err(_) => {
             out.discarded.push((DiscardReason::Invalid, "span", 1));
             return out;
         }
     };
-    *budget -= container.spans.len();
+    *budget -= container.items.len();
     if container.over > 0 {
         out.discarded.push((DiscardReason::TooLarge, "span", container.over));
     }
     let mut invalid = 0u64;
     let mut by_segment: BTreeMap<(String, String), Vec<Span>> = BTreeMap::new();
-    for raw in container.spans {
+    for raw in container.items {
         match Span::read(raw) {
             Some(span) => by_segment.entry((span.trace_id.clone(), span.segment_id.clone())).or_default().push(span),
             None => invalid += 1,
@@ -216,77 +213,6 @@ fn segment(trace_id: &str, segment_id: &str, mut spans: Vec<Span>) -> Segment {
         }
     }
     Segment { payload, complete: root.is_some() }
-}
-
-/// The container: its `items`, the first `budget` of them kept, the rest only counted.
-struct Container {
-    budget: usize,
-}
-
-#[derive(Default)]
-struct Read {
-    spans: Vec<Value>,
-    over: u64,
-}
-
-impl<'de> DeserializeSeed<'de> for Container {
-    type Value = Read;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Container {
-    type Value = Read;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a span container: {\"items\": [...]}")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
-        let mut read = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "items" && read.is_none() {
-                read = Some(map.next_value_seed(Items { budget: self.budget })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        read.ok_or_else(|| serde::de::Error::missing_field("items"))
-    }
-}
-
-struct Items {
-    budget: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Items {
-    type Value = Read;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Items {
-    type Value = Read;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of spans")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
-        let mut read = Read::default();
-        loop {
-            if read.spans.len() < self.budget {
-                match seq.next_element::<Value>()? {
-                    Some(v) => read.spans.push(v),
-                    None => break,
-                }
-            } else {
-                match seq.next_element::<IgnoredAny>()? {
-                    Some(_) => read.over += 1,
-                    None => break,
-                }
-            }
-        }
-        Ok(read)
-    }
 }
 
 #[cfg(test)]

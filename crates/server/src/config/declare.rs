@@ -429,6 +429,21 @@ pub(super) const KEYS: &[Key] = &[
         get: |c| Parsed::Choice(c.ingest.attachments as usize),
     },
     Key {
+        section: "ingest",
+        name: "max_logs_per_second",
+        kind: Kind::Number {
+            unit: "",
+            min: 0,
+            max: 10_000_000,
+        },
+        optional: false,
+        help: "Logs (from the SDKs' logger) this server accepts per second, apart from events. \
+               Past it, logs are dropped and counted; the events that come with them are \
+               still stored. 0 accepts every log.",
+        set: |c, v| c.ingest.max_logs_per_second = v.number(),
+        get: |c| Parsed::Number(c.ingest.max_logs_per_second),
+    },
+    Key {
         section: "rate_limits",
         name: "per_key_per_minute",
         kind: PER_MINUTE,
@@ -458,6 +473,19 @@ pub(super) const KEYS: &[Key] = &[
         help: "How many days events are kept before they are deleted. 0 keeps them forever.",
         set: |c, v| c.retention.days = v.number() as u32,
         get: |c| Parsed::Number(u64::from(c.retention.days)),
+    },
+    Key {
+        section: "retention",
+        name: "logs_days",
+        kind: Kind::Number {
+            unit: "days",
+            min: 0,
+            max: u32::MAX as u64,
+        },
+        optional: false,
+        help: "How many days logs are kept before they are deleted. 0 keeps them forever.",
+        set: |c, v| c.retention.logs_days = v.number() as u32,
+        get: |c| Parsed::Number(u64::from(c.retention.logs_days)),
     },
     Key {
         section: "notify",

@@ -251,6 +251,74 @@ fn feedback_page_and_the_issue_show_what_people_wrote() {
     assert_eq!(b.texts("#issue-feedback blockquote"), ["The pay button does nothing"]);
 }
 
+/// The Logs page in Chromium: reached from the project, filtered by a level, unfolded, and
+/// refreshed by itself when a new log arrives. Shot at 1280 and 400 px to
+/// `test-artifacts/logs*.png`.
+#[test]
+fn logs_page_filters_unfolds_and_refreshes() {
+    let server = Server::start();
+    let project = server.create_project("shop");
+    let send = |logs: serde_json::Value| {
+        let payload = json!({"items": logs}).to_string();
+        let envelope = format!("{{}}\n{{\"type\":\"log\",\"length\":{}}}\n{payload}\n", payload.len());
+        let r = server.post(&format!("/api/{}/envelope/", project.id), &[("X-Sentry-Auth", &project.auth())], envelope.as_bytes());
+        assert_eq!(r.status, 200);
+    };
+    let now = store::now();
+    let attrs = json!({"sentry.message.template": {"value": "Order {order_id} paid", "type": "string"},
+                       "sentry.message.parameter.order_id": {"value": 7, "type": "integer"},
+                       "sentry.release": {"value": "shop@1.2.3", "type": "string"}, "sentry.environment": {"value": "production", "type": "string"}});
+    send(json!([
+        {"timestamp": now - 3.0, "level": "info", "body": "Order 7 paid", "trace_id": "5f066c6f17bd443e963bc7df5800e0fc", "attributes": attrs},
+        {"timestamp": now - 2.0, "level": "warn", "body": "Stock low for A-1", "attributes": {"sku": {"value": "A-1", "type": "string"}}},
+        {"timestamp": now - 1.0, "level": "error", "body": "Payment failed for order 8", "trace_id": "5f066c6f17bd443e963bc7df5800e0fc",
+         "attributes": {"card": {"value": "visa", "type": "string"}}},
+    ]));
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.set_window_size(1280, 900);
+    b.goto(&server.url("/p/shop/"));
+    b.click("#logs-link");
+    b.wait_until("the logs page", |b| b.current_url().ends_with("/p/shop/logs/"));
+    assert_eq!(b.texts(".log-body"), ["Payment failed for order 8", "Stock low for A-1", "Order 7 paid"]);
+    b.js("document.querySelector('.log-row:last-child details').open = true; return null");
+    assert!(b.text(".log-row:last-child .log-attributes").contains("Order {order_id} paid"));
+    assert!(is_png(&b.screenshot("logs.png")));
+    b.set_window_size(400, 900);
+    assert!(is_png(&b.screenshot("logs-phone.png")));
+    b.set_window_size(1280, 900);
+    b.js("document.querySelector('.log-row:last-child details').open = false; return null");
+    // A new log shows by itself on the newest page.
+    send(json!([{"timestamp": store::now(), "level": "info", "body": "Order 9 paid"}]));
+    b.wait_until("the new log", |b| b.texts(".log-body").first().map(String::as_str) == Some("Order 9 paid"));
+    b.click("nav[aria-label=Level] a[href*='level=error']");
+    b.wait_until("the error level", |b| b.current_url().contains("level=error"));
+    assert_eq!(b.texts(".log-body"), ["Payment failed for order 8"]);
+    b.fill("#search", "order_id:7");
+    b.js("document.getElementById('log-filters').submit(); return null");
+    b.wait_until("the search", |b| b.current_url().contains("q=order_id"));
+    assert_eq!(b.texts(".log-body"), Vec::<String>::new(), "level and search together");
+    b.click("nav[aria-label=Level] a:first-of-type");
+    b.wait_until("any level", |b| !b.current_url().contains("level="));
+    assert_eq!(b.texts(".log-body"), ["Order 7 paid"]);
+    // Its trace links to the logs of the trace.
+    b.js("document.querySelector('.log-row details').open = true; return null");
+    b.click(".trace-link");
+    b.wait_until("the trace's logs", |b| b.current_url().contains("trace%3A5f066c6f17bd443e963bc7df5800e0fc"));
+    assert_eq!(b.texts(".log-body"), ["Payment failed for order 8", "Order 7 paid"]);
+
+    // The error of that trace shows its logs.
+    server.send_event(&project, &json!({"event_id": "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "level": "error", "message": "payment failed",
+        "contexts": {"trace": {"trace_id": "5f066c6f17bd443e963bc7df5800e0fc", "span_id": "a1b2c3d4e5f60718"}}}));
+    let id = server.groups("shop")[0]["id"].as_u64().unwrap();
+    b.goto(&server.url(&format!("/p/shop/issues/{id}/events/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee/")));
+    b.wait_until("the event", |b| b.exists("#trace-logs"));
+    assert_eq!(b.texts("#trace-logs .log-body"), ["Payment failed for order 8", "Order 7 paid"]);
+    b.js("document.getElementById('trace-logs').scrollIntoView(); return null");
+    assert!(is_png(&b.screenshot("event-logs.png")));
+}
+
 /// Every element on the page that sticks out of the viewport sideways and is not inside a box
 /// of its own that scrolls or clips (and itself fits): `tag#id.class (left..right)`.
 const OVERFLOWING: &str = r#"
@@ -299,7 +367,16 @@ fn every_page_fits_a_400_px_phone() {
         "breadcrumbs": {"values": (0..30).map(|i| json!({"timestamp": 1_700_000_000 + i, "category": "http", "message": format!("GET https://api.example.com/{long}"), "level": "info"})).collect::<Vec<_>>()},
         "request": {"url": format!("https://shop.example.com/{long}"), "method": "POST", "headers": {"User-Agent": long.clone()}},
         "user": {"email": "someone.with.a.long.address@example.com"},
+        "contexts": {"trace": {"trace_id": "5f066c6f17bd443e963bc7df5800e0fc", "span_id": "a1b2c3d4e5f60718"}},
     }));
+    // Logs of that trace, with a long message and long attributes.
+    let log = json!({"timestamp": 1_700_000_000.5, "level": "error", "trace_id": "5f066c6f17bd443e963bc7df5800e0fc",
+        "body": format!("could not apply coupon {long}"),
+        "attributes": {"sentry.message.template": {"value": format!("could not apply coupon {{coupon}} {long}"), "type": "string"},
+                       format!("customer.{long}"): {"value": long.clone(), "type": "string"}, "order_id": {"value": 7, "type": "integer"}}});
+    let payload = json!({"items": [log.clone(), log]}).to_string();
+    let envelope = format!("{{}}\n{{\"type\":\"log\",\"length\":{}}}\n{payload}\n", payload.len());
+    assert_eq!(server.post(&format!("/api/{}/envelope/", project.id), &[("X-Sentry-Auth", &project.auth())], envelope.as_bytes()).status, 200);
     server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query=SELECT {long} FROM orders"), "--time-spent", "36"]);
     server.cli_ok(&["key", "create", "--project", "shop", "--label", &long]);
     let id = server.groups("shop").iter().find(|g| g["title"].as_str().unwrap_or("").starts_with("ValueError")).unwrap()["id"].as_u64().unwrap();
@@ -330,6 +407,7 @@ fn every_page_fits_a_400_px_phone() {
         ("releases", "/p/shop/releases/".into()),
         ("release", format!("/p/shop/releases/shop@{}/", "1".repeat(60))),
         ("feedback", "/p/shop/feedback/".into()),
+        ("logs", "/p/shop/logs/".into()),
         ("settings", "/settings/".into()),
         ("org-settings", "/o/default/settings/".into()),
         ("project-settings", "/settings/projects/shop/".into()),
@@ -343,6 +421,8 @@ fn every_page_fits_a_400_px_phone() {
         if *name == "event" {
             assert_eq!(b.texts("table.crumbs .repeats"), ["× 30"], "30 crumbs alike in a row are one row");
         }
+        // A log's details open, as a reader would unfold them.
+        b.js("document.querySelectorAll('.log-row details').forEach(function (d) { d.open = true; }); return null");
         let v = b.js(OVERFLOWING);
         b.screenshot(&format!("phone-{name}.png"));
         let out = v["out"].as_array().cloned().unwrap_or_default();

@@ -18,6 +18,7 @@ mod first_hour;
 mod health;
 mod housekeeping;
 mod items;
+mod logs;
 mod nodes;
 mod reliability;
 mod sso;

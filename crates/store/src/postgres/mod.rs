@@ -16,6 +16,7 @@ mod admin;
 mod cleanup;
 mod feedback;
 mod health;
+mod logs;
 mod import;
 mod migrate;
 mod orgs;

@@ -11,6 +11,7 @@ mod admin;
 mod cleanup;
 mod feedback;
 mod health;
+mod logs;
 mod migrate;
 mod orgs;
 mod outbox;

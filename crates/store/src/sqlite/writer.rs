@@ -79,6 +79,7 @@ fn apply(
         super::feedback::write(&tx, &items.feedback)?;
         super::feedback::write_client_reports(&tx, &items.client_reports)?;
         super::health::write(&tx, &items.sessions, &items.session_counts)?;
+        super::logs::write(&tx, &items.logs)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;

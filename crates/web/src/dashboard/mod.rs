@@ -18,6 +18,7 @@
 //! - `event_view`: turns a stored event's JSON into what the pages show.
 //! - `charts`: SVG charts rendered on the server.
 //! - `live`: the server-sent events stream.
+//! - `logs`: a project's Logs page and the logs of an event's trace.
 //!
 //! Every store call is blocking and runs on a blocking thread ([`blocking`]).
 
@@ -31,6 +32,7 @@ pub mod search;
 mod format;
 mod invite;
 mod live;
+pub mod logs;
 mod onboarding;
 mod org_settings;
 mod pages;
@@ -156,6 +158,11 @@ pub mod paths {
         format!("{}{}/", releases(slug), url_encode(version))
     }
 
+    /// A project's logs: `/p/{slug}/logs/`.
+    pub fn logs(slug: &str) -> String {
+        format!("{}logs/", stream(slug))
+    }
+
     /// An event's page: `/p/{slug}/issues/{id}/events/{event_id}/`.
     pub fn event(slug: &str, group: GroupId, event_id: &str) -> String {
         format!("{}events/{}/", issue(slug, group), url_encode(event_id))
@@ -208,6 +215,7 @@ pub(crate) fn routes() -> crate::Routes {
         .get("/p/{slug}/", pages::stream)
         .get("/p/{slug}/live", live::project)
         .get("/p/{slug}/feedback/", feedback::page)
+        .get("/p/{slug}/logs/", logs::page)
         .get("/p/{slug}/issues/{id}/", pages::group)
         .post("/p/{slug}/issues/{id}/status", pages::set_status)
         .post("/p/{slug}/issues/{id}/ignore", triage::ignore)

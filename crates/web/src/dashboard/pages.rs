@@ -917,6 +917,7 @@ struct EventPage {
     group_href: String,
     latest: Option<EventDetail>,
     raw: String,
+    trace_logs: Option<super::logs::TraceLogs>,
 }
 
 fn event_of(store: &Arc<dyn Store>, project: &Project, id: &str, event_id: &str) -> PageResult<(Project, GroupRow, store::EventRow)> {
@@ -945,6 +946,7 @@ pub async fn event(
             group_href: environments::carry(&group_href(&project.slug, g.id), &envs),
             raw: EventView::pretty(&e.payload),
             latest: Some(event_detail(&*store, &project.slug, &e, store::now(), &envs)?),
+            trace_logs: super::logs::of_event(&*store, project.id, &project.slug, &e.payload, store::now())?,
             g,
         };
         render(&page)
