@@ -151,7 +151,7 @@ const COMMIT_BYTES: u64 = 32 << 20;
 impl SharedSpool {
     pub const LEASE: Duration = Duration::from_secs(30);
     /// How old the queue's depth may be before the applier reads it again.
-    const DEPTH_EVERY: Duration = Duration::from_millis(250);
+    const DEPTH_EVERY: Duration = Duration::from_secs(1);
 
     /// The shared queue, with at most `max_bytes` waiting (all nodes together), claims held for
     /// `lease`, and `leftover`, a local spool whose records go first.

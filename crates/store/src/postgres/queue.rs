@@ -35,14 +35,16 @@ impl crate::Queue for PgQueue {
         let events: Vec<i32> = records.iter().map(|r| r.1 as i32).collect();
         let now = crate::now();
         self.with(async |c| {
-            // One statement, one transaction, one commit for every record: rows come back in
-            // the order of `unnest`, and so do their ids.
+            // One statement, one transaction, one commit for every record: ids taken first, then
+            // each record's row and its data's.
             let rows = c
                 .query(
-                    "INSERT INTO ingest_queue (appended_at, events, data)
-                     SELECT $1, e, d FROM unnest($2::int[], $3::bytea[]) WITH ORDINALITY AS r(e, d, n) ORDER BY n
-                     RETURNING id",
-                    &[&now, &events, &data],
+                    "WITH ids AS (SELECT nextval(pg_get_serial_sequence('ingest_queue', 'id')) AS id, n FROM generate_series(1, $4::bigint) AS n),
+                          u AS (SELECT * FROM unnest($2::int[], $3::bytea[]) WITH ORDINALITY AS u(e, d, n)),
+                          q AS (INSERT INTO ingest_queue (id, appended_at, events, bytes)
+                                SELECT ids.id, $1, u.e, octet_length(u.d) FROM u JOIN ids USING (n) RETURNING id)
+                     INSERT INTO ingest_queue_data (id, data) SELECT ids.id, u.d FROM u JOIN ids USING (n) RETURNING id",
+                    &[&now, &events, &data, &(records.len() as i64)],
                 )
                 .await?;
             let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
@@ -59,7 +61,7 @@ impl crate::Queue for PgQueue {
             // Lock free rows, oldest first, skipping those another claim is taking right now.
             let free = tx
                 .query(
-                    "SELECT id, octet_length(data)::bigint FROM ingest_queue
+                    "SELECT id, bytes::bigint FROM ingest_queue
                      WHERE id >= $3 AND (lease_until IS NULL OR lease_until < $1)
                      ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                     &[&now, &(max_records.max(1) as i64), &from],
@@ -81,14 +83,16 @@ impl crate::Queue for PgQueue {
             let rows = tx
                 .query(
                     "UPDATE ingest_queue SET claim = $1, lease_until = $2, claims = claims + 1
-                     WHERE id = ANY($3) RETURNING id, events, appended_at, data",
+                     WHERE id = ANY($3) RETURNING id, events, appended_at",
                     &[&claim, &until, &ids],
                 )
                 .await?;
+            let data = tx.query("SELECT id, data FROM ingest_queue_data WHERE id = ANY($1)", &[&ids]).await?;
             tx.commit().await?;
+            let data: std::collections::HashMap<i64, &[u8]> = data.iter().map(|r| (r.get(0), r.get(1))).collect();
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                let packed: &[u8] = r.get(3);
+                let packed: &[u8] = data.get(&r.get::<_, i64>(0)).copied().unwrap_or_default();
                 // A record that does not decompress is handed on empty: the applier refuses it
                 // (and counts it) as it does any record that does not decode.
                 let data = zstd::stream::decode_all(packed).unwrap_or_default();
@@ -103,7 +107,7 @@ impl crate::Queue for PgQueue {
         self.with(async |c| {
             let row = c
                 .query_one(
-                    "SELECT count(*)::bigint, COALESCE(sum(events), 0)::bigint, COALESCE(sum(octet_length(data)), 0)::bigint, min(appended_at)
+                    "SELECT count(*)::bigint, COALESCE(sum(events), 0)::bigint, COALESCE(sum(bytes), 0)::bigint, min(appended_at)
                      FROM ingest_queue",
                     &[],
                 )
@@ -145,6 +149,7 @@ pub(super) async fn delete_claimed(tx: &Transaction<'_>, claims: &[QueueClaim]) 
         if deleted != c.ids.len() as u64 {
             return Err(StoreError::ClaimLost);
         }
+        tx.execute("DELETE FROM ingest_queue_data WHERE id = ANY($1)", &[&c.ids]).await?;
     }
     Ok(())
 }
