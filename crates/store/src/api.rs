@@ -58,25 +58,30 @@ pub struct NewItems {
     pub feedback: Vec<NewFeedback>,
     /// The SDKs' own discard counts (`client_report` items).
     pub client_reports: Vec<NewClientReport>,
+    /// Cron monitors' check-ins (`check_in` items).
+    pub check_ins: Vec<crate::NewCheckIn>,
 }
 
 impl NewItems {
     pub fn is_empty(&self) -> bool {
-        let NewItems { feedback, client_reports } = self;
+        let NewItems { feedback, client_reports, check_ins } = self;
         feedback.is_empty() && client_reports.is_empty()
+            && check_ins.is_empty()
     }
 
     /// Moves every item of `other` into `self`.
     pub fn append(&mut self, other: &mut NewItems) {
-        let NewItems { feedback, client_reports } = other;
+        let NewItems { feedback, client_reports, check_ins } = other;
         self.feedback.append(feedback);
         self.client_reports.append(client_reports);
+        self.check_ins.append(check_ins);
     }
 
     /// How many rows these items write, for the writer's batch size.
     pub fn len(&self) -> usize {
-        let NewItems { feedback, client_reports } = self;
+        let NewItems { feedback, client_reports, check_ins } = self;
         feedback.len() + client_reports.len()
+            + check_ins.len()
     }
 }
 
@@ -192,8 +197,9 @@ pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Resul
 }
 
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
-pub(crate) const PROJECT_DATA: [&str; 9] =
-    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules"];
+pub(crate) const PROJECT_DATA: [&str; 11] =
+    ["project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules",
+    "monitor_runs", "monitors"];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
 pub trait Accounts: Send + Sync {
@@ -439,7 +445,26 @@ pub trait Ownership: Send + Sync {
     fn assign_by_rule(&self, group: GroupId, to: crate::Assignee, rule: &str) -> Result<bool>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership {
+/// Cron monitors and their runs (`crates/store/src/monitors.rs`): the writer stores check-ins
+/// with the batch; the scheduler asks what is overdue. Marking is one conditional update per
+/// monitor or run, so with several nodes each failure is recorded once.
+pub trait Monitors: Send + Sync {
+    /// A project's monitors, by slug.
+    fn monitors(&self, project: ProjectId) -> Result<Vec<crate::MonitorRow>>;
+    /// A monitor's runs, newest first.
+    fn monitor_runs(&self, monitor: i64, limit: usize) -> Result<Vec<crate::MonitorRunRow>>;
+    /// Every monitor whose next check-in plus its margin is before `now` gets a missed run
+    /// and its next expected time moved on. Returns how many were missed.
+    fn mark_missed(&self, now: f64) -> Result<usize>;
+    /// Every run in progress past its monitor's longest run at `now` times out. Returns how many.
+    fn mark_timeouts(&self, now: f64) -> Result<usize>;
+    /// Failed runs (error, missed, timeout) not yet [reported](Self::mark_reported), oldest first.
+    fn unreported_failures(&self, limit: usize) -> Result<Vec<crate::MonitorFailure>>;
+    /// Records that these runs' failures are stored as events.
+    fn mark_reported(&self, runs: &[i64]) -> Result<()>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Monitors {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
 }

@@ -55,6 +55,8 @@ pub const TABLES: &[&str] = &[
     "upload_chunks",
     "artifacts",
     "ownership_rules",
+    "monitors",
+    "monitor_runs",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

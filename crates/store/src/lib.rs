@@ -9,6 +9,7 @@
 //!   touches (clock-skew clamp, new groups, regressions, priority, counter deltas, activity).
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
 //! - `owners`: ownership rules (Sentry's syntax): parsed, checked and matched against an event.
+//! - `monitors`: cron monitors' schedules (crontab in a time zone, or an interval), check-ins and runs.
 //! - `triage`: the values of working an issue: snoozes, a group's grouping hashes.
 //! - `histogram`: the duration buckets and their quantiles.
 //! - `batcher`: the writer thread every backend shares: batches of what callers queued, one
@@ -29,6 +30,7 @@ pub mod copy;
 pub mod fold;
 pub mod histogram;
 mod model;
+mod monitors;
 mod orgs;
 pub mod owners;
 mod query;
@@ -38,9 +40,10 @@ pub mod sqlite;
 mod triage;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
+pub use api::{Accounts, Admin, EventSink, Feedback, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, Monitors, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use model::*;
+pub use monitors::*;
 pub use orgs::*;
 pub use releases::*;
 pub use triage::*;

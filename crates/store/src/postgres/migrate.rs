@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("schema_9_resolution.sql")),
     (10, include_str!("schema_10_deleted_projects.sql")),
     (11, include_str!("schema_11_ownership.sql")),
+    (13, include_str!("schema_13_monitors.sql")),
 ];
 
 /// The advisory lock taken while migrating (any number, the same in every node).

@@ -17,6 +17,7 @@ mod cleanup;
 mod feedback;
 mod import;
 mod migrate;
+mod monitors;
 mod orgs;
 mod outbox;
 mod owners;

@@ -117,6 +117,7 @@ async fn apply(
         super::triage::wake_by_users(&tx, &plan, &ids).await?;
         super::feedback::write(&tx, &items.feedback).await?;
         super::feedback::write_client_reports(&tx, &items.client_reports).await?;
+        super::monitors::write(&tx, &items.check_ins).await?;
         for m in marks {
             tx.execute(
                 "INSERT INTO spool_marks AS m (spool, position, applied_at) VALUES ($1, $2, $3)

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("schema_16_resolution.sql")),
     (17, include_str!("schema_17_deleted_projects.sql")),
     (18, include_str!("schema_18_ownership.sql")),
+    (20, include_str!("schema_20_monitors.sql")),
 ];
 
 pub fn latest_version() -> i64 {

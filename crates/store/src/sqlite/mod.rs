@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod cleanup;
 mod feedback;
+mod monitors;
 mod migrate;
 mod orgs;
 mod outbox;

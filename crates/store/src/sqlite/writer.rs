@@ -74,6 +74,7 @@ fn apply(
         super::triage::wake_by_users(&tx, &plan, &ids)?;
         super::feedback::write(&tx, &items.feedback)?;
         super::feedback::write_client_reports(&tx, &items.client_reports)?;
+        super::monitors::write(&tx, &items.check_ins)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;
