@@ -1,8 +1,9 @@
 //! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
 //! (lenient), group it (pure), and derive a Query event from every db span of a transaction.
 //! `span` items become transactions and Query events the same way (`items::spans`); user
-//! feedback and client reports are kept (`items::feedback`, `items::client_reports`). Other
-//! envelope items (sessions, attachments, check-ins, logs, unknown types) are counted per type
+//! feedback and client reports are kept (`items::feedback`, `items::client_reports`), and so are
+//! cron monitors' check-ins (`items::check_ins`). Other
+//! envelope items (sessions, attachments, logs, unknown types) are counted per type
 //! and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
@@ -77,6 +78,13 @@ pub fn envelope(
                     None => out.discarded.push((crate::DiscardReason::Invalid, "feedback", 1)),
                 }
             }
+            ItemType::CheckIn => match crate::items::check_ins::read(&item.payload, project_id, received) {
+                Ok(c) => out.items.check_ins.push(c),
+                Err(why) => {
+                    tracing::debug!(project = project_id.0, reason = %why, "dropped a check-in that is not valid");
+                    out.discarded.push((crate::DiscardReason::Invalid, "check_in", 1));
+                }
+            },
             ItemType::Span => {
                 let spans = crate::items::spans::read(&item.payload, &mut span_budget);
                 out.discarded.extend(spans.discarded);
