@@ -51,6 +51,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// `[retention]`: how long events are kept.
     pub retention: RetentionConfig,
+    /// `[monitors]`: how often cron monitors are checked for missed check-ins.
+    pub monitors: MonitorsConfig,
     /// `[projects.<slug>]`: per-project dashboard settings (see [`projects`]).
     pub projects: projects::ProjectsConfig,
     /// `[notify]`: how notifications are retried.
@@ -140,6 +142,13 @@ pub struct RateLimitConfig {
 pub struct RetentionConfig {
     /// Days events are kept; 0 keeps them forever.
     pub days: u32,
+}
+
+/// `[monitors]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MonitorsConfig {
+    /// Seconds between two looks for missed check-ins, runs past their time and failures.
+    pub check_interval_secs: u64,
 }
 
 /// Declares a closed enum written as a lowercase string, with its names in declaration order.
@@ -372,6 +381,7 @@ impl Config {
                 per_project_per_minute: 0,
             },
             retention: RetentionConfig { days: 90 },
+            monitors: MonitorsConfig { check_interval_secs: 15 },
             notify: NotifyConfig {
                 retry_initial_seconds: 10,
                 retry_max_seconds: 900,

@@ -5,6 +5,7 @@
 mod admin;
 mod capture;
 mod cluster;
+mod monitors;
 pub mod cli;
 pub mod config;
 mod notify_cmd;

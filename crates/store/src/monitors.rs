@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::{EventId, ProjectId};
 
+/// The kind of the events that failed runs become (one issue per monitor and kind of failure).
+pub const MONITOR_EVENT_KIND: &str = "monitor";
+
 /// Minutes a check-in may be late before it is missed, when the monitor says nothing (Sentry's
 /// default).
 pub const DEFAULT_MARGIN_MINUTES: u32 = 1;

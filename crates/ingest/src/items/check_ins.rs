@@ -2,10 +2,15 @@
 //! environment?, monitor_config?}`, as `sentry_sdk.crons.monitor` and `Sentry.withMonitor`
 //! send them). A check-in whose slug, status or configuration (schedule, time zone, margin,
 //! longest run) is not valid is dropped whole and counted, never refused: the SDK would retry it.
+//!
+//! A failed run (an `error` check-in, a missed check-in, a timeout) becomes an event of kind
+//! `monitor` ([`failure_event`]), grouped per monitor and kind of failure, so that repeated
+//! failures count on one issue and alert rules see them as any event.
 
 use protocol::EventId;
 use serde_json::Value;
-use store::{CheckInStatus, IntervalUnit, MonitorConfig, NewCheckIn, ProjectId, Schedule};
+use store::{CheckInStatus, IntervalUnit, MonitorConfig, MonitorFailure, NewCheckIn, NewEvent, ProjectId, Schedule};
+
 
 /// The longest release or environment kept, in characters (a tag value's limit).
 pub const MAX_FIELD_CHARS: usize = 200;
@@ -67,6 +72,35 @@ fn config(c: &Value) -> Result<MonitorConfig, String> {
     MonitorConfig::new(schedule, c.get("timezone").and_then(Value::as_str), minutes("checkin_margin")?, minutes("max_runtime")?)
 }
 
+/// The event a failed run becomes: level error, titled `Monitor failure: nightly (missed
+/// check-in)`, its fingerprint the monitor and the kind of failure. Its id comes from the run, so
+/// that reporting one twice (after a crash, or by two nodes) stores it once.
+pub fn failure_event(f: &MonitorFailure, limits: &protocol::Limits, grouping: &grouping::GroupingConfig, received: f64) -> Option<NewEvent> {
+    let event_id = EventId([0; 16]).derive(&format!("monitor-run\u{0}{}\u{0}{}", f.project_id.0, f.run_id));
+    let failure = f.kind.status();
+    let mut tags = serde_json::json!({ "monitor.slug": f.slug, "monitor.failure": failure });
+    if let Some(e) = &f.environment {
+        tags["environment"] = Value::from(e.as_str());
+    }
+    let payload = serde_json::json!({
+        "event_id": event_id.to_string(),
+        "timestamp": f.at,
+        "level": "error",
+        "logger": "monitors",
+        "message": format!("Monitor failure: {} ({})", f.slug, f.kind.describe()),
+        "fingerprint": ["monitor", f.slug, failure],
+        "release": f.release,
+        "environment": f.environment,
+        "tags": tags,
+        "contexts": { "monitor": { "slug": f.slug, "failure": failure, "run": f.run_id } },
+    });
+    let payload = serde_json::to_vec(&payload).ok()?;
+    let event = protocol::event::normalize_slice(&payload, limits, received, None).ok()?;
+    let mut new = crate::process::new_event(f.project_id, &event, payload, grouping, received);
+    new.kind = store::MONITOR_EVENT_KIND.to_string();
+    Some(new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +132,32 @@ mod tests {
         assert_eq!(c.config.unwrap().schedule, Schedule::Interval(10, IntervalUnit::Minute));
         let future = check(r#"{"monitor_slug":"sync","check_in_id":"ef6d64cfa102437e940cd6ad496e1e87","status":"error","timestamp":1900000000}"#);
         assert_eq!(future.unwrap().timestamp, 1_800_000_000.0, "never after it arrived");
+    }
+
+    #[test]
+    fn failures_become_one_issue_per_monitor_and_kind() {
+        use store::MonitorFailureKind;
+        let failure = |run_id, slug: &str, kind| MonitorFailure {
+            run_id,
+            project_id: ProjectId(1),
+            monitor_id: 1,
+            slug: slug.into(),
+            kind,
+            at: 1_800_000_000.0,
+            release: None,
+            environment: Some("production".into()),
+        };
+        let event = |f: &MonitorFailure| failure_event(f, &protocol::Limits::default(), &grouping::GroupingConfig::default(), 1_800_000_060.0).unwrap();
+        let a = event(&failure(1, "nightly", MonitorFailureKind::Missed));
+        assert_eq!((a.kind.as_str(), a.level, a.title.as_str()), ("monitor", store::Level::Error, "Monitor failure: nightly (missed check-in)"));
+        assert!(a.tags.contains(&("monitor.slug".into(), "nightly".into())), "{:?}", a.tags);
+        let again = event(&failure(1, "nightly", MonitorFailureKind::Missed));
+        assert_eq!(a.event_id, again.event_id, "a run reported twice is one event");
+        let b = event(&failure(2, "nightly", MonitorFailureKind::Missed));
+        assert_ne!(a.event_id, b.event_id);
+        assert_eq!(a.hash, b.hash, "repeated misses share an issue");
+        assert_ne!(a.hash, event(&failure(3, "nightly", MonitorFailureKind::Error)).hash);
+        assert_ne!(a.hash, event(&failure(4, "backup", MonitorFailureKind::Missed)).hash);
     }
 
     #[test]
