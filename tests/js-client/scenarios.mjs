@@ -32,6 +32,17 @@ const scenarios = {
     Sentry.captureFeedback({ message: "The pay button does nothing", name: "Alice", email: "alice@example.com", associatedEventId: eventId });
     Sentry.captureFeedback({ message: "Love the new cart", name: "Bob" });
   },
+  // A cron monitor: one run that succeeds, one that throws (check-ins in_progress, then ok / error).
+  monitor: async () => {
+    Sentry.init({ dsn, release: "shop@1.2.3", environment: "production" });
+    const config = { schedule: { type: "crontab", value: "*/5 * * * *" }, checkinMargin: 2, maxRuntime: 10, timezone: "Europe/Vienna" };
+    await Sentry.withMonitor("js-report", () => new Promise((r) => setTimeout(r, 20)), config);
+    try {
+      Sentry.withMonitor("js-report", () => { throw new Error("report failed"); }, config);
+    } catch {
+      // The job's own error: the monitor records it as a failed run.
+    }
+  },
 };
 
 if (!scenarios[scenario]) {

@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Events(args) => admin::events(&load(&path, explicit)?, args),
         Command::Assign(args) => admin::assign(&load(&path, explicit)?, args),
         Command::Feedback(args) => admin::feedback(&load(&path, explicit)?, args),
+        Command::Monitors(args) => admin::monitors(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),
         Command::Cleanup { days } => admin::cleanup(&load(&path, explicit)?, days),
         Command::Notify(cmd) => notify_cmd::run(&load(&path, explicit)?, cmd),

@@ -302,6 +302,11 @@ fn every_page_fits_a_400_px_phone() {
     }));
     server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query=SELECT {long} FROM orders"), "--time-spent", "36"]);
     server.cli_ok(&["key", "create", "--project", "shop", "--label", &long]);
+    let nightly = json!({"schedule": {"type": "crontab", "value": "30 2 * * 1-5"}, "timezone": "America/Argentina/Buenos_Aires"});
+    crate::monitors::send_check_ins(&server, &project, &[
+        json!({"check_in_id": "0123456789abcdef0123456789abcdef", "monitor_slug": "nightly-backup-of-the-orders-database-to-s3", "status": "ok", "duration": 12.5, "monitor_config": nightly}),
+        json!({"check_in_id": "0123456789abcdef0123456789abcdee", "monitor_slug": "nightly-backup-of-the-orders-database-to-s3", "status": "error"}),
+    ]);
     let id = server.groups("shop").iter().find(|g| g["title"].as_str().unwrap_or("").starts_with("ValueError")).unwrap()["id"].as_u64().unwrap();
     server.create_project("empty");
     let b = Browser::start();
@@ -321,6 +326,7 @@ fn every_page_fits_a_400_px_phone() {
         ("event", format!("/p/shop/issues/{id}/events/dddddddddddddddddddddddddddddddd/")),
         ("releases", "/p/shop/releases/".into()),
         ("feedback", "/p/shop/feedback/".into()),
+        ("monitors", "/p/shop/monitors/".into()),
         ("settings", "/settings/".into()),
         ("org-settings", "/o/default/settings/".into()),
         ("project-settings", "/settings/projects/shop/".into()),

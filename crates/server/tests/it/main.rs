@@ -17,6 +17,7 @@ mod environments;
 mod first_hour;
 mod housekeeping;
 mod items;
+mod monitors;
 mod nodes;
 mod reliability;
 mod sso;
