@@ -142,7 +142,12 @@ impl Schedule {
             Schedule::Interval(1, u) => format!("every {}", u.as_str()),
             Schedule::Interval(n, u) => format!("every {n} {}s", u.as_str()),
             Schedule::Crontab(e) => match parse_crontab(e) {
-                Ok(c) => format!("{} ({e})", c.describe()),
+                Ok(c) => {
+                    let words = c.describe();
+                    let mut chars = words.trim_end_matches('.').chars();
+                    let first = chars.next().map(|f| f.to_lowercase().collect::<String>()).unwrap_or_default();
+                    format!("{first}{} ({e})", chars.as_str())
+                }
                 Err(_) => e.clone(),
             },
         }

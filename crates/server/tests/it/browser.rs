@@ -251,6 +251,41 @@ fn feedback_page_and_the_issue_show_what_people_wrote() {
     assert_eq!(b.texts("#issue-feedback blockquote"), ["The pay button does nothing"]);
 }
 
+#[test]
+fn monitors_page_shows_each_monitor_with_its_runs_and_issues() {
+    let server = Server::start_with_config("[monitors]\ncheck_interval_secs = 1\n");
+    let project = server.create_project("shop");
+    let hourly = json!({"schedule": {"type": "crontab", "value": "0 * * * *"}});
+    let id = |n: u32| format!("{n:032x}");
+    let mut check_ins: Vec<serde_json::Value> = (1..=6)
+        .map(|n| json!({"check_in_id": id(n), "monitor_slug": "hourly-report", "status": if n == 4 { "error" } else { "ok" }, "duration": n, "monitor_config": hourly}))
+        .collect();
+    check_ins.push(json!({"check_in_id": id(9), "monitor_slug": "import", "status": "in_progress",
+        "monitor_config": {"schedule": {"type": "interval", "value": 2, "unit": "hour"}}}));
+    crate::monitors::send_check_ins(&server, &project, &check_ins);
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.click("#monitors-link");
+    b.wait_until("the monitors page", |b| b.current_url().ends_with("/p/shop/monitors/"));
+    assert_eq!(b.texts(".monitor h2"), ["hourly-report", "import"]);
+    assert_eq!(b.texts(".monitor-status"), ["ok", "waiting for its first run"], "the last run went well");
+    assert_eq!(b.texts("#monitor-hourly-report .run").len(), 6);
+    assert_eq!(b.texts("#monitor-hourly-report .run-error").len(), 1);
+    assert_eq!(b.texts("#monitor-import .run-in_progress").len(), 1);
+    assert!(b.text("#monitor-import .schedule").contains("every 2 hours"), "{}", b.text("#monitor-import .schedule"));
+    b.set_window_size(1280, 900);
+    assert!(is_png(&b.screenshot("monitors.png")));
+    b.set_window_size(400, 900);
+    assert!(is_png(&b.screenshot("monitors-phone.png")));
+    b.set_window_size(1280, 900);
+    // The failed run became an issue; the monitor's link finds it.
+    b.wait_until("the failure's issue", |_| !server.groups("shop").is_empty());
+    b.click("#monitor-hourly-report a[href*='monitor.slug']");
+    b.wait_until("the monitor's issues", |b| b.current_url().contains("/p/shop/?q="));
+    b.wait_until("the issue listed", |b| b.js("return document.body.innerText").as_str().is_some_and(|t| t.contains("Monitor failure: hourly-report (check-in failed)")));
+}
+
 /// Every element on the page that sticks out of the viewport sideways and is not inside a box
 /// of its own that scrolls or clips (and itself fits): `tag#id.class (left..right)`.
 const OVERFLOWING: &str = r#"
