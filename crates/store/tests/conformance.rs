@@ -1359,6 +1359,11 @@ fn monitors_record_runs_and_their_misses_and_timeouts_once(store: Arc<dyn Store>
     assert_eq!(runs[0].duration, Some(600.0));
     assert_eq!(store.unreported_failures(10).unwrap().iter().map(|f| f.kind).collect::<Vec<_>>(), [MonitorFailureKind::Timeout]);
 
+    // Retention: runs that started before the cutoff go, like events; the monitor stays.
+    store.cleanup(&store::Retention::all(t0 + 500.0), &mut |_| {}).unwrap();
+    let runs = store.monitor_runs(m.id, 10).unwrap();
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["timeout"]);
+
     // A deleted project's monitors go with its data.
     store.delete_project(p.id).unwrap();
     store::purge_deleted_projects(&*store, None).unwrap();
