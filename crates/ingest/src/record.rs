@@ -433,7 +433,7 @@ mod tests {
             check_in_id: EventId([n; 16]),
             monitor_slug: format!("job-{n}"),
             status,
-            duration: (n % 2 == 0).then_some(1.25),
+            duration: n.is_multiple_of(2).then_some(1.25),
             release: Some("1.0".into()),
             environment: None,
             config,

@@ -98,7 +98,7 @@ sentry_sdk.flush()
     assert_eq!(nightly["status"], "error");
     assert_eq!(nightly["runs"][0]["environment"], "production");
     assert_eq!(nightly["runs"][1]["release"], "shop@1.0");
-    assert!(nightly["runs"][1]["duration"].as_f64().is_some_and(|d| d >= 0.0 && d < 30.0), "{nightly:#}");
+    assert!(nightly["runs"][1]["duration"].as_f64().is_some_and(|d| (0.0..30.0).contains(&d)), "{nightly:#}");
     assert!(nightly["next_expected"].is_string());
 
     // The failed run is an issue, and the rule sent it.
