@@ -400,6 +400,10 @@ mod tests {
         assert!(m.contains("unknown key `throtle_minutes` in [[rules]]; valid keys are: name, project, when"), "{m}");
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"often\"\nactions = [\"email\"]\n"), 10);
         assert!(m.ends_with("`when` = \"often\" is not valid; valid: new_group, regression, frequency, slow, monitor_failed"), "{m}");
+        let crons = load(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"monitor_failed\"\nactions = [\"email\"]\n")).unwrap();
+        assert_eq!((crons.alerts.rules[0].name.as_str(), &crons.alerts.rules[0].when), ("shop-monitor_failed-1", &When::MonitorFailed));
+        let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"monitor_failed\"\ncount = 3\nactions = [\"email\"]\n"), 11);
+        assert!(m.contains("`count` is only for when = \"frequency\""), "{m}");
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"frequency\"\ncount = 10\nactions = [\"email\"]\n"), 8);
         assert!(m.contains("this rule needs `minutes`"), "{m}");
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\ncount = 10\nactions = [\"email\"]\n"), 11);
