@@ -39,6 +39,17 @@ const scenarios = {
     Sentry.logger.warn("Stock low", { sku: "A-1" });
     Sentry.logger.error("Payment failed", { order_id: 43 });
   },
+  // A cron monitor: one run that succeeds, one that throws (check-ins in_progress, then ok / error).
+  monitor: async () => {
+    Sentry.init({ dsn, release: "shop@1.2.3", environment: "production" });
+    const config = { schedule: { type: "crontab", value: "*/5 * * * *" }, checkinMargin: 2, maxRuntime: 10, timezone: "Europe/Vienna" };
+    await Sentry.withMonitor("js-report", () => new Promise((r) => setTimeout(r, 20)), config);
+    try {
+      Sentry.withMonitor("js-report", () => { throw new Error("report failed"); }, config);
+    } catch {
+      // The job's own error: the monitor records it as a failed run.
+    }
+  },
 };
 
 if (!scenarios[scenario]) {

@@ -83,6 +83,9 @@ pub enum When {
     Frequency { count: u64, minutes: u64 },
     /// A Query or Transaction group's p95 duration above `p95_ms`.
     Slow { p95_ms: f64 },
+    /// A cron monitor's run failed (missed, timed out, or checked in as an error): each new
+    /// event of a monitor issue.
+    MonitorFailed,
 }
 
 impl When {
@@ -92,6 +95,7 @@ impl When {
             When::Regression => "regression",
             When::Frequency { .. } => "frequency",
             When::Slow { .. } => "slow",
+            When::MonitorFailed => "monitor_failed",
         }
     }
 }

@@ -210,7 +210,7 @@ impl Engine {
                 .config
                 .rules
                 .iter()
-                .filter(|r| r.project == slug && matches!(r.when, When::Frequency { .. } | When::Slow { .. }))
+                .filter(|r| r.project == slug && matches!(r.when, When::Frequency { .. } | When::Slow { .. } | When::MonitorFailed))
                 .cloned()
                 .collect();
             if rules.is_empty() {
@@ -219,6 +219,13 @@ impl Engine {
             let Some(facts) = self.facts(group_id, &slug)? else { continue };
             for rule in &rules {
                 let minute = (now / 60.0).floor() as i64;
+                if rule.when == When::MonitorFailed {
+                    // Each new event of a monitor issue is a failed run (within the throttle).
+                    for ev in touched.iter().filter(|e| e.group_id == group_id && e.kind == store::MONITOR_EVENT_KIND) {
+                        self.consider(&mut plan, rule, &facts, Reason::MonitorFailed, format!("{}:monitor:event:{}", rule.name, ev.event_id))?;
+                    }
+                    continue;
+                }
                 let reason = match rule.when {
                     When::Frequency { count, minutes } => {
                         let observed = self.store.group_count_since(group_id, minute - minutes as i64 + 1)?;

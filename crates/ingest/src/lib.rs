@@ -465,6 +465,18 @@ impl Pipeline {
         Ok(Accepted { event_id: processed.event_id })
     }
 
+    /// Makes failed monitor runs events (`items::check_ins::failure_event`) and appends them to
+    /// the spool like any request's; returns once they are durable there. Stored, they are
+    /// broadcast, and alert rules see them.
+    pub async fn report_monitor_failures(&self, failures: &[store::MonitorFailure]) -> Result<(), IngestError> {
+        let now = store::now();
+        let events = failures
+            .iter()
+            .filter_map(|f| items::check_ins::failure_event(f, &self.config.limits, &self.grouping, now))
+            .collect();
+        self.submit(process::Processed { events, ..process::Processed::default() }).await.map(|_| ())
+    }
+
     /// Events stored (duplicates not counted) since this process started.
     pub fn stored_total(&self) -> u64 {
         self.stored_total.load(std::sync::atomic::Ordering::Relaxed)

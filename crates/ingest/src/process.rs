@@ -1,9 +1,10 @@
 //! From request body to storable events: scrub each event's secrets (`scrub`), normalise it
 //! (lenient), group it (pure), and derive a Query event from every db span of a transaction.
 //! `span` items become transactions and Query events the same way (`items::spans`); user
-//! feedback, client reports and logs are kept (`items::feedback`, `items::client_reports`,
-//! `items::logs`). Other envelope items (sessions, attachments, check-ins, unknown types) are
-//! counted per type and dropped: never an error, so no SDK retries them forever.
+//! feedback, client reports, logs, sessions and cron monitors' check-ins are kept
+//! (`items::feedback`, `items::client_reports`, `items::logs`, `items::sessions`,
+//! `items::check_ins`). Other envelope items (attachments, unknown types) are counted per type
+//! and dropped: never an error, so no SDK retries them forever.
 
 use grouping::GroupingConfig;
 use protocol::event::{normalize_item_bytes, normalize_slice, span_queries};
@@ -90,6 +91,13 @@ pub fn envelope(
                     }
                 }
                 None => out.discarded.push((crate::DiscardReason::Invalid, "session", 1)),
+            },
+            ItemType::CheckIn => match crate::items::check_ins::read(&item.payload, project_id, received) {
+                Ok(c) => out.items.check_ins.push(c),
+                Err(why) => {
+                    tracing::debug!(project = project_id.0, reason = %why, "dropped a check-in that is not valid");
+                    out.discarded.push((crate::DiscardReason::Invalid, "check_in", 1));
+                }
             },
             ItemType::Span => {
                 let spans = crate::items::spans::read(&item.payload, &mut span_budget);

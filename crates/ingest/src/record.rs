@@ -13,6 +13,7 @@
 
 use protocol::{EventId, Level};
 use store::{NewClientReport, NewEvent, NewFeedback, NewItems, NewLog, NewSession, NewSessionCounts, ProjectId, SessionStatus};
+use store::{CheckInStatus, MonitorConfig, NewCheckIn, Schedule};
 
 const VERSION: u8 = 3;
 
@@ -24,6 +25,7 @@ enum Section {
     Feedback = 1,
     ClientReports = 2,
     Logs = 3,
+    CheckIns = 4,
     Sessions = 5,
     SessionCounts = 6,
 }
@@ -34,6 +36,7 @@ impl Section {
             1 => Section::Feedback,
             2 => Section::ClientReports,
             3 => Section::Logs,
+            4 => Section::CheckIns,
             5 => Section::Sessions,
             6 => Section::SessionCounts,
             _ => return Err(RecordError("a section of an unknown kind")),
@@ -90,7 +93,7 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &
         w.str(ty);
         w.u64(*n);
     }
-    let NewItems { feedback, client_reports, sessions, session_counts, logs } = items;
+    let NewItems { feedback, client_reports, sessions, session_counts, logs, check_ins } = items;
     w.section(Section::Feedback, feedback, write_feedback);
     w.section(Section::ClientReports, client_reports, |w, c| {
         w.i64(c.project_id.0);
@@ -119,6 +122,7 @@ pub fn encode(events: &[NewEvent], counts: &[(ProjectId, String, u64)], items: &
         }
     });
     w.section(Section::Logs, logs, write_log);
+    w.section(Section::CheckIns, check_ins, write_check_in);
     w.0
 }
 
@@ -314,6 +318,8 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
                 Section::SessionCounts => items.session_counts = s.list(56, read_session_counts)?,
                 // Every log takes more than 60 bytes.
                 Section::Logs => items.logs = s.list(60, read_log)?,
+                // Every check-in takes more than 50 bytes.
+                Section::CheckIns => items.check_ins = s.list(50, read_check_in)?,
             }
             if !s.0.is_empty() {
                 return Err(RecordError("bytes after the end of a section"));
@@ -324,6 +330,58 @@ pub fn decode(data: &[u8]) -> Result<Spooled, RecordError> {
         return Err(RecordError("bytes after the end"));
     }
     Ok(Spooled { events, counts, items })
+}
+
+fn write_check_in(w: &mut Writer, c: &NewCheckIn) {
+    w.i64(c.project_id.0);
+    w.0.extend_from_slice(&c.check_in_id.0);
+    w.str(&c.monitor_slug);
+    w.str(c.status.as_str());
+    match c.duration {
+        Some(d) => {
+            w.0.push(1);
+            w.f64(d);
+        }
+        None => w.0.push(0),
+    }
+    w.opt_str(c.release.as_deref());
+    w.opt_str(c.environment.as_deref());
+    match &c.config {
+        Some(m) => {
+            w.0.push(1);
+            w.str(m.schedule.kind());
+            w.str(&m.schedule.value());
+            w.str(&m.timezone);
+            w.u32(m.margin_minutes);
+            w.u32(m.max_runtime_minutes);
+        }
+        None => w.0.push(0),
+    }
+    w.f64(c.timestamp);
+    w.f64(c.received);
+}
+
+fn read_check_in(r: &mut Reader<'_>) -> Result<NewCheckIn, RecordError> {
+    let project_id = ProjectId(r.i64()?);
+    let check_in_id = EventId(r.array()?);
+    let monitor_slug = r.str()?;
+    let status = CheckInStatus::parse(&r.str()?).ok_or(RecordError("check-in status"))?;
+    let duration = match r.u8()? {
+        0 => None,
+        1 => Some(r.f64()?),
+        _ => return Err(RecordError("check-in duration flag")),
+    };
+    let (release, environment) = (r.opt_str()?, r.opt_str()?);
+    let config = match r.u8()? {
+        0 => None,
+        1 => {
+            let (kind, value) = (r.str()?, r.str()?);
+            let schedule = Schedule::from_stored(&kind, &value).ok_or(RecordError("check-in schedule"))?;
+            Some(MonitorConfig { schedule, timezone: r.str()?, margin_minutes: r.u32()?, max_runtime_minutes: r.u32()? })
+        }
+        _ => return Err(RecordError("check-in configuration flag")),
+    };
+    Ok(NewCheckIn { project_id, check_in_id, monitor_slug, status, duration, release, environment, config, timestamp: r.f64()?, received: r.f64()? })
 }
 
 const LEVELS: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Fatal];
@@ -463,6 +521,35 @@ mod tests {
     }
 
     #[test]
+    fn check_ins_round_trip() {
+        use store::IntervalUnit;
+        let check_in = |n: u8, status, config: Option<MonitorConfig>| NewCheckIn {
+            project_id: ProjectId(7),
+            check_in_id: EventId([n; 16]),
+            monitor_slug: format!("job-{n}"),
+            status,
+            duration: n.is_multiple_of(2).then_some(1.25),
+            release: Some("1.0".into()),
+            environment: None,
+            config,
+            timestamp: 1_700_000_000.5,
+            received: 1_700_000_001.0,
+        };
+        let crontab = MonitorConfig::new(Schedule::crontab("0 2 * * *").unwrap(), Some("Europe/Vienna"), Some(5), Some(20)).unwrap();
+        let interval = MonitorConfig::new(Schedule::interval(10, IntervalUnit::Hour).unwrap(), None, None, None).unwrap();
+        let check_ins = vec![
+            check_in(1, CheckInStatus::InProgress, Some(crontab)),
+            check_in(2, CheckInStatus::Ok, Some(interval)),
+            check_in(3, CheckInStatus::Error, None),
+        ];
+        let items = NewItems { check_ins, feedback: vec![feedback(1, None, None)], ..NewItems::default() };
+        let data = encode(&[], &[], &items);
+        assert_eq!(decode(&data).unwrap(), Spooled { items, ..Spooled::default() });
+        // Cut inside the check-ins' section, it is refused rather than guessed at.
+        assert!(decode(&data[..data.len() - 3]).is_err());
+    }
+
+    #[test]
     fn round_trips_every_field() {
         let events = vec![
             event(1, Some("django"), Some(12.5), Level::Error),
@@ -494,7 +581,7 @@ mod tests {
             crashed: 1,
         }];
         let logs = vec![log(1, Some("5f066c6f17bd443e963bc7df5800e0fc"), Some("Order {order_id} paid")), log(2, None, None)];
-        let items = NewItems { feedback, client_reports, sessions, session_counts, logs };
+        let items = NewItems { feedback, client_reports, sessions, session_counts, logs, ..NewItems::default() };
         let back = decode(&encode(&events, &counts, &items)).unwrap();
         assert_eq!(back, Spooled { events, counts, items });
         assert_eq!(decode(&encode(&[], &[], &NewItems::default())).unwrap(), Spooled::default());

@@ -58,6 +58,8 @@ pub enum Reason {
     /// close it. Sent only to the actions of plugins whose [`crate::Plugin::resolves`] is true,
     /// of rules that fired for the group.
     Resolved,
+    /// A cron monitor's run failed: missed, timed out or an error (the issue's title says which).
+    MonitorFailed,
     /// `sentry notify test`.
     Test,
     /// Someone (`by`, an email) assigned the issue to the recipient, or to `to`, a team of
@@ -76,6 +78,7 @@ impl Reason {
             Reason::Frequency { .. } => "frequency",
             Reason::Slow { .. } => "slow",
             Reason::Resolved => "resolved",
+            Reason::MonitorFailed => "monitor_failed",
             Reason::Test => "test",
             Reason::Assigned { .. } => "assigned",
             Reason::Mentioned { .. } => "mentioned",
@@ -94,6 +97,7 @@ impl Reason {
                 format!("Slow: p95 duration {p95_ms:.0} ms is above {threshold_ms:.0} ms")
             }
             Reason::Resolved => "Resolved".into(),
+            Reason::MonitorFailed => "A cron monitor failed".into(),
             Reason::Test => "Test message from `sentry notify test`".into(),
             Reason::Assigned { by, to } => format!("{by} assigned this issue to {to}."),
             Reason::Mentioned { by, text } => format!("{by} mentioned you in a comment:\n\n{text}"),

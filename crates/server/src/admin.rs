@@ -723,6 +723,64 @@ pub fn feedback(config: &Config, args: crate::cli::FeedbackArgs) -> Result<()> {
     Ok(())
 }
 
+/// `sentry monitors`: a project's cron monitors, each with its schedule, state and recent runs.
+pub fn monitors(config: &Config, args: crate::cli::MonitorsArgs) -> Result<()> {
+    let store = settled_store(config)?;
+    let p = project_by_slug(&store, &args.project)?;
+    let monitors = store.monitors(p.id)?;
+    let runs_limit = args.runs.min(1000);
+    let opt_time = |t: Option<f64>| t.map(rfc3339);
+    if args.json {
+        let mut out = Vec::new();
+        for m in &monitors {
+            let runs: Vec<Value> = store
+                .monitor_runs(m.id, runs_limit)?
+                .iter()
+                .map(|r| {
+                    json!({
+                        "status": r.status,
+                        "check_in_id": r.check_in_id,
+                        "started": rfc3339(r.started),
+                        "finished": opt_time(r.finished),
+                        "duration": r.duration,
+                        "release": r.release,
+                        "environment": r.environment,
+                    })
+                })
+                .collect();
+            out.push(json!({
+                "slug": m.slug,
+                "status": m.status,
+                "schedule": { "type": m.config.schedule.kind(), "value": m.config.schedule.value() },
+                "schedule_text": m.config.describe(),
+                "timezone": m.config.timezone,
+                "checkin_margin": m.config.margin_minutes,
+                "max_runtime": m.config.max_runtime_minutes,
+                "last_check_in": opt_time(m.last_check_in),
+                "next_expected": opt_time(m.next_expected),
+                "runs": runs,
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    if monitors.is_empty() {
+        println!("No cron monitors in \"{}\": a job's first check-in with a monitor_config creates one.", p.slug);
+        return Ok(());
+    }
+    for m in &monitors {
+        println!("{}  {}  {}", m.slug, m.status, m.config.describe());
+        let last = m.last_check_in.map_or("never".to_string(), rfc3339);
+        let next = m.next_expected.map_or("-".to_string(), rfc3339);
+        println!("    last check-in {last}, next expected {next}");
+        for r in store.monitor_runs(m.id, runs_limit)? {
+            let took = r.duration.map(|d| format!("  {d:.1} s")).unwrap_or_default();
+            println!("    {}  {}{took}", rfc3339(r.started), r.status);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

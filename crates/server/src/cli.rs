@@ -75,6 +75,8 @@ pub enum Command {
     Releases(ReleasesArgs),
     /// List a project's logs (what apps send with the SDK's logger), newest first.
     Logs(LogsArgs),
+    /// List a project's cron monitors (jobs that check in), with their recent runs.
+    Monitors(MonitorsArgs),
     /// Send one event to a running server, like an application would.
     Capture(CaptureArgs),
     /// Delete events older than the retention period, and issues not seen since (the server
@@ -459,6 +461,19 @@ pub struct LogsArgs {
     /// Show at most this many (up to 1000).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MonitorsArgs {
+    /// The project's slug (see `sentry project list`).
+    #[arg(long, value_name = "SLUG")]
+    pub project: String,
+    /// Show this many recent runs of each monitor.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -51,6 +51,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// `[retention]`: how long events are kept.
     pub retention: RetentionConfig,
+    /// `[monitors]`: how often cron monitors are checked for missed check-ins.
+    pub monitors: MonitorsConfig,
     /// `[projects.<slug>]`: per-project dashboard settings (see [`projects`]).
     pub projects: projects::ProjectsConfig,
     /// `[notify]`: how notifications are retried.
@@ -147,6 +149,13 @@ pub struct RetentionConfig {
     pub days: u32,
     /// Days logs are kept; 0 keeps them forever.
     pub logs_days: u32,
+}
+
+/// `[monitors]`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MonitorsConfig {
+    /// Seconds between two looks for missed check-ins, runs past their time and failures.
+    pub check_interval_secs: u64,
 }
 
 /// Declares a closed enum written as a lowercase string, with its names in declaration order.
@@ -381,6 +390,7 @@ impl Config {
                 per_project_per_minute: 0,
             },
             retention: RetentionConfig { days: 90, logs_days: 30 },
+            monitors: MonitorsConfig { check_interval_secs: 15 },
             notify: NotifyConfig {
                 retry_initial_seconds: 10,
                 retry_max_seconds: 900,

@@ -5,6 +5,7 @@
 mod admin;
 mod capture;
 mod cluster;
+mod monitors;
 pub mod cli;
 pub mod config;
 mod notify_cmd;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Feedback(args) => admin::feedback(&load(&path, explicit)?, args),
         Command::Releases(args) => admin::releases(&load(&path, explicit)?, args),
         Command::Logs(args) => admin::logs(&load(&path, explicit)?, args),
+        Command::Monitors(args) => admin::monitors(&load(&path, explicit)?, args),
         Command::Capture(args) => capture::capture(args),
         Command::Cleanup { days } => admin::cleanup(&load(&path, explicit)?, days),
         Command::Notify(cmd) => notify_cmd::run(&load(&path, explicit)?, cmd),

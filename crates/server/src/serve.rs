@@ -302,6 +302,11 @@ fn serve(config: Config, debug: bool) -> Result<()> {
         let links: Arc<dyn alerts::Links> = Arc::new(DashboardLinks(web::dashboard::Links::new(&config.public_url())));
         alerts::start(store.clone(), pipeline.subscribe(), config.alert_config(), links)
     };
+    // Cron monitors: missed check-ins, runs past their time, failures made issues.
+    let _monitors = {
+        let _guard = runtime.enter();
+        crate::monitors::start(store.clone(), pipeline.clone(), Duration::from_secs(config.monitors.check_interval_secs))
+    };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| {
             format!("cannot listen on {}: is another server using that port? Choose another with --bind", config.bind)

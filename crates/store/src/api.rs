@@ -66,28 +66,31 @@ pub struct NewItems {
     pub session_counts: Vec<crate::NewSessionCounts>,
     /// Structured logs (`log` items).
     pub logs: Vec<NewLog>,
+    /// Cron monitors' check-ins (`check_in` items).
+    pub check_ins: Vec<crate::NewCheckIn>,
 }
 
 impl NewItems {
     pub fn is_empty(&self) -> bool {
-        let NewItems { feedback, client_reports, sessions, session_counts, logs } = self;
-        feedback.is_empty() && client_reports.is_empty() && sessions.is_empty() && session_counts.is_empty() && logs.is_empty()
+        let NewItems { feedback, client_reports, sessions, session_counts, logs, check_ins } = self;
+        feedback.is_empty() && client_reports.is_empty() && sessions.is_empty() && session_counts.is_empty() && logs.is_empty() && check_ins.is_empty()
     }
 
     /// Moves every item of `other` into `self`.
     pub fn append(&mut self, other: &mut NewItems) {
-        let NewItems { feedback, client_reports, sessions, session_counts, logs } = other;
+        let NewItems { feedback, client_reports, sessions, session_counts, logs, check_ins } = other;
         self.feedback.append(feedback);
         self.client_reports.append(client_reports);
         self.sessions.append(sessions);
         self.session_counts.append(session_counts);
         self.logs.append(logs);
+        self.check_ins.append(check_ins);
     }
 
     /// How many rows these items write, for the writer's batch size.
     pub fn len(&self) -> usize {
-        let NewItems { feedback, client_reports, sessions, session_counts, logs } = self;
-        feedback.len() + client_reports.len() + sessions.len() + session_counts.len() + logs.len()
+        let NewItems { feedback, client_reports, sessions, session_counts, logs, check_ins } = self;
+        feedback.len() + client_reports.len() + sessions.len() + session_counts.len() + logs.len() + check_ins.len()
     }
 }
 
@@ -203,9 +206,9 @@ pub fn purge_deleted_projects(store: &dyn Store, rounds: Option<usize>) -> Resul
 }
 
 /// What a project keeps beside its issues (each table with a `project_id`), deleted with it.
-pub(crate) const PROJECT_DATA: [&str; 12] = [
+pub(crate) const PROJECT_DATA: [&str; 14] = [
     "project_minutes", "project_hours", "project_tags", "item_counts", "feedback", "client_reports", "release_projects", "notify_outbox", "ownership_rules",
-    "release_sessions", "release_session_counts", "logs",
+    "release_sessions", "release_session_counts", "logs", "monitor_runs", "monitors",
 ];
 
 /// Users, browser sessions and the one-time setup links. Tokens arrive hashed.
@@ -469,7 +472,26 @@ pub trait Logs: Send + Sync {
     fn delete_logs_before(&self, cutoff: f64) -> Result<u64>;
 }
 
-pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Health + Logs {
+/// Cron monitors and their runs (`crates/store/src/monitors.rs`): the writer stores check-ins
+/// with the batch; the scheduler asks what is overdue. Marking is one conditional update per
+/// monitor or run, so with several nodes each failure is recorded once.
+pub trait Monitors: Send + Sync {
+    /// A project's monitors, by slug.
+    fn monitors(&self, project: ProjectId) -> Result<Vec<crate::MonitorRow>>;
+    /// A monitor's runs, newest first.
+    fn monitor_runs(&self, monitor: i64, limit: usize) -> Result<Vec<crate::MonitorRunRow>>;
+    /// Every monitor whose next check-in plus its margin is before `now` gets a missed run
+    /// and its next expected time moved on. Returns how many were missed.
+    fn mark_missed(&self, now: f64) -> Result<usize>;
+    /// Every run in progress past its monitor's longest run at `now` times out. Returns how many.
+    fn mark_timeouts(&self, now: f64) -> Result<usize>;
+    /// Failed runs (error, missed, timeout) not yet [reported](Self::mark_reported), oldest first.
+    fn unreported_failures(&self, limit: usize) -> Result<Vec<crate::MonitorFailure>>;
+    /// Records that these runs' failures are stored as events.
+    fn mark_reported(&self, runs: &[i64]) -> Result<()>;
+}
+
+pub trait Store: Reads + Admin + Accounts + Orgs + Outbox + Maintenance + Feedback + Releases + Triage + Ownership + Health + Logs + Monitors {
     /// Starts this process's event writer; events are written only through it.
     fn start_writer(&self, batch_max: usize) -> Result<Arc<dyn EventSink>>;
     /// The spool every node shares, where the backend has one (PostgreSQL); `None` where each

@@ -58,6 +58,8 @@ pub const TABLES: &[&str] = &[
     "release_sessions",
     "release_session_counts",
     "logs",
+    "monitors",
+    "monitor_runs",
 ];
 
 /// What a source hands each chunk of a table to: the column names, and the rows.

@@ -10,6 +10,7 @@
 //!   A backend loads the groups' state, calls [`fold::fold`], and applies the plan.
 //! - `owners`: ownership rules (Sentry's syntax): parsed, checked and matched against an event.
 //! - `logs`: the values of structured logs: what is stored, and the query that reads them.
+//! - `monitors`: cron monitors' schedules (crontab in a time zone, or an interval), check-ins and runs.
 //! - `triage`: the values of working an issue: snoozes, a group's grouping hashes.
 //! - `histogram`: the duration buckets and their quantiles.
 //! - `batcher`: the writer thread every backend shares: batches of what callers queued, one
@@ -32,6 +33,7 @@ pub mod fold;
 pub mod health;
 pub mod histogram;
 mod model;
+mod monitors;
 mod orgs;
 pub mod owners;
 pub mod queue;
@@ -42,12 +44,13 @@ pub mod sqlite;
 mod triage;
 
 pub use checks::slugify;
-pub use api::{Accounts, Admin, EventSink, Feedback, Health, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
+pub use api::{Accounts, Admin, EventSink, Feedback, Health, Maintenance, Orgs, Outbox, Ownership, Reads, Releases, Store, Triage, Monitors, NewItems, WriteBatch, WriteTicket, off_thread, purge_deleted_projects};
 pub use feedback::{ClientReportSum, FeedbackRow, NewClientReport, NewFeedback};
 pub use api::Logs;
 pub use logs::{LOG_LEVELS, LogCursor, LogQuery, LogRow, MAX_LOG_PAGE, NewLog};
 pub use model::*;
 pub use health::{HealthDay, NewSession, NewSessionCounts, ReleaseHealth, SessionStatus};
+pub use monitors::*;
 pub use queue::{Queue, QueueClaim, QueueDepth, QueuedRecord};
 pub use orgs::*;
 pub use releases::*;

@@ -39,7 +39,8 @@ macro_rules! conformance {
                 a_deleted_project_is_gone_at_once_and_its_data_afterwards, a_deleted_user_leaves_no_trace_but_an_owner_stays,
                 ownership_rules_are_kept_and_assign_only_unassigned_issues,
                 sessions_merge_by_id_and_give_each_release_its_crash_free_rates,
-                logs_are_stored_once_filtered_paged_and_expire);
+                logs_are_stored_once_filtered_paged_and_expire,
+                monitors_record_runs_and_their_misses_and_timeouts_once);
         }
     };
     (@tests $($name:ident),*) => {
@@ -1436,4 +1437,90 @@ fn logs_are_stored_once_filtered_paged_and_expire(store: Arc<dyn Store>) {
     store.purge_deleted_projects(100).unwrap();
     assert!(store.logs(&all).unwrap().is_empty());
     assert_eq!(bodies(&LogQuery::new(other.id, 10)), ["Order 7 paid elsewhere"]);
+}
+
+fn monitors_record_runs_and_their_misses_and_timeouts_once(store: Arc<dyn Store>) {
+    use store::{CheckInStatus, IntervalUnit, MonitorConfig, MonitorFailureKind, NewCheckIn, Schedule};
+    let (p, _key) = store.create_project("Crons").unwrap();
+    let w = store.start_writer(100).unwrap();
+    let five = MonitorConfig::new(Schedule::interval(5, IntervalUnit::Minute).unwrap(), None, Some(2), Some(10)).unwrap();
+    let check_in = |id: u8, slug: &str, status: CheckInStatus, at: f64, config: Option<&MonitorConfig>| NewCheckIn {
+        project_id: p.id,
+        check_in_id: EventId([id; 16]),
+        monitor_slug: slug.into(),
+        status,
+        duration: None,
+        release: Some("1.0".into()),
+        environment: Some("production".into()),
+        config: config.cloned(),
+        timestamp: at,
+        received: at,
+    };
+    let write = |check_ins: Vec<NewCheckIn>| {
+        w.write_batch(store::WriteBatch { items: store::NewItems { check_ins, ..Default::default() }, ..store::WriteBatch::default() })
+            .unwrap()
+            .wait_blocking()
+            .unwrap()
+    };
+    let t0 = 1_800_000_000.0; // on a whole minute
+    // A run opened and closed, a failed run alone, a check-in of an unknown monitor without a
+    // configuration (nothing to attach it to), and a replay of the whole batch.
+    let batch = vec![
+        check_in(1, "nightly", CheckInStatus::InProgress, t0, Some(&five)),
+        check_in(1, "nightly", CheckInStatus::Ok, t0 + 30.0, None),
+        check_in(2, "nightly", CheckInStatus::Error, t0 + 60.0, Some(&five)),
+        check_in(3, "unknown", CheckInStatus::Ok, t0, None),
+    ];
+    write(batch.clone());
+    write(batch);
+    let monitors = store.monitors(p.id).unwrap();
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    let m = &monitors[0];
+    assert_eq!((m.slug.as_str(), m.status.as_str(), m.last_check_in), ("nightly", "error", Some(t0 + 60.0)));
+    assert_eq!(m.config, five);
+    assert_eq!(m.next_expected, Some(t0 + 60.0 + 300.0));
+    let runs = store.monitor_runs(m.id, 10).unwrap();
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["error", "ok"], "newest first, a replay changes nothing");
+    assert_eq!((runs[1].started, runs[1].duration), (t0, Some(30.0)), "closed by its check-in id, timed from its opening");
+    assert_eq!(runs[0].release.as_deref(), Some("1.0"));
+    assert_eq!(store.monitor_runs(m.id, 1).unwrap().len(), 1);
+
+    // The error is a failure to report, once.
+    let failures = store.unreported_failures(10).unwrap();
+    assert_eq!(failures.iter().map(|f| (f.slug.as_str(), f.kind)).collect::<Vec<_>>(), [("nightly", MonitorFailureKind::Error)]);
+    store.mark_reported(&[failures[0].run_id]).unwrap();
+    assert!(store.unreported_failures(10).unwrap().is_empty());
+
+    // Not yet missed within the margin; missed after it, once however often asked.
+    assert_eq!(store.mark_missed(t0 + 360.0 + 110.0).unwrap(), 0);
+    assert_eq!(store.mark_missed(t0 + 360.0 + 130.0).unwrap(), 1);
+    assert_eq!(store.mark_missed(t0 + 360.0 + 131.0).unwrap(), 0);
+    let m = store.monitors(p.id).unwrap().remove(0);
+    assert_eq!((m.status.as_str(), m.next_expected), ("missed", Some(t0 + 660.0)));
+    let failures = store.unreported_failures(10).unwrap();
+    assert_eq!(failures.iter().map(|f| (f.kind, f.at)).collect::<Vec<_>>(), [(MonitorFailureKind::Missed, t0 + 360.0)]);
+    store.mark_reported(&[failures[0].run_id]).unwrap();
+
+    // A run left in progress times out after the longest run (10 minutes), once.
+    write(vec![check_in(4, "nightly", CheckInStatus::InProgress, t0 + 600.0, None)]);
+    assert_eq!(store.mark_timeouts(t0 + 600.0 + 590.0).unwrap(), 0);
+    assert_eq!(store.mark_timeouts(t0 + 600.0 + 610.0).unwrap(), 1);
+    assert_eq!(store.mark_timeouts(t0 + 600.0 + 620.0).unwrap(), 0);
+    assert_eq!(store.monitors(p.id).unwrap()[0].status, "timeout");
+    // Its late ok leaves it timed out.
+    write(vec![check_in(4, "nightly", CheckInStatus::Ok, t0 + 1300.0, None)]);
+    let runs = store.monitor_runs(m.id, 10).unwrap();
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["timeout", "missed", "error", "ok"]);
+    assert_eq!(runs[0].duration, Some(600.0));
+    assert_eq!(store.unreported_failures(10).unwrap().iter().map(|f| f.kind).collect::<Vec<_>>(), [MonitorFailureKind::Timeout]);
+
+    // Retention: runs that started before the cutoff go, like events; the monitor stays.
+    store.cleanup(&store::Retention::all(t0 + 500.0), &mut |_| {}).unwrap();
+    let runs = store.monitor_runs(m.id, 10).unwrap();
+    assert_eq!(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["timeout"]);
+
+    // A deleted project's monitors go with its data.
+    store.delete_project(p.id).unwrap();
+    store::purge_deleted_projects(&*store, None).unwrap();
+    assert!(store.monitors(p.id).unwrap().is_empty());
 }

@@ -2,6 +2,7 @@
 //! each becomes what is stored. `process` calls them; each is bounded by construction and
 //! counts what it drops.
 
+pub mod check_ins;
 pub mod client_reports;
 mod container;
 pub mod feedback;

@@ -93,6 +93,11 @@ pub(super) const SECTIONS: &[Section] = &[
         help: "How long events are kept.",
     },
     Section {
+        name: "monitors",
+        help: "Cron monitors: jobs that check in (sentry_sdk.crons.monitor, Sentry.withMonitor) \
+               and become an issue when a check-in is missed, runs too long or fails.",
+    },
+    Section {
         name: "notify",
         help: "How notifications are retried. Every notification is written to disk before \
                it is sent, and retried until it is delivered or expires. Plugins are set up \
@@ -486,6 +491,20 @@ pub(super) const KEYS: &[Key] = &[
         help: "How many days logs are kept before they are deleted. 0 keeps them forever.",
         set: |c, v| c.retention.logs_days = v.number() as u32,
         get: |c| Parsed::Number(u64::from(c.retention.logs_days)),
+    },
+    Key {
+        section: "monitors",
+        name: "check_interval_secs",
+        kind: Kind::Number {
+            unit: "seconds",
+            min: 1,
+            max: 3600,
+        },
+        optional: false,
+        help: "Seconds between two looks for missed check-ins and runs past their longest time. \
+               A missed check-in is noticed within this long after its margin is over.",
+        set: |c, v| c.monitors.check_interval_secs = v.number(),
+        get: |c| Parsed::Number(c.monitors.check_interval_secs),
     },
     Key {
         section: "notify",

@@ -10,7 +10,7 @@
 //!
 //! [[rules]]
 //! project = "shop"
-//! when = "new_group"          # or "regression", "frequency" (count, minutes), "slow" (p95_ms)
+//! when = "new_group"          # or "regression", "frequency" (count, minutes), "slow" (p95_ms), "monitor_failed"
 //! level = "error"             # this level and above
 //! actions = ["email", { plugin = "webhook", url = "https://hooks.example.com/x", format = "slack" }]
 //! throttle_minutes = 60
@@ -37,7 +37,7 @@ pub struct AlertsConfig {
 
 /// The keys a rule may have.
 const RULE_KEYS: &[&str] = &["name", "project", "when", "count", "minutes", "p95_ms", "level", "tags", "actions", "throttle_minutes"];
-const WHEN: &[&str] = &["new_group", "regression", "frequency", "slow"];
+const WHEN: &[&str] = &["new_group", "regression", "frequency", "slow", "monitor_failed"];
 const LEVELS: &[&str] = &["debug", "info", "warning", "error", "fatal"];
 
 /// Where we are in the file, for messages.
@@ -208,6 +208,7 @@ fn rule(
     let when = match when_name {
         "new_group" => When::NewGroup,
         "regression" => When::Regression,
+        "monitor_failed" => When::MonitorFailed,
         "frequency" => {
             let count = whole(src, "count", get("count").ok_or_else(|| need("count", "fire when a group gets more than `count` events in `minutes` minutes"))?, 1)?;
             let minutes = whole(src, "minutes", get("minutes").ok_or_else(|| need("minutes", "the window of `count`, in minutes"))?, 1)?;
@@ -398,7 +399,11 @@ mod tests {
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\nactions = [\"email\"]\nthrotle_minutes = 5\n"), 12);
         assert!(m.contains("unknown key `throtle_minutes` in [[rules]]; valid keys are: name, project, when"), "{m}");
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"often\"\nactions = [\"email\"]\n"), 10);
-        assert!(m.ends_with("`when` = \"often\" is not valid; valid: new_group, regression, frequency, slow"), "{m}");
+        assert!(m.ends_with("`when` = \"often\" is not valid; valid: new_group, regression, frequency, slow, monitor_failed"), "{m}");
+        let crons = load(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"monitor_failed\"\nactions = [\"email\"]\n")).unwrap();
+        assert_eq!((crons.alerts.rules[0].name.as_str(), &crons.alerts.rules[0].when), ("shop-monitor_failed-1", &When::MonitorFailed));
+        let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"monitor_failed\"\ncount = 3\nactions = [\"email\"]\n"), 11);
+        assert!(m.contains("`count` is only for when = \"frequency\""), "{m}");
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"frequency\"\ncount = 10\nactions = [\"email\"]\n"), 8);
         assert!(m.contains("this rule needs `minutes`"), "{m}");
         let m = error(&format!("{EMAIL}\n[[rules]]\nproject = \"shop\"\nwhen = \"new_group\"\ncount = 10\nactions = [\"email\"]\n"), 11);

@@ -156,7 +156,7 @@ fn unknown_top_level_key_points_to_its_section() {
         format!(
             "{FILE}:2: unknown key `max_event_bytes` at the top of the file; valid keys there \
              are: bind, url, trusted_proxies, data_dir, log_level; the other keys go in the sections [store], \
-             [redis], [limits], [ingest], [rate_limits], [retention], [notify], [projects.<slug>], \
+             [redis], [limits], [ingest], [rate_limits], [retention], [monitors], [notify], [projects.<slug>], \
              [plugins.<name>], [[rules]] (`max_event_bytes` belongs in [limits])"
         )
     );
@@ -172,7 +172,7 @@ fn unknown_section_lists_the_valid_sections() {
         message,
         format!(
             "{FILE}:3: unknown section [limts]; valid sections are: [store], [redis], [limits], \
-             [ingest], [rate_limits], [retention], [notify], [projects.<slug>], \
+             [ingest], [rate_limits], [retention], [monitors], [notify], [projects.<slug>], \
              [plugins.<name>], [[rules]]"
         )
     );

@@ -162,7 +162,7 @@ fn rule(method: &str, path: &str) -> Option<(Rule, &'static [(&'static str, &'st
         ("POST", "/settings/password") => (Session, &[("password", "short")][..]),
         ("POST", "/settings/account/delete") => (Session, &[("current", "")][..]),
         ("GET", "/p/{slug}/releases/" | "/p/{slug}/releases/{version}/") => (Project { manage: false }, &[][..]),
-        ("GET", "/p/{slug}/" | "/p/{slug}/live" | "/p/{slug}/feedback/" | "/p/{slug}/logs/" | "/p/{slug}/issues/{id}/" | "/p/{slug}/issues/{id}/events/{event_id}/" | "/p/{slug}/issues/{id}/events/{event_id}/json") => {
+        ("GET", "/p/{slug}/" | "/p/{slug}/live" | "/p/{slug}/feedback/" | "/p/{slug}/logs/" | "/p/{slug}/monitors/" | "/p/{slug}/issues/{id}/" | "/p/{slug}/issues/{id}/events/{event_id}/" | "/p/{slug}/issues/{id}/events/{event_id}/json") => {
             (Project { manage: false }, &[][..])
         }
         ("POST", "/p/{slug}/issues/{id}/status") => (Project { manage: false }, &[("status", "")][..]),

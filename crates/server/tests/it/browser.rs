@@ -379,6 +379,11 @@ fn every_page_fits_a_400_px_phone() {
     assert_eq!(server.post(&format!("/api/{}/envelope/", project.id), &[("X-Sentry-Auth", &project.auth())], envelope.as_bytes()).status, 200);
     server.cli_ok(&["capture", "Query", "--dsn", &project.dsn, "--field", &format!("query=SELECT {long} FROM orders"), "--time-spent", "36"]);
     server.cli_ok(&["key", "create", "--project", "shop", "--label", &long]);
+    let nightly = json!({"schedule": {"type": "crontab", "value": "30 2 * * 1-5"}, "timezone": "America/Argentina/Buenos_Aires"});
+    crate::monitors::send_check_ins(&server, &project, &[
+        json!({"check_in_id": "0123456789abcdef0123456789abcdef", "monitor_slug": "nightly-backup-of-the-orders-database-to-s3", "status": "ok", "duration": 12.5, "monitor_config": nightly}),
+        json!({"check_in_id": "0123456789abcdef0123456789abcdee", "monitor_slug": "nightly-backup-of-the-orders-database-to-s3", "status": "error"}),
+    ]);
     let id = server.groups("shop").iter().find(|g| g["title"].as_str().unwrap_or("").starts_with("ValueError")).unwrap()["id"].as_u64().unwrap();
     // Release health: a release the SDKs name, with a long name.
     let sessions = format!(
@@ -408,6 +413,7 @@ fn every_page_fits_a_400_px_phone() {
         ("release", format!("/p/shop/releases/shop@{}/", "1".repeat(60))),
         ("feedback", "/p/shop/feedback/".into()),
         ("logs", "/p/shop/logs/".into()),
+        ("monitors", "/p/shop/monitors/".into()),
         ("settings", "/settings/".into()),
         ("org-settings", "/o/default/settings/".into()),
         ("project-settings", "/settings/projects/shop/".into()),
@@ -523,4 +529,39 @@ fn triage_in_the_browser_assign_comment_snooze_merge_unmerge_and_resolve_a_thous
     // The other search is untouched.
     let unresolved = server.groups_with("shop", &["--status", "unresolved", "--limit", "2000"]);
     assert_eq!(unresolved.iter().map(|g| g["title"].as_str().unwrap_or("")).filter(|t| !t.starts_with("disk full")).count(), 3, "{unresolved:?}");
+}
+
+#[test]
+fn monitors_page_shows_each_monitor_with_its_runs_and_issues() {
+    let server = Server::start_with_config("[monitors]\ncheck_interval_secs = 1\n");
+    let project = server.create_project("shop");
+    let hourly = json!({"schedule": {"type": "crontab", "value": "0 * * * *"}});
+    let id = |n: u32| format!("{n:032x}");
+    let mut check_ins: Vec<serde_json::Value> = (1..=6)
+        .map(|n| json!({"check_in_id": id(n), "monitor_slug": "hourly-report", "status": if n == 4 { "error" } else { "ok" }, "duration": n, "monitor_config": hourly}))
+        .collect();
+    check_ins.push(json!({"check_in_id": id(9), "monitor_slug": "import", "status": "in_progress",
+        "monitor_config": {"schedule": {"type": "interval", "value": 2, "unit": "hour"}}}));
+    crate::monitors::send_check_ins(&server, &project, &check_ins);
+    assert!(server.create_user(ADMIN_EMAIL, ADMIN_PASSWORD, true).status.success());
+    let b = Browser::start();
+    log_in(&b, &server);
+    b.click("#monitors-link");
+    b.wait_until("the monitors page", |b| b.current_url().ends_with("/p/shop/monitors/"));
+    assert_eq!(b.texts(".monitor h2"), ["hourly-report", "import"]);
+    assert_eq!(b.texts(".monitor-status"), ["ok", "waiting for its first run"], "the last run went well");
+    assert_eq!(b.texts("#monitor-hourly-report .run").len(), 6);
+    assert_eq!(b.texts("#monitor-hourly-report .run-error").len(), 1);
+    assert_eq!(b.texts("#monitor-import .run-in_progress").len(), 1);
+    assert!(b.text("#monitor-import .schedule").contains("every 2 hours"), "{}", b.text("#monitor-import .schedule"));
+    b.set_window_size(1280, 900);
+    assert!(is_png(&b.screenshot("monitors.png")));
+    b.set_window_size(400, 900);
+    assert!(is_png(&b.screenshot("monitors-phone.png")));
+    b.set_window_size(1280, 900);
+    // The failed run became an issue; the monitor's link finds it.
+    b.wait_until("the failure's issue", |_| !server.groups("shop").is_empty());
+    b.click("#monitor-hourly-report a[href*='monitor.slug']");
+    b.wait_until("the monitor's issues", |b| b.current_url().contains("/p/shop/?q="));
+    b.wait_until("the issue listed", |b| b.js("return document.body.innerText").as_str().is_some_and(|t| t.contains("Monitor failure: hourly-report (check-in failed)")));
 }

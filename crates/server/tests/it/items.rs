@@ -4,7 +4,7 @@
 use crate::harness::{Server, clean_command, python, run_ok};
 
 /// `python -c SCRIPT DSN` with a clean environment.
-fn python_script(script: &str, dsn: &str) {
+pub(crate) fn python_script(script: &str, dsn: &str) {
     let mut cmd = clean_command(python());
     cmd.arg("-c").arg(script).arg(dsn).env("PYTHONDONTWRITEBYTECODE", "1");
     run_ok(&mut cmd);
@@ -51,7 +51,7 @@ sentry_sdk.flush()
 }
 
 /// `node tests/js-client/scenarios.mjs SCENARIO DSN`: the real JavaScript SDK.
-fn node_client(scenario: &str, dsn: &str) {
+pub(crate) fn node_client(scenario: &str, dsn: &str) {
     let script = crate::harness::workspace_root().join("tests/js-client/scenarios.mjs");
     let mut cmd = clean_command("node");
     cmd.arg(script).args([scenario, dsn]);

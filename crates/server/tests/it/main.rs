@@ -19,6 +19,7 @@ mod health;
 mod housekeeping;
 mod items;
 mod logs;
+mod monitors;
 mod nodes;
 mod reliability;
 mod sso;

@@ -1,4 +1,4 @@
-//! Retention: events (and user feedback) received before their project's cutoff go — whole day
+//! Retention: events (and user feedback, cron monitors' runs) received before their project's cutoff go — whole day
 //! partitions dropped when every project's cutoff is past them, rows deleted inside the days
 //! that remain — then groups not seen since, with their tag counts, buckets, histograms and
 //! activity, in small transactions so that writers never wait long. The size cap drops the
@@ -85,7 +85,10 @@ pub(super) async fn cleanup(store: &PgStore, retention: &Retention, progress: &m
             (SELECT project_id, event_id FROM event_ids WHERE received < {CUTOFF} LIMIT $4)"
     );
     let by_id = |table: &str| format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE received < {CUTOFF} LIMIT $4)");
-    for sql in [id_sql, by_id("feedback"), by_id("release_sessions"), by_id("release_session_counts")] {
+    let runs_sql = format!(
+        "DELETE FROM monitor_runs WHERE id IN (SELECT id FROM monitor_runs WHERE started < {CUTOFF} AND status <> 'in_progress' LIMIT $4)"
+    );
+    for sql in [id_sql, by_id("feedback"), by_id("release_sessions"), by_id("release_session_counts"), runs_sql] {
         loop {
             let n = c.execute(&sql, &[&ids, &cuts, &other, &CHUNK]).await?;
             if (n as i64) < CHUNK {

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("schema_10_deleted_projects.sql")),
     (11, include_str!("schema_11_ownership.sql")),
     (12, include_str!("schema_12_logs.sql")),
+    (13, include_str!("schema_13_monitors.sql")),
     (14, include_str!("schema_14_queue.sql")),
     (15, include_str!("schema_15_sessions.sql")),
 ];

@@ -19,6 +19,7 @@ mod health;
 mod logs;
 mod import;
 mod migrate;
+mod monitors;
 mod orgs;
 mod outbox;
 mod owners;

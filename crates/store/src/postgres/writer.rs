@@ -120,6 +120,7 @@ async fn apply(
         super::feedback::write_client_reports(&tx, &items.client_reports).await?;
         super::health::write(&tx, &items.sessions, &items.session_counts).await?;
         super::logs::write(&tx, &items.logs).await?;
+        super::monitors::write(&tx, &items.check_ins).await?;
         super::queue::delete_claimed(&tx, &marks.claims).await?;
         for m in &marks.spools {
             tx.execute(

@@ -1,5 +1,5 @@
 //! Retention: deleting what is older than the configured number of days (per project where a
-//! project has its own) — events and user feedback, then groups not seen since, with their tag counts, buckets, histograms and activity. Deletes in small
+//! project has its own) — events, user feedback and cron monitors' runs, then groups not seen since, with their tag counts, buckets, histograms and activity. Deletes in small
 //! transactions so that ingest never waits long for the write lock. Also the schema version
 //! and the spools' applied marks.
 
@@ -53,6 +53,11 @@ impl SqliteStore {
                 }
             }
         }
+        // Cron monitors' runs that ended before the cutoff (an open run stays until it ends).
+        let runs_sql = format!(
+            "DELETE FROM monitor_runs WHERE id IN (SELECT id FROM monitor_runs WHERE started < {cut_events} AND status <> 'in_progress' LIMIT ?{chunk})"
+        );
+        while (conn.execute(&runs_sql, params_from_iter(values.iter()))? as i64) >= CHUNK {}
         // Minute buckets matter for the last hours only: those before every project's cutoff go.
         let minute = retention.common_cutoff().map(|c| (c / 60.0).floor() as i64);
         let groups_sql = format!("SELECT id, {cut_events} FROM groups WHERE last_seen < {cut_events} LIMIT ?{chunk}");

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("schema_17_deleted_projects.sql")),
     (18, include_str!("schema_18_ownership.sql")),
     (19, include_str!("schema_19_logs.sql")),
+    (20, include_str!("schema_20_monitors.sql")),
     (21, include_str!("schema_21_sessions.sql")),
 ];
 

@@ -12,6 +12,7 @@ mod cleanup;
 mod feedback;
 mod health;
 mod logs;
+mod monitors;
 mod migrate;
 mod orgs;
 mod outbox;

@@ -80,6 +80,7 @@ fn apply(
         super::feedback::write_client_reports(&tx, &items.client_reports)?;
         super::health::write(&tx, &items.sessions, &items.session_counts)?;
         super::logs::write(&tx, &items.logs)?;
+        super::monitors::write(&tx, &items.check_ins)?;
         write_marks(&tx, marks)?;
         payloads.after_batch(&tx)?;
         tx.commit()?;

@@ -27,6 +27,7 @@ mod charts;
 mod environments;
 mod event_view;
 mod feedback;
+mod monitors;
 pub mod filters;
 pub mod search;
 mod format;
@@ -133,6 +134,16 @@ pub mod paths {
         format!("{}feedback/", stream(slug))
     }
 
+    /// A project's cron monitors: `/p/{slug}/monitors/`.
+    pub fn monitors(slug: &str) -> String {
+        format!("{}monitors/", stream(slug))
+    }
+
+    /// The issues of one cron monitor: the stream, searched for its tag.
+    pub fn monitor_issues(slug: &str, monitor: &str) -> String {
+        format!("{}?q={}", stream(slug), url_encode(&format!("monitor.slug:{monitor}")))
+    }
+
     /// An organisation's settings: `/o/{org}/settings/`.
     pub fn org_settings(org: &str) -> String {
         format!("/o/{}/settings/", url_encode(org))
@@ -216,6 +227,7 @@ pub(crate) fn routes() -> crate::Routes {
         .get("/p/{slug}/live", live::project)
         .get("/p/{slug}/feedback/", feedback::page)
         .get("/p/{slug}/logs/", logs::page)
+        .get("/p/{slug}/monitors/", monitors::page)
         .get("/p/{slug}/issues/{id}/", pages::group)
         .post("/p/{slug}/issues/{id}/status", pages::set_status)
         .post("/p/{slug}/issues/{id}/ignore", triage::ignore)
